@@ -1,0 +1,84 @@
+//! The test harness of tunnelkit: real OpenSSH `sshd` processes on loopback (random ports,
+//! throwaway host keys, their own config), real targets (echo, speak-first like VNC,
+//! half-close), a fault proxy that can go silent without RST, and a real `ssh-agent`.
+//!
+//! Nothing here picks a fixed port or sleeps to wait for readiness: listeners bind port 0 and
+//! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
+
+mod agent;
+mod keys;
+mod proxy;
+mod sshd;
+mod targets;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use agent::SshAgent;
+pub use keys::KeyPair;
+pub use proxy::FaultProxy;
+pub use sshd::{Sshd, SshdOptions};
+pub use targets::{
+    refused_port, EchoServer, HalfCloseServer, RefusedPort, Server, SpeakFirstServer,
+};
+
+/// Finds an OpenSSH program; panics with the Debian package to install when it is missing.
+pub fn find_tool(name: &str) -> PathBuf {
+    let package = if name == "sshd" {
+        "openssh-server"
+    } else {
+        "openssh-client"
+    };
+    let mut dirs: Vec<PathBuf> = vec![
+        "/usr/sbin".into(),
+        "/usr/local/sbin".into(),
+        "/usr/bin".into(),
+    ];
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    dirs.iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} not found: install the {package} package (apt-get install {package})")
+        })
+}
+
+/// Polls `f` every few milliseconds until it is true; panics naming `what` after `deadline`.
+pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A temporary directory usable as HOME, with `.ssh/` (0700); removed on drop.
+pub struct TestDir(tempfile::TempDir);
+
+impl TestDir {
+    /// Creates it.
+    pub fn new() -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("temporary directory");
+        let ssh = d.path().join(".ssh");
+        std::fs::create_dir(&ssh).expect("create .ssh");
+        std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).expect("chmod .ssh");
+        TestDir(d)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}

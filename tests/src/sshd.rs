@@ -1,0 +1,261 @@
+//! A real OpenSSH `sshd` on loopback, run the way inetd runs it: the harness binds
+//! `127.0.0.1:0` itself (no port race) and starts `sshd -i` for each accepted connection, in its
+//! own process group so that [`Sshd::kill`] cuts every connection at once, like a host dying.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How sshd is configured.
+#[derive(Debug, Clone, Default)]
+pub struct SshdOptions {
+    /// Public key lines allowed to log in (as the user running the tests).
+    pub authorized_keys: Vec<String>,
+    /// More `sshd_config` lines, e.g. `Ciphers aes128-gcm@openssh.com`.
+    pub extra_config: Vec<String>,
+}
+
+struct Shared {
+    children: Mutex<Vec<Child>>,
+    connections: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// A running sshd. Dropping it kills every process and removes its files.
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Sshd {
+    /// Starts sshd on a fresh loopback port with a fresh ed25519 host key.
+    pub fn start(opts: SshdOptions) -> Sshd {
+        let sshd = crate::find_tool("sshd");
+        ensure_privsep_dir();
+        let dir = tempfile::tempdir().expect("sshd temp dir");
+        let d = dir.path();
+        new_host_key(d);
+        std::fs::write(
+            d.join("authorized_keys"),
+            opts.authorized_keys.join("\n") + "\n",
+        )
+        .expect("authorized_keys");
+        let mut config = vec![
+            format!("HostKey {}", d.join("host_key").display()),
+            format!("AuthorizedKeysFile {}", d.join("authorized_keys").display()),
+            "PidFile none".into(),
+            "StrictModes no".into(),
+            "UsePAM no".into(),
+            "PermitRootLogin yes".into(),
+            "PasswordAuthentication no".into(),
+            "KbdInteractiveAuthentication no".into(),
+            "AllowTcpForwarding yes".into(),
+            "ClientAliveInterval 0".into(),
+            "LogLevel DEBUG1".into(),
+            "MaxStartups 1000".into(),
+        ];
+        config.extend(opts.extra_config);
+        std::fs::write(d.join("sshd_config"), config.join("\n") + "\n").expect("sshd_config");
+        // Fail early, with sshd's own words, on a bad config.
+        let check = Command::new(&sshd)
+            .arg("-t")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .output()
+            .expect("run sshd -t");
+        assert!(
+            check.status.success(),
+            "sshd -t: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind sshd listener");
+        let addr = listener.local_addr().expect("sshd address");
+        let shared = Arc::new(Shared {
+            children: Mutex::new(Vec::new()),
+            connections: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let s = Sshd {
+            dir,
+            addr,
+            shared,
+            acceptor: Mutex::new(None),
+        };
+        s.accept_on(listener);
+        s
+    }
+
+    fn accept_on(&self, listener: TcpListener) {
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        let shared = self.shared.clone();
+        shared.stop.store(false, Ordering::SeqCst);
+        let sshd = crate::find_tool("sshd");
+        let config = self.dir.path().join("sshd_config");
+        let log = self.dir.path().join("sshd.log");
+        let handle = std::thread::spawn(move || {
+            while !shared.stop.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        let _ = sock.set_nonblocking(false);
+                        shared.connections.fetch_add(1, Ordering::SeqCst);
+                        if let Some(child) = spawn_inetd(&sshd, &config, &log, sock) {
+                            if let Ok(mut c) = shared.children.lock() {
+                                c.push(child);
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        if let Ok(mut a) = self.acceptor.lock() {
+            *a = Some(handle);
+        }
+    }
+
+    /// Stops the acceptor thread, which closes the listener.
+    fn stop_accepting(&self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        let handle = self.acceptor.lock().ok().and_then(|mut a| a.take());
+        if let Some(t) = handle {
+            let _ = t.join();
+        }
+    }
+
+    /// The listening address (127.0.0.1:port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// The host key as `type base64`.
+    pub fn host_key_line(&self) -> String {
+        let pub_line =
+            std::fs::read_to_string(self.dir.path().join("host_key.pub")).expect("host key");
+        pub_line
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// A known_hosts line for this server: `[127.0.0.1]:PORT type base64`.
+    pub fn known_hosts_line(&self) -> String {
+        format!("[127.0.0.1]:{} {}", self.port(), self.host_key_line())
+    }
+
+    /// TCP connections accepted so far (each is one SSH transport).
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// sshd's log, to print when a test fails.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
+    /// Stops accepting (new connections are refused) and kills every sshd process at once,
+    /// so clients see their transport die.
+    pub fn kill(&self) {
+        self.stop_accepting();
+        if let Ok(mut children) = self.shared.children.lock() {
+            for c in children.iter_mut() {
+                kill_group(c);
+            }
+            children.clear();
+        }
+    }
+
+    /// Accepts again on the same port, with the same (or a replaced) host key.
+    pub fn restart(&self) {
+        self.stop_accepting();
+        let mut listener = None;
+        crate::wait_until(Duration::from_secs(10), "sshd port free again", || {
+            listener = TcpListener::bind(self.addr).ok();
+            listener.is_some()
+        });
+        if let Some(l) = listener {
+            self.accept_on(l);
+        }
+    }
+
+    /// Replaces the host key (new connections present the new key): a host key change.
+    pub fn replace_host_key(&self) {
+        let d = self.dir.path();
+        let _ = std::fs::remove_file(d.join("host_key"));
+        let _ = std::fs::remove_file(d.join("host_key.pub"));
+        new_host_key(d);
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn new_host_key(dir: &Path) {
+    let out = Command::new(crate::find_tool("ssh-keygen"))
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "test-host", "-f"])
+        .arg(dir.join("host_key"))
+        .output()
+        .expect("run ssh-keygen");
+    assert!(
+        out.status.success(),
+        "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Debian's sshd refuses to start without its privilege separation directory.
+fn ensure_privsep_dir() {
+    let d = Path::new("/run/sshd");
+    if !d.exists() {
+        let _ = std::fs::create_dir_all(d);
+    }
+}
+
+fn spawn_inetd(sshd: &Path, config: &Path, log: &Path, sock: std::net::TcpStream) -> Option<Child> {
+    use std::os::unix::process::CommandExt;
+    let out = sock.try_clone().ok()?;
+    let err = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .ok()?;
+    Command::new(sshd)
+        .arg("-i")
+        .arg("-e")
+        .arg("-f")
+        .arg(config)
+        .stdin(Stdio::from(std::os::fd::OwnedFd::from(sock)))
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(out)))
+        .stderr(Stdio::from(err))
+        .process_group(0)
+        .spawn()
+        .ok()
+}
+
+fn kill_group(c: &mut Child) {
+    let pgid = c.id().to_string();
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .status();
+    let _ = c.kill();
+    let _ = c.wait();
+}

@@ -1,0 +1,146 @@
+//! Targets behind the bastion: echo, a server that speaks first (as VNC does), a half-close
+//! checker, and a port that refuses connections. Each binds 127.0.0.1:0 and stops on drop.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A server task that counts its connections and is aborted on drop.
+pub struct Server {
+    addr: SocketAddr,
+    connections: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    async fn start<F, Fut>(handler: F) -> Server
+    where
+        F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+        let addr = listener.local_addr().expect("target address");
+        let connections = Arc::new(AtomicUsize::new(0));
+        let count = connections.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let _ = s.set_nodelay(true);
+                tokio::spawn(handler(s));
+            }
+        });
+        Server {
+            addr,
+            connections,
+            task,
+        }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn echo_loop(mut s: TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if s.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = s.shutdown().await;
+}
+
+/// Echoes everything back; on EOF, closes its side after echoing.
+pub struct EchoServer;
+
+impl EchoServer {
+    /// Starts it.
+    #[allow(clippy::new_ret_no_self)]
+    pub async fn start() -> Server {
+        Server::start(echo_loop).await
+    }
+}
+
+/// Sends a greeting first (like a VNC server's `RFB 003.008\n`), then echoes.
+pub struct SpeakFirstServer;
+
+impl SpeakFirstServer {
+    /// Starts it with `greeting`.
+    pub async fn start(greeting: &'static [u8]) -> Server {
+        Server::start(move |mut s: TcpStream| async move {
+            if s.write_all(greeting).await.is_ok() {
+                echo_loop(s).await;
+            }
+        })
+        .await
+    }
+}
+
+/// Reads until EOF, then answers `got N bytes sha256=HEX` and closes: proves that the client's
+/// EOF arrived while the other direction stayed open.
+pub struct HalfCloseServer;
+
+impl HalfCloseServer {
+    /// Starts it.
+    pub async fn start() -> Server {
+        Server::start(|mut s: TcpStream| async move {
+            let mut all = Vec::new();
+            if s.read_to_end(&mut all).await.is_ok() {
+                let answer = format!("got {} bytes sha256={:x}", all.len(), Sha256::digest(&all));
+                let _ = s.write_all(answer.as_bytes()).await;
+                let _ = s.shutdown().await;
+            }
+        })
+        .await
+    }
+}
+
+/// A loopback port that refuses connections: bound, never listening, held until dropped.
+pub struct RefusedPort {
+    _socket: socket2::Socket,
+    addr: SocketAddr,
+}
+
+impl RefusedPort {
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Reserves a port where connections are refused.
+pub fn refused_port() -> RefusedPort {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("address");
+    s.bind(&any.into()).expect("bind");
+    let addr = s
+        .local_addr()
+        .expect("address")
+        .as_socket()
+        .expect("inet address");
+    RefusedPort { _socket: s, addr }
+}

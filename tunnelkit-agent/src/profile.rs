@@ -1,0 +1,384 @@
+//! Profiles: one TOML file per tunnel, named by its file stem. [`parse`] turns the raw TOML
+//! ([`RawProfile`], `deny_unknown_fields`) into a validated [`Profile`] holding a
+//! [`TunnelConfig`]; every mistake is a [`ProfileError`] with the file, line and column and what
+//! was expected. Secrets never belong in a profile: passwords and passphrases live in the
+//! keyring (`tunnelkit secret set ...`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+use tunnelkit_core::spec;
+use tunnelkit_core::{defaults, Failback, Forward, Hop, Route, SshOptions, Target, TunnelConfig};
+
+/// A profile file that could not be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ProfileError {
+    /// The profile file.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What was wrong and what was expected.
+    pub message: String,
+}
+
+/// The file as written (`deny_unknown_fields`: a misspelt key is an error, not ignored).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfile {
+    /// Free text shown in `tunnelkit status`.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Start when the agent starts.
+    #[serde(default)]
+    pub autostart: bool,
+    /// Seconds, or "never".
+    #[serde(default)]
+    pub failback: Option<Spanned<toml::Value>>,
+    /// Seconds a new connection waits for a route.
+    #[serde(default)]
+    pub route_wait: Option<Spanned<u64>>,
+    /// OpenSSH options applied to every hop, as with `-o`.
+    #[serde(default)]
+    pub ssh: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    /// Local forwards.
+    #[serde(default)]
+    pub forward: Vec<RawForward>,
+    /// Routes: the first is the primary, then DR routes in order.
+    #[serde(default)]
+    pub route: Vec<RawRoute>,
+}
+
+/// One `[[forward]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForward {
+    /// `port`, `host:port` or `[v6]:port`; a bare port means 127.0.0.1.
+    pub local: Spanned<toml::Value>,
+    /// `host:port` as the route's last hop resolves it.
+    pub remote: Spanned<String>,
+    /// Per-route targets: `route name = "host:port"`.
+    #[serde(default)]
+    pub remote_by_route: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Concurrent connections at most.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u64>>,
+}
+
+/// One `[[route]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Shown in status and events.
+    pub name: Spanned<String>,
+    /// `[user@]host[:port]`, jump hosts first, the destination last.
+    pub hops: Spanned<Vec<Spanned<String>>>,
+}
+
+/// A validated profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    /// The file stem.
+    pub name: String,
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Free text.
+    pub description: String,
+    /// Start when the agent starts.
+    pub autostart: bool,
+    /// The tunnel.
+    pub config: TunnelConfig,
+}
+
+/// Reads and parses a profile file.
+pub fn load(file: &Path, local_user: &str) -> Result<Profile, ProfileError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ProfileError {
+        file: file.to_path_buf(),
+        line: 1,
+        column: 1,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(file, &text, local_user)
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, span: std::ops::Range<usize>, message: impl Into<String>) -> ProfileError {
+        let (line, column) = line_col(self.text, span.start);
+        ProfileError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, column)
+}
+
+fn value_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Boolean(b) => Some(if *b { "yes" } else { "no" }.to_string()),
+        toml::Value::Array(a) => {
+            let parts: Option<Vec<String>> = a.iter().map(value_text).collect();
+            parts.map(|p| p.join(" "))
+        }
+        _ => None,
+    }
+}
+
+/// Parses profile text. `file` names the profile (its stem) and appears in errors.
+pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, ProfileError> {
+    let cx = Ctx { file, text };
+    let raw: RawProfile = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        cx.err(span, e.message().trim().to_string())
+    })?;
+    let name = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| cx.err(0..0, "the file name is not valid UTF-8"))?
+        .to_string();
+
+    let mut options = SshOptions::default();
+    for (k, v) in &raw.ssh {
+        let text = value_text(v.get_ref()).ok_or_else(|| {
+            cx.err(
+                v.span(),
+                format!("{}: expected a string, number or yes/no", k.get_ref()),
+            )
+        })?;
+        options
+            .apply(k.get_ref(), &text)
+            .map_err(|e| cx.err(k.span(), format!("[ssh] {e}")))?;
+    }
+    if options.user.is_some() || options.port.is_some() || options.proxy_jump.is_some() {
+        let span = raw.ssh.keys().next().map(|k| k.span()).unwrap_or(0..0);
+        return Err(cx.err(
+            span,
+            "[ssh] User, Port and ProxyJump belong in each route's hops ([user@]host[:port])",
+        ));
+    }
+    let hop_options = Arc::new(options.hop_options(false));
+
+    if raw.route.is_empty() {
+        return Err(cx.err(
+            0..0,
+            "no [[route]]: a profile needs at least one route (the primary)",
+        ));
+    }
+    let mut routes = Vec::new();
+    for r in &raw.route {
+        if r.hops.get_ref().is_empty() {
+            return Err(cx.err(
+                r.hops.span(),
+                "hops is empty: expected [\"[user@]host[:port]\", ...]",
+            ));
+        }
+        let mut hops = Vec::new();
+        for h in r.hops.get_ref() {
+            let s = spec::parse_hop(h.get_ref()).map_err(|e| cx.err(h.span(), e.to_string()))?;
+            hops.push(Hop::new(
+                s.user.unwrap_or_else(|| local_user.to_string()),
+                s.host,
+                s.port.unwrap_or(defaults::SSH_PORT),
+                hop_options.clone(),
+            ));
+        }
+        if routes.iter().any(|x: &Route| &x.name == r.name.get_ref()) {
+            return Err(cx.err(
+                r.name.span(),
+                format!("a second route named {}", r.name.get_ref()),
+            ));
+        }
+        routes.push(Route {
+            name: r.name.get_ref().clone(),
+            hops,
+        });
+    }
+
+    if raw.forward.is_empty() {
+        return Err(cx.err(0..0, "no [[forward]]: a profile needs at least one forward"));
+    }
+    let mut forwards = Vec::new();
+    for f in &raw.forward {
+        let local_text = match f.local.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(i) => i.to_string(),
+            _ => return Err(cx.err(f.local.span(), "local: expected a port or \"host:port\"")),
+        };
+        let (bind, port) =
+            spec::parse_listen(&local_text).map_err(|e| cx.err(f.local.span(), e.to_string()))?;
+        let (host, rport) = spec::parse_target(f.remote.get_ref())
+            .map_err(|e| cx.err(f.remote.span(), e.to_string()))?;
+        let mut route_targets = Vec::new();
+        for (route, t) in &f.remote_by_route {
+            if !routes.iter().any(|r| &r.name == route.get_ref()) {
+                return Err(cx.err(
+                    route.span(),
+                    format!("remote_by_route: no route named {}", route.get_ref()),
+                ));
+            }
+            let (h, p) =
+                spec::parse_target(t.get_ref()).map_err(|e| cx.err(t.span(), e.to_string()))?;
+            route_targets.push((route.get_ref().clone(), Target { host: h, port: p }));
+        }
+        let max_connections = match &f.max_connections {
+            None => defaults::MAX_CONNECTIONS_PER_FORWARD,
+            Some(m) if *m.get_ref() == 0 => {
+                return Err(cx.err(m.span(), "max_connections: expected at least 1"))
+            }
+            Some(m) => usize::try_from(*m.get_ref()).unwrap_or(usize::MAX),
+        };
+        forwards.push(Forward {
+            bind_host: bind.unwrap_or_else(|| "127.0.0.1".into()),
+            bind_port: port,
+            target: Target { host, port: rport },
+            route_targets,
+            max_connections,
+        });
+    }
+
+    let mut config = TunnelConfig::new(routes, forwards);
+    config.give_up_after_rounds = None;
+    if let Some(fb) = &raw.failback {
+        config.failback = match fb.get_ref() {
+            toml::Value::Integer(n) if *n >= 0 => Failback::After(Duration::from_secs(*n as u64)),
+            toml::Value::String(s) if s == "never" => Failback::Never,
+            _ => {
+                return Err(cx.err(
+                    fb.span(),
+                    "failback: expected a number of seconds or \"never\"",
+                ))
+            }
+        };
+    }
+    if let Some(w) = &raw.route_wait {
+        config.route_wait = Duration::from_secs(*w.get_ref());
+    }
+    config.validate().map_err(|e| cx.err(0..0, e.to_string()))?;
+    Ok(Profile {
+        name,
+        file: file.to_path_buf(),
+        description: raw.description.unwrap_or_default(),
+        autostart: raw.autostart,
+        config,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+description = "RDP to the finance app server; DR via the Frankfurt site"
+autostart = true
+failback = 60
+
+[ssh]
+IdentityFile = "~/.ssh/id_ed25519"
+ServerAliveInterval = 5
+
+[[forward]]
+local = "127.0.0.1:13389"
+remote = "app.internal:3389"
+remote_by_route = { dr-frankfurt = "app.fra.internal:3389" }
+
+[[forward]]
+local = 5901
+remote = "vnc.internal:5901"
+
+[[route]]
+name = "primary"
+hops = ["ops@gw.example.com", "admin@bastion.prod.example.com:2222"]
+
+[[route]]
+name = "dr-frankfurt"
+hops = ["admin@bastion.fra.example.com"]
+"#;
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let p = parse(Path::new("/p/finance-rdp.toml"), GOOD, "me").unwrap();
+        assert_eq!(p.name, "finance-rdp");
+        assert!(p.autostart);
+        let c = &p.config;
+        assert_eq!(
+            c.routes[0].hops[1].label(),
+            "admin@bastion.prod.example.com:2222"
+        );
+        assert_eq!(c.routes[1].hops[0].user, "admin");
+        assert_eq!(c.forwards[1].bind_label(), "127.0.0.1:5901");
+        assert_eq!(
+            c.forwards[0].target_for("dr-frankfurt").host,
+            "app.fra.internal"
+        );
+        assert_eq!(c.forwards[0].target_for("primary").host, "app.internal");
+        assert_eq!(c.failback, Failback::After(Duration::from_secs(60)));
+        assert_eq!(
+            c.routes[0].hops[0].options.server_alive_interval,
+            Duration::from_secs(5)
+        );
+    }
+
+    fn err(text: &str) -> ProfileError {
+        parse(Path::new("/p/x.toml"), text, "me").unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_line_column() {
+        let e = err("autostart = true\nbogus = 1\n");
+        assert_eq!((e.line, e.column), (2, 1), "{e}");
+        assert!(e.to_string().starts_with("/p/x.toml:2:1: "), "{e}");
+        assert!(e.message.contains("bogus"), "{e}");
+
+        let e = err("autostart = \"yes\"\n");
+        assert_eq!(e.line, 1, "{e}");
+
+        let bad_hop = GOOD.replace("admin@bastion.fra.example.com", "admin@bastion:99999");
+        let e = err(&bad_hop);
+        let line = bad_hop.lines().position(|l| l.contains("99999")).unwrap() + 1;
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains("invalid hop"), "{e}");
+
+        let bad_fwd = GOOD.replace("app.internal:3389\"", "app.internal\"");
+        let e = err(&bad_fwd);
+        assert!(e.message.contains("expected host:port"), "{e}");
+
+        let e = err(&GOOD.replace("ServerAliveInterval = 5", "Password = \"x\""));
+        assert!(e.message.contains("unknown option `Password`"), "{e}");
+
+        let e = err(&GOOD.replace(
+            "remote_by_route = { dr-frankfurt",
+            "remote_by_route = { nowhere",
+        ));
+        assert!(e.message.contains("no route named nowhere"), "{e}");
+
+        let e = err(&GOOD.replace("failback = 60", "failback = \"soon\""));
+        assert!(e.message.contains("\"never\""), "{e}");
+        assert_eq!(e.line, 4);
+    }
+}

@@ -1,0 +1,4 @@
+//! One module per thing the binary does.
+
+pub mod connect;
+pub mod demo;

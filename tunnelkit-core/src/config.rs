@@ -1,0 +1,383 @@
+//! The validated configuration every face produces: [`TunnelConfig`] holds routes of [`Hop`]s in
+//! priority order and the [`Forward`]s they carry. Nothing here knows whether a value came from a
+//! flag, ssh_config or a profile; the runtime never has to unwrap an option.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Named deadlines and defaults, in one place.
+pub mod defaults {
+    use std::time::Duration;
+    /// `ConnectTimeout` when none is given: TCP connect, handshake, auth and channel open.
+    pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+    /// `ServerAliveInterval`: how often an idle session is probed.
+    pub const SERVER_ALIVE_INTERVAL: Duration = Duration::from_secs(5);
+    /// `ServerAliveCountMax`: unanswered probes before a session is declared dead.
+    pub const SERVER_ALIVE_COUNT_MAX: u32 = 3;
+    /// How long a new local connection waits for a route to come up before it is closed.
+    pub const ROUTE_WAIT: Duration = Duration::from_secs(10);
+    /// Failback hold time: the primary must be healthy this long before traffic returns.
+    pub const FAILBACK: Duration = Duration::from_secs(60);
+    /// How often a higher-priority route is probed while a lower one carries traffic.
+    pub const FAILBACK_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+    /// First delay of the reconnect backoff once every route has failed.
+    pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
+    /// Cap of the reconnect backoff.
+    pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
+    /// A session up this long resets the backoff.
+    pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
+    /// Concurrent connections per forward; more wait in the listen backlog.
+    pub const MAX_CONNECTIONS_PER_FORWARD: usize = 4096;
+    /// Bytes the copy loop moves per read, each way, per connection.
+    pub const COPY_BUFFER: usize = 64 * 1024;
+    /// Default SSH port.
+    pub const SSH_PORT: u16 = 22;
+}
+
+/// `StrictHostKeyChecking`: what to do with a host whose key is not in known_hosts.
+/// A *changed* key is refused under every setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StrictHostKeyChecking {
+    /// Refuse unknown hosts (the default when no person can be asked).
+    #[default]
+    Yes,
+    /// Ask the person (fingerprint shown); refuse when nobody can be asked.
+    Ask,
+    /// Learn unknown hosts (written hashed when `HashKnownHosts`), refuse changed ones.
+    AcceptNew,
+    /// Accept unknown hosts without writing them; changed keys are still refused.
+    No,
+}
+
+/// How host keys are checked for one hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostKeyPolicy {
+    /// Policy for unknown hosts.
+    pub strict: StrictHostKeyChecking,
+    /// User known_hosts files, searched in order; new keys are written to the first.
+    pub user_files: Vec<PathBuf>,
+    /// System known_hosts files, read only.
+    pub global_files: Vec<PathBuf>,
+    /// Write learned keys hashed (`|1|salt|hash`), as `HashKnownHosts yes`.
+    pub hash_new_entries: bool,
+}
+
+impl Default for HostKeyPolicy {
+    fn default() -> Self {
+        let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+        HostKeyPolicy {
+            strict: StrictHostKeyChecking::Yes,
+            user_files: vec![
+                home.join(".ssh/known_hosts"),
+                home.join(".ssh/known_hosts2"),
+            ],
+            global_files: vec![
+                PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                PathBuf::from("/etc/ssh/ssh_known_hosts2"),
+            ],
+            hash_new_entries: true,
+        }
+    }
+}
+
+/// How a hop authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthOptions {
+    /// Identity files to try (after the agent), in order. Empty means OpenSSH's defaults.
+    pub identity_files: Vec<PathBuf>,
+    /// Only use the identity files given (agent keys only when they match one of them).
+    pub identities_only: bool,
+    /// The agent socket: `None` disables the agent; default is `$SSH_AUTH_SOCK`.
+    pub agent_socket: Option<PathBuf>,
+    /// Never ask a person for anything (`BatchMode yes`).
+    pub batch_mode: bool,
+    /// Try password authentication.
+    pub password: bool,
+    /// Try keyboard-interactive authentication.
+    pub keyboard_interactive: bool,
+}
+
+impl Default for AuthOptions {
+    fn default() -> Self {
+        AuthOptions {
+            identity_files: Vec::new(),
+            identities_only: false,
+            agent_socket: std::env::var_os("SSH_AUTH_SOCK")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
+            batch_mode: false,
+            password: true,
+            keyboard_interactive: true,
+        }
+    }
+}
+
+impl AuthOptions {
+    /// The identity files that will be tried: the configured ones, or OpenSSH's defaults.
+    pub fn effective_identity_files(&self) -> Vec<PathBuf> {
+        if !self.identity_files.is_empty() {
+            return self.identity_files.clone();
+        }
+        let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+        [
+            "id_rsa",
+            "id_ecdsa",
+            "id_ecdsa_sk",
+            "id_ed25519",
+            "id_ed25519_sk",
+        ]
+        .iter()
+        .map(|n| home.join(".ssh").join(n))
+        .collect()
+    }
+}
+
+/// The options of one hop, as OpenSSH would apply them to that host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopOptions {
+    /// Authentication.
+    pub auth: AuthOptions,
+    /// Host key checking.
+    pub host_keys: HostKeyPolicy,
+    /// Deadline for each of TCP connect, handshake, auth and channel open.
+    pub connect_timeout: Duration,
+    /// Keepalive probe interval; zero disables probes (not recommended).
+    pub server_alive_interval: Duration,
+    /// Unanswered probes before the session is declared dead.
+    pub server_alive_count_max: u32,
+    /// Preferred ciphers, OpenSSH names, most preferred first; empty keeps russh's order.
+    pub ciphers: Vec<String>,
+}
+
+impl Default for HopOptions {
+    fn default() -> Self {
+        HopOptions {
+            auth: AuthOptions::default(),
+            host_keys: HostKeyPolicy::default(),
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            server_alive_interval: defaults::SERVER_ALIVE_INTERVAL,
+            server_alive_count_max: defaults::SERVER_ALIVE_COUNT_MAX,
+            ciphers: Vec::new(),
+        }
+    }
+}
+
+/// One SSH server on a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    /// The address to connect to (ssh_config's `HostName`, or the name typed).
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// The login name.
+    pub user: String,
+    /// `HostKeyAlias`: looked up in known_hosts verbatim instead of `host` / `[host]:port`.
+    pub host_key_alias: Option<String>,
+    /// Options for this hop.
+    pub options: Arc<HopOptions>,
+}
+
+impl Hop {
+    /// A hop with the given options and no host key alias.
+    pub fn new(
+        user: impl Into<String>,
+        host: impl Into<String>,
+        port: u16,
+        options: Arc<HopOptions>,
+    ) -> Self {
+        Hop {
+            host_key_alias: None,
+            host: host.into(),
+            port,
+            user: user.into(),
+            options,
+        }
+    }
+
+    /// `user@host:port`, for messages.
+    pub fn label(&self) -> String {
+        format!(
+            "{}@{}:{}",
+            self.user,
+            crate::spec::bracket(&self.host),
+            self.port
+        )
+    }
+}
+
+/// A named chain of hops; forwards exit at the last one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Name used in events and status (`primary`, `dr`, `dr-frankfurt`, ...).
+    pub name: String,
+    /// Jump hosts first, the destination last. Never empty.
+    pub hops: Vec<Hop>,
+}
+
+/// Where a forward's connections go: `host:port` as the route's last hop resolves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Host name or address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", crate::spec::bracket(&self.host), self.port)
+    }
+}
+
+/// A local port forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// Local address to listen on, e.g. `127.0.0.1`.
+    pub bind_host: String,
+    /// Local port; 0 picks a free one.
+    pub bind_port: u16,
+    /// The target on every route without an override.
+    pub target: Target,
+    /// Per-route targets: `(route name, target)`.
+    pub route_targets: Vec<(String, Target)>,
+    /// Concurrent connections at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Forward {
+    /// A forward from a parsed `-L` spec, bound to loopback unless the spec names an address.
+    pub fn from_spec(spec: &crate::spec::ForwardSpec) -> Self {
+        Forward {
+            bind_host: spec
+                .bind_host
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".to_string()),
+            bind_port: spec.bind_port,
+            target: Target {
+                host: spec.remote_host.clone(),
+                port: spec.remote_port,
+            },
+            route_targets: Vec::new(),
+            max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
+        }
+    }
+
+    /// The target used when the given route carries the connection.
+    pub fn target_for(&self, route: &str) -> &Target {
+        self.route_targets
+            .iter()
+            .find(|(r, _)| r == route)
+            .map(|(_, t)| t)
+            .unwrap_or(&self.target)
+    }
+
+    /// `bind_host:bind_port`, for messages.
+    pub fn bind_label(&self) -> String {
+        format!(
+            "{}:{}",
+            crate::spec::bracket(&self.bind_host),
+            self.bind_port
+        )
+    }
+}
+
+/// When traffic returns to a higher-priority route after a failover.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failback {
+    /// Once the route has been healthy for this long.
+    After(Duration),
+    /// Stay on the route in use until it fails.
+    Never,
+}
+
+/// Reconnect backoff, used only once every route has failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// First delay.
+    pub min: Duration,
+    /// Cap.
+    pub max: Duration,
+    /// A session up this long resets the backoff.
+    pub reset_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: defaults::BACKOFF_MIN,
+            max: defaults::BACKOFF_MAX,
+            reset_after: defaults::BACKOFF_RESET_AFTER,
+        }
+    }
+}
+
+/// A whole tunnel: routes in priority order and the forwards they carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TunnelConfig {
+    /// The primary route first, then DR routes. Never empty.
+    pub routes: Vec<Route>,
+    /// Local forwards.
+    pub forwards: Vec<Forward>,
+    /// Failback policy.
+    pub failback: Failback,
+    /// How often higher-priority routes are probed while on a DR route.
+    pub failback_probe_interval: Duration,
+    /// How long a new connection waits for a route before it is closed.
+    pub route_wait: Duration,
+    /// Reconnect backoff.
+    pub backoff: Backoff,
+    /// Give up (the tunnel ends with an error) when no route has come up after this many
+    /// rounds over all routes. `None` retries forever (what the agent does).
+    pub give_up_after_rounds: Option<u32>,
+}
+
+impl TunnelConfig {
+    /// A tunnel with the given routes and forwards and default timings.
+    pub fn new(routes: Vec<Route>, forwards: Vec<Forward>) -> Self {
+        TunnelConfig {
+            routes,
+            forwards,
+            failback: Failback::After(defaults::FAILBACK),
+            failback_probe_interval: defaults::FAILBACK_PROBE_INTERVAL,
+            route_wait: defaults::ROUTE_WAIT,
+            backoff: Backoff::default(),
+            give_up_after_rounds: None,
+        }
+    }
+
+    /// Checks the invariants the runtime relies on.
+    pub fn validate(&self) -> crate::Result<()> {
+        use crate::Error::Config;
+        if self.routes.is_empty() {
+            return Err(Config("a tunnel needs at least one route".into()));
+        }
+        for r in &self.routes {
+            if r.hops.is_empty() {
+                return Err(Config(format!("route {} has no hops", r.name)));
+            }
+        }
+        for (i, a) in self.routes.iter().enumerate() {
+            if self.routes[..i].iter().any(|b| b.name == a.name) {
+                return Err(Config(format!("two routes are named {}", a.name)));
+            }
+        }
+        for f in &self.forwards {
+            if f.max_connections == 0 {
+                return Err(Config(format!(
+                    "forward {}: the connection limit must be at least 1",
+                    f.bind_label()
+                )));
+            }
+            for (r, _) in &f.route_targets {
+                if !self.routes.iter().any(|x| &x.name == r) {
+                    return Err(Config(format!(
+                        "forward {}: no route named {r}",
+                        f.bind_label()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,326 @@
+//! The core's one error type. Each variant says what went wrong in an admin's words, and
+//! [`Error::is_permanent`] tells the supervisor whether trying again could help: it decides
+//! retries from that, never from message text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use crate::spec::SpecError;
+
+/// Which step of bringing up a hop failed or ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Resolving the name and opening the TCP connection (first hop only).
+    Connect,
+    /// Opening the `direct-tcpip` channel through the previous hop (later hops).
+    Jump,
+    /// SSH version exchange and key exchange.
+    Handshake,
+    /// User authentication.
+    Auth,
+    /// Opening a forward's channel to its target.
+    ChannelOpen,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Connect => "TCP connect",
+            Stage::Jump => "jump through the previous hop",
+            Stage::Handshake => "SSH handshake",
+            Stage::Auth => "authentication",
+            Stage::ChannelOpen => "channel open",
+        })
+    }
+}
+
+/// Everything that can go wrong in tunnelkit-core.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A hop, forward or port string could not be parsed. Permanent.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+
+    /// A configuration value is invalid or inconsistent (unknown option, bad value). Permanent.
+    #[error("{0}")]
+    Config(String),
+
+    /// A local forward could not be bound (port in use, no permission, bad address). Permanent.
+    #[error("bind {addr}: {reason}")]
+    Bind {
+        /// The address as `host:port`.
+        addr: String,
+        /// The OS error in ssh's words, e.g. `address already in use`.
+        reason: String,
+    },
+
+    /// Could not reach a host: refused, unreachable, name not found. Transient.
+    #[error("connect to {host} port {port}: {reason}")]
+    Connect {
+        /// Host as configured.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The OS or resolver error.
+        reason: String,
+    },
+
+    /// A step did not finish within its deadline. Transient.
+    #[error("{stage} with {host} port {port} timed out after {}s", after.as_secs_f32())]
+    Timeout {
+        /// What was being done.
+        stage: Stage,
+        /// Host as configured.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The deadline that passed.
+        after: Duration,
+    },
+
+    /// The SSH protocol failed (bad banner, no common algorithm, connection closed). Transient.
+    #[error("SSH with {host} port {port} failed during {stage}: {reason}")]
+    Protocol {
+        /// What was being done.
+        stage: Stage,
+        /// Host as configured.
+        host: String,
+        /// Port.
+        port: u16,
+        /// The protocol error.
+        reason: String,
+    },
+
+    /// The server's host key differs from the one recorded in known_hosts. Permanent, never
+    /// retried: it may be an attack.
+    #[error(
+        "REMOTE HOST IDENTIFICATION HAS CHANGED for {host}: the server offered {key_type} key \
+         {fingerprint}, but {file}:{line} records a different key. Someone could be intercepting \
+         the connection, or the host key was changed. Refusing to connect; if the change is \
+         expected, remove that line (ssh-keygen -R {host})."
+    )]
+    HostKeyChanged {
+        /// The host as looked up in known_hosts (`host` or `[host]:port`).
+        host: String,
+        /// Key type offered by the server.
+        key_type: String,
+        /// SHA256 fingerprint of the offered key.
+        fingerprint: String,
+        /// known_hosts file holding the old key.
+        file: PathBuf,
+        /// Its 1-based line number.
+        line: usize,
+    },
+
+    /// The server's host key is marked `@revoked`. Permanent.
+    #[error("host key {fingerprint} for {host} is marked as revoked in {file}:{line}; refusing to connect")]
+    HostKeyRevoked {
+        /// The host as looked up.
+        host: String,
+        /// SHA256 fingerprint.
+        fingerprint: String,
+        /// The file holding the `@revoked` line.
+        file: PathBuf,
+        /// Its 1-based line number.
+        line: usize,
+    },
+
+    /// The host is not in known_hosts and the policy (or the person asked) refused it. Permanent.
+    #[error(
+        "host key verification failed: no key for {host} in {files} ({key_type} key {fingerprint}); \
+         {why}"
+    )]
+    HostKeyUnknown {
+        /// The host as looked up.
+        host: String,
+        /// Key type.
+        key_type: String,
+        /// SHA256 fingerprint.
+        fingerprint: String,
+        /// The known_hosts files searched.
+        files: String,
+        /// Why it was not accepted (policy, or the answer).
+        why: String,
+    },
+
+    /// The server accepted none of the credentials tried. Permanent for this attempt; the
+    /// supervisor retries it only on the capped backoff, so an account is not locked.
+    #[error("{user}@{host}: permission denied ({tried}); server allows: {allowed}")]
+    AuthRejected {
+        /// Login name.
+        user: String,
+        /// Host as configured.
+        host: String,
+        /// What was tried, e.g. `agent, publickey ~/.ssh/id_ed25519`.
+        tried: String,
+        /// Methods the server still offered.
+        allowed: String,
+    },
+
+    /// A private key file could not be used (unreadable, too open, bad passphrase). Permanent.
+    #[error("{}: {reason}", path.display())]
+    KeyFile {
+        /// The key file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// Something needed a person (passphrase, password, host key decision) and none could be
+    /// asked (BatchMode, no TTY, no agent client attached). Permanent until input is given.
+    #[error("needs input: {0}")]
+    NeedsInput(String),
+
+    /// The bastion refused to open a channel to the target (refused, prohibited). Affects one
+    /// connection only. Transient.
+    #[error("channel to {target} refused by {hop}: {reason}")]
+    ChannelRefused {
+        /// `host:port` of the target.
+        target: String,
+        /// The hop that refused.
+        hop: String,
+        /// The server's reason.
+        reason: String,
+    },
+
+    /// An established session ended (closed, reset, keepalive timeout). Transient.
+    #[error("session lost: {0}")]
+    SessionLost(String),
+
+    /// No route is up and none came up in time for a waiting connection. Transient.
+    #[error("no route is up (waited {}s)", .0.as_secs_f32())]
+    NoRoute(Duration),
+
+    /// An error on one hop of a route, with the route and hop named.
+    #[error("route {route}, hop {index} ({hop}): {source}")]
+    Hop {
+        /// Route name.
+        route: String,
+        /// 1-based index of the hop in the route.
+        index: usize,
+        /// `user@host:port` of the hop.
+        hop: String,
+        /// What went wrong there.
+        source: Box<Error>,
+    },
+
+    /// Local I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// True when retrying the same thing cannot help without a change (config, host key,
+    /// credentials, a person's input). The supervisor never retries these in a fast loop.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Spec(_)
+            | Error::Config(_)
+            | Error::Bind { .. }
+            | Error::HostKeyChanged { .. }
+            | Error::HostKeyRevoked { .. }
+            | Error::HostKeyUnknown { .. }
+            | Error::AuthRejected { .. }
+            | Error::KeyFile { .. }
+            | Error::NeedsInput(_) => true,
+            Error::Hop { source, .. } => source.is_permanent(),
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::Protocol { .. }
+            | Error::ChannelRefused { .. }
+            | Error::SessionLost(_)
+            | Error::NoRoute(_)
+            | Error::Io { .. } => false,
+        }
+    }
+
+    /// True for a host key problem: the route using it must never be tried again by itself.
+    pub fn is_host_key(&self) -> bool {
+        match self {
+            Error::HostKeyChanged { .. }
+            | Error::HostKeyRevoked { .. }
+            | Error::HostKeyUnknown { .. } => true,
+            Error::Hop { source, .. } => source.is_host_key(),
+            _ => false,
+        }
+    }
+
+    /// The innermost error, below any [`Error::Hop`] wrapping.
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Hop { source, .. } => source.root(),
+            e => e,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// Describes an I/O error in ssh's short words (`address already in use`, `connection refused`).
+pub fn os_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::AddrInUse => "address already in use".into(),
+        K::ConnectionRefused => "connection refused".into(),
+        K::PermissionDenied => "permission denied".into(),
+        K::AddrNotAvailable => "cannot assign requested address".into(),
+        K::TimedOut => "connection timed out".into(),
+        K::ConnectionReset => "connection reset by peer".into(),
+        _ => {
+            let s = e.to_string();
+            // Drop Rust's " (os error N)" suffix.
+            match s.find(" (os error") {
+                Some(i) => s[..i].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}
+
+/// The core's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permanence() {
+        let changed = Error::HostKeyChanged {
+            host: "h".into(),
+            key_type: "ssh-ed25519".into(),
+            fingerprint: "SHA256:x".into(),
+            file: "/k".into(),
+            line: 3,
+        };
+        assert!(changed.is_permanent() && changed.is_host_key());
+        let wrapped = Error::Hop {
+            route: "primary".into(),
+            index: 1,
+            hop: "a@h:22".into(),
+            source: Box::new(changed),
+        };
+        assert!(wrapped.is_permanent() && wrapped.is_host_key());
+        assert!(wrapped.to_string().contains("/k:3"), "{wrapped}");
+        let refused = Error::Connect {
+            host: "h".into(),
+            port: 22,
+            reason: "connection refused".into(),
+        };
+        assert!(!refused.is_permanent());
+        assert_eq!(
+            os_reason(&std::io::Error::from(std::io::ErrorKind::AddrInUse)),
+            "address already in use"
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! Local forwards: the accept loop and one connection's life. A connection takes the route
+//! session in use (waiting a bounded time when none is up), opens its own `direct-tcpip`
+//! channel with a deadline, and copies both ways keeping half-close, counting bytes. It ends at
+//! once when its route's session is lost.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{defaults, Forward};
+use crate::error::{os_reason, Error};
+use crate::session::RouteSession;
+use crate::status::{Event, ForwardCounters, Shared};
+
+/// How long a listener pauses when accept fails for lack of file descriptors (like ssh).
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+/// The session new connections should use; `None` while no route is up.
+pub(crate) type CurrentSession = watch::Receiver<Option<Arc<RouteSession>>>;
+
+/// A bound listener for the forward at `index` in the config.
+#[derive(Debug)]
+pub struct ForwardListener {
+    /// Index of the forward in [`TunnelConfig::forwards`](crate::TunnelConfig::forwards).
+    pub index: usize,
+    /// The bound listener.
+    pub listener: TcpListener,
+}
+
+/// Binds one forward's local address. A non-loopback address is allowed but logged as a
+/// warning, since anyone who can reach it can use the tunnel.
+pub async fn bind_forward(index: usize, forward: &Forward) -> crate::Result<ForwardListener> {
+    let addr = forward.bind_label();
+    let listener = TcpListener::bind((forward.bind_host.as_str(), forward.bind_port))
+        .await
+        .map_err(|e| Error::Bind {
+            addr: addr.clone(),
+            reason: os_reason(&e),
+        })?;
+    if let Ok(local) = listener.local_addr() {
+        if !local.ip().is_loopback() {
+            tracing::warn!(
+                "forward listens on {local}, which is not a loopback address: anyone who can \
+                 reach this machine can use the tunnel"
+            );
+        }
+    }
+    Ok(ForwardListener { index, listener })
+}
+
+/// Binds every forward, failing on the first that cannot be bound.
+pub async fn bind_forwards(forwards: &[Forward]) -> crate::Result<Vec<ForwardListener>> {
+    let mut out = Vec::with_capacity(forwards.len());
+    for (i, f) in forwards.iter().enumerate() {
+        out.push(bind_forward(i, f).await?);
+    }
+    Ok(out)
+}
+
+/// Everything one forward's tasks share.
+pub(crate) struct ForwardCtx {
+    pub index: usize,
+    pub forward: Forward,
+    pub sessions: CurrentSession,
+    pub counters: Arc<ForwardCounters>,
+    pub shared: Arc<Shared>,
+    pub route_wait: Duration,
+    pub tracker: TaskTracker,
+}
+
+/// Accepts until `cancel`; each connection runs in its own task, capped by the forward's limit.
+pub(crate) async fn serve(ctx: Arc<ForwardCtx>, listener: TcpListener, cancel: CancellationToken) {
+    let limit = Arc::new(Semaphore::new(ctx.forward.max_connections));
+    loop {
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE/ENFILE and friends: pause this listener, keep everything else up.
+                tracing::warn!(forward = ctx.index, "accept: {e}; pausing {ACCEPT_PAUSE:?}");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(ACCEPT_PAUSE) => continue,
+                }
+            }
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY: {e}");
+        }
+        let ctx2 = ctx.clone();
+        let cancel = cancel.clone();
+        ctx.tracker.spawn(async move {
+            connection(&ctx2, stream, peer, cancel).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Decrements `active` when a connection ends, however it ends.
+struct ActiveGuard(Arc<ForwardCounters>);
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn connection(
+    ctx: &ForwardCtx,
+    stream: TcpStream,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+) {
+    let c = &ctx.counters;
+    c.total.fetch_add(1, Ordering::Relaxed);
+    c.active.fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveGuard(c.clone());
+    let opened = tokio::select! {
+        _ = cancel.cancelled() => return,
+        o = open_channel(ctx, peer) => o,
+    };
+    let (session, channel) = match opened {
+        Ok(x) => x,
+        Err(e) => {
+            c.failed.fetch_add(1, Ordering::Relaxed);
+            ctx.shared.emit(Event::ConnectionFailed {
+                forward: ctx.index,
+                reason: format!("{peer}: {e}"),
+            });
+            return;
+        }
+    };
+    tracing::debug!(
+        forward = ctx.index,
+        route = session.route(),
+        "{peer} connected"
+    );
+    let mut local = Counted {
+        inner: stream,
+        read: &c.bytes_out,
+        written: &c.bytes_in,
+    };
+    let mut channel = channel;
+    let size = defaults::COPY_BUFFER;
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = session.lost().cancelled() => {
+            tracing::info!(forward = ctx.index, route = session.route(), "{peer}: closed, its route's session was lost");
+        }
+        r = tokio::io::copy_bidirectional_with_sizes(&mut local, &mut channel, size, size) => {
+            if let Err(e) = r {
+                tracing::debug!(forward = ctx.index, "{peer}: {e}");
+            }
+        }
+    }
+}
+
+/// Waits (bounded) for a session and opens the connection's channel. A session lost between the
+/// two is retried once on its successor, within the same wait.
+async fn open_channel(
+    ctx: &ForwardCtx,
+    peer: SocketAddr,
+) -> crate::Result<(Arc<RouteSession>, crate::session::Channel)> {
+    let deadline = tokio::time::Instant::now() + ctx.route_wait;
+    let mut rx = ctx.sessions.clone();
+    let mut last = None;
+    for _ in 0..2 {
+        let wait = rx.wait_for(|s| s.as_ref().is_some_and(|s| s.is_alive()));
+        let session = match tokio::time::timeout_at(deadline, wait).await {
+            Ok(Ok(s)) => s.clone(),
+            Ok(Err(_)) => return Err(Error::SessionLost("tunnel stopped".into())),
+            Err(_) => return Err(last.unwrap_or(Error::NoRoute(ctx.route_wait))),
+        };
+        let Some(session) = session else { continue };
+        let target = ctx.forward.target_for(session.route()).clone();
+        match session.open(&target, peer).await {
+            Ok(ch) => return Ok((session, ch)),
+            Err(Error::SessionLost(why)) => last = Some(Error::SessionLost(why)),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or(Error::NoRoute(ctx.route_wait)))
+}
+
+/// A stream that counts the bytes read from and written to it.
+struct Counted<'a, S> {
+    inner: S,
+    read: &'a AtomicU64,
+    written: &'a AtomicU64,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        this.read.fetch_add(n as u64, Ordering::Relaxed);
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            this.written.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

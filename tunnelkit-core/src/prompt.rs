@@ -1,0 +1,161 @@
+//! How a secret or a yes/no question reaches a person ([`Prompter`]), and where stored secrets
+//! come from ([`SecretStore`]). The core never touches a terminal or a keyring itself: the CLI
+//! gives a TTY prompter, the agent relays prompts over its socket, and `BatchMode` means
+//! [`NoPrompt`].
+
+use std::fmt;
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+pub use secrecy::{ExposeSecret, SecretString};
+
+/// What is being asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptRequest {
+    /// The passphrase of an encrypted private key.
+    Passphrase {
+        /// The key file.
+        key_file: PathBuf,
+    },
+    /// A login password.
+    Password {
+        /// Login name.
+        user: String,
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// One keyboard-interactive prompt (a password, a one-time code, ...).
+    KeyboardInteractive {
+        /// `user@host`.
+        account: String,
+        /// The server's name for the exchange, may be empty.
+        name: String,
+        /// The server's instructions, may be empty.
+        instructions: String,
+        /// The prompt text, e.g. `Verification code: `.
+        prompt: String,
+        /// Whether the answer may be shown as it is typed.
+        echo: bool,
+    },
+}
+
+impl fmt::Display for PromptRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PromptRequest::Passphrase { key_file } => {
+                write!(f, "Enter passphrase for key '{}': ", key_file.display())
+            }
+            PromptRequest::Password { user, host, .. } => write!(f, "{user}@{host}'s password: "),
+            PromptRequest::KeyboardInteractive {
+                account, prompt, ..
+            } => {
+                if prompt.is_empty() {
+                    write!(f, "({account}) response: ")
+                } else {
+                    write!(f, "({account}) {prompt}")
+                }
+            }
+        }
+    }
+}
+
+/// A yes/no question, e.g. whether to trust an unknown host key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirm {
+    /// The full question, ending in `(yes/no)? `.
+    pub question: String,
+}
+
+/// Reaches a person. Implementations must never log the answers.
+#[async_trait]
+pub trait Prompter: Send + Sync {
+    /// Asks for a secret. `Ok(None)` means nobody can be asked (no TTY, batch mode, nobody
+    /// attached); `Err` carries a reason such as "cancelled".
+    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String>;
+    /// Asks a yes/no question. `Ok(None)` means nobody can be asked.
+    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String>;
+}
+
+/// A prompter that can never ask anyone (`BatchMode yes`, tests, daemons without a client).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoPrompt;
+
+#[async_trait]
+impl Prompter for NoPrompt {
+    async fn secret(&self, _: &PromptRequest) -> Result<Option<SecretString>, String> {
+        Ok(None)
+    }
+    async fn confirm(&self, _: &Confirm) -> Result<Option<bool>, String> {
+        Ok(None)
+    }
+}
+
+/// The kinds of secret a [`SecretStore`] holds, with tunnelkit's naming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretKey {
+    /// A login password for `user@host[:port]` (port omitted when 22).
+    Password {
+        /// Login name.
+        user: String,
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// The passphrase of a key file, by its absolute path.
+    Passphrase(PathBuf),
+}
+
+impl SecretKey {
+    /// The entry name in the store: `password:user@host[:port]` or `passphrase:/path/to/key`.
+    pub fn entry_name(&self) -> String {
+        match self {
+            SecretKey::Password { user, host, port } if *port == 22 => {
+                format!("password:{user}@{host}")
+            }
+            SecretKey::Password { user, host, port } => format!("password:{user}@{host}:{port}"),
+            SecretKey::Passphrase(p) => format!("passphrase:{}", p.display()),
+        }
+    }
+}
+
+/// Where stored secrets come from (the OS keyring in the CLI and agent).
+pub trait SecretStore: Send + Sync {
+    /// Looks a secret up. `Ok(None)` when there is none; `Err` when the store failed.
+    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, String>;
+}
+
+/// A store with nothing in it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSecrets;
+
+impl SecretStore for NoSecrets {
+    fn get(&self, _: &SecretKey) -> Result<Option<SecretString>, String> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_redaction() {
+        let k = SecretKey::Password {
+            user: "admin".into(),
+            host: "bastion".into(),
+            port: 22,
+        };
+        assert_eq!(k.entry_name(), "password:admin@bastion");
+        let k = SecretKey::Password {
+            user: "admin".into(),
+            host: "bastion".into(),
+            port: 2222,
+        };
+        assert_eq!(k.entry_name(), "password:admin@bastion:2222");
+        let s = SecretString::from("hunter2".to_string());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,444 @@
+//! Authentication of one hop, in OpenSSH's order: the ssh-agent, identity files (with their
+//! `-cert.pub` certificates; encrypted ones unlocked by the keyring or a prompt), password, then
+//! keyboard-interactive. Secrets come from the [`SecretStore`](crate::SecretStore) first and a
+//! person second; with `BatchMode` nobody is asked. Secrets are never logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
+use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg};
+use russh::MethodKind;
+use secrecy::{ExposeSecret, SecretString};
+
+use super::ClientHandler;
+use crate::config::Hop;
+use crate::error::{Error, Stage};
+use crate::prompt::{PromptRequest, SecretKey};
+use crate::tunnel::Services;
+
+/// How many times a wrong passphrase or password is asked again, as ssh does.
+const PROMPT_TRIES: usize = 3;
+/// Keyboard-interactive rounds at most (each may carry several prompts).
+const KBD_ROUNDS: usize = 8;
+
+struct Attempt<'a> {
+    handle: &'a mut Handle<ClientHandler>,
+    hop: &'a Hop,
+    services: &'a Services,
+    prompting: &'a AtomicBool,
+    /// Methods the server still allows; unknown until the first failure.
+    allowed: Option<Vec<MethodKind>>,
+    tried: Vec<String>,
+    /// What a person would have had to supply, when nobody could be asked.
+    needed: Vec<String>,
+}
+
+/// Authenticates `hop` on `handle`; an error says what was tried and what the server allows.
+pub(crate) async fn authenticate(
+    handle: &mut Handle<ClientHandler>,
+    hop: &Hop,
+    services: &Services,
+    prompting: &AtomicBool,
+) -> crate::Result<()> {
+    let mut a = Attempt {
+        handle,
+        hop,
+        services,
+        prompting,
+        allowed: None,
+        tried: Vec::new(),
+        needed: Vec::new(),
+    };
+    if a.agent().await?
+        || a.identity_files().await?
+        || a.password().await?
+        || a.keyboard_interactive().await?
+    {
+        return Ok(());
+    }
+    if !a.needed.is_empty() {
+        return Err(Error::NeedsInput(format!(
+            "{}: {}",
+            hop.label(),
+            a.needed.join("; ")
+        )));
+    }
+    Err(Error::AuthRejected {
+        user: hop.user.clone(),
+        host: hop.host.clone(),
+        tried: if a.tried.is_empty() {
+            "nothing to try".into()
+        } else {
+            a.tried.join(", ")
+        },
+        allowed: a
+            .allowed
+            .map(|m| m.iter().map(<&str>::from).collect::<Vec<_>>().join(","))
+            .unwrap_or_else(|| "unknown".into()),
+    })
+}
+
+fn protocol(hop: &Hop, e: impl std::fmt::Display) -> Error {
+    Error::Protocol {
+        stage: Stage::Auth,
+        host: hop.host.clone(),
+        port: hop.port,
+        reason: e.to_string(),
+    }
+}
+
+impl Attempt<'_> {
+    fn allows(&self, m: MethodKind) -> bool {
+        self.allowed.as_ref().is_none_or(|a| a.contains(&m))
+    }
+
+    /// Records a result: true on success.
+    fn outcome(&mut self, r: AuthResult) -> bool {
+        match r {
+            AuthResult::Success => true,
+            AuthResult::Failure {
+                remaining_methods, ..
+            } => {
+                self.allowed = Some(remaining_methods.to_vec());
+                false
+            }
+        }
+    }
+
+    async fn rsa_hash(
+        &self,
+        key_algorithm: &russh::keys::Algorithm,
+    ) -> crate::Result<Option<HashAlg>> {
+        if !key_algorithm.clone().is_rsa() {
+            return Ok(None);
+        }
+        Ok(self
+            .handle
+            .best_supported_rsa_hash()
+            .await
+            .map_err(|e| protocol(self.hop, e))?
+            .flatten())
+    }
+
+    async fn agent(&mut self) -> crate::Result<bool> {
+        let Some(sock) = self.hop.options.auth.agent_socket.clone() else {
+            return Ok(false);
+        };
+        if !self.allows(MethodKind::PublicKey) {
+            return Ok(false);
+        }
+        let mut agent = match russh::keys::agent::client::AgentClient::connect_uds(&sock).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!("ssh-agent at {}: {e}", sock.display());
+                return Ok(false);
+            }
+        };
+        let identities = match agent.request_identities().await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::debug!("ssh-agent identities: {e}");
+                return Ok(false);
+            }
+        };
+        let only: Option<Vec<russh::keys::PublicKey>> =
+            self.hop.options.auth.identities_only.then(|| {
+                self.hop
+                    .options
+                    .auth
+                    .effective_identity_files()
+                    .iter()
+                    .filter_map(|p| read_public(p))
+                    .collect()
+            });
+        for id in identities {
+            let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else {
+                continue;
+            };
+            if only
+                .as_ref()
+                .is_some_and(|o| !o.iter().any(|k| k.key_data() == key.key_data()))
+            {
+                continue;
+            }
+            let hash = self.rsa_hash(&key.algorithm()).await?;
+            self.tried.push(format!("agent key {comment}"));
+            match self
+                .handle
+                .authenticate_publickey_with(&self.hop.user, key, hash, &mut agent)
+                .await
+            {
+                Ok(r) => {
+                    if self.outcome(r) {
+                        return Ok(true);
+                    }
+                }
+                Err(e) => tracing::debug!("agent signing: {e}"),
+            }
+            if !self.allows(MethodKind::PublicKey) {
+                break;
+            }
+        }
+        Ok(false)
+    }
+
+    async fn identity_files(&mut self) -> crate::Result<bool> {
+        let files = self.hop.options.auth.effective_identity_files();
+        for path in files {
+            if !self.allows(MethodKind::PublicKey) {
+                return Ok(false);
+            }
+            if !path.exists() {
+                if !self.hop.options.auth.identity_files.is_empty() {
+                    tracing::warn!("no such identity: {}", path.display());
+                }
+                continue;
+            }
+            let Some(key) = self.load_key(&path).await? else {
+                continue;
+            };
+            let key = Arc::new(key);
+            if let Some(cert) = read_cert(&path) {
+                self.tried
+                    .push(format!("certificate {}-cert.pub", path.display()));
+                let r = self
+                    .handle
+                    .authenticate_openssh_cert(&self.hop.user, key.clone(), cert)
+                    .await
+                    .map_err(|e| protocol(self.hop, e))?;
+                if self.outcome(r) {
+                    return Ok(true);
+                }
+            }
+            let hash = self.rsa_hash(&key.algorithm()).await?;
+            self.tried.push(format!("publickey {}", path.display()));
+            let r = self
+                .handle
+                .authenticate_publickey(&self.hop.user, PrivateKeyWithHashAlg::new(key, hash))
+                .await
+                .map_err(|e| protocol(self.hop, e))?;
+            if self.outcome(r) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Reads a private key, refusing files others can read (as ssh does) and unlocking encrypted
+    /// ones with the keyring or a prompt. `None` means skip this key.
+    async fn load_key(&mut self, path: &Path) -> crate::Result<Option<PrivateKey>> {
+        if let Err(e) = check_key_permissions(path) {
+            tracing::error!("{e}");
+            self.tried
+                .push(format!("{} (ignored: bad permissions)", path.display()));
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| Error::KeyFile {
+            path: path.to_path_buf(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        let key = PrivateKey::from_openssh(&text).map_err(|e| Error::KeyFile {
+            path: path.to_path_buf(),
+            reason: format!("not an OpenSSH private key: {e}"),
+        })?;
+        if !key.is_encrypted() {
+            return Ok(Some(key));
+        }
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(stored) = self.stored(&SecretKey::Passphrase(abs.clone())) {
+            match key.decrypt(stored.expose_secret().as_bytes()) {
+                Ok(k) => return Ok(Some(k)),
+                Err(_) => tracing::warn!("the stored passphrase for {} is wrong", path.display()),
+            }
+        }
+        let request = PromptRequest::Passphrase { key_file: abs };
+        for _ in 0..PROMPT_TRIES {
+            let Some(pass) = self.ask(&request).await? else {
+                self.needed
+                    .push(format!("passphrase for key {}", path.display()));
+                return Ok(None);
+            };
+            match key.decrypt(pass.expose_secret().as_bytes()) {
+                Ok(k) => return Ok(Some(k)),
+                Err(_) => tracing::warn!("bad passphrase for {}", path.display()),
+            }
+        }
+        self.tried
+            .push(format!("{} (wrong passphrase)", path.display()));
+        Ok(None)
+    }
+
+    fn stored(&self, key: &SecretKey) -> Option<SecretString> {
+        match self.services.secrets.get(key) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("secret store: {e}");
+                None
+            }
+        }
+    }
+
+    /// Asks a person, unless BatchMode. `None` when nobody can be asked.
+    async fn ask(&self, request: &PromptRequest) -> crate::Result<Option<SecretString>> {
+        if self.hop.options.auth.batch_mode {
+            return Ok(None);
+        }
+        self.prompting.store(true, Ordering::SeqCst);
+        let r = self.services.prompter.secret(request).await;
+        self.prompting.store(false, Ordering::SeqCst);
+        r.map_err(|e| Error::NeedsInput(format!("{request}: {e}")))
+    }
+
+    async fn password(&mut self) -> crate::Result<bool> {
+        if !self.hop.options.auth.password || !self.allows(MethodKind::Password) {
+            return Ok(false);
+        }
+        let (user, host, port) = (self.hop.user.clone(), self.hop.host.clone(), self.hop.port);
+        let key = SecretKey::Password {
+            user: user.clone(),
+            host: host.clone(),
+            port,
+        };
+        if let Some(stored) = self.stored(&key) {
+            self.tried.push("password (keyring)".into());
+            let r = self
+                .handle
+                .authenticate_password(&user, stored.expose_secret())
+                .await
+                .map_err(|e| protocol(self.hop, e))?;
+            if self.outcome(r) {
+                return Ok(true);
+            }
+        }
+        let request = PromptRequest::Password {
+            user: user.clone(),
+            host,
+            port,
+        };
+        for _ in 0..PROMPT_TRIES {
+            if !self.allows(MethodKind::Password) {
+                return Ok(false);
+            }
+            let Some(pass) = self.ask(&request).await? else {
+                self.needed
+                    .push(format!("password for {user}@{}", self.hop.host));
+                return Ok(false);
+            };
+            self.tried.push("password".into());
+            let r = self
+                .handle
+                .authenticate_password(&user, pass.expose_secret())
+                .await
+                .map_err(|e| protocol(self.hop, e))?;
+            if self.outcome(r) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn keyboard_interactive(&mut self) -> crate::Result<bool> {
+        if !self.hop.options.auth.keyboard_interactive
+            || !self.allows(MethodKind::KeyboardInteractive)
+        {
+            return Ok(false);
+        }
+        let account = format!("{}@{}", self.hop.user, self.hop.host);
+        self.tried.push("keyboard-interactive".into());
+        let mut reply = self
+            .handle
+            .authenticate_keyboard_interactive_start(&self.hop.user, None)
+            .await
+            .map_err(|e| protocol(self.hop, e))?;
+        for _ in 0..KBD_ROUNDS {
+            match reply {
+                KeyboardInteractiveAuthResponse::Success => return Ok(true),
+                KeyboardInteractiveAuthResponse::Failure {
+                    remaining_methods, ..
+                } => {
+                    self.allowed = Some(remaining_methods.to_vec());
+                    return Ok(false);
+                }
+                KeyboardInteractiveAuthResponse::InfoRequest {
+                    name,
+                    instructions,
+                    prompts,
+                } => {
+                    let mut answers = Vec::with_capacity(prompts.len());
+                    for p in prompts {
+                        let request = PromptRequest::KeyboardInteractive {
+                            account: account.clone(),
+                            name: name.clone(),
+                            instructions: instructions.clone(),
+                            prompt: p.prompt,
+                            echo: p.echo,
+                        };
+                        match self.ask(&request).await? {
+                            Some(a) => answers.push(a.expose_secret().to_string()),
+                            None => {
+                                self.needed
+                                    .push(format!("keyboard-interactive answer for {account}"));
+                                return Ok(false);
+                            }
+                        }
+                    }
+                    reply = self
+                        .handle
+                        .authenticate_keyboard_interactive_respond(answers)
+                        .await
+                        .map_err(|e| protocol(self.hop, e))?;
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// Refuses private keys that group or others can read, with OpenSSH's words.
+pub fn check_key_permissions(path: &Path) -> crate::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| Error::KeyFile {
+            path: path.to_path_buf(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(Error::KeyFile {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "UNPROTECTED PRIVATE KEY FILE! Permissions 0{mode:o} for '{}' are too open. \
+                     It is required that your private key files are NOT accessible by others. \
+                     This private key will be ignored.",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn read_public(private: &Path) -> Option<russh::keys::PublicKey> {
+    let text = std::fs::read_to_string(sibling(private, ".pub")).ok()?;
+    russh::keys::PublicKey::from_openssh(text.trim()).ok()
+}
+
+fn read_cert(private: &Path) -> Option<Certificate> {
+    let text = std::fs::read_to_string(sibling(private, "-cert.pub")).ok()?;
+    match Certificate::from_openssh(text.trim()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("{}-cert.pub: {e}", private.display());
+            None
+        }
+    }
+}

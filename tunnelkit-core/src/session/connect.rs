@@ -1,0 +1,230 @@
+//! Bringing up a route: TCP to the first hop, then each later hop over a `direct-tcpip` channel
+//! of the previous one; handshake, host key and authentication on each, every step with a
+//! deadline (`ConnectTimeout`; time spent waiting for a person does not count).
+
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
+
+use russh::client::{self, Handle};
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+
+use super::{auth, with_deadline, ClientHandler, RouteSession};
+use crate::config::{Hop, Route};
+use crate::error::{os_reason, Error, Stage};
+use crate::tunnel::Services;
+
+/// Connects and authenticates every hop of `route`. On error, the failing hop is named in an
+/// [`Error::Hop`].
+pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<RouteSession> {
+    let lost = CancellationToken::new();
+    let reason = Arc::new(Mutex::new(None));
+    let mut handles: Vec<Handle<ClientHandler>> = Vec::with_capacity(route.hops.len());
+    for (i, hop) in route.hops.iter().enumerate() {
+        let handler = ClientHandler::new(
+            hop.clone(),
+            services.prompter.clone(),
+            lost.clone(),
+            reason.clone(),
+        );
+        let handle = connect_hop(hop, handles.last(), handler, services)
+            .await
+            .map_err(|e| Error::Hop {
+                route: route.name.clone(),
+                index: i + 1,
+                hop: hop.label(),
+                source: Box::new(e),
+            })?;
+        handles.push(handle);
+    }
+    let last_hop = route
+        .hops
+        .last()
+        .cloned()
+        .ok_or_else(|| Error::Config(format!("route {} has no hops", route.name)))?;
+    Ok(RouteSession {
+        route: route.name.clone(),
+        last_hop,
+        handles,
+        lost,
+        reason,
+    })
+}
+
+async fn connect_hop(
+    hop: &Hop,
+    prev: Option<&Handle<ClientHandler>>,
+    handler: ClientHandler,
+    services: &Services,
+) -> crate::Result<Handle<ClientHandler>> {
+    let config = Arc::new(client_config(hop)?);
+    let timeout = hop.options.connect_timeout;
+    let host_key_error = handler.host_key_error.clone();
+    let prompting = handler.prompting.clone();
+    let handle = match prev {
+        None => {
+            let tcp = tcp_connect(hop).await?;
+            handshake(hop, config, tcp, handler, &prompting).await
+        }
+        Some(prev) => {
+            let open = prev.channel_open_direct_tcpip(
+                hop.host.clone(),
+                u32::from(hop.port),
+                "127.0.0.1",
+                0,
+            );
+            let ch = match tokio::time::timeout(timeout, open).await {
+                Err(_) => return Err(timed_out(Stage::Jump, hop)),
+                Ok(Err(e)) => {
+                    return Err(Error::Connect {
+                        host: hop.host.clone(),
+                        port: hop.port,
+                        reason: format!("the previous hop could not reach it: {e}"),
+                    })
+                }
+                Ok(Ok(ch)) => ch,
+            };
+            handshake(hop, config, ch.into_stream(), handler, &prompting).await
+        }
+    };
+    let mut handle = match handle {
+        Ok(h) => h,
+        Err(e) => {
+            // A refused host key surfaces from russh as a generic error; report ours.
+            if let Some(hk) = host_key_error.lock().ok().and_then(|mut s| s.take()) {
+                return Err(hk);
+            }
+            return Err(e);
+        }
+    };
+    match with_deadline(
+        timeout,
+        &prompting,
+        auth::authenticate(&mut handle, hop, services, &prompting),
+    )
+    .await
+    {
+        None => Err(timed_out(Stage::Auth, hop)),
+        Some(r) => r.map(|()| handle),
+    }
+}
+
+async fn handshake<S>(
+    hop: &Hop,
+    config: Arc<client::Config>,
+    stream: S,
+    handler: ClientHandler,
+    prompting: &std::sync::atomic::AtomicBool,
+) -> crate::Result<Handle<ClientHandler>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let fut = client::connect_stream(config, stream, handler);
+    match with_deadline(hop.options.connect_timeout, prompting, fut).await {
+        None => Err(timed_out(Stage::Handshake, hop)),
+        Some(Ok(h)) => Ok(h),
+        Some(Err(e)) => Err(Error::Protocol {
+            stage: Stage::Handshake,
+            host: hop.host.clone(),
+            port: hop.port,
+            reason: russh_reason(&e),
+        }),
+    }
+}
+
+fn russh_reason(e: &russh::Error) -> String {
+    match e {
+        russh::Error::Disconnect => "the server closed the connection".into(),
+        russh::Error::NoCommonAlgo { kind, ours, theirs } => {
+            format!(
+                "no common {kind:?} algorithm (ours: {}; theirs: {})",
+                ours.join(","),
+                theirs.join(",")
+            )
+        }
+        russh::Error::IO(io) => os_reason(io),
+        other => other.to_string(),
+    }
+}
+
+fn timed_out(stage: Stage, hop: &Hop) -> Error {
+    Error::Timeout {
+        stage,
+        host: hop.host.clone(),
+        port: hop.port,
+        after: hop.options.connect_timeout,
+    }
+}
+
+/// TCP to the first hop: every resolved address in turn within one deadline, with TCP_NODELAY
+/// and TCP keepalive set.
+async fn tcp_connect(hop: &Hop) -> crate::Result<TcpStream> {
+    let timeout = hop.options.connect_timeout;
+    let attempt = async {
+        let addrs = tokio::net::lookup_host((hop.host.as_str(), hop.port))
+            .await
+            .map_err(|e| Error::Connect {
+                host: hop.host.clone(),
+                port: hop.port,
+                reason: format!("could not resolve hostname: {}", os_reason(&e)),
+            })?;
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(Error::Connect {
+            host: hop.host.clone(),
+            port: hop.port,
+            reason: last
+                .map(|e| os_reason(&e))
+                .unwrap_or_else(|| "no address found".into()),
+        })
+    };
+    let stream = tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| timed_out(Stage::Connect, hop))??;
+    tune_socket(&stream, hop);
+    Ok(stream)
+}
+
+/// TCP_NODELAY (interactive RDP/VNC must not wait on Nagle) and kernel keepalive on a transport.
+fn tune_socket(stream: &TcpStream, hop: &Hop) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+    let idle = hop
+        .options
+        .server_alive_interval
+        .max(std::time::Duration::from_secs(1));
+    let ka = TcpKeepalive::new().with_time(idle).with_interval(idle);
+    if let Err(e) = SockRef::from(stream).set_tcp_keepalive(&ka) {
+        tracing::debug!("TCP keepalive: {e}");
+    }
+}
+
+/// The russh client configuration for one hop.
+fn client_config(hop: &Hop) -> crate::Result<client::Config> {
+    let mut preferred = russh::Preferred::default();
+    if !hop.options.ciphers.is_empty() {
+        let mut names = Vec::new();
+        for c in &hop.options.ciphers {
+            let name = russh::cipher::Name::try_from(c.as_str())
+                .map_err(|()| Error::Config(format!("Ciphers: unsupported cipher {c}")))?;
+            names.push(name);
+        }
+        preferred.cipher = Cow::Owned(names);
+    }
+    Ok(client::Config {
+        preferred,
+        nodelay: true,
+        // Liveness is the supervisor's job (it probes with its own deadline and reports why).
+        keepalive_interval: None,
+        inactivity_timeout: None,
+        ..Default::default()
+    })
+}

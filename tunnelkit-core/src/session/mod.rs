@@ -1,0 +1,168 @@
+//! A [`RouteSession`]: authenticated SSH sessions to every hop of a route, each later hop carried
+//! over a `direct-tcpip` channel of the one before (ProxyJump semantics, end to end: no keys or
+//! agent on any bastion). Forwards open their channels on the last hop's session.
+//!
+//! - [`connect`] brings up the hop chain with a deadline on every step.
+//! - [`auth`] authenticates one hop in OpenSSH's order.
+//! - [`hostkey`] checks host keys against known_hosts.
+
+pub mod auth;
+mod connect;
+mod handler;
+pub mod hostkey;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{Handle, Msg};
+use russh::ChannelStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Hop, Target};
+use crate::error::{Error, Stage};
+
+pub use connect::connect_route;
+pub(crate) use handler::ClientHandler;
+
+/// The data stream of one forwarded connection: a `direct-tcpip` channel.
+pub type Channel = ChannelStream<Msg>;
+
+/// Authenticated sessions to every hop of one route, the last one carrying forwards.
+/// Dropping it closes every hop.
+pub struct RouteSession {
+    route: String,
+    last_hop: Hop,
+    /// Jump sessions first, the destination's last. Kept alive for as long as the session is.
+    handles: Vec<Handle<ClientHandler>>,
+    lost: CancellationToken,
+    reason: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for RouteSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSession")
+            .field("route", &self.route)
+            .field("hops", &self.handles.len())
+            .finish()
+    }
+}
+
+impl RouteSession {
+    /// The route's name.
+    pub fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// Fires once any hop's transport has ended (closed, reset, or torn down).
+    pub fn lost(&self) -> &CancellationToken {
+        &self.lost
+    }
+
+    /// Why the session ended, when known.
+    pub fn loss_reason(&self) -> String {
+        self.reason
+            .lock()
+            .ok()
+            .and_then(|r| r.clone())
+            .unwrap_or_else(|| "connection closed".to_string())
+    }
+
+    /// True while every hop is connected.
+    pub fn is_alive(&self) -> bool {
+        !self.lost.is_cancelled() && self.handles.iter().all(|h| !h.is_closed())
+    }
+
+    /// Opens a `direct-tcpip` channel from the last hop to `target`, within the hop's
+    /// `ConnectTimeout`. `originator` is reported to the server as the connection's source.
+    pub async fn open(
+        &self,
+        target: &Target,
+        originator: std::net::SocketAddr,
+    ) -> crate::Result<Channel> {
+        let last = self
+            .handles
+            .last()
+            .ok_or_else(|| Error::SessionLost("no session".into()))?;
+        let deadline = self.last_hop.options.connect_timeout;
+        let open = last.channel_open_direct_tcpip(
+            target.host.clone(),
+            u32::from(target.port),
+            originator.ip().to_string(),
+            u32::from(originator.port()),
+        );
+        match tokio::time::timeout(deadline, open).await {
+            Err(_) => Err(Error::Timeout {
+                stage: Stage::ChannelOpen,
+                host: target.host.clone(),
+                port: target.port,
+                after: deadline,
+            }),
+            Ok(Ok(ch)) => Ok(ch.into_stream()),
+            Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(Error::ChannelRefused {
+                target: target.to_string(),
+                hop: self.last_hop.label(),
+                reason: channel_failure_text(reason),
+            }),
+            Ok(Err(e)) if !self.is_alive() => {
+                Err(Error::SessionLost(format!("{} ({e})", self.loss_reason())))
+            }
+            Ok(Err(e)) => Err(Error::ChannelRefused {
+                target: target.to_string(),
+                hop: self.last_hop.label(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Sends a keepalive to the last hop and waits for the answer, at most `within`.
+    /// A reply from the last hop proves every hop before it is alive too.
+    pub async fn probe(&self, within: Duration) -> bool {
+        let Some(last) = self.handles.last() else {
+            return false;
+        };
+        matches!(
+            tokio::time::timeout(within, last.send_ping()).await,
+            Ok(Ok(()))
+        ) && self.is_alive()
+    }
+
+    /// Records why the session is being abandoned and tears it down.
+    pub fn abandon(&self, reason: &str) {
+        if let Ok(mut r) = self.reason.lock() {
+            r.get_or_insert_with(|| reason.to_string());
+        }
+        self.lost.cancel();
+    }
+}
+
+fn channel_failure_text(reason: russh::ChannelOpenFailure) -> String {
+    use russh::ChannelOpenFailure as F;
+    match reason {
+        F::AdministrativelyProhibited => "administratively prohibited".into(),
+        F::ConnectFailed => "connect failed (the target refused or is unreachable)".into(),
+        F::UnknownChannelType => "unknown channel type".into(),
+        F::ResourceShortage => "resource shortage".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Runs `fut` with a deadline that does not count time spent waiting for a person
+/// (a passphrase or host key question asked while `prompting` is set).
+pub(crate) async fn with_deadline<T>(
+    dur: Duration,
+    prompting: &std::sync::atomic::AtomicBool,
+    fut: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    use std::sync::atomic::Ordering;
+    tokio::pin!(fut);
+    loop {
+        tokio::select! {
+            r = &mut fut => return Some(r),
+            _ = tokio::time::sleep(dur) => {
+                if !prompting.load(Ordering::SeqCst) {
+                    return None;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,423 @@
+//! Parsing of the short strings admins type: hops (`[user@]host[:port]`), jump lists
+//! (`host1,host2`) and local forwards (`[bind_address:]port:host:hostport`).
+//!
+//! These are pure functions with OpenSSH's syntax, including bracketed IPv6 addresses
+//! (`[::1]:2222`, `[::1]:8080:[fe80::1]:80`) and `ssh://[user@]host[:port]` URIs in hop position.
+//! Every error is a [`SpecError`] that names what was being parsed and what was wrong.
+
+use std::fmt;
+
+/// Why a hop or forward string was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} `{input}`: {reason}")]
+pub struct SpecError {
+    /// What was being parsed: "hop", "forward", "port", ...
+    pub what: &'static str,
+    /// The text as given.
+    pub input: String,
+    /// What was wrong, in words.
+    pub reason: String,
+}
+
+fn err(what: &'static str, input: &str, reason: impl Into<String>) -> SpecError {
+    SpecError {
+        what,
+        input: input.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// A parsed `[user@]host[:port]`. The port and user are optional; defaults are applied later
+/// (from `-p`/`-l`, ssh_config or the built-in 22 and local user).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HopSpec {
+    /// The login name, when given with `user@`.
+    pub user: Option<String>,
+    /// Host name or address, without brackets.
+    pub host: String,
+    /// The port, when given.
+    pub port: Option<u16>,
+}
+
+impl fmt::Display for HopSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(user) = &self.user {
+            write!(f, "{user}@")?;
+        }
+        write!(f, "{}", bracket(&self.host))?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes an IPv6 address in brackets, anything else as it is.
+pub fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Parses a port number, 1..=65535, or 0 when `allow_zero` (a local port picked by the system).
+pub fn parse_port(s: &str, allow_zero: bool) -> Result<u16, SpecError> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| err("port", s, "expected a number from 1 to 65535"))?;
+    match n {
+        0 if allow_zero => Ok(0),
+        1..=65535 => Ok(n as u16),
+        _ => Err(err("port", s, "expected a number from 1 to 65535")),
+    }
+}
+
+fn check_host(what: &'static str, input: &str, host: &str) -> Result<(), SpecError> {
+    if host.is_empty() {
+        return Err(err(what, input, "the host name is empty"));
+    }
+    if let Some(c) = host
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '/' | ',' | '\'' | '"'))
+    {
+        return Err(err(what, input, format!("the host name contains {c:?}")));
+    }
+    if host.starts_with('-') {
+        return Err(err(what, input, "a host name cannot start with '-'"));
+    }
+    Ok(())
+}
+
+/// Splits `host[:port]` or `[v6]:port` into host and optional port text.
+fn split_host_port<'a>(
+    what: &'static str,
+    input: &str,
+    s: &'a str,
+) -> Result<(&'a str, Option<&'a str>), SpecError> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let close = rest
+            .find(']')
+            .ok_or_else(|| err(what, input, "missing ']' after an IPv6 address"))?;
+        let host = &rest[..close];
+        let after = &rest[close + 1..];
+        if after.is_empty() {
+            return Ok((host, None));
+        }
+        let port = after
+            .strip_prefix(':')
+            .ok_or_else(|| err(what, input, "expected ':' and a port after ']'"))?;
+        return Ok((host, Some(port)));
+    }
+    match s.matches(':').count() {
+        0 => Ok((s, None)),
+        1 => {
+            let (h, p) = s.split_once(':').unwrap_or((s, ""));
+            Ok((h, Some(p)))
+        }
+        // A bare IPv6 address without a port, as ssh accepts it.
+        _ => Ok((s, None)),
+    }
+}
+
+/// Parses one hop: `[user@]host[:port]`, `[user@][v6addr]:port` or `ssh://[user@]host[:port]`.
+pub fn parse_hop(input: &str) -> Result<HopSpec, SpecError> {
+    let what = "hop";
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(what, input, "it is empty"));
+    }
+    let s = match s.strip_prefix("ssh://") {
+        Some(rest) => rest.strip_suffix('/').unwrap_or(rest),
+        None => s,
+    };
+    let (user, hostport) = match s.rsplit_once('@') {
+        Some((u, h)) => {
+            if u.is_empty() {
+                return Err(err(what, input, "the user name before '@' is empty"));
+            }
+            if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(err(what, input, "the user name contains white space"));
+            }
+            (Some(u.to_string()), h)
+        }
+        None => (None, s),
+    };
+    let (host, port) = split_host_port(what, input, hostport)?;
+    check_host(what, input, host)?;
+    let port = match port {
+        Some(p) => Some(parse_port(p, false).map_err(|e| err(what, input, e.reason))?),
+        None => None,
+    };
+    Ok(HopSpec {
+        user,
+        host: host.to_string(),
+        port,
+    })
+}
+
+/// Parses a `-J` value: hops separated by commas, or `none` (no jump hosts) as an empty list.
+pub fn parse_jump_list(input: &str) -> Result<Vec<HopSpec>, SpecError> {
+    if input.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    input
+        .split(',')
+        .map(|h| {
+            parse_hop(h).map_err(|e| SpecError {
+                what: "jump list",
+                input: input.to_string(),
+                reason: format!("hop `{h}`: {}", e.reason),
+            })
+        })
+        .collect()
+}
+
+/// A parsed `-L` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardSpec {
+    /// The local address to bind; `None` means loopback (127.0.0.1).
+    pub bind_host: Option<String>,
+    /// The local port; 0 lets the system pick one (reported once bound).
+    pub bind_port: u16,
+    /// The target host, as the route's last hop resolves it.
+    pub remote_host: String,
+    /// The target port.
+    pub remote_port: u16,
+}
+
+impl fmt::Display for ForwardSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(b) = &self.bind_host {
+            write!(f, "{}:", bracket(b))?;
+        }
+        write!(
+            f,
+            "{}:{}:{}",
+            self.bind_port,
+            bracket(&self.remote_host),
+            self.remote_port
+        )
+    }
+}
+
+/// Splits on ':' outside brackets; brackets are removed from the fields.
+fn split_fields<'a>(what: &'static str, input: &'a str) -> Result<Vec<&'a str>, SpecError> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    loop {
+        if let Some(inner) = rest.strip_prefix('[') {
+            let close = inner
+                .find(']')
+                .ok_or_else(|| err(what, input, "missing ']' after an IPv6 address"))?;
+            out.push(&inner[..close]);
+            rest = &inner[close + 1..];
+            if rest.is_empty() {
+                return Ok(out);
+            }
+            rest = rest
+                .strip_prefix(':')
+                .ok_or_else(|| err(what, input, "expected ':' after ']'"))?;
+        } else {
+            match rest.find(':') {
+                Some(i) => {
+                    out.push(&rest[..i]);
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    out.push(rest);
+                    return Ok(out);
+                }
+            }
+        }
+    }
+}
+
+/// Parses a local forward: `[bind_address:]port:host:hostport`, the same syntax as `ssh -L`.
+/// The remote side may also be given as one `host:hostport` pair in a separate field (see
+/// [`parse_target`]). An empty bind address or `*` means every address, as in ssh.
+pub fn parse_forward(input: &str) -> Result<ForwardSpec, SpecError> {
+    let what = "forward";
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(what, input, "it is empty"));
+    }
+    if s.contains('/') {
+        return Err(err(
+            what,
+            input,
+            "Unix socket forwards are not supported; use [bind_address:]port:host:hostport",
+        ));
+    }
+    let fields = split_fields(what, s)?;
+    let (bind, port, host, hostport) = match fields.as_slice() {
+        [p, h, hp] => (None, *p, *h, *hp),
+        [b, p, h, hp] => (Some(*b), *p, *h, *hp),
+        _ => {
+            return Err(err(
+                what,
+                input,
+                "expected [bind_address:]port:host:hostport (IPv6 addresses in brackets)",
+            ))
+        }
+    };
+    let bind_port = parse_port(port, true)
+        .map_err(|e| err(what, input, format!("local port: {}", e.reason)))?;
+    let bind_host = match bind {
+        None => None,
+        Some("") | Some("*") => Some("0.0.0.0".to_string()),
+        Some("localhost") => None,
+        Some(b) => {
+            check_host(what, input, b)?;
+            Some(b.to_string())
+        }
+    };
+    check_host(what, input, host)?;
+    let remote_port = parse_port(hostport, false)
+        .map_err(|e| err(what, input, format!("remote port: {}", e.reason)))?;
+    Ok(ForwardSpec {
+        bind_host,
+        bind_port,
+        remote_host: host.to_string(),
+        remote_port,
+    })
+}
+
+/// Parses a remote target `host:port` (or `[v6]:port`), as used in profiles.
+pub fn parse_target(input: &str) -> Result<(String, u16), SpecError> {
+    let what = "target";
+    let (host, port) = split_host_port(what, input, input.trim())?;
+    check_host(what, input, host)?;
+    let port = port.ok_or_else(|| err(what, input, "expected host:port"))?;
+    let port = parse_port(port, false).map_err(|e| err(what, input, e.reason))?;
+    Ok((host.to_string(), port))
+}
+
+/// Parses a local listen address: a bare port (`13389`, loopback), `host:port` or `[v6]:port`.
+pub fn parse_listen(input: &str) -> Result<(Option<String>, u16), SpecError> {
+    let what = "local address";
+    let s = input.trim();
+    if let Ok(p) = parse_port(s, true) {
+        return Ok((None, p));
+    }
+    let (host, port) = split_host_port(what, input, s)?;
+    check_host(what, input, host)?;
+    let port = port.ok_or_else(|| err(what, input, "expected a port, or host:port"))?;
+    let port = parse_port(port, true).map_err(|e| err(what, input, e.reason))?;
+    Ok((Some(host.to_string()), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hops() {
+        let h = parse_hop("ops@gw.example.com:2222").unwrap();
+        assert_eq!(h.user.as_deref(), Some("ops"));
+        assert_eq!(h.host, "gw.example.com");
+        assert_eq!(h.port, Some(2222));
+        let h = parse_hop("bastion").unwrap();
+        assert_eq!((h.user, h.host.as_str(), h.port), (None, "bastion", None));
+        let h = parse_hop("admin@[::1]:22").unwrap();
+        assert_eq!((h.host.as_str(), h.port), ("::1", Some(22)));
+        let h = parse_hop("[fe80::1]").unwrap();
+        assert_eq!((h.host.as_str(), h.port), ("fe80::1", None));
+        let h = parse_hop("ssh://me@host:2200").unwrap();
+        assert_eq!((h.user.as_deref(), h.port), (Some("me"), Some(2200)));
+        // user names may contain '@' (e.g. domain accounts); the last '@' splits.
+        let h = parse_hop("me@corp@host").unwrap();
+        assert_eq!(h.user.as_deref(), Some("me@corp"));
+        assert_eq!(h.to_string(), "me@corp@host");
+        assert_eq!(parse_hop("a@[::1]:2").unwrap().to_string(), "a@[::1]:2");
+    }
+
+    #[test]
+    fn bad_hops() {
+        for bad in [
+            "",
+            "@host",
+            "host:",
+            "host:0",
+            "host:65536",
+            "host:abc",
+            "[::1",
+            "[::1]x",
+            "-oProxyCommand=x",
+            "a b",
+            "u@",
+        ] {
+            let e = parse_hop(bad).unwrap_err();
+            assert_eq!(e.what, "hop", "{bad}");
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn jump_lists() {
+        let j = parse_jump_list("ops@gw,admin@bastion:2222").unwrap();
+        assert_eq!(j.len(), 2);
+        assert_eq!(j[1].port, Some(2222));
+        assert!(parse_jump_list("none").unwrap().is_empty());
+        let e = parse_jump_list("gw,,bastion").unwrap_err();
+        assert!(e.reason.contains("hop ``"), "{e}");
+    }
+
+    #[test]
+    fn forwards() {
+        let f = parse_forward("13389:winserver:3389").unwrap();
+        assert_eq!(
+            f,
+            ForwardSpec {
+                bind_host: None,
+                bind_port: 13389,
+                remote_host: "winserver".into(),
+                remote_port: 3389
+            }
+        );
+        let f = parse_forward("[::1]:8080:[fe80::1]:80").unwrap();
+        assert_eq!(f.bind_host.as_deref(), Some("::1"));
+        assert_eq!(f.remote_host, "fe80::1");
+        assert_eq!(f.to_string(), "[::1]:8080:[fe80::1]:80");
+        let f = parse_forward("0.0.0.0:0:vnc:5901").unwrap();
+        assert_eq!((f.bind_host.as_deref(), f.bind_port), (Some("0.0.0.0"), 0));
+        let f = parse_forward("*:5901:vnc:5901").unwrap();
+        assert_eq!(f.bind_host.as_deref(), Some("0.0.0.0"));
+        let f = parse_forward("localhost:5901:vnc:5901").unwrap();
+        assert_eq!(f.bind_host, None);
+    }
+
+    #[test]
+    fn bad_forwards() {
+        for (bad, needle) in [
+            ("", "empty"),
+            ("13389:winserver", "expected"),
+            ("a:b:c:d:e", "expected"),
+            ("x:winserver:3389", "local port"),
+            ("70000:winserver:3389", "local port"),
+            ("1:winserver:0", "remote port"),
+            ("1::3389", "host name is empty"),
+            ("[::1:8080:h:80", "missing ']'"),
+            ("/tmp/sock:h:1", "Unix socket"),
+        ] {
+            let e = parse_forward(bad).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn targets_and_listens() {
+        assert_eq!(
+            parse_target("app.internal:3389").unwrap(),
+            ("app.internal".into(), 3389)
+        );
+        assert_eq!(parse_target("[::1]:5901").unwrap(), ("::1".into(), 5901));
+        assert!(parse_target("app.internal").is_err());
+        assert_eq!(parse_listen("13389").unwrap(), (None, 13389));
+        assert_eq!(
+            parse_listen("127.0.0.2:5901").unwrap(),
+            (Some("127.0.0.2".into()), 5901)
+        );
+        assert!(parse_listen("host:x").is_err());
+    }
+}

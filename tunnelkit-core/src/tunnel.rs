@@ -1,0 +1,200 @@
+//! [`Tunnel::start`] runs a [`TunnelConfig`] on listeners the caller bound, and returns a
+//! [`TunnelHandle`]: the bound addresses, a stream of [`Event`]s, a [`Status`] snapshot, and
+//! stop. Dropping the handle stops the tunnel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::TunnelConfig;
+use crate::error::Error;
+use crate::forward::{serve, ForwardCtx, ForwardListener};
+use crate::prompt::{NoPrompt, NoSecrets, Prompter, SecretStore};
+use crate::status::{Event, Shared, Status};
+use crate::supervisor::Supervisor;
+
+/// What a tunnel needs from its host program: how to reach a person and where stored secrets
+/// are. The default asks nobody and stores nothing.
+#[derive(Clone)]
+pub struct Services {
+    /// Asks for passphrases, passwords, keyboard-interactive answers and host key decisions.
+    pub prompter: Arc<dyn Prompter>,
+    /// Stored passwords and key passphrases (the OS keyring in tunnelkit's CLI and agent).
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            prompter: Arc::new(NoPrompt),
+            secrets: Arc::new(NoSecrets),
+        }
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Services")
+    }
+}
+
+impl Services {
+    /// The same services without a person: for background work such as failback probes,
+    /// which must never interrupt anyone.
+    pub fn background(&self) -> Services {
+        Services {
+            prompter: Arc::new(NoPrompt),
+            secrets: self.secrets.clone(),
+        }
+    }
+}
+
+/// Starts tunnels.
+#[derive(Debug)]
+pub struct Tunnel;
+
+impl Tunnel {
+    /// Starts `config` on `listeners` (from [`bind_forwards`](crate::bind_forwards); a forward
+    /// without a listener is simply not served). Returns at once: routes come up in the
+    /// background, and a connection that arrives before one is up waits for it (bounded by
+    /// [`TunnelConfig::route_wait`]). Must be called within a tokio runtime.
+    pub fn start(
+        config: TunnelConfig,
+        listeners: Vec<ForwardListener>,
+        services: Services,
+        cancel: CancellationToken,
+    ) -> crate::Result<TunnelHandle> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let mut addrs: Vec<Option<SocketAddr>> = vec![None; config.forwards.len()];
+        for l in &listeners {
+            let slot = addrs.get_mut(l.index).ok_or_else(|| {
+                Error::Config(format!(
+                    "listener for forward {} which does not exist",
+                    l.index
+                ))
+            })?;
+            *slot = Some(
+                l.listener
+                    .local_addr()
+                    .map_err(|e| Error::io("listener address", e))?,
+            );
+        }
+        let shared = Arc::new(Shared::new(
+            config
+                .forwards
+                .iter()
+                .zip(&addrs)
+                .map(|(f, a)| (*a, f.target.to_string()))
+                .collect(),
+        ));
+        let (current, sessions) = watch::channel(None);
+        let tracker = TaskTracker::new();
+        for l in listeners {
+            let (index, listener) = (l.index, l.listener);
+            let Some(forward) = config.forwards.get(index).cloned() else {
+                continue;
+            };
+            if let Some(local) = addrs[index] {
+                shared.emit(Event::Listening {
+                    forward: index,
+                    local,
+                });
+            }
+            let ctx = Arc::new(ForwardCtx {
+                index,
+                forward,
+                sessions: sessions.clone(),
+                counters: shared.forwards[index].2.clone(),
+                shared: shared.clone(),
+                route_wait: config.route_wait,
+                tracker: tracker.clone(),
+            });
+            tracker.spawn(serve(ctx, listener, cancel.clone()));
+        }
+        let supervisor = Supervisor {
+            config: config.clone(),
+            services,
+            shared: shared.clone(),
+            current,
+            cancel: cancel.clone(),
+        };
+        let cancel_on_end = cancel.clone();
+        let task = tokio::spawn(async move {
+            let r = supervisor.run().await;
+            // A tunnel that gave up stops its forwards too.
+            cancel_on_end.cancel();
+            r
+        });
+        tracker.close();
+        Ok(TunnelHandle {
+            addrs,
+            shared,
+            cancel,
+            tracker,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running tunnel. Dropping it cancels the tunnel.
+#[derive(Debug)]
+pub struct TunnelHandle {
+    addrs: Vec<Option<SocketAddr>>,
+    shared: Arc<Shared>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    task: Option<JoinHandle<crate::Result<()>>>,
+}
+
+impl TunnelHandle {
+    /// The bound local address of each forward, in config order (`None` when not served).
+    pub fn local_addrs(&self) -> &[Option<SocketAddr>] {
+        &self.addrs
+    }
+
+    /// Subscribes to events from now on.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// A snapshot of the state and counters.
+    pub fn status(&self) -> Status {
+        self.shared.snapshot()
+    }
+
+    /// The token that stops this tunnel.
+    pub fn cancel_token(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Asks the tunnel to stop; [`wait`](Self::wait) returns once it has.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Waits until the tunnel has stopped and every connection task has ended. `Ok` when it
+    /// was stopped; the last error when it gave up (every route failed permanently, or the
+    /// configured rounds ran out).
+    pub async fn wait(mut self) -> crate::Result<()> {
+        let r = match self.task.take() {
+            Some(t) => t
+                .await
+                .unwrap_or_else(|e| Err(Error::SessionLost(format!("supervisor ended: {e}")))),
+            None => Ok(()),
+        };
+        self.cancel.cancel();
+        self.tracker.wait().await;
+        r
+    }
+}
+
+impl Drop for TunnelHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
