@@ -18,6 +18,16 @@ pub use opts::{Command, Opts};
 pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
     match opts.command {
         Some(Command::Demo(args)) => commands::demo::run(&args, cancel).await,
+        None if opts.ssh.print_config => match resolve::print_config(&opts.ssh) {
+            Ok(text) => {
+                print!("{text}");
+                Exit::Success
+            }
+            Err(e) => {
+                eprintln!("tunnelkit: {e}");
+                Exit::Failure
+            }
+        },
         None => commands::connect::run(&opts.ssh, cancel).await,
     }
 }

@@ -86,9 +86,15 @@ pub struct SshArgs {
     #[arg(short = 'i', value_name = "identity_file")]
     pub identity: Vec<PathBuf>,
 
-    /// ssh_config file to read. Only `none` is supported so far; ~/.ssh/config is not read yet.
+    /// ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config; `none`
+    /// reads no file. Host aliases, HostName, User, Port, IdentityFile, ProxyJump, LocalForward
+    /// and the other keywords tunnelkit uses are taken from it, as ssh does.
     #[arg(short = 'F', value_name = "configfile")]
     pub config_file: Option<PathBuf>,
+
+    /// Print the configuration resolved for the destination, in `ssh -G`'s format, and exit.
+    #[arg(short = 'G')]
+    pub print_config: bool,
 
     /// An OpenSSH option, Key=Value; repeatable. Unlike ssh -J, applied to every hop.
     /// Used: User, Port, IdentityFile, IdentitiesOnly, IdentityAgent, UserKnownHostsFile,

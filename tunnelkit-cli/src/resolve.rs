@@ -1,22 +1,34 @@
-//! Turns the ssh-style flags into one validated [`TunnelConfig`]: routes (primary from `-J` and
-//! the destination, DR routes from `--dr`), forwards from `-L`, options from `-o`/`-i` applied
-//! to every hop. Every mistake is a [`UsageError`] that says what was wrong.
+//! Turns the ssh-style flags and ssh_config into one validated [`TunnelConfig`]: routes (the
+//! primary from `-J`/`ProxyJump` and the destination, DR routes from `--dr`), forwards from
+//! `-L` and `LocalForward`, options from `-o`/`-i` (applied to every hop) and each host's own
+//! ssh_config entries. Every mistake is a [`UsageError`] that says what was wrong and where.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tunnelkit_core::spec::{self, HopSpec};
-use tunnelkit_core::{defaults, Failback, Forward, Hop, Route, SshOptions, TunnelConfig};
+use tunnelkit_core::ssh_config::{evaluate, HostConfig, Query, Sources};
+use tunnelkit_core::{Failback, Forward, Hop, Route, SshOptions, TunnelConfig};
 
 use crate::opts::SshArgs;
 
-/// A mistake on the command line (exit 255, as ssh).
+/// ProxyJump chains nest at most this deep (a loop in ssh_config is an error, not a hang).
+const MAX_JUMP_DEPTH: usize = 8;
+
+/// A mistake on the command line or in ssh_config (exit 255, as ssh).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-impl From<tunnelkit_core::spec::SpecError> for UsageError {
-    fn from(e: tunnelkit_core::spec::SpecError) -> Self {
+impl From<spec::SpecError> for UsageError {
+    fn from(e: spec::SpecError) -> Self {
+        UsageError(e.to_string())
+    }
+}
+
+impl From<tunnelkit_core::ssh_config::ConfigError> for UsageError {
+    fn from(e: tunnelkit_core::ssh_config::ConfigError) -> Self {
         UsageError(e.to_string())
     }
 }
@@ -39,100 +51,207 @@ pub fn local_user() -> String {
         .unwrap_or_else(|_| "root".to_string())
 }
 
-/// Resolves the flags. `interactive` says whether a person can answer prompts (a TTY).
-pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError> {
-    if let Some(f) = &args.config_file {
-        if f.as_os_str() != "none" {
+/// Looks hosts up in ssh_config with the command line's options first.
+struct Resolver<'a> {
+    args: &'a SshArgs,
+    sources: Sources,
+    home: PathBuf,
+    interactive: bool,
+}
+
+impl Resolver<'_> {
+    /// The command line's options for one host: its own user/port first, then `-o`, then `-i`.
+    /// `-o` keywords that name one host (HostName, Port, ProxyJump, LocalForward) apply to the
+    /// destination only; the others apply to every hop.
+    fn cmdline(
+        &self,
+        user: Option<&str>,
+        port: Option<u16>,
+        jump: Option<&str>,
+        is_jump: bool,
+    ) -> Result<SshOptions, UsageError> {
+        let mut o = SshOptions {
+            user: user.map(str::to_string),
+            port,
+            ..Default::default()
+        };
+        if let Some(j) = jump {
+            o.proxy_jump = Some(if j.eq_ignore_ascii_case("none") {
+                String::new()
+            } else {
+                j.to_string()
+            });
+        }
+        for kv in &self.args.options {
+            let key = kv
+                .split(|c: char| c == '=' || c.is_whitespace())
+                .next()
+                .unwrap_or_default();
+            let per_host = ["hostname", "port", "proxyjump", "localforward"]
+                .contains(&key.to_ascii_lowercase().as_str());
+            if is_jump && per_host {
+                continue;
+            }
+            o.apply_kv(kv)
+                .map_err(|e| UsageError(format!("-o {kv}: {e}")))?;
+        }
+        o.identity_files.extend(self.args.identity.iter().cloned());
+        Ok(o)
+    }
+
+    fn host(
+        &self,
+        h: &HopSpec,
+        user: Option<&str>,
+        port: Option<u16>,
+        jump: Option<&str>,
+        is_jump: bool,
+    ) -> Result<HostConfig, UsageError> {
+        let q = Query {
+            host: h.host.clone(),
+            local_user: local_user(),
+            home: self.home.clone(),
+        };
+        Ok(evaluate(
+            &q,
+            self.cmdline(h.user.as_deref().or(user), h.port.or(port), jump, is_jump)?,
+            &self.sources,
+        )?)
+    }
+
+    fn hop(&self, c: &HostConfig) -> Hop {
+        let mut hop = Hop::new(
+            c.user.clone(),
+            c.host_name.clone(),
+            c.port,
+            Arc::new(c.options.hop_options(self.interactive)),
+        );
+        hop.host_key_alias = c.options.host_key_alias.clone();
+        hop
+    }
+
+    /// The hops that reach the hosts of a jump list, in order: the first host's own ProxyJump
+    /// chain from ssh_config, then each host through the one before (as `ssh -J` does).
+    fn jump_chain(&self, list: &str, depth: usize) -> Result<Vec<Hop>, UsageError> {
+        if depth > MAX_JUMP_DEPTH {
             return Err(UsageError(format!(
-                "-F {}: reading ssh_config files is not supported yet; use -F none and -o options",
-                f.display()
+                "ProxyJump {list}: jump hosts nest more than {MAX_JUMP_DEPTH} deep (a loop in ssh_config?)"
             )));
         }
+        let mut hops = Vec::new();
+        for (i, h) in spec::parse_jump_list(list)?.iter().enumerate() {
+            let c = self.host(h, None, None, (i > 0).then_some("none"), true)?;
+            if i == 0 {
+                if let Some(j) = c.options.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
+                    hops.extend(self.jump_chain(j, depth + 1)?);
+                }
+            }
+            hops.push(self.hop(&c));
+        }
+        Ok(hops)
     }
-    let mut options = SshOptions::default();
-    for o in &args.options {
-        options
-            .apply_kv(o)
-            .map_err(|e| UsageError(format!("-o {o}: {e}")))?;
-    }
-    for i in &args.identity {
-        options.identity_files.insert(0, i.clone());
-    }
-    let hop_options = Arc::new(options.hop_options(interactive));
 
+    /// A route to `dest` through `jumps` (or the destination's own ProxyJump).
+    fn route(&self, name: &str, dest: &HostConfig) -> Result<Route, UsageError> {
+        let mut hops = match dest.options.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
+            Some(j) => self.jump_chain(j, 0)?,
+            None => Vec::new(),
+        };
+        hops.push(self.hop(dest));
+        Ok(Route {
+            name: name.into(),
+            hops,
+        })
+    }
+
+    /// The destination as resolved: `user@host`, `-l`, `-p`, `-J` first, then ssh_config.
+    fn destination(&self, text: &str, jump: Option<&str>) -> Result<HostConfig, UsageError> {
+        let h = spec::parse_hop(text)?;
+        let port = match &self.args.port {
+            Some(p) => Some(
+                spec::parse_port(p, false)
+                    .map_err(|e| UsageError(format!("-p {p}: {}", e.reason)))?,
+            ),
+            None => None,
+        };
+        if let Some(j) = jump {
+            spec::parse_jump_list(j)?;
+        }
+        self.host(&h, self.args.login.as_deref(), port, jump, false)
+    }
+}
+
+fn resolver(args: &SshArgs, interactive: bool) -> Resolver<'_> {
+    let home = dirs_home();
+    let sources = match &args.config_file {
+        Some(f) => Sources::file(f),
+        None => Sources::standard(&home),
+    };
+    Resolver {
+        args,
+        sources,
+        home,
+        interactive,
+    }
+}
+
+fn dirs_home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// `tunnelkit -G`: the destination's configuration in `ssh -G`'s format.
+pub fn print_config(args: &SshArgs) -> Result<String, UsageError> {
+    let r = resolver(args, false);
+    let dest = args
+        .destination
+        .as_deref()
+        .ok_or_else(|| UsageError("-G needs a destination".into()))?;
+    let c = r.destination(dest, args.jump.as_deref())?;
+    Ok(tunnelkit_core::ssh_config::print_g(&c))
+}
+
+/// Resolves the flags. `interactive` says whether a person can answer prompts (a TTY).
+pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError> {
+    let r = resolver(args, interactive);
     let dest_text = args.destination.as_deref().ok_or_else(|| {
         UsageError("no destination given: tunnelkit [options] [user@]host[:port]".into())
     })?;
-    let dest = spec::parse_hop(dest_text)?;
-    let dest_port = match &args.port {
-        Some(p) => Some(
-            spec::parse_port(p, false).map_err(|e| UsageError(format!("-p {p}: {}", e.reason)))?,
-        ),
-        None => None,
-    };
-    let default_user = options.user.clone().unwrap_or_else(local_user);
-    let default_port = options.port.unwrap_or(defaults::SSH_PORT);
-    let hop = |h: &HopSpec, user: Option<&str>, port: Option<u16>| {
-        Hop::new(
-            h.user
-                .clone()
-                .or(user.map(str::to_string))
-                .unwrap_or_else(|| default_user.clone()),
-            h.host.clone(),
-            h.port.or(port).unwrap_or(default_port),
-            hop_options.clone(),
-        )
-    };
-
-    let jumps = match &args.jump {
-        Some(j) => spec::parse_jump_list(j)?,
-        None => Vec::new(),
-    };
-    let mut primary: Vec<Hop> = jumps.iter().map(|h| hop(h, None, None)).collect();
-    primary.push(hop(&dest, args.login.as_deref(), dest_port));
-    let mut routes = vec![Route {
-        name: "primary".into(),
-        hops: primary,
-    }];
+    let dest = r.destination(dest_text, args.jump.as_deref())?;
+    let mut routes = vec![r.route("primary", &dest)?];
     for (n, dr) in args.dr.iter().enumerate() {
-        let hops = spec::parse_jump_list(dr).map_err(|e| UsageError(format!("--dr: {e}")))?;
-        if hops.is_empty() {
-            return Err(UsageError(format!(
+        let hosts: Vec<&str> = dr.split(',').collect();
+        let (last, jumps) = hosts.split_last().ok_or_else(|| {
+            UsageError(format!(
                 "--dr {dr}: a DR route needs at least a destination"
-            )));
-        }
-        let last = hops.len() - 1;
-        let hops = hops
-            .iter()
-            .enumerate()
-            .map(|(i, h)| {
-                if i == last {
-                    hop(h, args.login.as_deref(), dest_port)
-                } else {
-                    hop(h, None, None)
-                }
-            })
-            .collect();
+            ))
+        })?;
+        let jumps = (!jumps.is_empty()).then(|| jumps.join(","));
+        let c = r
+            .destination(last, jumps.as_deref())
+            .map_err(|e| UsageError(format!("--dr: {e}")))?;
         let name = if n == 0 {
             "dr".to_string()
         } else {
             format!("dr{}", n + 1)
         };
-        routes.push(Route { name, hops });
+        routes.push(r.route(&name, &c)?);
     }
 
+    let o = &dest.options;
     let mut forwards = Vec::new();
-    for l in args.local.iter().chain(&options.local_forwards) {
+    for l in args.local.iter().chain(&o.local_forwards) {
         let f = spec::parse_forward(l).map_err(|e| UsageError(format!("-L: {e}")))?;
         let mut fwd = Forward::from_spec(&f);
-        if options.gateway_ports == Some(true) && f.bind_host.is_none() {
+        if o.gateway_ports == Some(true) && f.bind_host.is_none() {
             fwd.bind_host = "0.0.0.0".into();
         }
         forwards.push(fwd);
     }
     if forwards.is_empty() {
         return Err(UsageError(
-            "no forwards: give at least one -L [bind_address:]port:host:hostport".into(),
+            "no forwards: give at least one -L [bind_address:]port:host:hostport (or LocalForward in ssh_config)".into(),
         ));
     }
 
@@ -146,13 +265,13 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
     config.give_up_after_rounds = if args.retry {
         None
     } else {
-        Some(options.connection_attempts.unwrap_or(1))
+        Some(o.connection_attempts.unwrap_or(1))
     };
     config.validate().map_err(|e| UsageError(e.to_string()))?;
     Ok(Resolved {
         config,
-        exit_on_forward_failure: options.exit_on_forward_failure.unwrap_or(false),
-        ignored_options: options.ignored.clone(),
+        exit_on_forward_failure: o.exit_on_forward_failure.unwrap_or(false),
+        ignored_options: o.ignored.clone(),
     })
 }
 
@@ -176,7 +295,7 @@ mod tests {
     use clap::Parser;
 
     fn args(v: &[&str]) -> SshArgs {
-        let mut all = vec!["tunnelkit"];
+        let mut all = vec!["tunnelkit", "-F", "none"];
         all.extend_from_slice(v);
         crate::opts::Opts::try_parse_from(all).unwrap().ssh
     }
@@ -218,6 +337,59 @@ mod tests {
     }
 
     #[test]
+    fn ssh_config_aliases_and_proxyjump_chains() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config");
+        std::fs::write(
+            &cfg,
+            "Host prod-rdp\n  HostName bastion.prod.example.com\n  User admin\n  Port 2222\n  ProxyJump gw\n  \
+             LocalForward 13389 winserver:3389\n  IdentityFile /keys/prod\n\
+             Host gw\n  HostName gw.example.com\n  User ops\n  ProxyJump edge\n\
+             Host edge\n  HostName 203.0.113.7\n  Port 2200\n",
+        )
+        .unwrap();
+        let a = crate::opts::Opts::try_parse_from([
+            "tunnelkit",
+            "-F",
+            cfg.to_str().unwrap(),
+            "-N",
+            "prod-rdp",
+        ])
+        .unwrap()
+        .ssh;
+        let r = resolve(&a, false).unwrap();
+        let hops: Vec<String> = r.config.routes[0].hops.iter().map(|h| h.label()).collect();
+        let me = local_user();
+        assert_eq!(
+            hops,
+            [
+                format!("{me}@203.0.113.7:2200"),
+                "ops@gw.example.com:22".to_string(),
+                "admin@bastion.prod.example.com:2222".to_string()
+            ]
+        );
+        assert_eq!(r.config.forwards[0].target.host, "winserver");
+        let dest = r.config.routes[0].hops.last().unwrap();
+        assert_eq!(
+            dest.options.auth.identity_files,
+            vec![PathBuf::from("/keys/prod")]
+        );
+        // A loop is an error, not a hang.
+        std::fs::write(&cfg, "Host a\n ProxyJump b\nHost b\n ProxyJump a\n").unwrap();
+        let a = crate::opts::Opts::try_parse_from([
+            "tunnelkit",
+            "-F",
+            cfg.to_str().unwrap(),
+            "-L",
+            "1:h:2",
+            "a",
+        ])
+        .unwrap()
+        .ssh;
+        assert!(resolve(&a, false).unwrap_err().0.contains("nest more than"));
+    }
+
+    #[test]
     fn usage_errors_say_what_is_wrong() {
         for (a, needle) in [
             (vec!["-L", "nope", "h"], "-L: invalid forward `nope`"),
@@ -233,10 +405,20 @@ mod tests {
                 vec!["-L", "1:h:2", "--failback", "soon", "h"],
                 "--failback soon",
             ),
-            (vec!["-L", "1:h:2", "-F", "/x", "h"], "-F /x"),
         ] {
             let e = resolve(&args(&a), false).unwrap_err();
             assert!(e.0.contains(needle), "{a:?}: {e}");
         }
+        let a = crate::opts::Opts::try_parse_from([
+            "tunnelkit",
+            "-F",
+            "/no/such/file",
+            "-L",
+            "1:h:2",
+            "h",
+        ])
+        .unwrap()
+        .ssh;
+        assert!(resolve(&a, false).unwrap_err().0.contains("/no/such/file"));
     }
 }

@@ -313,3 +313,61 @@ fn help_documents_the_ssh_flags() {
         assert!(help.contains(flag), "--help mentions {flag}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_config_alias_with_proxyjump_alias_opens_its_localforward() {
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "client", None);
+    let opts = || SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        ..Default::default()
+    };
+    let gw = Sshd::start(opts());
+    let bastion = Sshd::start(opts());
+    let target = EchoServer::start().await;
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(
+        &kh,
+        format!(
+            "{}\n{}\n",
+            gw.known_hosts_line(),
+            bastion.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "Host prod-app\n  HostName 127.0.0.1\n  Port {}\n  ProxyJump lab-gw\n  LocalForward 0 127.0.0.1:{}\n\
+             Host lab-gw\n  HostName 127.0.0.1\n  Port {}\n\
+             Host *\n  User {}\n  IdentityFile {}\n  UserKnownHostsFile {}\n  BatchMode yes\n",
+            bastion.port(),
+            target.addr().port(),
+            gw.port(),
+            user(),
+            key.private.display(),
+            kh.display()
+        ),
+    )
+    .unwrap();
+    let args: Vec<String> = vec![
+        "-N".into(),
+        "-F".into(),
+        config.display().to_string(),
+        "prod-app".into(),
+    ];
+    let t = tokio::task::spawn_blocking(move || {
+        let run = Running::start(&args);
+        assert_eq!(
+            echo(run.addr, b"alias through alias"),
+            b"alias through alias"
+        );
+    });
+    t.await.unwrap();
+    assert_eq!(
+        (gw.connections(), bastion.connections()),
+        (1, 1),
+        "went through the jump alias"
+    );
+}

@@ -104,7 +104,7 @@ fn host_matches(patterns: &str, name: &str) -> bool {
         };
         return hashed(&salt, name).is_some_and(|h| h == hash);
     }
-    crate::ssh_config::match_list(patterns.split(','), name)
+    crate::ssh_config::match_list(patterns.split(','), name, true)
 }
 
 /// Reads `files` (missing ones are skipped) and decides what they say about `key` for `name`.

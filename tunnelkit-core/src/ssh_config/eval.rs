@@ -129,11 +129,14 @@ impl Eval<'_> {
         Ok(())
     }
 
+    /// The host to connect to: `HostName` with `%h` expanded, or the name; lowercased, as ssh
+    /// does.
     fn host_name(&self) -> String {
         match &self.raw.host_name {
             Some(h) => expand_hostname(h, &self.host),
             None => self.host.clone(),
         }
+        .to_lowercase()
     }
 
     fn read_file(
@@ -163,8 +166,8 @@ impl Eval<'_> {
             let key = line.key.to_ascii_lowercase();
             match key.as_str() {
                 "host" => {
-                    active =
-                        !never_match && match_list(line.args.iter().map(String::as_str), &self.host)
+                    active = !never_match
+                        && match_list(line.args.iter().map(String::as_str), &self.host, false)
                 }
                 "match" => {
                     let m = self.match_line(&line.args).map_err(|m| err(n, m))?;
@@ -245,13 +248,13 @@ impl Eval<'_> {
                 }
                 "host" | "originalhost" | "user" | "localuser" => {
                     let arg = it.next().ok_or_else(|| format!("Match {crit}: missing argument"))?;
-                    let subject = match crit.as_str() {
-                        "host" => self.host_name(),
-                        "originalhost" => self.q.host.clone(),
-                        "user" => self.opts.user.clone().unwrap_or_else(|| self.q.local_user.clone()),
-                        _ => self.q.local_user.clone(),
+                    let (subject, fold) = match crit.as_str() {
+                        "host" => (self.host_name(), true),
+                        "originalhost" => (self.q.host.clone(), true),
+                        "user" => (self.opts.user.clone().unwrap_or_else(|| self.q.local_user.clone()), false),
+                        _ => (self.q.local_user.clone(), false),
                     };
-                    match_list(arg.split(','), &subject)
+                    match_list(arg.split(','), &subject, fold)
                 }
                 "exec" | "localnetwork" | "tagged" | "command" => {
                     return Err(format!(

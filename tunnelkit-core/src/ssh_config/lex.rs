@@ -82,10 +82,16 @@ pub fn split_args(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Glob match with `*` and `?`, case-insensitive (host names).
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let t: Vec<char> = text.to_lowercase().chars().collect();
+/// Glob match with `*` and `?`. OpenSSH compares `Host` lines and user names case-sensitively
+/// and host names in `Match` and known_hosts case-insensitively: `fold` selects the latter.
+pub fn glob(pattern: &str, text: &str, fold: bool) -> bool {
+    let (p, t) = if fold {
+        (pattern.to_lowercase(), text.to_lowercase())
+    } else {
+        (pattern.to_string(), text.to_string())
+    };
+    let p: Vec<char> = p.chars().collect();
+    let t: Vec<char> = t.chars().collect();
     let (mut pi, mut ti) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
@@ -112,14 +118,14 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 }
 
 /// OpenSSH's pattern-list match: true when some pattern matches and no negated one does.
-pub fn match_list<'a>(patterns: impl IntoIterator<Item = &'a str>, text: &str) -> bool {
+pub fn match_list<'a>(patterns: impl IntoIterator<Item = &'a str>, text: &str, fold: bool) -> bool {
     let mut matched = false;
     for p in patterns {
         if let Some(neg) = p.strip_prefix('!') {
-            if glob(neg, text) {
+            if glob(neg, text, fold) {
                 return false;
             }
-        } else if glob(p, text) {
+        } else if glob(p, text, fold) {
             matched = true;
         }
     }
@@ -153,16 +159,21 @@ mod tests {
 
     #[test]
     fn patterns() {
-        assert!(glob("*.example.com", "a.EXAMPLE.com"));
-        assert!(glob("web?", "web1"));
-        assert!(!glob("web?", "web12"));
-        assert!(glob("*", ""));
-        assert!(glob("a*b*c", "aXXbYYc"));
-        assert!(!glob("a*b*c", "aXXbYY"));
-        assert!(match_list(["*.corp", "!secret.corp"], "www.corp"));
-        assert!(!match_list(["*.corp", "!secret.corp"], "secret.corp"));
+        assert!(glob("*.example.com", "a.EXAMPLE.com", true));
+        assert!(!glob("*.example.com", "a.EXAMPLE.com", false));
+        assert!(glob("web?", "web1", false));
+        assert!(!glob("web?", "web12", false));
+        assert!(glob("*", "", false));
+        assert!(glob("a*b*c", "aXXbYYc", false));
+        assert!(!glob("a*b*c", "aXXbYY", false));
+        assert!(match_list(["*.corp", "!secret.corp"], "www.corp", false));
+        assert!(!match_list(
+            ["*.corp", "!secret.corp"],
+            "secret.corp",
+            false
+        ));
         assert!(
-            !match_list(["!secret.corp"], "other"),
+            !match_list(["!secret.corp"], "other", false),
             "a lone negation matches nothing"
         );
     }

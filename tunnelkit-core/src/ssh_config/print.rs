@@ -71,11 +71,13 @@ pub fn print_g(c: &HostConfig) -> String {
         "serveralivecountmax",
         &o.server_alive_count_max.unwrap_or(3).to_string(),
     );
+    // OpenSSH probes every 300 s under BatchMode when no interval is set.
+    let alive_default = if o.batch_mode == Some(true) { 300 } else { 0 };
     line(
         "serveraliveinterval",
         &o.server_alive_interval
             .map(|d| d.as_secs())
-            .unwrap_or(0)
+            .unwrap_or(alive_default)
             .to_string(),
     );
     line(
@@ -88,8 +90,10 @@ pub fn print_g(c: &HostConfig) -> String {
     if let Some(a) = &o.host_key_alias {
         line("hostkeyalias", a);
     }
-    if let Some(Some(a)) = &o.identity_agent {
-        line("identityagent", &a.display().to_string());
+    match &o.identity_agent {
+        Some(Some(a)) => line("identityagent", &a.display().to_string()),
+        Some(None) => line("identityagent", "none"),
+        None => {}
     }
     for f in &o.local_forwards {
         if let Ok(spec) = parse_forward(f) {
