@@ -154,6 +154,8 @@ async fn silent_primary_is_detected_by_keepalives() {
     // No RST, no FIN: the primary's packets just stop.
     proxy.set_silent(true);
     let silenced = Instant::now();
+    // A client arriving during the outage is held, then carried by the DR route.
+    let during = tokio::spawn(async move { echo(addr, b"arrived during the outage").await });
     let e = wait_event(
         &mut events,
         "route failure",
@@ -177,6 +179,7 @@ async fn silent_primary_is_detected_by_keepalives() {
     .await;
     assert_eq!(echo(addr, b"via dr").await.unwrap(), b"via dr");
     assert_eq!(handle.status().route.as_deref(), Some("dr"));
+    assert_eq!(during.await.unwrap().unwrap(), b"arrived during the outage");
 }
 
 #[tokio::test]

@@ -192,7 +192,12 @@ async fn open_channel(
         };
         let Some(session) = session else { continue };
         let target = ctx.forward.target_for(session.route()).clone();
-        match session.open(&target, peer).await {
+        // A session that dies while the channel opens hands the connection to its successor.
+        let opened = tokio::select! {
+            r = session.open(&target, peer) => r,
+            _ = session.lost().cancelled() => Err(Error::SessionLost(session.loss_reason())),
+        };
+        match opened {
             Ok(ch) => return Ok((session, ch)),
             Err(Error::SessionLost(why)) => last = Some(Error::SessionLost(why)),
             Err(e) => return Err(e),

@@ -43,6 +43,10 @@ impl Liveness {
     pub fn heard(&mut self, now: Instant) {
         self.last_heard = self.last_heard.max(now);
     }
+    /// When the session will be declared dead if nothing more is heard.
+    pub fn deadline(&self) -> Instant {
+        self.last_heard + self.interval * self.count_max
+    }
     /// True once the silence has lasted `interval * count_max`.
     pub fn is_dead(&self, now: Instant) -> bool {
         !self.interval.is_zero()
@@ -256,9 +260,13 @@ impl Supervisor {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pings = FuturesUnordered::new();
         let mut bytes_seen = self.bytes_in();
+        let mut last_tick = Instant::now();
         let mut probe: Option<Probe> = None;
         let mut next_probe = Instant::now() + self.config.failback_probe_interval;
         let mut healthy_since: Option<Instant> = None;
+        // Credentials refused by a higher route are retried on the capped backoff only, so an
+        // account is never locked out by failback probes.
+        let mut refused_delays = backoff_delays(&self.config.backoff);
         let hold_time = match self.config.failback {
             Failback::After(d) => Some(d),
             Failback::Never => None,
@@ -268,12 +276,13 @@ impl Supervisor {
             tokio::select! {
                 _ = self.cancel.cancelled() => return HoldEnd::Cancelled,
                 _ = session.lost().cancelled() => return HoldEnd::Lost(session.loss_reason()),
-                _ = ticker.tick() => {
+                _ = tokio::time::sleep_until(live.deadline()), if !interval.is_zero() => {
                     let now = Instant::now();
                     let seen = self.bytes_in();
                     if seen != bytes_seen {
+                        // Data arrived at some time since the last tick: count it from then.
                         bytes_seen = seen;
-                        live.heard(now);
+                        live.heard(last_tick);
                     }
                     if live.is_dead(now) {
                         return HoldEnd::Lost(format!(
@@ -281,12 +290,22 @@ impl Supervisor {
                             now.duration_since(live.last_heard), interval, opts.server_alive_count_max
                         ));
                     }
+                }
+                _ = ticker.tick() => {
+                    let seen = self.bytes_in();
+                    if seen != bytes_seen {
+                        tracing::trace!(route = self.name(i), "data arrived since the last tick");
+                        bytes_seen = seen;
+                        live.heard(last_tick);
+                    }
+                    last_tick = Instant::now();
                     let s = session.clone();
                     let within = interval * opts.server_alive_count_max.max(1);
                     pings.push(async move { s.probe(within).await.then(Instant::now) });
                 }
                 Some(reply) = pings.next(), if !pings.is_empty() => {
                     if let Some(at) = reply {
+                        tracing::trace!(route = self.name(i), "keepalive answered");
                         live.heard(at);
                     }
                 }
@@ -316,6 +335,9 @@ impl Supervisor {
                             if e.is_host_key() {
                                 disabled[j] = true;
                                 self.route_failed(j, &e);
+                            } else if e.is_permanent() {
+                                let delay = refused_delays.next().unwrap_or(self.config.backoff.max);
+                                next_probe = Instant::now() + delay.max(self.config.failback_probe_interval);
                             }
                         }
                     }
