@@ -428,3 +428,58 @@ async fn encrypted_key_under_batch_mode_needs_input() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn openssh_user_certificate_beside_the_key_and_by_certificatefile() {
+    let dir = TestDir::new();
+    let ca = KeyPair::generate(dir.path(), "user-ca", None);
+    let key = KeyPair::generate(dir.path(), "certified", None);
+    // Only the CA is trusted: the plain key alone is not enough.
+    let sshd = Sshd::start(SshdOptions {
+        authorized_keys: vec![],
+        extra_config: vec![format!("TrustedUserCAKeys {}", ca.public.display())],
+    });
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca.private)
+        .args(["-I", "tunnelkit-test", "-n", &whoami(), "-V", "+1h"])
+        .arg(&key.public)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let beside = dir.path().join("certified-cert.pub");
+    assert!(beside.exists());
+    let echo_server = EchoServer::start().await;
+    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
+    let opts = Arc::new(options(&key.private, &kh));
+    let config = TunnelConfig::new(
+        vec![route("primary", vec![hop(sshd.port(), &opts)])],
+        vec![forward_to(echo_server.addr())],
+    );
+    let (handle, addr, _events) = start(config, Services::default()).await;
+    assert_eq!(echo(addr, b"cert beside").await.unwrap(), b"cert beside");
+    drop(handle);
+
+    // The same certificate elsewhere, named by CertificateFile.
+    let elsewhere = dir.path().join("certs");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let moved = elsewhere.join("my.cert");
+    std::fs::rename(&beside, &moved).unwrap();
+    let mut o = options(&key.private, &kh);
+    o.auth.certificate_files = vec![moved];
+    let opts = Arc::new(o);
+    let mut config = TunnelConfig::new(
+        vec![route("primary", vec![hop(sshd.port(), &opts)])],
+        vec![forward_to(echo_server.addr())],
+    );
+    config.give_up_after_rounds = Some(1);
+    let (_handle, addr, _events) = start(config, Services::default()).await;
+    assert_eq!(
+        echo(addr, b"by CertificateFile").await.unwrap(),
+        b"by CertificateFile"
+    );
+}

@@ -86,6 +86,9 @@ impl Default for HostKeyPolicy {
 pub struct AuthOptions {
     /// Identity files to try (after the agent), in order. Empty means OpenSSH's defaults.
     pub identity_files: Vec<PathBuf>,
+    /// `CertificateFile`s: OpenSSH certificates tried with the identity whose key they certify
+    /// (a `KEY-cert.pub` beside a key is always tried too).
+    pub certificate_files: Vec<PathBuf>,
     /// Only use the identity files given (agent keys only when they match one of them).
     pub identities_only: bool,
     /// The agent socket: `None` disables the agent; default is `$SSH_AUTH_SOCK`.
@@ -102,6 +105,7 @@ impl Default for AuthOptions {
     fn default() -> Self {
         AuthOptions {
             identity_files: Vec::new(),
+            certificate_files: Vec::new(),
             identities_only: false,
             agent_socket: std::env::var_os("SSH_AUTH_SOCK")
                 .filter(|s| !s.is_empty())

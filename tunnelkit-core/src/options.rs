@@ -392,6 +392,7 @@ impl SshOptions {
         if !self.identity_files.is_empty() {
             o.auth.identity_files = self.identity_files.clone();
         }
+        o.auth.certificate_files = self.certificate_files.clone();
         if let Some(v) = self.identities_only {
             o.auth.identities_only = v;
         }

@@ -200,9 +200,9 @@ impl Attempt<'_> {
                 continue;
             };
             let key = Arc::new(key);
-            if let Some(cert) = read_cert(&path) {
+            for (cert_path, cert) in self.certificates_for(&path, &key) {
                 self.tried
-                    .push(format!("certificate {}-cert.pub", path.display()));
+                    .push(format!("certificate {}", cert_path.display()));
                 let r = self
                     .handle
                     .authenticate_openssh_cert(&self.hop.user, key.clone(), cert)
@@ -268,6 +268,17 @@ impl Attempt<'_> {
         self.tried
             .push(format!("{} (wrong passphrase)", path.display()));
         Ok(None)
+    }
+
+    /// Certificates for `key`: `KEY-cert.pub` beside it, then each `CertificateFile` that
+    /// certifies the same public key.
+    fn certificates_for(&self, path: &Path, key: &PrivateKey) -> Vec<(PathBuf, Certificate)> {
+        let beside = sibling(path, "-cert.pub");
+        std::iter::once(beside)
+            .chain(self.hop.options.auth.certificate_files.iter().cloned())
+            .filter_map(|p| read_cert(&p).map(|c| (p, c)))
+            .filter(|(_, c)| c.public_key() == key.public_key().key_data())
+            .collect()
     }
 
     fn stored(&self, key: &SecretKey) -> Option<SecretString> {
@@ -432,12 +443,12 @@ fn read_public(private: &Path) -> Option<russh::keys::PublicKey> {
     russh::keys::PublicKey::from_openssh(text.trim()).ok()
 }
 
-fn read_cert(private: &Path) -> Option<Certificate> {
-    let text = std::fs::read_to_string(sibling(private, "-cert.pub")).ok()?;
+fn read_cert(file: &Path) -> Option<Certificate> {
+    let text = std::fs::read_to_string(file).ok()?;
     match Certificate::from_openssh(text.trim()) {
         Ok(c) => Some(c),
         Err(e) => {
-            tracing::warn!("{}-cert.pub: {e}", private.display());
+            tracing::warn!("{}: not an OpenSSH certificate: {e}", file.display());
             None
         }
     }
