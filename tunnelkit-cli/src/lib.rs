@@ -1,4 +1,4 @@
-//! The `tunnelkit` command line: ssh-compatible flags, the demo, and (later) the agent client.
+//! The `tunnelkit` command line: ssh-compatible flags, the demo, the agent and its clients.
 //! `main.rs` only parses, sets up logging and signals, and calls [`run`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,6 +18,13 @@ pub use opts::{Command, Opts};
 pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
     match opts.command {
         Some(Command::Demo(args)) => commands::demo::run(&args, cancel).await,
+        Some(Command::Agent(args)) => commands::agent::agent(&args, cancel).await,
+        Some(Command::Status(args)) => commands::agent::status(&args).await,
+        Some(Command::Up(args)) => commands::agent::up(&args).await,
+        Some(Command::Down(args)) => commands::agent::down(&args).await,
+        Some(Command::Reload(args)) => commands::agent::reload(&args).await,
+        Some(Command::Logs(args)) => commands::agent::logs(&args).await,
+        Some(Command::Secret(args)) => commands::secret::run(&args),
         None if opts.ssh.print_config => match resolve::print_config(&opts.ssh) {
             Ok(text) => {
                 print!("{text}");

@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let filter = EnvFilter::try_from_env("TUNNELKIT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(log_filter(opts.ssh.verbose, opts.ssh.quiet)));
+        .unwrap_or_else(|_| EnvFilter::new(log_filter(opts.verbosity(), opts.ssh.quiet)));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

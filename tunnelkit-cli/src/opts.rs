@@ -40,12 +40,95 @@ pub struct Opts {
     pub ssh: SshArgs,
 }
 
+impl Opts {
+    /// The number of `-v` given, wherever it was given.
+    pub fn verbosity(&self) -> u8 {
+        match &self.command {
+            Some(Command::Agent(a)) => a.verbose.max(self.ssh.verbose),
+            _ => self.ssh.verbose,
+        }
+    }
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Show a tunnel working and failing over, with nothing installed: starts throwaway SSH
     /// bastions and a target service inside this process, on loopback.
     Demo(DemoArgs),
+    /// Run the background agent in the foreground: it keeps the profiles in the profiles
+    /// directory alive and answers `tunnelkit status|up|down|reload|logs` on its socket.
+    Agent(AgentArgs),
+    /// Show every profile: state, route, forwards, connections, bytes, last error.
+    Status(StatusArgs),
+    /// Start a profile and wait until it is up; on a terminal, answer what it needs
+    /// (passphrase, password, one-time code, host key).
+    Up(NameArgs),
+    /// Stop a profile.
+    Down(NameArgs),
+    /// Make the agent re-read the profiles directory now.
+    Reload(SocketArgs),
+    /// Show a profile's recent events.
+    Logs(NameArgs),
+    /// Store or delete a password or key passphrase in the OS keyring.
+    Secret(SecretArgs),
+}
+
+/// Where the agent's socket is.
+#[derive(Debug, Args)]
+pub struct SocketArgs {
+    /// The agent's control socket (default: $TUNNELKIT_SOCKET, else
+    /// $XDG_RUNTIME_DIR/tunnelkit/agent.sock, else /tmp/tunnelkit-$UID/agent.sock).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// Options of `tunnelkit agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The profiles directory (default $XDG_CONFIG_HOME/tunnelkit/profiles).
+    #[arg(long, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
+    /// Where to listen.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// More log output.
+    #[arg(short = 'v', action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Options of `tunnelkit status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON (a list of profiles; see README for the schema).
+    #[arg(long)]
+    pub json: bool,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// A profile name and the agent's socket.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The profile's name (its file name without .toml).
+    pub name: String,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// `tunnelkit secret set|delete KIND NAME`.
+#[derive(Debug, Args)]
+pub struct SecretArgs {
+    /// `set` or `delete`.
+    #[arg(value_parser = ["set", "delete"])]
+    pub action: String,
+    /// `password` (for USER@HOST[:PORT]) or `passphrase` (for a key file).
+    #[arg(value_parser = ["password", "passphrase"])]
+    pub kind: String,
+    /// USER@HOST[:PORT] for a password, the key file's path for a passphrase.
+    pub name: String,
 }
 
 /// Options of `tunnelkit demo`.

@@ -50,13 +50,11 @@ impl fmt::Display for PromptRequest {
             PromptRequest::Password { user, host, .. } => write!(f, "{user}@{host}'s password: "),
             PromptRequest::KeyboardInteractive {
                 account, prompt, ..
-            } => {
-                if prompt.is_empty() {
-                    write!(f, "({account}) response: ")
-                } else {
-                    write!(f, "({account}) {prompt}")
-                }
-            }
+            } => match (account.is_empty(), prompt.is_empty()) {
+                (true, _) => f.write_str(prompt),
+                (false, true) => write!(f, "({account}) response: "),
+                (false, false) => write!(f, "({account}) {prompt}"),
+            },
         }
     }
 }

@@ -39,6 +39,9 @@ pub enum Event {
         reason: String,
         /// True when the route will not be retried by itself (host key problem).
         permanent: bool,
+        /// True when a person must supply something (a passphrase, password, one-time code or
+        /// host key decision) that nobody could be asked for.
+        needs_input: bool,
     },
     /// Traffic moved from one route to another because the first failed.
     Failover {
@@ -89,6 +92,7 @@ impl std::fmt::Display for Event {
                 route,
                 reason,
                 permanent,
+                ..
             } => {
                 write!(f, "route {route}: failed: {reason}")?;
                 if *permanent {

@@ -221,6 +221,7 @@ impl Supervisor {
             route: self.name(i).to_string(),
             reason,
             permanent: e.is_host_key(),
+            needs_input: matches!(e.root(), Error::NeedsInput(_)),
         });
     }
 

@@ -51,6 +51,11 @@ pub(crate) async fn authenticate(
         tried: Vec::new(),
         needed: Vec::new(),
     };
+    // Like ssh, ask with "none" first: the server then says which methods it allows, so that
+    // nobody is asked for a password the server would never accept.
+    if a.none().await? {
+        return Ok(());
+    }
     if a.agent().await?
         || a.identity_files().await?
         || a.password().await?
@@ -120,6 +125,15 @@ impl Attempt<'_> {
             .await
             .map_err(|e| protocol(self.hop, e))?
             .flatten())
+    }
+
+    async fn none(&mut self) -> crate::Result<bool> {
+        let r = self
+            .handle
+            .authenticate_none(&self.hop.user)
+            .await
+            .map_err(|e| protocol(self.hop, e))?;
+        Ok(self.outcome(r))
     }
 
     async fn agent(&mut self) -> crate::Result<bool> {

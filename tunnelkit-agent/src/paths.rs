@@ -1,0 +1,41 @@
+//! Where the agent keeps things: the control socket and the profiles directory.
+
+use std::path::PathBuf;
+
+/// The user id of this process (from /proc, so no unsafe call is needed).
+pub fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+/// The control socket: `--socket`, else `$TUNNELKIT_SOCKET`, else
+/// `$XDG_RUNTIME_DIR/tunnelkit/agent.sock`, else `/tmp/tunnelkit-$UID/agent.sock`.
+pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = flag {
+        return p;
+    }
+    if let Some(p) = std::env::var_os("TUNNELKIT_SOCKET").filter(|s| !s.is_empty()) {
+        return PathBuf::from(p);
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").filter(|s| !s.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("tunnelkit/agent.sock"),
+        None => PathBuf::from(format!("/tmp/tunnelkit-{}/agent.sock", current_uid())),
+    }
+}
+
+/// The profiles directory: `--profiles`, else `$XDG_CONFIG_HOME/tunnelkit/profiles`, else
+/// `~/.config/tunnelkit/profiles`.
+pub fn profiles_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = flag {
+        return p;
+    }
+    match std::env::var_os("XDG_CONFIG_HOME").filter(|s| !s.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("tunnelkit/profiles"),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"))
+            .join(".config/tunnelkit/profiles"),
+    }
+}

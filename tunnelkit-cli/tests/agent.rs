@@ -1,0 +1,482 @@
+//! The agent as an admin uses it, against real OpenSSH sshds: profiles (one autostart),
+//! `status --json`, `up`, `down`, `logs`, a profile edited while another carries a connection,
+//! a broken profile, a passphrase from the kernel keyring, a passphrase prompt answered through
+//! `tunnelkit up` on a pty, socket permissions, a foreign uid, a second agent, and SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tunnelkit_tests::{wait_until, EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+    keyring: &'static str,
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tunnelkit")
+}
+
+impl Agent {
+    fn start(dir: &Path, profiles: &Path, keyring: &'static str) -> Agent {
+        Self::start_with(Command::new(bin()), dir, profiles, keyring)
+    }
+
+    fn start_with(mut cmd: Command, dir: &Path, profiles: &Path, keyring: &'static str) -> Agent {
+        let socket = dir.join("run/agent.sock");
+        let child = cmd
+            .args(["agent", "--profiles"])
+            .arg(profiles)
+            .arg("--socket")
+            .arg(&socket)
+            .env("TUNNELKIT_KEYRING", keyring)
+            .env("TUNNELKIT_LOG", "info")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("agent.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let s = socket.clone();
+        wait_until(DEADLINE, "the agent's socket", || {
+            std::os::unix::net::UnixStream::connect(&s).is_ok()
+        });
+        Agent {
+            child,
+            socket,
+            keyring,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(
+            self.socket
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("agent.log"),
+        )
+        .unwrap_or_default()
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .arg("--socket")
+            .arg(&self.socket)
+            .env("TUNNELKIT_KEYRING", self.keyring)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn status(&self) -> Vec<Value> {
+        let out = self.cli(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}\nagent log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn profile(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    fn wait_state(&self, name: &str, state: &str) -> Value {
+        let mut last = Value::Null;
+        wait_until(DEADLINE, &format!("{name} to be {state}"), || {
+            last = self.profile(name);
+            last["state"] == state
+        });
+        last
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Site {
+    dir: TestDir,
+    key: KeyPair,
+    sshd: Sshd,
+    echo: tunnelkit_tests::Server,
+    known_hosts: PathBuf,
+    profiles: PathBuf,
+}
+
+async fn site(passphrase: Option<&str>) -> Site {
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "client", passphrase);
+    let sshd = Sshd::start(SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        ..Default::default()
+    });
+    let echo = EchoServer::start().await;
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, sshd.known_hosts_line() + "\n").unwrap();
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    Site {
+        dir,
+        key,
+        sshd,
+        echo,
+        known_hosts,
+        profiles,
+    }
+}
+
+fn write_profile(s: &Site, name: &str, autostart: bool, local: u16) {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let text = format!(
+        "description = \"{name} test\"\nautostart = {autostart}\n\n[ssh]\nIdentityFile = \"{}\"\n\
+         UserKnownHostsFile = \"{}\"\nServerAliveInterval = 1\n\n[[forward]]\nlocal = {local}\n\
+         remote = \"127.0.0.1:{}\"\n\n[[route]]\nname = \"primary\"\nhops = [\"{user}@127.0.0.1:{}\"]\n",
+        s.key.private.display(),
+        s.known_hosts.display(),
+        s.echo.addr().port(),
+        s.sshd.port()
+    );
+    // Write then rename, as editors do, so the agent never reads half a file.
+    let tmp = s.profiles.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, s.profiles.join(format!("{name}.toml"))).unwrap();
+}
+
+fn local_of(p: &Value) -> SocketAddr {
+    p["forwards"][0]["local"].as_str().unwrap().parse().unwrap()
+}
+
+fn echo(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).unwrap();
+    back
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profiles_status_up_down_logs_and_a_broken_file() {
+    let s = site(None).await;
+    write_profile(&s, "auto", true, 0);
+    write_profile(&s, "manual", false, 0);
+    std::fs::write(
+        s.profiles.join("broken.toml"),
+        "autostart = true\n[[route]]\nname = \"r\"\nhops = [\"h\"]\n[[forward]]\nlocal = 1\nremote = \"x\"\n",
+    )
+    .unwrap();
+    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    let auto = agent.wait_state("auto", "up");
+    assert_eq!(auto["route"], "primary");
+    assert_eq!(echo(local_of(&auto), b"autostarted"), b"autostarted");
+    assert_eq!(agent.profile("manual")["state"], "down");
+    let broken = agent.profile("broken");
+    assert_eq!(broken["state"], "invalid");
+    let err = broken["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("broken.toml:7:") && err.contains("expected host:port"),
+        "{err}"
+    );
+
+    let out = agent.cli(&["up", "manual"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // After `up` returns the forward is bound and the route is up.
+    let manual = agent.profile("manual");
+    assert_eq!(manual["state"], "up");
+    assert_eq!(echo(local_of(&manual), b"manual"), b"manual");
+    let counted = agent.profile("manual");
+    assert_eq!(counted["forwards"][0]["total"], 1);
+    assert_eq!(counted["forwards"][0]["bytes_out"], 6);
+
+    let out = agent.cli(&["down", "manual"]);
+    assert!(out.status.success());
+    assert_eq!(agent.profile("manual")["state"], "down");
+    let logs = agent.cli(&["logs", "auto"]);
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("route primary: up"),
+        "{logs:?}"
+    );
+    let out = agent.cli(&["up", "nosuch"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no profile named nosuch"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn editing_one_profile_does_not_cut_another() {
+    let s = site(None).await;
+    write_profile(&s, "steady", true, 0);
+    write_profile(&s, "edited", true, 0);
+    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    let steady = agent.wait_state("steady", "up");
+    let before = agent.wait_state("edited", "up");
+    let mut flowing = TcpStream::connect(local_of(&steady)).unwrap();
+    flowing.set_read_timeout(Some(DEADLINE)).unwrap();
+    flowing.write_all(b"one").unwrap();
+    let mut b = [0u8; 3];
+    flowing.read_exact(&mut b).unwrap();
+
+    // Change the edited profile's local port (0 -> a fixed free one) and wait for it to apply.
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let edited_at = Instant::now();
+    write_profile(&s, "edited", true, free);
+    wait_until(DEADLINE, "the edit to apply", || {
+        let p = agent.profile("edited");
+        p["state"] == "up" && local_of(&p).port() == free
+    });
+    let took = edited_at.elapsed();
+    assert_ne!(local_of(&before).port(), free);
+    // The connection through the other profile kept flowing.
+    flowing.write_all(b"two").unwrap();
+    flowing.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"two", "the steady profile's connection was not cut");
+    assert_eq!(agent.profile("steady")["reconnects"], 0);
+    eprintln!("profile edit applied in {took:?}");
+    // Removing a file stops and forgets that profile only.
+    std::fs::remove_file(s.profiles.join("edited.toml")).unwrap();
+    wait_until(DEADLINE, "the removal to apply", || {
+        agent.status().len() == 1
+    });
+    flowing.write_all(b"333").unwrap();
+    flowing.read_exact(&mut b).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passphrase_from_the_kernel_keyring() {
+    let s = site(Some("keyring words")).await;
+    write_profile(&s, "locked", false, 0);
+    // Stored by the CLI from standard input, into the real keyutils store.
+    let mut set = Command::new(bin())
+        .args(["secret", "set", "passphrase"])
+        .arg(&s.key.private)
+        .env("TUNNELKIT_KEYRING", "keyutils")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(b"keyring words\n")
+        .unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let agent = Agent::start(s.dir.path(), &s.profiles, "keyutils");
+    let out = agent.cli(&["up", "locked"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        echo(local_of(&agent.profile("locked")), b"unlocked"),
+        b"unlocked"
+    );
+    let logs = std::fs::read_to_string(s.dir.path().join("agent.log")).unwrap();
+    assert!(
+        !logs.contains("keyring words"),
+        "the passphrase never reaches a log"
+    );
+    let del = Command::new(bin())
+        .args(["secret", "delete", "passphrase"])
+        .arg(&s.key.private)
+        .env("TUNNELKIT_KEYRING", "keyutils")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&del.stdout).contains("deleted"),
+        "{del:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn needs_input_is_reported_and_answered_through_up_on_a_pty() {
+    let s = site(Some("typed at the terminal")).await;
+    write_profile(&s, "locked", true, 0);
+    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    let p = agent.wait_state("locked", "needs-input");
+    assert!(
+        p["last_error"].as_str().unwrap().contains("passphrase"),
+        "{p}"
+    );
+    // Without a terminal, `up` says what is needed.
+    let out = agent.cli(&["up", "locked"]);
+    assert_eq!(out.status.code(), Some(255));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("passphrase") && err.contains("on a terminal"),
+        "{err}"
+    );
+    // On a pty, the prompt reaches the person and the answer goes back over the socket.
+    let script = r#"
+import os, pty, sys, time, select
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen, deadline = b"", time.time() + 20
+answered = False
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.5)
+    if not r:
+        continue
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if not answered and b"passphrase" in seen.lower():
+        # Type only once the prompt has turned echo off, as a person would after reading it.
+        import termios
+        while time.time() < deadline and termios.tcgetattr(fd)[3] & termios.ECHO:
+            select.select([], [], [], 0.02)
+        os.write(fd, b"typed at the terminal\n")
+        answered = True
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.WEXITSTATUS(status))
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(bin())
+        .args(["up", "locked", "--socket"])
+        .arg(&agent.socket)
+        .env("TUNNELKIT_KEYRING", "mock")
+        .output()
+        .expect("python3 drives the pty");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "tunnelkit up on a pty: {screen}");
+    assert!(screen.contains("Enter passphrase for key"), "{screen}");
+    assert!(screen.contains("locked is up"), "{screen}");
+    assert!(
+        !screen.contains("typed at the terminal"),
+        "the passphrase is not echoed: {screen}"
+    );
+    let p = agent.wait_state("locked", "up");
+    assert_eq!(echo(local_of(&p), b"prompted"), b"prompted");
+    let logs = std::fs::read_to_string(s.dir.path().join("agent.log")).unwrap();
+    assert!(
+        !logs.contains("typed at the terminal"),
+        "the answer never reaches a log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_permissions_second_agent_and_sigterm() {
+    let s = site(None).await;
+    write_profile(&s, "auto", true, 0);
+    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&agent.socket), 0o600);
+    assert_eq!(mode(agent.socket.parent().unwrap()), 0o700);
+    agent.wait_state("auto", "up");
+    let second = Command::new(bin())
+        .args(["agent", "--profiles"])
+        .arg(&s.profiles)
+        .arg("--socket")
+        .arg(&agent.socket)
+        .env("TUNNELKIT_KEYRING", "mock")
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(255));
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("already running"),
+        "{second:?}"
+    );
+    assert_eq!(
+        agent.profile("auto")["state"],
+        "up",
+        "the first agent is unaffected"
+    );
+
+    let mut agent = agent;
+    let pid = agent.child.id().to_string();
+    let t = Instant::now();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut status = None;
+    wait_until(
+        Duration::from_secs(5),
+        "the agent to exit after SIGTERM",
+        || {
+            status = agent.child.try_wait().unwrap();
+            status.is_some()
+        },
+    );
+    assert_eq!(status.unwrap().code(), Some(0));
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(!agent.socket.exists(), "the socket is removed");
+    // A stale socket file is replaced by the next agent.
+    std::fs::write(&agent.socket, "").unwrap();
+    let again = Agent::start(s.dir.path(), &s.profiles, "mock");
+    again.wait_state("auto", "up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_with_another_uid_is_refused() {
+    // The agent runs as nobody; root connects (root passes the file permissions, so only the
+    // SO_PEERCRED check can refuse it).
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("setpriv not found: install the util-linux package");
+    assert_eq!(
+        tunnelkit_agent::paths::current_uid(),
+        0,
+        "this test runs as root, as CI does"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    std::fs::set_permissions(&profiles, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new(setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
+        .env("HOME", dir.path());
+    let agent = Agent::start_with(cmd, dir.path(), &profiles, "mock");
+    let out = agent.cli(&["status"]);
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        "{out:?}"
+    );
+}
