@@ -1,0 +1,444 @@
+//! tunnelkit against OpenSSH's `ssh -N -L`, side by side, in one run on one machine, against
+//! the same real sshd on loopback. Alternates A B A B for every measurement and reports medians
+//! and the ratio tunnelkit/OpenSSH.
+//!
+//! ```text
+//! apt-get install openssh-server iperf3
+//! cargo build --release -p tunnelkit-cli
+//! cargo run --release -p tunnelkit-tests --bin compare [-- ROUNDS]   # default 3 rounds
+//! ```
+//! Writes `bench-results.json` in the current directory and prints a table.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tunnelkit_tests::{
+    find_tool, wait_until, EchoServer, KeyPair, SpeakFirstServer, Sshd, SshdOptions, TestDir,
+};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+const CIPHERS: [&str; 2] = ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Client {
+    Tunnelkit,
+    OpenSsh,
+}
+
+struct Env {
+    dir: TestDir,
+    bastion: Sshd,
+    gw: Sshd,
+    user: String,
+}
+
+struct Tunnel {
+    child: Child,
+    local: SocketAddr,
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tunnelkit_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("TUNNELKIT_BIN") {
+        return p.into();
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/tunnelkit");
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --release -p tunnelkit-cli` first",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+impl Env {
+    /// Starts the client with one forward to `target`, through the gateway when `jump`.
+    fn open(&self, who: Client, target: SocketAddr, cipher: &str, jump: bool) -> Tunnel {
+        // Both clients read the same ssh_config, so jump hosts get the same key and known_hosts.
+        let common = |c: &mut Command| {
+            c.arg("-N")
+                .arg("-F")
+                .arg(self.dir.path().join("ssh_config"))
+                .arg("-o")
+                .arg(format!("Ciphers={cipher}"))
+                .arg("-p")
+                .arg(self.bastion.port().to_string());
+            if jump {
+                c.arg("-J")
+                    .arg(format!("{}@127.0.0.1:{}", self.user, self.gw.port()));
+            }
+            c.stdin(Stdio::null()).stderr(Stdio::null());
+        };
+        match who {
+            Client::Tunnelkit => {
+                let mut c = Command::new(tunnelkit_bin());
+                common(&mut c);
+                c.args(["-q", "-L"]).arg(format!("0:{target}"));
+                c.arg(format!("{}@127.0.0.1", self.user))
+                    .stdout(Stdio::piped());
+                let mut child = c.spawn().expect("start tunnelkit");
+                let out = child.stdout.take().expect("stdout");
+                let mut line = String::new();
+                BufReader::new(out)
+                    .read_line(&mut line)
+                    .expect("tunnelkit's forward line");
+                let local = line
+                    .strip_prefix("Forwarding ")
+                    .and_then(|r| r.split(" -> ").next())
+                    .and_then(|a| a.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected output {line:?}"));
+                Tunnel { child, local }
+            }
+            Client::OpenSsh => {
+                let port = free_port();
+                let mut c = Command::new(find_tool("ssh"));
+                c.arg("-L").arg(format!("{port}:{target}"));
+                common(&mut c);
+                c.arg(format!("{}@127.0.0.1", self.user))
+                    .stdout(Stdio::null());
+                let child = c.spawn().expect("start ssh");
+                Tunnel {
+                    child,
+                    local: SocketAddr::from(([127, 0, 0, 1], port)),
+                }
+            }
+        }
+    }
+}
+
+/// Waits until an echo round trip works through `local`; returns when it did.
+fn first_echo(local: SocketAddr, deadline: Duration) -> Instant {
+    let start = Instant::now();
+    loop {
+        let ok = (|| -> std::io::Result<()> {
+            let mut s = TcpStream::connect(local)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"?")?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b)
+        })();
+        if ok.is_ok() {
+            return Instant::now();
+        }
+        assert!(
+            start.elapsed() < deadline,
+            "no echo through {local}: {ok:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn iperf(local: SocketAddr, streams: u32) -> f64 {
+    let out = Command::new("iperf3")
+        .args([
+            "-c",
+            "127.0.0.1",
+            "-p",
+            &local.port().to_string(),
+            "-t",
+            "4",
+            "-O",
+            "1",
+            "-J",
+            "-P",
+        ])
+        .arg(streams.to_string())
+        .output()
+        .expect("iperf3 not found: install the iperf3 package (apt-get install iperf3)");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0)
+        / 1e9
+}
+
+/// connect, first byte from a target that speaks first, one echo round trip; `n` times.
+fn latencies(local: SocketAddr, n: usize) -> (f64, f64) {
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut s = TcpStream::connect(local).expect("connect");
+        s.set_nodelay(true).ok();
+        s.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut g = [0u8; 12];
+        s.read_exact(&mut g).expect("greeting");
+        s.write_all(b"x").expect("write");
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).expect("echo");
+        v.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    v.sort_by(f64::total_cmp);
+    (v[n / 2], v[(n * 99) / 100])
+}
+
+/// 1,000 concurrent connections each echoing 64 KiB; returns (intact count, wall seconds).
+fn many(local: SocketAddr, n: usize) -> (usize, f64) {
+    let t = Instant::now();
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            std::thread::spawn(move || -> bool {
+                let data: Vec<u8> = (0..65536u32)
+                    .map(|j| (j.wrapping_mul(31) ^ i as u32) as u8)
+                    .collect();
+                let want = Sha256::digest(&data);
+                let Ok(mut s) = TcpStream::connect(local) else {
+                    return false;
+                };
+                s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+                let Ok(mut r) = s.try_clone() else {
+                    return false;
+                };
+                let w = std::thread::spawn(move || {
+                    s.write_all(&data)
+                        .and_then(|()| s.shutdown(std::net::Shutdown::Write))
+                });
+                let mut got = Vec::new();
+                let read_ok = r.read_to_end(&mut got).is_ok();
+                let write_ok = w.join().map(|r| r.is_ok()).unwrap_or(false);
+                read_ok && write_ok && Sha256::digest(&got) == want
+            })
+        })
+        .collect();
+    let ok = handles
+        .into_iter()
+        .filter(|_| true)
+        .map(|h| h.join().unwrap_or(false))
+        .filter(|ok| *ok)
+        .count();
+    (ok, t.elapsed().as_secs_f64())
+}
+
+fn proc_stat(pid: u32) -> (f64, f64) {
+    // (peak RSS MiB, CPU seconds)
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(") ")
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    (hwm, cpu)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "bench", None);
+    let sshd_opts = || SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        extra_config: vec![format!("Ciphers {}", CIPHERS.join(","))],
+    };
+    let bastion = Sshd::start(sshd_opts());
+    let gw = Sshd::start(sshd_opts());
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!(
+            "{}\n{}\n",
+            bastion.known_hosts_line(),
+            gw.known_hosts_line()
+        ),
+    )
+    .unwrap();
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    std::fs::write(
+        dir.path().join("ssh_config"),
+        format!(
+            "Host *\n  IdentityFile {}\n  UserKnownHostsFile {}\n  BatchMode yes\n  StrictHostKeyChecking yes\n  \
+             IdentitiesOnly yes\n  ExitOnForwardFailure yes\n",
+            key.private.display(),
+            known_hosts.display()
+        ),
+    )
+    .unwrap();
+    let env = Env {
+        dir,
+        bastion,
+        gw,
+        user,
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let echo = rt.block_on(EchoServer::start());
+    let vnc = rt.block_on(SpeakFirstServer::start(b"RFB 003.008\n"));
+    let iperf_port = free_port();
+    let mut iperf_server = Command::new("iperf3")
+        .args(["-s", "-p", &iperf_port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("iperf3 not found: install the iperf3 package (apt-get install iperf3)");
+    let iperf_addr = SocketAddr::from(([127, 0, 0, 1], iperf_port));
+    wait_until(DEADLINE, "iperf3 server", || {
+        TcpStream::connect(iperf_addr).is_ok()
+    });
+
+    type Row = (String, String, Vec<f64>, Vec<f64>);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut push = |name: &str, unit: &str, who: Client, v: f64| {
+        if !rows.iter().any(|r| r.0 == name) {
+            rows.push((name.into(), unit.into(), Vec::new(), Vec::new()));
+        }
+        if let Some(r) = rows.iter_mut().find(|r| r.0 == name) {
+            if who == Client::Tunnelkit {
+                r.2.push(v)
+            } else {
+                r.3.push(v)
+            }
+        }
+    };
+    for round in 0..rounds {
+        eprintln!("round {}/{rounds}", round + 1);
+        for who in [Client::Tunnelkit, Client::OpenSsh] {
+            for cipher in CIPHERS {
+                let t = env.open(who, iperf_addr, cipher, false);
+                first_echo_iperf(t.local);
+                let short = cipher.split('-').next().unwrap_or(cipher);
+                push(
+                    &format!("throughput 1 stream, {short} (Gbit/s)"),
+                    "Gbit/s",
+                    who,
+                    iperf(t.local, 1),
+                );
+                if cipher == CIPHERS[0] {
+                    push(
+                        "throughput 8 streams, aes128-gcm (Gbit/s)",
+                        "Gbit/s",
+                        who,
+                        iperf(t.local, 8),
+                    );
+                }
+            }
+            let t = env.open(who, vnc.addr(), CIPHERS[0], false);
+            first_echo_iperf(t.local);
+            let _ = latencies(t.local, 5);
+            let (med, p99) = latencies(t.local, 300);
+            push("new connection, median (ms)", "ms", who, med);
+            push("new connection, p99 (ms)", "ms", who, p99);
+            drop(t);
+            let t = env.open(who, echo.addr(), CIPHERS[0], false);
+            first_echo(t.local, DEADLINE);
+            let cpu0 = proc_stat(t.child.id()).1;
+            let (ok, wall) = many(t.local, 1000);
+            let (rss, cpu1) = proc_stat(t.child.id());
+            push("1000 x 64 KiB echo, connections intact", "", who, ok as f64);
+            push("1000 x 64 KiB echo, wall (s)", "s", who, wall);
+            push("peak RSS after 1000 conns (MiB)", "MiB", who, rss);
+            // 1000 x 64 KiB each way = 0.131 GB carried in both directions.
+            push(
+                "CPU seconds per GB carried",
+                "s/GB",
+                who,
+                (cpu1 - cpu0) / (2.0 * 1000.0 * 65536.0 / 1e9),
+            );
+            drop(t);
+            for (jump, name) in [
+                (false, "cold start to first echo, 1 hop (ms)"),
+                (true, "cold start to first echo, 2 hops (ms)"),
+            ] {
+                let start = Instant::now();
+                let t = env.open(who, echo.addr(), CIPHERS[0], jump);
+                let done = first_echo(t.local, DEADLINE);
+                push(
+                    name,
+                    "ms",
+                    who,
+                    done.duration_since(start).as_secs_f64() * 1e3,
+                );
+            }
+        }
+    }
+    let _ = iperf_server.kill();
+    let _ = iperf_server.wait();
+
+    println!("\ntunnelkit vs OpenSSH ssh -N -L, same sshd on loopback, medians of {rounds} alternating rounds");
+    println!("machine: {} cores, {}", num_cpus(), kernel());
+    println!(
+        "{:<44} {:>12} {:>12} {:>8}",
+        "measure", "tunnelkit", "OpenSSH", "ratio"
+    );
+    let mut json = Vec::new();
+    for (name, _unit, a, b) in &rows {
+        let (ma, mb) = (median(a.clone()), median(b.clone()));
+        let ratio = if mb > 0.0 { ma / mb } else { f64::NAN };
+        println!("{name:<44} {ma:>12.3} {mb:>12.3} {ratio:>8.2}");
+        json.push(serde_json::json!({"measure": name, "tunnelkit": ma, "openssh": mb, "ratio": ratio, "tunnelkit_all": a, "openssh_all": b}));
+    }
+    let doc = serde_json::json!({"rounds": rounds, "results": json});
+    let _ = std::fs::write(
+        "bench-results.json",
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    );
+    println!("\nwritten: bench-results.json");
+    drop(env);
+}
+
+/// Waits until something listens on the local port, without connecting through it (iperf3's
+/// server would take a probe connection for a test).
+fn first_echo_iperf(local: SocketAddr) {
+    let hex = format!(":{:04X} ", local.port());
+    wait_until(DEADLINE, "the forward's listener", || {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|a| a.ends_with(hex.trim()))
+                        && l.split_whitespace().nth(3) == Some("0A")
+                })
+        })
+    });
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_default()
+}
