@@ -66,7 +66,7 @@ async fn connect_hop(
     let handle = match prev {
         None => {
             let tcp = tcp_connect(hop).await?;
-            handshake(hop, config, tcp, handler, &prompting).await
+            handshake(hop, config, QuickAck(tcp), handler, &prompting).await
         }
         Some(prev) => {
             let open = prev.channel_open_direct_tcpip(
@@ -155,6 +155,57 @@ fn timed_out(stage: Stage, hop: &Hop) -> Error {
         host: hop.host.clone(),
         port: hop.port,
         after: hop.options.connect_timeout,
+    }
+}
+
+/// The transport to the first hop, acknowledging every read at once (TCP_QUICKACK, which Linux
+/// clears after each use). The server's side of an SSH transport runs Nagle's algorithm: with
+/// delayed ACKs here, a small reply behind an unacknowledged one waits up to 40 ms.
+struct QuickAck(TcpStream);
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let r = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
+        if r.is_ready() {
+            let _ = SockRef::from(&self.0).set_quickack(true);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
     }
 }
 
