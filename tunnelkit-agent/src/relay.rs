@@ -98,18 +98,7 @@ impl Relay {
 #[async_trait]
 impl Prompter for Relay {
     async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String> {
-        let echo = matches!(
-            request,
-            PromptRequest::KeyboardInteractive { echo: true, .. }
-        );
-        let mut text = String::new();
-        if let PromptRequest::KeyboardInteractive { instructions, .. } = request {
-            if !instructions.is_empty() {
-                text.push_str(instructions);
-                text.push('\n');
-            }
-        }
-        text.push_str(&request.to_string());
+        let (text, echo) = (request.screen_text(), request.echo());
         Ok(self.ask(text, echo, false).await?.map(SecretString::from))
     }
 

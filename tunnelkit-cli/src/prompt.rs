@@ -48,18 +48,7 @@ fn ask_line(text: String, echo: bool) -> Result<Option<String>, String> {
 #[async_trait]
 impl Prompter for TtyPrompter {
     async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String> {
-        let echo = matches!(
-            request,
-            PromptRequest::KeyboardInteractive { echo: true, .. }
-        );
-        let mut text = String::new();
-        if let PromptRequest::KeyboardInteractive { instructions, .. } = request {
-            if !instructions.is_empty() {
-                text.push_str(instructions);
-                text.push('\n');
-            }
-        }
-        text.push_str(&request.to_string());
+        let (text, echo) = (request.screen_text(), request.echo());
         let answer = tokio::task::spawn_blocking(move || ask_line(text, echo))
             .await
             .map_err(|e| e.to_string())??;

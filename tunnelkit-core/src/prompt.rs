@@ -59,6 +59,23 @@ impl fmt::Display for PromptRequest {
     }
 }
 
+impl PromptRequest {
+    /// Whether the answer may be shown as it is typed (only some keyboard-interactive prompts).
+    pub fn echo(&self) -> bool {
+        matches!(self, PromptRequest::KeyboardInteractive { echo: true, .. })
+    }
+
+    /// What to show a person: the server's instructions, if any, then the prompt line.
+    pub fn screen_text(&self) -> String {
+        match self {
+            PromptRequest::KeyboardInteractive { instructions, .. } if !instructions.is_empty() => {
+                format!("{instructions}\n{self}")
+            }
+            _ => self.to_string(),
+        }
+    }
+}
+
 /// A yes/no question, e.g. whether to trust an unknown host key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
