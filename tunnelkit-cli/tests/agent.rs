@@ -480,3 +480,30 @@ async fn a_peer_with_another_uid_is_refused() {
         "{out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_and_oversized_requests_get_an_error_and_the_agent_serves_on() {
+    use std::os::unix::net::UnixStream;
+    let s = site(None).await;
+    write_profile(&s, "auto", true, 0);
+    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    let ask = |payload: &[u8]| -> String {
+        let mut c = UnixStream::connect(&agent.socket).unwrap();
+        c.set_read_timeout(Some(DEADLINE)).unwrap();
+        let _ = c.write_all(payload);
+        let mut reply = String::new();
+        let _ = c.read_to_string(&mut reply);
+        reply
+    };
+    let r = ask(b"this is not json\n");
+    assert!(r.contains("malformed request"), "{r}");
+    let r = ask(b"{\"request\":\"explode\"}\n");
+    assert!(r.contains("malformed request"), "{r}");
+    let mut big = vec![b'x'; 70 * 1024];
+    big.push(b'\n');
+    let r = ask(&big);
+    assert!(r.contains("longer than 65536 bytes"), "{r}");
+    // A client that connects and says nothing does not block others.
+    let _idle = UnixStream::connect(&agent.socket).unwrap();
+    agent.wait_state("auto", "up");
+}

@@ -64,12 +64,18 @@ pub(crate) async fn authenticate(
         return Ok(());
     }
     if !a.needed.is_empty() {
+        let tried = if a.tried.is_empty() {
+            String::new()
+        } else {
+            format!(" (already tried: {})", a.tried.join(", "))
+        };
         return Err(Error::NeedsInput(format!(
-            "{}: {}",
+            "{}: {}{tried}",
             hop.label(),
             a.needed.join("; ")
         )));
     }
+
     Err(Error::AuthRejected {
         user: hop.user.clone(),
         host: hop.host.clone(),
