@@ -1,25 +1,47 @@
-//! Host key verification against OpenSSH `known_hosts` files, with OpenSSH's rules: host
-//! pattern lists (`*`, `?`, `!negation`), hashed names (`|1|salt|hmac`), `[host]:port` names for
-//! other ports, `@revoked` keys (refused for every host), comments and tabs. A key that differs
-//! from a recorded key of the same type is *changed* and always refused. Learned keys are
-//! appended hashed (`HashKnownHosts`) with mode 0600.
+//! Host key verification against OpenSSH `known_hosts` files, following ssh's rules:
 //!
-//! `@cert-authority` lines are not used yet: a host certificate's key is checked like a plain
-//! key. Malformed lines are skipped (logged at debug), as ssh does.
+//! - A line is `[marker] patterns keytype base64 [comment]`, fields separated by spaces or tabs;
+//!   blank lines and `#` comments are skipped, and so is a malformed line (logged at debug), as
+//!   ssh does: a bad line is never an error.
+//! - `patterns` is a comma list with `*` and `?` wildcards and `!negation` (a negated match makes
+//!   the line not apply even when another pattern matches), or one hashed name `|1|salt|hmac`
+//!   (HMAC-SHA1 keyed by the salt over the name). Names match case-insensitively: like ssh, the
+//!   looked-up name is lowercased, and so is every name written.
+//! - The name is `host` on port 22 and `[host]:port` otherwise; a `HostKeyAlias` replaces both.
+//! - `@revoked` refuses its key for the hosts its patterns match, whatever other lines say; as in
+//!   ssh, the patterns count: `@revoked * ...` revokes a key for every host.
+//! - A matching line with the same key is *known*; a matching line with a different key of the
+//!   same algorithm means the key *changed*, refused under every `StrictHostKeyChecking`
+//!   (stricter than ssh, which connects with `no`). When several lines differ, the last one is
+//!   reported, as ssh does. Lines with keys of other algorithms only leave the host *unknown*.
+//! - Learned keys are appended (hashed with `HashKnownHosts`) to the first user file, created
+//!   with mode 0600 in a 0700 directory when missing.
+//!
+//! Not supported: `@cert-authority` lines are ignored (a host certificate's key is checked like a
+//! plain key), `CheckHostIP` (no address lookups), `RevokedHostKeys` files, `VerifyHostKeyDNS`,
+//! and the `[fingerprint]` answer to the question.
+//! Unlike ssh, which treats a key of a new algorithm as changed once any key is known for a host,
+//! such a key is *unknown* here (russh may negotiate another algorithm than ssh would); so that
+//! an attacker cannot use this to get a key learned, `accept-new` refuses it.
 
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 pub use russh::keys::ssh_key::PublicKey;
-use russh::keys::HashAlg;
+use russh::keys::ssh_key::{Algorithm, HashAlg};
 use sha1::Sha1;
 
 use crate::config::{Hop, StrictHostKeyChecking};
-use crate::error::Error;
 use crate::prompt::{Confirm, Prompter};
+use crate::Error;
+
+/// Start of a hashed name, `|1|base64(salt)|base64(hmac)`.
+const HASH_MAGIC: &str = "|1|";
+/// Bytes of salt in a hashed name: the SHA1 output size, which ssh requires.
+const SALT_LEN: usize = 20;
 
 /// SHA256 fingerprint as OpenSSH prints it: `SHA256:` and unpadded base64.
 pub fn fingerprint(key: &PublicKey) -> String {
@@ -40,187 +62,313 @@ pub fn lookup_name(host: &str, port: u16) -> String {
 pub enum Verdict {
     /// A matching line records this key.
     Known,
-    /// No line records a key of this type; `other_types` lists lines with other key types.
+    /// No matching line records a key of this algorithm.
     Unknown {
-        /// `(file, line, key type)` of matching lines with another key type.
+        /// `(file, 1-based line, algorithm name)` of matching lines with keys of other
+        /// algorithms, e.g. `ecdsa-sha2-nistp256`.
         other_types: Vec<(PathBuf, usize, String)>,
     },
-    /// A matching line records a different key of the same type.
+    /// A matching line records a different key of the same algorithm.
     Changed {
-        /// The file.
+        /// The file holding that line.
         file: PathBuf,
-        /// The 1-based line.
+        /// Its 1-based number (the last such line, as ssh reports it).
         line: usize,
     },
-    /// The key is marked `@revoked`.
+    /// A matching `@revoked` line lists this key.
     Revoked {
-        /// The file.
+        /// The file holding that line.
         file: PathBuf,
-        /// The 1-based line.
+        /// Its 1-based number.
         line: usize,
     },
 }
 
-struct Entry {
-    marker: Option<String>,
-    patterns: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Marker {
+    None,
+    Revoked,
+    CertAuthority,
+}
+
+/// The fields of one known_hosts entry.
+struct Line<'a> {
+    marker: Marker,
+    hosts: &'a str,
+    algorithm: &'a str,
+    data: &'a str,
+}
+
+/// Splits a line into fields: `Ok(None)` for a blank line or a comment, `Err(why)` when malformed.
+fn parse_line(line: &str) -> Result<Option<Line<'_>>, &'static str> {
+    let mut fields = line.split([' ', '\t']).filter(|f| !f.is_empty());
+    let first = match fields.next() {
+        None => return Ok(None),
+        Some(f) if f.starts_with('#') => return Ok(None),
+        Some(f) => f,
+    };
+    let (marker, hosts) = match first {
+        "@revoked" => (Marker::Revoked, fields.next()),
+        "@cert-authority" => (Marker::CertAuthority, fields.next()),
+        m if m.starts_with('@') => return Err("unknown marker"),
+        hosts => (Marker::None, Some(hosts)),
+    };
+    match (hosts, fields.next(), fields.next()) {
+        (Some(hosts), Some(algorithm), Some(data)) => Ok(Some(Line {
+            marker,
+            hosts,
+            algorithm,
+            data,
+        })),
+        (None, _, _) => Err("no host patterns"),
+        _ => Err("no key"),
+    }
+}
+
+/// The marker and key of a line whose patterns match `name` (lowercase); like ssh, the key is
+/// only parsed on matching lines.
+fn matching_entry(raw: &[u8], name: &str) -> Result<Option<(Marker, PublicKey)>, &'static str> {
+    let text = std::str::from_utf8(raw).map_err(|_| "not UTF-8")?;
+    let Some(line) = parse_line(text)? else {
+        return Ok(None);
+    };
+    if !hosts_match(line.hosts, name)? {
+        return Ok(None);
+    }
+    let key = PublicKey::from_openssh(&format!("{} {}", line.algorithm, line.data))
+        .map_err(|_| "unreadable or unsupported key")?;
+    Ok(Some((line.marker, key)))
+}
+
+/// HMAC-SHA1 over `name` keyed by `salt`, as in hashed names.
+fn name_mac(salt: &[u8], name: &str) -> Option<Hmac<Sha1>> {
+    let mut mac = Hmac::<Sha1>::new_from_slice(salt).ok()?;
+    mac.update(name.as_bytes());
+    Some(mac)
+}
+
+/// Whether a line's host field applies to `name` (lowercase); `Err` for a malformed hash.
+fn hosts_match(hosts: &str, name: &str) -> Result<bool, &'static str> {
+    let Some(hashed) = hosts.strip_prefix(HASH_MAGIC) else {
+        return Ok(pattern_list_matches(hosts, name));
+    };
+    let (salt, hash) = hashed.split_once('|').ok_or("bad hashed name")?;
+    let (Ok(salt), Ok(hash)) = (B64.decode(salt), B64.decode(hash)) else {
+        return Err("bad hashed name");
+    };
+    if salt.len() != SALT_LEN {
+        return Err("bad hashed name salt length");
+    }
+    Ok(name_mac(&salt, name).is_some_and(|mac| mac.verify_slice(&hash).is_ok()))
+}
+
+/// ssh's `match_pattern_list`: true when a pattern matches and no negated one does.
+fn pattern_list_matches(patterns: &str, name: &str) -> bool {
+    let mut matched = false;
+    for pattern in patterns.split(',') {
+        let pattern = pattern.to_ascii_lowercase();
+        let (negated, pattern) = match pattern.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pattern.as_str()),
+        };
+        if wildcard_matches(pattern.as_bytes(), name.as_bytes()) {
+            if negated {
+                return false;
+            }
+            matched = true;
+        }
+    }
+    matched
+}
+
+/// `*` matches any run of bytes, `?` exactly one.
+fn wildcard_matches(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and the text position it is currently matched up to.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    star = Some((sp, st + 1));
+                    p = sp + 1;
+                    t = st + 1;
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+/// One line of `files` whose patterns match a name.
+struct Match<'a> {
+    file: &'a PathBuf,
+    line: usize,
+    marker: Marker,
     key: PublicKey,
 }
 
-fn parse_entry(line: &str) -> Option<Entry> {
-    let mut fields = line.split_whitespace();
-    let mut first = fields.next()?;
-    let marker = if first.starts_with('@') {
-        let m = first.to_string();
-        first = fields.next()?;
-        Some(m)
-    } else {
-        None
-    };
-    let algo = fields.next()?;
-    let data = fields.next()?;
-    let key = PublicKey::from_openssh(&format!("{algo} {data}")).ok()?;
-    Some(Entry {
-        marker,
-        patterns: first.to_string(),
-        key,
-    })
-}
-
-/// HMAC-SHA1 of `name` keyed by `salt`, as in hashed known_hosts entries.
-fn hashed(salt: &[u8], name: &str) -> Option<Vec<u8>> {
-    let mut mac = Hmac::<Sha1>::new_from_slice(salt).ok()?;
-    mac.update(name.as_bytes());
-    Some(mac.finalize().into_bytes().to_vec())
-}
-
-fn host_matches(patterns: &str, name: &str) -> bool {
-    if let Some(rest) = patterns.strip_prefix("|1|") {
-        let Some((salt, hash)) = rest.split_once('|') else {
-            return false;
-        };
-        let (Ok(salt), Ok(hash)) = (B64.decode(salt), B64.decode(hash)) else {
-            return false;
-        };
-        return hashed(&salt, name).is_some_and(|h| h == hash);
-    }
-    crate::ssh_config::match_list(patterns.split(','), name, true)
-}
-
-/// Reads `files` (missing ones are skipped) and decides what they say about `key` for `name`.
-pub fn check(files: &[PathBuf], name: &str, key: &PublicKey) -> crate::Result<Verdict> {
-    let mut known = false;
-    let mut changed = None;
-    let mut other_types = Vec::new();
+/// The well-formed lines of `files` whose patterns match `name` (lowercase), in order. Missing
+/// files are skipped; malformed lines are skipped and logged at debug.
+fn matching_lines<'a>(files: &'a [PathBuf], name: &str) -> crate::Result<Vec<Match<'a>>> {
+    let mut found = Vec::new();
     for file in files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(file) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io(format!("read {}", file.display()), e)),
         };
-        for (i, raw) in text.lines().enumerate() {
-            let line = raw.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let Some(entry) = parse_entry(line) else {
-                tracing::debug!(
-                    "{}:{}: not a known_hosts entry, skipped",
-                    file.display(),
-                    i + 1
-                );
-                continue;
-            };
-            let same_key = entry.key.key_data() == key.key_data();
-            match entry.marker.as_deref() {
-                Some("@revoked") if same_key => {
-                    return Ok(Verdict::Revoked {
-                        file: file.clone(),
-                        line: i + 1,
-                    })
-                }
-                Some(_) => continue,
-                None => {}
-            }
-            if !host_matches(&entry.patterns, name) {
-                continue;
-            }
-            if same_key {
-                known = true;
-            } else if entry.key.algorithm() == key.algorithm() {
-                changed.get_or_insert((file.clone(), i + 1));
-            } else {
-                other_types.push((file.clone(), i + 1, entry.key.algorithm().to_string()));
+        for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line = i + 1;
+            match matching_entry(raw, name) {
+                Ok(Some((marker, key))) => found.push(Match {
+                    file,
+                    line,
+                    marker,
+                    key,
+                }),
+                Ok(None) => {}
+                Err(why) => tracing::debug!("{}:{line}: skipped: {why}", file.display()),
             }
         }
     }
-    Ok(if known {
-        Verdict::Known
-    } else if let Some((file, line)) = changed {
-        Verdict::Changed { file, line }
-    } else {
-        Verdict::Unknown { other_types }
+    Ok(found)
+}
+
+/// Reads `files` in order and decides what they say about `key` for `name` (matched
+/// case-insensitively). Missing files are skipped; a file that exists but cannot be read is an
+/// [`Error::Io`] naming it.
+pub fn check(files: &[PathBuf], name: &str, key: &PublicKey) -> crate::Result<Verdict> {
+    let mut changed = None;
+    let mut known = false;
+    let mut other_types = Vec::new();
+    for m in matching_lines(files, &name.to_ascii_lowercase())? {
+        let same_key = m.key.key_data() == key.key_data();
+        match m.marker {
+            Marker::Revoked if same_key => {
+                let (file, line) = (m.file.clone(), m.line);
+                return Ok(Verdict::Revoked { file, line });
+            }
+            Marker::Revoked | Marker::CertAuthority => {}
+            Marker::None if same_key => known = true,
+            Marker::None if m.key.algorithm() == key.algorithm() => changed = Some(m),
+            Marker::None => {
+                let algorithm = m.key.algorithm().as_str().to_string();
+                other_types.push((m.file.clone(), m.line, algorithm));
+            }
+        }
+    }
+    Ok(match (known, changed) {
+        (true, _) => Verdict::Known,
+        (false, Some(m)) => Verdict::Changed {
+            file: m.file.clone(),
+            line: m.line,
+        },
+        (false, None) => Verdict::Unknown { other_types },
     })
 }
 
-/// Appends `name keytype base64` to `file` (hashed when asked), creating the directory (0700)
-/// and the file (0600) when missing.
-pub fn append(file: &Path, name: &str, key: &PublicKey, hash: bool) -> crate::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let io = |what: &str, e| Error::io(format!("{what} {}", file.display()), e);
-    if let Some(dir) = file
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| io("create the directory of", e))?;
+/// The algorithms of the keys `files` record for `name`, first seen first, each once. Offer
+/// these host key algorithms first when connecting (ssh does), so that a server with several
+/// host keys shows one that can be checked rather than one that is merely unknown.
+pub fn known_algorithms(files: &[PathBuf], name: &str) -> crate::Result<Vec<Algorithm>> {
+    let mut algorithms: Vec<Algorithm> = Vec::new();
+    for m in matching_lines(files, &name.to_ascii_lowercase())? {
+        if m.marker == Marker::None && !algorithms.contains(&m.key.algorithm()) {
+            algorithms.push(m.key.algorithm());
+        }
     }
-    let host = if hash {
-        let salt: [u8; 20] = rand::random();
-        let h = hashed(&salt, name).ok_or_else(|| Error::Config("HMAC key rejected".into()))?;
-        format!("|1|{}|{}", B64.encode(salt), B64.encode(h))
+    Ok(algorithms)
+}
+
+/// Appends `name keytype base64` to `file`, the name lowercased and, when `hashed`, written as
+/// `|1|salt|hmac` (what `HashKnownHosts yes` does). Creates the parent directory (mode 0700)
+/// and the file (mode 0600) when missing, and starts a new line if the file lacks a final one.
+pub fn append(file: &Path, name: &str, key: &PublicKey, hashed: bool) -> crate::Result<()> {
+    let name = name.to_ascii_lowercase();
+    let host = if hashed {
+        let salt: [u8; SALT_LEN] = rand::random();
+        let mac = name_mac(&salt, &name)
+            .ok_or_else(|| Error::Config("HMAC-SHA1 refused a 20-byte salt".into()))?;
+        let hash = mac.finalize().into_bytes();
+        format!("{HASH_MAGIC}{}|{}", B64.encode(salt), B64.encode(hash))
     } else {
-        name.to_string()
+        name
     };
-    let key_text = key
+    // Without the key's comment: the line is `host type base64`.
+    let key_text = PublicKey::new(key.key_data().clone(), "")
         .to_openssh()
         .map_err(|e| Error::Config(format!("cannot encode the host key: {e}")))?;
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(file)
-        .map_err(|e| io("open", e))?;
-    // Start on a new line even if the file does not end with one.
-    let needs_newline = std::fs::read(file)
-        .map(|b| b.last().is_some_and(|c| *c != b'\n'))
-        .unwrap_or(false);
-    let text = format!(
-        "{}{host} {key_text}\n",
-        if needs_newline { "\n" } else { "" }
-    );
+    let io = |what: &str, e| Error::io(format!("{what} {}", file.display()), e);
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| Error::io(format!("create directory {}", dir.display()), e))?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).append(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(file).map_err(|e| io("open", e))?;
+    let mut text = String::new();
+    if f.metadata().map_err(|e| io("stat", e))?.len() > 0 {
+        let mut last = [0u8];
+        f.seek(SeekFrom::End(-1))
+            .and_then(|_| f.read_exact(&mut last))
+            .map_err(|e| io("read", e))?;
+        if last[0] != b'\n' {
+            text.push('\n');
+        }
+    }
+    text.push_str(&format!("{host} {key_text}\n"));
     f.write_all(text.as_bytes()).map_err(|e| io("write", e))
 }
 
-/// Decides whether to trust `key` for `hop`, applying its `StrictHostKeyChecking` policy.
-/// A changed or revoked key is refused under every policy.
+/// The key type as ssh names it in messages: `ED25519`, `RSA`, `ECDSA`, `ED25519-SK`, ...
+fn type_label(key: &PublicKey) -> String {
+    match key.algorithm() {
+        Algorithm::Dsa => "DSA".into(),
+        Algorithm::Ecdsa { .. } => "ECDSA".into(),
+        Algorithm::Ed25519 => "ED25519".into(),
+        Algorithm::Rsa { .. } => "RSA".into(),
+        Algorithm::SkEcdsaSha2NistP256 => "ECDSA-SK".into(),
+        Algorithm::SkEd25519 => "ED25519-SK".into(),
+        other => other.as_str().to_ascii_uppercase(),
+    }
+}
+
+/// Decides whether to trust `key` for `hop`: looks its name (the `HostKeyAlias`, or `host` /
+/// `[host]:port`) up in the policy's user files, then its global files, and applies
+/// `StrictHostKeyChecking` to an unknown key. A revoked or changed key is refused under every
+/// policy, `no` included. A learned key goes to the first user file; failing to write it is an
+/// error (ssh only warns), so a key is not trusted today and forgotten tomorrow. With no user
+/// file at all, an accepted key is trusted for this connection only.
 pub async fn verify(hop: &Hop, key: &PublicKey, prompter: &dyn Prompter) -> crate::Result<()> {
     let policy = &hop.options.host_keys;
-    let name = hop
-        .host_key_alias
-        .clone()
-        .unwrap_or_else(|| lookup_name(&hop.host, hop.port));
+    let name = match &hop.host_key_alias {
+        Some(alias) => alias.to_ascii_lowercase(),
+        None => lookup_name(&hop.host, hop.port).to_ascii_lowercase(),
+    };
     let files: Vec<PathBuf> = policy
         .user_files
         .iter()
         .chain(&policy.global_files)
         .cloned()
         .collect();
-    let fp = fingerprint(key);
-    let key_type = key.algorithm().to_string();
+    let (fp, key_type) = (fingerprint(key), type_label(key));
     let other_types = match check(&files, &name, key)? {
         Verdict::Known => return Ok(()),
         Verdict::Revoked { file, line } => {
@@ -242,29 +390,35 @@ pub async fn verify(hop: &Hop, key: &PublicKey, prompter: &dyn Prompter) -> crat
         }
         Verdict::Unknown { other_types } => other_types,
     };
-    let files_text = files
+    let others = other_types
         .iter()
-        .map(|f| f.display().to_string())
+        .map(|(f, l, t)| format!("{t} at {}:{l}", f.display()))
         .collect::<Vec<_>>()
         .join(", ");
-    let unknown = |why: String| Error::HostKeyUnknown {
-        host: name.clone(),
-        key_type: key_type.clone(),
-        fingerprint: fp.clone(),
-        files: files_text.clone(),
-        why,
-    };
-    let also = if other_types.is_empty() {
-        String::new()
-    } else {
-        let list: Vec<String> = other_types
-            .iter()
-            .map(|(f, l, t)| format!("{t} at {}:{l}", f.display()))
-            .collect();
-        format!(" (known keys of other types: {})", list.join(", "))
+    let unknown = |why: &str| {
+        let also = if others.is_empty() {
+            String::new()
+        } else {
+            format!("; keys of other types are known for this host: {others}")
+        };
+        Error::HostKeyUnknown {
+            host: name.clone(),
+            key_type: key_type.clone(),
+            fingerprint: fp.clone(),
+            files: files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            why: format!("{why}{also}"),
+        }
     };
     let learn = || -> crate::Result<()> {
         let Some(file) = policy.user_files.first() else {
+            tracing::warn!(
+                "no user known_hosts file: the {key_type} key {fp} of '{name}' is accepted \
+                 but not recorded"
+            );
             return Ok(());
         };
         append(file, &name, key, policy.hash_new_entries)?;
@@ -275,240 +429,43 @@ pub async fn verify(hop: &Hop, key: &PublicKey, prompter: &dyn Prompter) -> crat
         Ok(())
     };
     match policy.strict {
-        StrictHostKeyChecking::Yes => Err(unknown(format!("StrictHostKeyChecking=yes{also}"))),
+        StrictHostKeyChecking::Yes => Err(unknown("StrictHostKeyChecking=yes")),
         StrictHostKeyChecking::No => {
             tracing::warn!(
-                "accepting unknown host key {fp} for {name} (StrictHostKeyChecking=no){also}"
+                "accepting the unknown {key_type} key {fp} of '{name}' without recording it \
+                 (StrictHostKeyChecking=no)"
             );
             Ok(())
         }
-        StrictHostKeyChecking::AcceptNew => learn(),
+        StrictHostKeyChecking::AcceptNew if others.is_empty() => learn(),
+        StrictHostKeyChecking::AcceptNew => Err(unknown(
+            "StrictHostKeyChecking=accept-new learns keys of new hosts only",
+        )),
         StrictHostKeyChecking::Ask => {
+            let established = if others.is_empty() {
+                "."
+            } else {
+                "\nbut keys of different type are already known for this host."
+            };
             let question = Confirm {
                 question: format!(
-                    "The authenticity of host '{name}' can't be established.{also}\n{} key fingerprint is {fp}.\n\
-                     Are you sure you want to continue connecting (yes/no)? ",
-                    key_type.to_uppercase().trim_start_matches("SSH-")
+                    "The authenticity of host '{name}' can't be established{established}\n\
+                     {key_type} key fingerprint is {fp}.\n\
+                     Are you sure you want to continue connecting (yes/no)? "
                 ),
             };
             match prompter.confirm(&question).await {
                 Ok(Some(true)) => learn(),
-                Ok(Some(false)) => Err(unknown("you answered no".into())),
+                Ok(Some(false)) => Err(unknown("you answered no")),
                 Ok(None) => Err(unknown(
-                    "StrictHostKeyChecking=ask and nobody can be asked (no TTY, or BatchMode)"
-                        .into(),
+                    "StrictHostKeyChecking=ask and nobody can be asked (no TTY or BatchMode)",
                 )),
-                Err(e) => Err(unknown(format!("the question failed: {e}"))),
+                Err(e) => Err(unknown(&format!("the question could not be asked: {e}"))),
             }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use russh::keys::{Algorithm, PrivateKey};
-
-    fn key() -> PublicKey {
-        PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
-            .unwrap()
-            .public_key()
-            .clone()
-    }
-
-    fn write(dir: &Path, lines: &[String]) -> PathBuf {
-        let p = dir.join("known_hosts");
-        std::fs::write(&p, lines.join("\n") + "\n").unwrap();
-        p
-    }
-
-    #[test]
-    fn verdicts() {
-        let dir = tempfile::tempdir().unwrap();
-        let (k, other) = (key(), key());
-        let kt = k.to_openssh().unwrap();
-        let ot = other.to_openssh().unwrap();
-        let f = write(
-            dir.path(),
-            &[
-                "# comment".into(),
-                format!("plain.example,alias {kt}"),
-                format!("[ported.example]:2222\t{kt}"),
-                format!("*.wild.example,!secret.wild.example {kt}"),
-                format!("changed.example {ot}"),
-                "garbage line".into(),
-                format!("@cert-authority *.ca.example {ot}"),
-            ],
-        );
-        let files = vec![dir.path().join("missing"), f.clone()];
-        let v = |n: &str| check(&files, n, &k).unwrap();
-        assert_eq!(v("plain.example"), Verdict::Known);
-        assert_eq!(v("ALIAS"), Verdict::Known, "names match case-insensitively");
-        assert_eq!(v(&lookup_name("ported.example", 2222)), Verdict::Known);
-        assert!(
-            matches!(v("ported.example"), Verdict::Unknown { .. }),
-            "port 22 is another name"
-        );
-        assert_eq!(v("a.wild.example"), Verdict::Known);
-        assert!(
-            matches!(v("secret.wild.example"), Verdict::Unknown { .. }),
-            "negation"
-        );
-        assert_eq!(
-            v("changed.example"),
-            Verdict::Changed {
-                file: f.clone(),
-                line: 5
-            }
-        );
-        assert!(matches!(v("x.ca.example"), Verdict::Unknown { .. }));
-    }
-
-    #[test]
-    fn revoked_everywhere_and_other_types() {
-        let dir = tempfile::tempdir().unwrap();
-        let k = key();
-        let rsa_like = PrivateKey::random(
-            &mut rand::rng(),
-            Algorithm::Ecdsa {
-                curve: russh::keys::EcdsaCurve::NistP256,
-            },
-        )
-        .unwrap()
-        .public_key()
-        .clone();
-        let f = write(
-            dir.path(),
-            &[
-                format!("host.example {}", rsa_like.to_openssh().unwrap()),
-                format!("@revoked * {}", k.to_openssh().unwrap()),
-            ],
-        );
-        let files = vec![f.clone()];
-        assert_eq!(
-            check(&files, "anything", &k).unwrap(),
-            Verdict::Revoked {
-                file: f.clone(),
-                line: 2
-            }
-        );
-        let fresh = key();
-        match check(&files, "host.example", &fresh).unwrap() {
-            Verdict::Unknown { other_types } => assert_eq!(other_types[0].1, 1),
-            v => panic!("{v:?}"),
-        }
-    }
-
-    #[test]
-    fn hashed_entries_round_trip_and_match_ssh_keygen() {
-        let dir = tempfile::tempdir().unwrap();
-        let k = key();
-        let f = dir.path().join("sub/known_hosts");
-        append(&f, "[h.example]:2200", &k, true).unwrap();
-        let text = std::fs::read_to_string(&f).unwrap();
-        assert!(
-            text.starts_with("|1|") && !text.contains("h.example"),
-            "{text}"
-        );
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&f).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            check(std::slice::from_ref(&f), "[h.example]:2200", &k).unwrap(),
-            Verdict::Known
-        );
-        assert!(matches!(
-            check(std::slice::from_ref(&f), "h.example", &k).unwrap(),
-            Verdict::Unknown { .. }
-        ));
-        // OpenSSH's own hashing agrees with ours: ssh-keygen -H hashes a plain file.
-        let plain = dir.path().join("plain");
-        std::fs::write(&plain, format!("kg.example {}\n", k.to_openssh().unwrap())).unwrap();
-        let out = std::process::Command::new("ssh-keygen")
-            .arg("-H")
-            .arg("-f")
-            .arg(&plain)
-            .output()
-            .expect("ssh-keygen not found: install the openssh-client package");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let hashed_text = std::fs::read_to_string(&plain).unwrap();
-        assert!(hashed_text.starts_with("|1|"), "{hashed_text}");
-        assert_eq!(check(&[plain], "kg.example", &k).unwrap(), Verdict::Known);
-    }
-
-    struct Says(Option<bool>);
-    #[async_trait::async_trait]
-    impl Prompter for Says {
-        async fn secret(
-            &self,
-            _: &crate::PromptRequest,
-        ) -> Result<Option<crate::prompt::SecretString>, String> {
-            Ok(None)
-        }
-        async fn confirm(&self, q: &Confirm) -> Result<Option<bool>, String> {
-            assert!(q.question.contains("SHA256:"), "{}", q.question);
-            Ok(self.0)
-        }
-    }
-
-    fn hop(dir: &Path, strict: StrictHostKeyChecking) -> Hop {
-        let mut o = crate::HopOptions::default();
-        o.host_keys.user_files = vec![dir.join("known_hosts")];
-        o.host_keys.global_files = Vec::new();
-        o.host_keys.strict = strict;
-        Hop::new("u", "h.example", 2222, std::sync::Arc::new(o))
-    }
-
-    #[tokio::test]
-    async fn policies() {
-        use StrictHostKeyChecking as S;
-        let dir = tempfile::tempdir().unwrap();
-        let k = key();
-        let kh = dir.path().join("known_hosts");
-        let e = verify(&hop(dir.path(), S::Yes), &k, &Says(Some(true)))
-            .await
-            .unwrap_err();
-        assert!(matches!(e, Error::HostKeyUnknown { .. }), "{e}");
-        verify(&hop(dir.path(), S::No), &k, &Says(None))
-            .await
-            .unwrap();
-        assert!(!kh.exists(), "No never writes");
-        let e = verify(&hop(dir.path(), S::Ask), &k, &Says(None))
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("nobody can be asked"), "{e}");
-        let e = verify(&hop(dir.path(), S::Ask), &k, &Says(Some(false)))
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("answered no"), "{e}");
-        verify(&hop(dir.path(), S::Ask), &k, &Says(Some(true)))
-            .await
-            .unwrap();
-        verify(&hop(dir.path(), S::Yes), &k, &Says(None))
-            .await
-            .unwrap();
-        // A different key for the same host is refused under every policy, even No.
-        let other = key();
-        for s in [S::Yes, S::Ask, S::AcceptNew, S::No] {
-            let e = verify(&hop(dir.path(), s), &other, &Says(Some(true)))
-                .await
-                .unwrap_err();
-            assert!(
-                matches!(e, Error::HostKeyChanged { line: 1, .. }),
-                "{s:?}: {e}"
-            );
-        }
-        let dir2 = tempfile::tempdir().unwrap();
-        verify(&hop(dir2.path(), S::AcceptNew), &k, &Says(None))
-            .await
-            .unwrap();
-        let learned = std::fs::read_to_string(dir2.path().join("known_hosts")).unwrap();
-        assert!(learned.starts_with("|1|"), "{learned}");
-    }
-}
+#[path = "hostkey_tests.rs"]
+mod tests;
