@@ -483,3 +483,36 @@ async fn openssh_user_certificate_beside_the_key_and_by_certificatefile() {
         b"by CertificateFile"
     );
 }
+
+#[tokio::test]
+async fn host_known_only_by_its_ecdsa_key_is_checked_with_that_key() {
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "client", None);
+    let ecdsa = dir.path().join("host_ecdsa");
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ecdsa", "-N", "", "-f"])
+        .arg(&ecdsa)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The server has an ed25519 key (the harness's) and an ECDSA key; only the ECDSA key is known.
+    let sshd = Sshd::start(SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        extra_config: vec![format!("HostKey {}", ecdsa.display())],
+    });
+    let pubkey = std::fs::read_to_string(ecdsa.with_extension("pub")).unwrap();
+    let pubkey: Vec<&str> = pubkey.split_whitespace().take(2).collect();
+    let kh = known_hosts(
+        dir.path(),
+        &[format!("[127.0.0.1]:{} {}", sshd.port(), pubkey.join(" "))],
+    );
+    let echo_server = EchoServer::start().await;
+    let opts = Arc::new(options(&key.private, &kh));
+    let mut config = TunnelConfig::new(
+        vec![route("primary", vec![hop(sshd.port(), &opts)])],
+        vec![forward_to(echo_server.addr())],
+    );
+    config.give_up_after_rounds = Some(1);
+    let (_handle, addr, _events) = start(config, Services::default()).await;
+    assert_eq!(echo(addr, b"ecdsa").await.unwrap(), b"ecdsa");
+}
