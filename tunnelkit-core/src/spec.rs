@@ -77,10 +77,9 @@ fn check_host(what: &'static str, input: &str, host: &str) -> Result<(), SpecErr
     if host.is_empty() {
         return Err(err(what, input, "the host name is empty"));
     }
-    if let Some(c) = host
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '@' | '/' | ',' | '\'' | '"'))
-    {
+    if let Some(c) = host.chars().find(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '@' | '/' | ',' | '\'' | '"' | '[' | ']')
+    }) {
         return Err(err(what, input, format!("the host name contains {c:?}")));
     }
     if host.starts_with('-') {
@@ -330,6 +329,9 @@ mod tests {
         assert_eq!(h.user.as_deref(), Some("me@corp"));
         assert_eq!(h.to_string(), "me@corp@host");
         assert_eq!(parse_hop("a@[::1]:2").unwrap().to_string(), "a@[::1]:2");
+        // Found by the property tests: brackets inside a host name never round-trip.
+        assert!(parse_hop("[:.2[3p.i][.[8k:0759]").is_err());
+        assert!(parse_hop("a[b]").is_err());
     }
 
     #[test]
