@@ -1,6 +1,9 @@
 //! Passwords and key passphrases in the OS keyring, never in profiles, flags or logs.
 //!
-//! On Linux the kernel keyutils store holds them, in the *user keyring* (`@u`): every process
+//! Where a D-Bus session bus offers the Secret Service (GNOME Keyring, KWallet, KeePassXC), secrets
+//! go there (`zbus-secret-service-keyring-store` under `keyring-core`); they survive reboots and
+//! are unlocked with the desktop login. Otherwise the kernel keyutils store holds them, in the
+//! *user keyring* (`@u`): every process
 //! of the user shares it (the CLI that stores a secret and the agent that uses it need not share
 //! a login session), and nobody else can read it. Keys are written with permissions for the
 //! user (read, search, write) as well as the possessor, through the process keyring, so that a
@@ -13,8 +16,8 @@
 //! on. The `linux-keyutils` crate gives the kernel calls directly.
 //!
 //! Keyutils secrets do not survive a reboot: after one, `tunnelkit up NAME` asks again on a
-//! terminal. `TUNNELKIT_KEYRING=mock` selects keyring-core's in-memory store (tests); the
-//! choice is logged. Entry names: `tunnelkit:password:USER@HOST[:PORT]` and
+//! terminal. `TUNNELKIT_KEYRING=secret-service|keyutils|mock` forces a store (`mock`:
+//! keyring-core's in-memory store, for tests); the choice is logged. Entry names: `tunnelkit:password:USER@HOST[:PORT]` and
 //! `tunnelkit:passphrase:/absolute/key/path` ([`SecretKey::entry_name`]).
 
 use std::sync::Arc;
@@ -29,6 +32,8 @@ pub const SERVICE: &str = "tunnelkit";
 /// Which store backs the keyring.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// The freedesktop Secret Service on the D-Bus session bus.
+    SecretService,
     /// The Linux kernel keyutils user keyring.
     Keyutils,
     /// An in-memory store, for tests.
@@ -100,51 +105,75 @@ mod user_keyring {
 /// A keyring-backed [`SecretStore`].
 #[derive(Clone)]
 pub struct Keyring {
-    mock: Option<Arc<CredentialStore>>,
+    /// The keyring-core store (Secret Service or mock); `None` for the kernel keyring.
+    store: Option<Arc<CredentialStore>>,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let backend = if self.mock.is_some() {
-            Backend::Mock
-        } else {
-            Backend::Keyutils
-        };
-        write!(f, "Keyring({backend:?})")
+        write!(f, "Keyring({:?})", self.backend)
     }
 }
 
 impl Keyring {
-    /// The store chosen by `TUNNELKIT_KEYRING` (`keyutils`, the default, or `mock`).
+    /// The store chosen by `TUNNELKIT_KEYRING` (`secret-service`, `keyutils` or `mock`); by
+    /// default the Secret Service when a session bus answers for it, else the kernel keyring.
     pub fn from_env() -> Result<Keyring, String> {
         match std::env::var("TUNNELKIT_KEYRING").as_deref() {
             Ok("mock") => Keyring::new(Backend::Mock),
-            Ok("keyutils") | Err(_) => Keyring::new(Backend::Keyutils),
+            Ok("keyutils") => Keyring::new(Backend::Keyutils),
+            Ok("secret-service") => Keyring::new(Backend::SecretService),
             Ok(other) => Err(format!(
-                "TUNNELKIT_KEYRING={other}: expected keyutils or mock"
+                "TUNNELKIT_KEYRING={other}: expected secret-service, keyutils or mock"
             )),
+            Err(_) => {
+                let bus =
+                    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty());
+                if bus {
+                    match Keyring::new(Backend::SecretService).and_then(|k| k.probe().map(|()| k)) {
+                        Ok(k) => return Ok(k),
+                        Err(e) => {
+                            tracing::info!("secrets: no Secret Service on the session bus ({e})")
+                        }
+                    }
+                }
+                Keyring::new(Backend::Keyutils)
+            }
         }
     }
 
     /// A keyring on the given backend.
     pub fn new(backend: Backend) -> Result<Keyring, String> {
-        let mock = match backend {
-            Backend::Mock => Some(keyring_core::mock::Store::new().map_err(|e| e.to_string())?
-                as Arc<CredentialStore>),
+        let store: Option<Arc<CredentialStore>> = match backend {
+            Backend::Mock => Some(keyring_core::mock::Store::new().map_err(|e| e.to_string())?),
+            Backend::SecretService => {
+                Some(zbus_secret_service_keyring_store::Store::new().map_err(|e| e.to_string())?)
+            }
             Backend::Keyutils => None,
         };
         tracing::info!("secrets: using the {backend:?} keyring");
-        Ok(Keyring { mock })
+        Ok(Keyring { store, backend })
     }
 
-    fn mock_entry(store: &Arc<CredentialStore>, key: &SecretKey) -> Result<Entry, String> {
+    /// Checks that the store answers (a lookup of an entry that does not exist).
+    fn probe(&self) -> Result<(), String> {
+        let key = SecretKey::Password {
+            user: "probe".into(),
+            host: "tunnelkit.invalid".into(),
+            port: 22,
+        };
+        self.get(&key).map(drop)
+    }
+
+    fn entry(store: &Arc<CredentialStore>, key: &SecretKey) -> Result<Entry, String> {
         Entry::new_in_store(store, SERVICE, &key.entry_name()).map_err(|e| e.to_string())
     }
 
     /// Stores (or replaces) a secret.
     pub fn set(&self, key: &SecretKey, secret: &SecretString) -> Result<(), String> {
-        match &self.mock {
-            Some(store) => Self::mock_entry(store, key)?
+        match &self.store {
+            Some(store) => Self::entry(store, key)?
                 .set_password(secret.expose_secret())
                 .map_err(|e| e.to_string()),
             None => user_keyring::set(&key.entry_name(), secret.expose_secret()),
@@ -153,8 +182,8 @@ impl Keyring {
 
     /// Removes a secret; `Ok(false)` when there was none.
     pub fn delete(&self, key: &SecretKey) -> Result<bool, String> {
-        match &self.mock {
-            Some(store) => match Self::mock_entry(store, key)?.delete_credential() {
+        match &self.store {
+            Some(store) => match Self::entry(store, key)?.delete_credential() {
                 Ok(()) => Ok(true),
                 Err(keyring_core::Error::NoEntry) => Ok(false),
                 Err(e) => Err(e.to_string()),
@@ -166,8 +195,8 @@ impl Keyring {
 
 impl SecretStore for Keyring {
     fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, String> {
-        let found = match &self.mock {
-            Some(store) => match Self::mock_entry(store, key)?.get_password() {
+        let found = match &self.store {
+            Some(store) => match Self::entry(store, key)?.get_password() {
                 Ok(s) => Some(s),
                 Err(keyring_core::Error::NoEntry) => None,
                 Err(e) => return Err(e.to_string()),
@@ -198,6 +227,16 @@ mod tests {
         assert!(k.delete(&key).unwrap());
         assert!(!k.delete(&key).unwrap());
         assert!(k.get(&key).unwrap().is_none());
+    }
+
+    #[test]
+    fn secret_service_is_chosen_only_when_forced_or_a_bus_answers() {
+        // No session bus in unit tests: the default falls back to the kernel keyring.
+        if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
+            && std::env::var_os("TUNNELKIT_KEYRING").is_none()
+        {
+            assert_eq!(Keyring::from_env().unwrap().backend, Backend::Keyutils);
+        }
     }
 
     #[test]

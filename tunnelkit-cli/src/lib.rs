@@ -43,8 +43,8 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
 pub fn log_filter(verbose: u8, quiet: bool) -> &'static str {
     match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,tunnelkit_core=info,tunnelkit_cli=info",
-        (false, 1) => "info,tunnelkit_core=debug,tunnelkit_cli=debug",
+        (false, 0) => "warn,tunnelkit_core=info,tunnelkit_agent=info,tunnelkit_cli=info",
+        (false, 1) => "info,tunnelkit_core=debug,tunnelkit_agent=debug,tunnelkit_cli=debug",
         (false, 2) => "debug",
         _ => "trace",
     }

@@ -507,3 +507,76 @@ async fn malformed_and_oversized_requests_get_an_error_and_the_agent_serves_on()
     let _idle = UnixStream::connect(&agent.socket).unwrap();
     agent.wait_state("auto", "up");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passphrase_from_the_secret_service_on_a_session_bus() {
+    let dbus_run = ["/usr/bin/dbus-run-session", "/bin/dbus-run-session"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("dbus-run-session not found: install the dbus-daemon package");
+    assert!(
+        Path::new("/usr/bin/gnome-keyring-daemon").exists(),
+        "gnome-keyring-daemon not found: install the gnome-keyring package"
+    );
+    let s = site(Some("secret service words")).await;
+    write_profile(&s, "locked", false, 0);
+    let sock = s.dir.path().join("run/agent.sock");
+    let log = s.dir.path().join("agent.log");
+    // A private session bus with a real Secret Service (GNOME Keyring) on it; the CLI stores
+    // the passphrase there and the agent, on the same bus, uses it. Nothing forces the store:
+    // the bus decides.
+    let script = r#"
+set -e
+echo -n unlock | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+printf 'secret service words\n' | "$TK" secret set passphrase "$KEY"
+"$TK" agent --profiles "$PROFILES" --socket "$SOCK" 2> "$LOG" &
+AGENT=$!
+i=0
+while ! "$TK" status --socket "$SOCK" >/dev/null 2>&1; do
+  i=$((i+1)); [ $i -gt 400 ] && exit 3
+done
+"$TK" up locked --socket "$SOCK"
+kill -TERM $AGENT
+wait $AGENT
+"#;
+    let out = Command::new(dbus_run)
+        .args(["--", "sh", "-c", script])
+        .env("TK", bin())
+        .env("KEY", &s.key.private)
+        .env("PROFILES", &s.profiles)
+        .env("SOCK", &sock)
+        .env("LOG", &log)
+        .env("HOME", s.dir.path())
+        .env("XDG_DATA_HOME", s.dir.path().join("data"))
+        .env("XDG_RUNTIME_DIR", s.dir.path())
+        .env_remove("TUNNELKIT_KEYRING")
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let agent_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}\n{}\nagent log:\n{agent_log}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("locked is up"),
+        "{out:?}"
+    );
+    assert!(
+        agent_log.contains("using the SecretService keyring"),
+        "{agent_log}"
+    );
+    assert!(
+        !agent_log.contains("secret service words"),
+        "the passphrase never reaches a log"
+    );
+    // It went to the Secret Service, not the kernel keyring.
+    let kernel = Command::new("keyctl")
+        .args(["search", "@u", "user"])
+        .arg(format!("tunnelkit:passphrase:{}", s.key.private.display()))
+        .output()
+        .unwrap();
+    assert!(!kernel.status.success(), "not stored in the kernel keyring");
+}
