@@ -57,6 +57,18 @@ pub fn wait_until(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Connects to `addr`, sends `msg` and reads as many bytes back (blocking, 20 s read deadline).
+pub fn blocking_echo(addr: std::net::SocketAddr, msg: &[u8]) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("read timeout");
+    s.write_all(msg).expect("write");
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).expect("read the echo");
+    back
+}
+
 /// A temporary directory usable as HOME, with `.ssh/` (0700); removed on drop.
 pub struct TestDir(tempfile::TempDir);
 

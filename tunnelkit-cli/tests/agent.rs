@@ -11,7 +11,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tunnelkit_tests::{wait_until, EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
+use tunnelkit_tests::{
+    blocking_echo as echo, wait_until, EchoServer, KeyPair, Sshd, SshdOptions, TestDir,
+};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -170,15 +172,6 @@ fn write_profile(s: &Site, name: &str, autostart: bool, local: u16) {
 
 fn local_of(p: &Value) -> SocketAddr {
     p["forwards"][0]["local"].as_str().unwrap().parse().unwrap()
-}
-
-fn echo(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(msg).unwrap();
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back).unwrap();
-    back
 }
 
 #[tokio::test(flavor = "multi_thread")]

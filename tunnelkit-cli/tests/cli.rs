@@ -1,13 +1,13 @@
 //! The `tunnelkit` binary as an admin runs it, against real OpenSSH sshds: forwards through one
 //! and two hops, refusal of a changed host key, a port in use, usage errors, and a clean stop.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tunnelkit_tests::{EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
+use tunnelkit_tests::{blocking_echo as echo, EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -97,15 +97,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn echo(addr: SocketAddr, msg: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.write_all(msg).unwrap();
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back).unwrap();
-    back
 }
 
 fn user() -> String {
