@@ -1,7 +1,7 @@
 //! The `tunnelkit` binary as an admin runs it, against real OpenSSH sshds: forwards through one
 //! and two hops, refusal of a changed host key, a port in use, usage errors, and a clean stop.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -41,8 +41,11 @@ struct Running {
 
 impl Running {
     fn start(args: &[String]) -> Running {
-        let mut child = tunnelkit()
-            .args(args)
+        Self::spawn(tunnelkit().args(args))
+    }
+
+    fn spawn(cmd: &mut Command) -> Running {
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -54,16 +57,21 @@ impl Running {
                 let _ = tx.send(line);
             }
         });
+        // Drain stderr all along: a full pipe would block tunnelkit's logging.
+        let stderr = child.stderr.take().unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
         let line = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
             let _ = child.kill();
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
-            panic!("tunnelkit printed no forward: {err}")
+            let _ = child.wait();
+            panic!("tunnelkit printed no forward: {}", log.lock().unwrap())
         });
         // "Forwarding 127.0.0.1:PORT -> host:port"
         let addr = line
