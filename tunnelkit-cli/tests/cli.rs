@@ -1,8 +1,8 @@
 //! The `tunnelkit` binary as an admin runs it, against real OpenSSH sshds: forwards through one
 //! and two hops, refusal of a changed host key, a port in use, usage errors, and a clean stop.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -42,6 +42,16 @@ struct Running {
 impl Running {
     fn start(args: &[String]) -> Running {
         Self::spawn(tunnelkit().args(args))
+    }
+
+    /// Runs `program args` (a wrapper such as prlimit around tunnelkit).
+    fn start_program(program: &str, args: &[String]) -> Running {
+        let mut c = Command::new(program);
+        c.args(args)
+            .stdin(Stdio::null())
+            .env_remove("SSH_AUTH_SOCK")
+            .env("TUNNELKIT_LOG", "info");
+        Self::spawn(&mut c)
     }
 
     fn spawn(cmd: &mut Command) -> Running {
@@ -368,5 +378,68 @@ async fn ssh_config_alias_with_proxyjump_alias_opens_its_localforward() {
         (gw.connections(), bastion.connections()),
         (1, 1),
         "went through the jump alias"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_descriptors_pauses_accepting_and_keeps_the_session() {
+    let prlimit = ["/usr/bin/prlimit", "/bin/prlimit"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("prlimit not found: install the util-linux package");
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "client", None);
+    let sshd = Sshd::start(SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        ..Default::default()
+    });
+    let target = EchoServer::start().await;
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(&kh, sshd.known_hosts_line() + "\n").unwrap();
+    let mut args = vec![
+        "--nofile=40:40".to_string(),
+        env!("CARGO_BIN_EXE_tunnelkit").to_string(),
+    ];
+    args.extend(base_args(&key, &kh));
+    args.extend([
+        "-L".into(),
+        format!("0:127.0.0.1:{}", target.addr().port()),
+        "-p".into(),
+        sshd.port().to_string(),
+        format!("{}@127.0.0.1", user()),
+    ]);
+    let ok = tokio::task::spawn_blocking(move || {
+        let run = Running::start_program(prlimit, &args);
+        // The route is up before the flood (at start, with no descriptor left for the SSH
+        // connection itself, tunnelkit would fail to connect and exit, as ssh does).
+        assert_eq!(echo(run.addr, b"up"), b"up");
+        // Hold more connections open than the process has descriptors for.
+        let held: Vec<TcpStream> = (0..60)
+            .map(|_| TcpStream::connect(run.addr).unwrap())
+            .collect();
+        drop(held);
+        // The listener pauses while out of descriptors, then resumes (bounded wait).
+        let try_echo = |msg: &[u8]| -> bool {
+            let Ok(mut s) = TcpStream::connect(run.addr) else {
+                return false;
+            };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut back = vec![0u8; msg.len()];
+            std::io::Write::write_all(&mut s, msg).is_ok()
+                && s.read_exact(&mut back).is_ok()
+                && back == msg
+        };
+        tunnelkit_tests::wait_until(DEADLINE, "accepting to resume", || try_echo(b"resumed?"));
+        (0..20u8)
+            .filter(|i| echo(run.addr, &[b'a' + i; 8]) == [b'a' + i; 8])
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok, 20);
+    assert_eq!(
+        sshd.connections(),
+        1,
+        "the SSH session survived running out of descriptors"
     );
 }
