@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use byteorder::{BigEndian, ByteOrder};
 use bytes::Bytes;
-use log::{debug, trace};
+use log::{debug, trace, warn};
 use ssh_encoding::Encode;
 use tokio::sync::oneshot;
 
@@ -333,6 +333,49 @@ impl Encrypted {
             }
         }
         Ok(false)
+    }
+
+    /// Debits `len` received bytes from a flow-controlled channel's window.
+    /// Returns `false` when the peer sent more than the window allows: the data
+    /// must then be dropped, as OpenSSH does, so that buffering stays bounded.
+    pub(crate) fn debit_window(&mut self, channel: ChannelId, len: usize) -> bool {
+        let Some(channel) = self.channels.get_mut(&channel) else {
+            return true;
+        };
+        match u32::try_from(len) {
+            Ok(len) if len <= channel.sender_window_size => {
+                channel.sender_window_size -= len;
+                true
+            }
+            _ => {
+                warn!(
+                    "channel {:?}: peer sent {} bytes with only {} left in the window; dropped",
+                    channel.sender_channel, len, channel.sender_window_size
+                );
+                false
+            }
+        }
+    }
+
+    /// Gives `amount` bytes of window back to the peer, once the application
+    /// has consumed them from a flow-controlled channel.
+    pub(crate) fn return_window(
+        &mut self,
+        channel: ChannelId,
+        amount: u32,
+    ) -> Result<(), crate::Error> {
+        if amount == 0 {
+            return Ok(());
+        }
+        if let Some(channel) = self.channels.get_mut(&channel) {
+            push_packet!(self.write, {
+                self.write.push(msg::CHANNEL_WINDOW_ADJUST);
+                channel.recipient_channel.encode(&mut self.write)?;
+                amount.encode(&mut self.write)?;
+            });
+            channel.sender_window_size = channel.sender_window_size.saturating_add(amount);
+        }
+        Ok(())
     }
 
     fn flush_channel(

@@ -10,6 +10,7 @@ use crate::{ChannelId, ChannelOpenFailure, Error, Pty, Sig};
 pub mod io;
 
 mod channel_ref;
+pub(crate) mod flow;
 pub use channel_ref::ChannelRef;
 
 mod channel_stream;
@@ -145,6 +146,8 @@ impl WindowSizeRef {
 /// Allows you to read from a channel without borrowing the session
 pub struct ChannelReadHalf {
     pub(crate) receiver: Receiver<ChannelMsg>,
+    /// Reports consumption to the session, for flow-controlled channels.
+    pub(crate) flow: Option<Arc<flow::Flow>>,
 }
 
 impl std::fmt::Debug for ChannelReadHalf {
@@ -156,7 +159,24 @@ impl std::fmt::Debug for ChannelReadHalf {
 impl ChannelReadHalf {
     /// Awaits an incoming [`ChannelMsg`], this method returns [`None`] if the channel has been closed.
     pub async fn wait(&mut self) -> Option<ChannelMsg> {
-        self.receiver.recv().await
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Takes the next message out of the queue; taking it is what consumes it,
+    /// so this is where a flow-controlled channel gives window back.
+    pub(crate) fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<ChannelMsg>> {
+        let msg = std::task::ready!(self.receiver.poll_recv(cx));
+        if let (Some(flow), Some(msg)) = (&self.flow, &msg) {
+            let bytes = match msg {
+                ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => data.len(),
+                _ => 0,
+            };
+            flow.consumed(bytes);
+        }
+        std::task::Poll::Ready(msg)
     }
 
     /// Make a reader for the [`Channel`] to receive [`ChannelMsg::Data`]
@@ -470,7 +490,10 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
     ) -> (Self, ChannelRef) {
         let (tx, rx) = tokio::sync::mpsc::channel(channel_buffer_size);
         let window_size = WindowSizeRef::new(window_size);
-        let read_half = ChannelReadHalf { receiver: rx };
+        let read_half = ChannelReadHalf {
+            receiver: rx,
+            flow: None,
+        };
         let write_half = ChannelWriteHalf {
             id,
             sender,
@@ -484,8 +507,8 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
                 read_half,
             },
             ChannelRef {
-                sender: tx,
                 window_size,
+                ..ChannelRef::new(tx)
             },
         )
     }

@@ -58,6 +58,7 @@ use tokio::sync::oneshot;
 
 pub use crate::auth::AuthResult;
 use crate::cert::PublicKeyOrCertificate;
+use crate::channels::flow::Flow;
 use crate::channels::{
     Channel, ChannelMsg, ChannelReadHalf, ChannelRef, ChannelWriteHalf, WindowSizeRef,
 };
@@ -99,6 +100,11 @@ pub struct Session {
     priority_receiver: UnboundedReceiver<Msg>,
     inbound_channel_sender: Sender<Msg>,
     inbound_channel_receiver: Receiver<Msg>,
+    /// Readers of flow-controlled channels wake the loop through this.
+    window_sender: UnboundedSender<ChannelId>,
+    window_receiver: UnboundedReceiver<ChannelId>,
+    /// Closed channels whose reader has not taken everything yet.
+    closing: Vec<ChannelRef>,
     open_global_requests: VecDeque<GlobalRequestResponse>,
     server_sig_algs: Option<Vec<Algorithm>>,
     /// Number of EXT_INFO messages received (RFC 8308 allows at most two).
@@ -742,6 +748,7 @@ impl<H: Handler> Handle<H> {
         &self,
         mut receiver: Receiver<ChannelMsg>,
         window_size_ref: WindowSizeRef,
+        flow: Arc<Flow>,
     ) -> Result<Channel<Msg>, crate::Error> {
         loop {
             match receiver.recv().await {
@@ -759,7 +766,10 @@ impl<H: Handler> Handle<H> {
                             max_packet_size,
                             window_size: window_size_ref,
                         },
-                        read_half: ChannelReadHalf { receiver },
+                        read_half: ChannelReadHalf {
+                            receiver,
+                            flow: Some(flow),
+                        },
                     });
                 }
                 Some(ChannelMsg::OpenFailure(reason)) => {
@@ -843,14 +853,14 @@ impl<H: Handler> Handle<H> {
     /// `confirmed` field of the corresponding `Channel`.
     pub async fn channel_open_session(&self) -> Result<Channel<Msg>, crate::Error> {
         let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, flow) = ChannelRef::flow_controlled(sender);
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
             .send(Msg::ChannelOpenSession { channel_ref })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, flow)
             .await
     }
 
@@ -861,7 +871,7 @@ impl<H: Handler> Handle<H> {
         originator_port: u32,
     ) -> Result<Channel<Msg>, crate::Error> {
         let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, flow) = ChannelRef::flow_controlled(sender);
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -872,7 +882,7 @@ impl<H: Handler> Handle<H> {
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, flow)
             .await
     }
 
@@ -892,7 +902,7 @@ impl<H: Handler> Handle<H> {
         originator_port: u32,
     ) -> Result<Channel<Msg>, crate::Error> {
         let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, flow) = ChannelRef::flow_controlled(sender);
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -905,7 +915,7 @@ impl<H: Handler> Handle<H> {
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, flow)
             .await
     }
 
@@ -914,7 +924,7 @@ impl<H: Handler> Handle<H> {
         socket_path: S,
     ) -> Result<Channel<Msg>, crate::Error> {
         let (sender, receiver) = channel(self.channel_buffer_size);
-        let channel_ref = ChannelRef::new(sender);
+        let (channel_ref, flow) = ChannelRef::flow_controlled(sender);
         let window_size_ref = channel_ref.window_size().clone();
 
         self.sender
@@ -924,7 +934,7 @@ impl<H: Handler> Handle<H> {
             })
             .await
             .map_err(|_| crate::Error::SendError)?;
-        self.wait_channel_confirmation(receiver, window_size_ref)
+        self.wait_channel_confirmation(receiver, window_size_ref, flow)
             .await
     }
 
@@ -1319,6 +1329,7 @@ impl Session {
     ) -> Self {
         let (priority_sender, priority_receiver) = unbounded_channel();
         let (inbound_channel_sender, inbound_channel_receiver) = channel(10);
+        let (window_sender, window_receiver) = unbounded_channel();
         Self {
             common,
             receiver,
@@ -1329,6 +1340,9 @@ impl Session {
             priority_receiver,
             inbound_channel_sender,
             inbound_channel_receiver,
+            window_sender,
+            window_receiver,
+            closing: Vec::new(),
             channels: HashMap::new(),
             pending_reads: Vec::new(),
             pending_len: 0,
@@ -1359,6 +1373,7 @@ impl Session {
         self.receiver.close();
         self.priority_receiver.close();
         self.inbound_channel_receiver.close();
+        self.window_receiver.close();
         map_err!(stream_write.shutdown().await)?;
         match result {
             Ok(v) => {
@@ -1521,6 +1536,9 @@ impl Session {
                     // eagerly take all outgoing messages so writes are batched
                     self.drain_priority_msgs()?;
                 }
+                Some(id) = self.window_receiver.recv(), if !self.kex.active() => {
+                    self.return_window(id)?;
+                }
                 msg = self.inbound_channel_receiver.recv(), if can_receive_outbound => {
                     self.drain_priority_msgs()?;
                     match msg {
@@ -1620,6 +1638,35 @@ impl Session {
         Ok(())
     }
 
+    /// Starts routing a channel's messages to its [`ChannelRef`], and arms its
+    /// receive flow control.
+    fn register_channel(&mut self, id: ChannelId, channel_ref: ChannelRef) {
+        if let Some(flow) = &channel_ref.flow {
+            let config = &self.common.config;
+            let threshold = (config.window_size / 2)
+                .min(config.maximum_packet_size.saturating_mul(3))
+                .max(1);
+            flow.arm(id, threshold, self.window_sender.clone());
+        }
+        self.channels.insert(id, channel_ref);
+    }
+
+    /// A flow-controlled channel's reader consumed data or made room in its
+    /// queue: move its backlog in and give the consumed bytes back to the peer
+    /// as window.
+    fn return_window(&mut self, id: ChannelId) -> Result<(), crate::Error> {
+        self.closing.retain_mut(|chan| !chan.drain());
+        let Some(chan) = self.channels.get_mut(&id) else {
+            return Ok(());
+        };
+        chan.drain();
+        let amount = chan.flow.as_ref().map_or(0, |flow| flow.take_consumed());
+        if let Some(enc) = self.common.encrypted.as_mut() {
+            enc.return_window(id, amount)?;
+        }
+        Ok(())
+    }
+
     fn handle_msg(&mut self, msg: Msg) -> Result<(), crate::Error> {
         match msg {
             Msg::Authenticate { user, method } => {
@@ -1644,7 +1691,7 @@ impl Session {
             }
             Msg::ChannelOpenSession { channel_ref } => {
                 let id = self.channel_open_session()?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenX11 {
                 originator_address,
@@ -1652,7 +1699,7 @@ impl Session {
                 channel_ref,
             } => {
                 let id = self.channel_open_x11(&originator_address, originator_port)?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenDirectTcpIp {
                 host_to_connect,
@@ -1667,14 +1714,14 @@ impl Session {
                     &originator_address,
                     originator_port,
                 )?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::ChannelOpenDirectStreamLocal {
                 socket_path,
                 channel_ref,
             } => {
                 let id = self.channel_open_direct_streamlocal(&socket_path)?;
-                self.channels.insert(id, channel_ref);
+                self.register_channel(id, channel_ref);
             }
             Msg::TcpIpForward {
                 reply_channel,
