@@ -19,7 +19,8 @@ pub use keys::KeyPair;
 pub use proxy::FaultProxy;
 pub use sshd::{Sshd, SshdOptions};
 pub use targets::{
-    refused_port, EchoServer, HalfCloseServer, RefusedPort, Server, SpeakFirstServer,
+    firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, RefusedPort, Server,
+    SpeakFirstServer,
 };
 
 /// Finds an OpenSSH program; panics with the Debian package to install when it is missing.

@@ -2,8 +2,8 @@
 //! checker, and a port that refuses connections. Each binds 127.0.0.1:0 and stops on drop.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -115,6 +115,57 @@ impl HalfCloseServer {
             }
         })
         .await
+    }
+}
+
+/// Byte `offset` of every [`FirehoseServer`] stream.
+pub fn firehose_byte(offset: u64) -> u8 {
+    (offset % 251) as u8
+}
+
+/// Streams [`firehose_byte`]s to each connection as fast as it is read, until the reader closes,
+/// and counts the bytes it managed to write to each connection (in the order they were accepted).
+pub struct FirehoseServer {
+    server: Server,
+    written: Arc<Mutex<Vec<Arc<AtomicU64>>>>,
+}
+
+impl FirehoseServer {
+    /// Starts it.
+    pub async fn start() -> FirehoseServer {
+        let written: Arc<Mutex<Vec<Arc<AtomicU64>>>> = Arc::default();
+        let all = written.clone();
+        let server = Server::start(move |mut s: TcpStream| {
+            let count = Arc::new(AtomicU64::new(0));
+            all.lock().expect("firehose counters").push(count.clone());
+            async move {
+                let mut chunk = vec![0u8; 64 * 1024];
+                let mut offset = 0u64;
+                loop {
+                    for (i, b) in chunk.iter_mut().enumerate() {
+                        *b = firehose_byte(offset + i as u64);
+                    }
+                    if s.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    offset += chunk.len() as u64;
+                    count.store(offset, Ordering::SeqCst);
+                }
+            }
+        })
+        .await;
+        FirehoseServer { server, written }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Bytes written so far to the `n`-th connection accepted (0 if there is none yet).
+    pub fn written(&self, n: usize) -> u64 {
+        let all = self.written.lock().expect("firehose counters");
+        all.get(n).map_or(0, |c| c.load(Ordering::SeqCst))
     }
 }
 
