@@ -475,7 +475,7 @@ async fn a_peer_with_another_uid_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn malformed_and_oversized_requests_get_an_error_and_the_agent_serves_on() {
+async fn malformed_oversized_and_slow_requests_get_an_error_and_the_agent_serves_on() {
     use std::os::unix::net::UnixStream;
     let s = site(None).await;
     write_profile(&s, "auto", true, 0);
@@ -498,6 +498,20 @@ async fn malformed_and_oversized_requests_get_an_error_and_the_agent_serves_on()
     assert!(r.contains("longer than 65536 bytes"), "{r}");
     // A client that connects and says nothing does not block others.
     let _idle = UnixStream::connect(&agent.socket).unwrap();
+    agent.wait_state("auto", "up");
+    // A client that sends half a request and stalls: others are served meanwhile, and it gets an
+    // error at the agent's request deadline (10 s), not a connection held open for ever.
+    let mut slow = UnixStream::connect(&agent.socket).unwrap();
+    slow.write_all(b"{\"request\":").unwrap();
+    let out = agent.cli(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    slow.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut reply = String::new();
+    let _ = slow.read_to_string(&mut reply);
+    assert!(
+        reply.contains("no complete request within 10s"),
+        "{reply:?}"
+    );
     agent.wait_state("auto", "up");
 }
 

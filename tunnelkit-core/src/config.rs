@@ -29,8 +29,8 @@ pub mod defaults {
     pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
     /// Concurrent connections per forward; more wait in the listen backlog.
     pub const MAX_CONNECTIONS_PER_FORWARD: usize = 4096;
-    /// Bytes the copy loop moves per read, each way, per connection. Two of these per
-    /// connection are the tunnel's own memory cost (1,000 connections: 32 MiB).
+    /// The most a connection reads from its local client at once; the buffer is allocated
+    /// only when the client has sent something, and becomes the SSH packet's payload.
     pub const COPY_BUFFER: usize = 16 * 1024;
     /// Default SSH port.
     pub const SSH_PORT: u16 = 22;

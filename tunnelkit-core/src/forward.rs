@@ -3,15 +3,11 @@
 //! channel with a deadline, and copies both ways keeping half-close, counting bytes. It ends at
 //! once when its route's session is lost.
 
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -19,6 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{defaults, Forward};
 use crate::error::{os_reason, Error};
+use crate::pump::{pump, Counters};
 use crate::session::RouteSession;
 use crate::status::{Event, ForwardCounters, Shared};
 
@@ -154,19 +151,16 @@ async fn connection(
         route = session.route(),
         "{peer} connected"
     );
-    let mut local = Counted {
-        inner: stream,
-        read: &c.bytes_out,
-        written: &c.bytes_in,
+    let counters = Counters {
+        up: &c.bytes_out,
+        down: &c.bytes_in,
     };
-    let mut channel = channel;
-    let size = defaults::COPY_BUFFER;
     tokio::select! {
         _ = cancel.cancelled() => {}
         _ = session.lost().cancelled() => {
             tracing::info!(forward = ctx.index, route = session.route(), "{peer}: closed, its route's session was lost");
         }
-        r = tokio::io::copy_bidirectional_with_sizes(&mut local, &mut channel, size, size) => {
+        r = pump(stream, channel, counters, defaults::COPY_BUFFER) => {
             if let Err(e) = r {
                 tracing::debug!(forward = ctx.index, "{peer}: {e}");
             }
@@ -204,47 +198,4 @@ async fn open_channel(
         }
     }
     Err(last.unwrap_or(Error::NoRoute(ctx.route_wait)))
-}
-
-/// A stream that counts the bytes read from and written to it.
-struct Counted<'a, S> {
-    inner: S,
-    read: &'a AtomicU64,
-    written: &'a AtomicU64,
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Counted<'_, S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        this.read.fetch_add(n as u64, Ordering::Relaxed);
-        r
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<'_, S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = r {
-            this.written.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        r
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
 }

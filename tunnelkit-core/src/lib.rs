@@ -44,6 +44,7 @@ pub mod error;
 pub mod forward;
 pub mod options;
 pub mod prompt;
+mod pump;
 pub mod session;
 pub mod spec;
 pub mod ssh_config;

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::client::{Handle, Msg};
-use russh::ChannelStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Hop, Target};
@@ -25,7 +24,7 @@ pub use connect::connect_route;
 pub(crate) use handler::ClientHandler;
 
 /// The data stream of one forwarded connection: a `direct-tcpip` channel.
-pub type Channel = ChannelStream<Msg>;
+pub type Channel = russh::Channel<Msg>;
 
 /// Authenticated sessions to every hop of one route, the last one carrying forwards.
 /// Dropping it closes every hop.
@@ -97,7 +96,7 @@ impl RouteSession {
                 port: target.port,
                 after: deadline,
             }),
-            Ok(Ok(ch)) => Ok(ch.into_stream()),
+            Ok(Ok(ch)) => Ok(ch),
             Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(Error::ChannelRefused {
                 target: target.to_string(),
                 hop: self.last_hop.label(),
