@@ -56,15 +56,6 @@ async fn busy(addr: SocketAddr) -> Duration {
     started.elapsed()
 }
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
     let dir = TestDir::new();
@@ -85,7 +76,7 @@ async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
     // The stalled client: it reads the first bytes, so the stream is known to flow, then stops.
     let mut stalled = TcpStream::connect(addr).await.expect("connect stalled");
     read_pattern(&mut stalled, 0, 1).await.expect("first byte");
-    let rss_before = rss_kib();
+    let rss_before = tunnelkit_tests::rss_kib("self");
 
     // Busy connections on the same SSH session, all at once, each checked byte by byte.
     let started = Instant::now();
@@ -101,7 +92,7 @@ async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
         each.push(took);
     }
     let wall = started.elapsed();
-    let rss_after = rss_kib();
+    let rss_after = tunnelkit_tests::rss_kib("self");
     let stalled_written = firehose.written(0);
     assert_eq!(sshd.connections(), 1, "one SSH session carried all of them");
     assert!(
