@@ -34,13 +34,15 @@ impl Agent {
 
     fn start_with(mut cmd: Command, dir: &Path, profiles: &Path, keyring: &'static str) -> Agent {
         let socket = dir.join("run/agent.sock");
+        if !cmd.get_envs().any(|(k, _)| k == "TUNNELKIT_LOG") {
+            cmd.env("TUNNELKIT_LOG", "info");
+        }
         let child = cmd
             .args(["agent", "--profiles"])
             .arg(profiles)
             .arg("--socket")
             .arg(&socket)
             .env("TUNNELKIT_KEYRING", keyring)
-            .env("TUNNELKIT_LOG", "info")
             .env_remove("SSH_AUTH_SOCK")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -324,7 +326,10 @@ async fn passphrase_from_the_kernel_keyring() {
 async fn needs_input_is_reported_and_answered_through_up_on_a_pty() {
     let s = site(Some("typed at the terminal")).await;
     write_profile(&s, "locked", true, 0);
-    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    // The most verbose logging, agent and client: the passphrase must still reach no log.
+    let mut cmd = Command::new(bin());
+    cmd.env("TUNNELKIT_LOG", "trace");
+    let agent = Agent::start_with(cmd, s.dir.path(), &s.profiles, "mock");
     let p = agent.wait_state("locked", "needs-input");
     assert!(
         p["last_error"].as_str().unwrap().contains("passphrase"),
@@ -375,6 +380,7 @@ sys.exit(os.WEXITSTATUS(status))
         .args(["up", "locked", "--socket"])
         .arg(&agent.socket)
         .env("TUNNELKIT_KEYRING", "mock")
+        .env("TUNNELKIT_LOG", "trace")
         .output()
         .expect("python3 drives the pty");
     let screen = String::from_utf8_lossy(&out.stdout);
@@ -388,6 +394,7 @@ sys.exit(os.WEXITSTATUS(status))
     let p = agent.wait_state("locked", "up");
     assert_eq!(echo(local_of(&p), b"prompted"), b"prompted");
     let logs = std::fs::read_to_string(s.dir.path().join("agent.log")).unwrap();
+    assert!(logs.contains("TRACE"), "the agent logged at TRACE level");
     assert!(
         !logs.contains("typed at the terminal"),
         "the answer never reaches a log"
