@@ -31,7 +31,7 @@ pub mod defaults {
     pub const MAX_CONNECTIONS_PER_FORWARD: usize = 4096;
     /// The most a connection reads from its local client at once; the buffer is allocated
     /// only when the client has sent something, and becomes the SSH packet's payload.
-    pub const COPY_BUFFER: usize = 16 * 1024;
+    pub const COPY_BUFFER: usize = 32 * 1024;
     /// Default SSH port.
     pub const SSH_PORT: u16 = 22;
 }
