@@ -18,15 +18,16 @@
 //! and no more descriptors at the end than after the warm-up. Writes `soak-results.json`
 //! (`--json PATH`).
 
+mod load;
+mod restart;
+mod sample;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{
@@ -35,16 +36,12 @@ use tunnelkit_core::{
 };
 use tunnelkit_tests::{EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
 
-/// One connection's whole exchange must finish within this.
-const ATTEMPT_DEADLINE: Duration = Duration::from_secs(20);
-/// A client pauses this long after a failure, so an outage is not a busy loop.
-const AFTER_FAILURE: Duration = Duration::from_millis(50);
-/// A restart must be followed by a working connection within this, or the run fails.
-const RECOVERY_DEADLINE: Duration = Duration::from_secs(120);
+use load::{client, exchange, lock, Outcome, Shared, ATTEMPT_DEADLINE};
+use restart::{restart, Restart, RECOVERY_DEADLINE};
+use sample::{sample, Sample, SETTLE};
+
 /// No restart starts closer than this (plus `--down-for`) to the end of the run.
 const RECOVERY_ROOM: Duration = Duration::from_secs(15);
-/// How long a sample waits for open connections to end and descriptors to settle.
-const SETTLE: Duration = Duration::from_secs(10);
 
 /// Long-running load through one tunnel while its sshd is restarted.
 #[derive(Parser)]
@@ -70,257 +67,6 @@ struct Opts {
     /// Where to write the results.
     #[arg(long, value_name = "PATH", default_value = "soak-results.json")]
     json: PathBuf,
-}
-
-/// Counters and the restart in progress, shared by the clients and the controller.
-#[derive(Default)]
-struct Shared {
-    ok: u64,
-    bytes: u64,
-    failed_restart: u64,
-    failed_other: u64,
-    data_errors: u64,
-    /// The first few failures outside restarts and data errors, to show what went wrong.
-    examples: Vec<String>,
-    /// Restarts begun so far; a connection that saw it change overlapped a restart.
-    generation: u64,
-    restarting: bool,
-    killed_at: Option<Instant>,
-    /// When the first connection started after the kill completed its echo.
-    recovered_at: Option<Instant>,
-}
-
-enum Outcome {
-    Ok,
-    Failed(String),
-    DataError(String),
-}
-
-/// A small xorshift generator: payloads need variety, not cryptographic randomness.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// 64 B to 4 KiB of random bytes, then their SHA-256.
-fn payload(rng: &mut Rng) -> Vec<u8> {
-    let len = 64 + (rng.next() % 4033) as usize;
-    let mut v: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-    let sum = Sha256::digest(&v);
-    v.extend_from_slice(&sum);
-    v
-}
-
-/// Sends `sent`, half-closes, reads the echo to EOF, and judges it.
-async fn exchange(addr: SocketAddr, sent: &[u8]) -> Outcome {
-    let mut got = Vec::with_capacity(sent.len());
-    let attempt = async {
-        let s = TcpStream::connect(addr).await?;
-        let (mut r, mut w) = s.into_split();
-        let write = async {
-            w.write_all(sent).await?;
-            w.shutdown().await
-        };
-        let (written, read) = tokio::join!(write, r.read_to_end(&mut got));
-        written.and(read.map(|_| ()))
-    };
-    let result = tokio::time::timeout(ATTEMPT_DEADLINE, attempt).await;
-    if got.len() > sent.len() || !sent.starts_with(&got) {
-        let at = got.iter().zip(sent).position(|(a, b)| a != b);
-        let body = got.len().saturating_sub(32);
-        let whole = got.len() >= 32 && Sha256::digest(&got[..body])[..] == got[body..];
-        return Outcome::DataError(format!(
-            "{} bytes back for {} sent, first difference at {at:?}{}",
-            got.len(),
-            sent.len(),
-            if whole {
-                " (a whole other payload)"
-            } else {
-                ""
-            }
-        ));
-    }
-    match result {
-        Err(_) => Outcome::Failed(format!("no echo within {ATTEMPT_DEADLINE:?}")),
-        Ok(Err(e)) => Outcome::Failed(format!("{e} after {} of {} bytes", got.len(), sent.len())),
-        Ok(Ok(())) if got.len() < sent.len() => Outcome::Failed(format!(
-            "cut short: {} of {} bytes, then EOF",
-            got.len(),
-            sent.len()
-        )),
-        Ok(Ok(())) => Outcome::Ok,
-    }
-}
-
-/// One client: connections back to back until `end`. Each holds `gate` for reading, so a
-/// sample can pause them all.
-async fn client(
-    id: u64,
-    addr: SocketAddr,
-    end: Instant,
-    gate: Arc<RwLock<()>>,
-    shared: Arc<Mutex<Shared>>,
-) {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (id + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
-    while Instant::now() < end {
-        let running = gate.read().await;
-        let sent = payload(&mut rng);
-        let started = Instant::now();
-        let (generation, restarting) = lock(&shared, |s| (s.generation, s.restarting));
-        let outcome = exchange(addr, &sent).await;
-        drop(running);
-        let failed = lock(&shared, |s| match outcome {
-            Outcome::Ok => {
-                s.ok += 1;
-                s.bytes += sent.len() as u64;
-                if s.restarting && s.killed_at.is_some_and(|k| started > k) {
-                    s.recovered_at.get_or_insert_with(Instant::now);
-                }
-                false
-            }
-            Outcome::DataError(e) => {
-                s.data_errors += 1;
-                example(s, format!("data error: {e}"));
-                false
-            }
-            Outcome::Failed(e) => {
-                if restarting || s.restarting || s.generation != generation {
-                    s.failed_restart += 1;
-                } else {
-                    s.failed_other += 1;
-                    example(s, format!("failed: {e}"));
-                }
-                true
-            }
-        });
-        if failed {
-            tokio::time::sleep(AFTER_FAILURE).await;
-        }
-    }
-}
-
-fn lock<T>(shared: &Mutex<Shared>, f: impl FnOnce(&mut Shared) -> T) -> T {
-    let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
-    f(&mut s)
-}
-
-fn example(s: &mut Shared, e: String) {
-    if s.examples.len() < 10 {
-        s.examples.push(e);
-    }
-}
-
-/// Descriptors and memory of this process at one moment.
-#[derive(Clone, Copy)]
-struct Sample {
-    at: Duration,
-    fds: usize,
-    rss_mib: f64,
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
-/// Pauses the clients, waits (bounded) for the tunnel's connections to end and for the
-/// descriptor count to reach `settle_to` when given, and samples.
-async fn sample(
-    gate: &RwLock<()>,
-    handle: &TunnelHandle,
-    t0: Instant,
-    settle_to: Option<usize>,
-) -> Sample {
-    let _paused = gate.write().await;
-    let deadline = Instant::now() + SETTLE;
-    while Instant::now() < deadline {
-        let idle = handle
-            .status()
-            .forwards
-            .first()
-            .is_none_or(|f| f.active == 0);
-        if idle && settle_to.is_none_or(|n| open_fds() <= n) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Sample {
-        at: t0.elapsed(),
-        fds: open_fds(),
-        rss_mib: rss_mib(),
-    }
-}
-
-/// One restart: kill, stay down, start again; times in milliseconds.
-#[derive(Clone, Copy)]
-struct Restart {
-    at: Duration,
-    /// From the sshd accepting again to the tunnel's new session being up.
-    session_ms: Option<f64>,
-    /// From the kill to the first connection started after it working (what a user sees).
-    outage_ms: Option<f64>,
-    failed: u64,
-}
-
-async fn restart(
-    sshd: &Arc<Sshd>,
-    handle: &TunnelHandle,
-    shared: &Mutex<Shared>,
-    down_for: Duration,
-    t0: Instant,
-) -> Restart {
-    let failed_before = lock(shared, |s| s.failed_restart);
-    let sessions_before = handle.status().reconnects;
-    lock(shared, |s| {
-        s.generation += 1;
-        s.restarting = true;
-        s.killed_at = None;
-        s.recovered_at = None;
-    });
-    let at = t0.elapsed();
-    let s = sshd.clone();
-    let _ = tokio::task::spawn_blocking(move || s.kill()).await;
-    let killed = Instant::now();
-    lock(shared, |s| s.killed_at = Some(killed));
-    tokio::time::sleep(down_for).await;
-    let s = sshd.clone();
-    let _ = tokio::task::spawn_blocking(move || s.restart()).await;
-    let accepting = Instant::now();
-    let mut session_ms = None;
-    let mut outage_ms = None;
-    while accepting.elapsed() < RECOVERY_DEADLINE && outage_ms.is_none() {
-        if session_ms.is_none() && handle.status().reconnects > sessions_before {
-            session_ms = Some(accepting.elapsed().as_secs_f64() * 1e3);
-        }
-        if let Some(r) = lock(shared, |s| s.recovered_at) {
-            outage_ms = Some(r.duration_since(killed).as_secs_f64() * 1e3);
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    lock(shared, |s| s.restarting = false);
-    Restart {
-        at,
-        session_ms,
-        outage_ms,
-        failed: lock(shared, |s| s.failed_restart) - failed_before,
-    }
 }
 
 async fn start_tunnel(
@@ -488,35 +234,31 @@ async fn main() {
     for c in clients {
         let _ = tokio::time::timeout(ATTEMPT_DEADLINE + SETTLE, c).await;
     }
-    let warm = warm.unwrap_or(first);
-    let last = sample(&gate, &handle, t0, Some(warm.fds)).await;
+    let last = sample(&gate, &handle, t0, Some(warm.unwrap_or(first).fds)).await;
     report(t0, &shared, restarts.len(), &last);
     samples.push(("end", last));
     handle.stop();
     let _ = tokio::time::timeout(SETTLE, handle.wait()).await;
-    summarize(
-        &opts,
-        &shared,
-        &restarts,
-        &samples,
-        first,
-        warm,
-        last,
-        t0.elapsed(),
-    );
+    summarize(&opts, &shared, &restarts, &samples, t0.elapsed());
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Prints the summary and writes the JSON; exits 1 on a failed run. `samples` starts with the
+/// start sample and ends with the end sample.
 fn summarize(
     opts: &Opts,
     shared: &Mutex<Shared>,
     restarts: &[Restart],
     samples: &[(&str, Sample)],
-    first: Sample,
-    warm: Sample,
-    last: Sample,
     took: Duration,
 ) {
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return;
+    };
+    let (first, last) = (first.1, last.1);
+    let warm = samples
+        .iter()
+        .find(|(what, _)| *what == "warm-up")
+        .map_or(first, |s| s.1);
     let s = lock(shared, std::mem::take);
     let mut session: Vec<f64> = restarts.iter().filter_map(|r| r.session_ms).collect();
     let mut outage: Vec<f64> = restarts.iter().filter_map(|r| r.outage_ms).collect();
