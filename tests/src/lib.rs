@@ -4,8 +4,11 @@
 //!
 //! Nothing here picks a fixed port or sleeps to wait for readiness: listeners bind port 0 and
 //! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
+//!
+//! [`chart`] draws the compare benchmark's results as a PNG.
 
 mod agent;
+pub mod chart;
 mod keys;
 mod proxy;
 mod sshd;

@@ -15,7 +15,9 @@ use std::time::Duration;
 pub struct SshdOptions {
     /// Public key lines allowed to log in (as the user running the tests).
     pub authorized_keys: Vec<String>,
-    /// More `sshd_config` lines, e.g. `Ciphers aes128-gcm@openssh.com`.
+    /// More `sshd_config` lines, e.g. `Ciphers aes128-gcm@openssh.com`. They come before the
+    /// harness's `LogLevel DEBUG1`, so `LogLevel ERROR` here wins (sshd takes a keyword's first
+    /// value), as a long soak run needs; no `Match` block.
     pub extra_config: Vec<String>,
 }
 
@@ -57,10 +59,11 @@ impl Sshd {
             "KbdInteractiveAuthentication no".into(),
             "AllowTcpForwarding yes".into(),
             "ClientAliveInterval 0".into(),
-            "LogLevel DEBUG1".into(),
             "MaxStartups 1000".into(),
         ];
         config.extend(opts.extra_config);
+        // After the caller's lines, which may override it.
+        config.push("LogLevel DEBUG1".into());
         std::fs::write(d.join("sshd_config"), config.join("\n") + "\n").expect("sshd_config");
         // Fail early, with sshd's own words, on a bad config.
         let check = Command::new(&sshd)

@@ -6,8 +6,12 @@
 //! apt-get install openssh-server iperf3
 //! cargo build --release -p tunnelkit-cli
 //! cargo run --release -p tunnelkit-tests --bin compare [-- ROUNDS]   # default 3 rounds
+//! cargo run --release -p tunnelkit-tests --bin compare -- --chart-only bench-results.json
 //! ```
-//! Writes `bench-results.json` in the current directory and prints a table.
+//! Prints a table and writes `bench-results.json` (`--json PATH`) and a chart of it,
+//! `bench-results.png` (`--png PATH`; default: the JSON's path with `.png`). The chart needs a
+//! TTF font at run time (fonts-dejavu-core, or `TUNNELKIT_CHART_FONT`); without one the JSON is
+//! written anyway. `--chart-only FILE` draws the chart of an existing results file and exits.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -15,13 +19,46 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use sha2::{Digest, Sha256};
+use tunnelkit_tests::chart;
 use tunnelkit_tests::{
     find_tool, wait_until, EchoServer, KeyPair, SpeakFirstServer, Sshd, SshdOptions, TestDir,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const CIPHERS: [&str; 2] = ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"];
+
+/// tunnelkit against `ssh -N -L`, side by side, against the same real sshd on loopback.
+#[derive(Parser)]
+struct Opts {
+    /// Alternating rounds; each measure is the median over them.
+    #[arg(default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Where to write the results.
+    #[arg(long, value_name = "PATH", default_value = "bench-results.json")]
+    json: PathBuf,
+    /// Where to write the chart [default: the JSON's path with .png].
+    #[arg(long, value_name = "PATH")]
+    png: Option<PathBuf>,
+    /// Only draw the chart of this existing results file (runs no benchmark).
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["rounds", "json"])]
+    chart_only: Option<PathBuf>,
+}
+
+/// Draws the chart of `results` to `png`.
+fn draw_chart(results: &serde_json::Value, png: &Path) -> Result<(), chart::ChartError> {
+    chart::load_font(&chart::font_path())?;
+    chart::render(&chart::Results::from_json(results)?, png)
+}
+
+/// `--chart-only`: reads `json`, draws `png`.
+fn chart_only(json: &Path, png: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(json).map_err(|e| format!("{}: {e}", json.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", json.display()))?;
+    draw_chart(&v, png).map_err(|e| e.to_string())
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Client {
@@ -257,11 +294,26 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(3)
-        .max(1);
+    let opts = Opts::parse();
+    if let Some(json) = &opts.chart_only {
+        let png = opts
+            .png
+            .clone()
+            .unwrap_or_else(|| json.with_extension("png"));
+        match chart_only(json, &png) {
+            Ok(()) => println!("written: {}", png.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    let png = opts
+        .png
+        .clone()
+        .unwrap_or_else(|| opts.json.with_extension("png"));
+    let rounds = opts.rounds as usize;
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "bench", None);
     let sshd_opts = || SshdOptions {
@@ -360,7 +412,12 @@ fn main() {
             let cpu0 = proc_stat(t.child.id()).1;
             let (ok, wall) = many(t.local, 1000);
             let (rss, cpu1) = proc_stat(t.child.id());
-            push("1000 x 64 KiB echo, connections intact", "", who, ok as f64);
+            push(
+                "1000 x 64 KiB echo, connections intact",
+                "connections",
+                who,
+                ok as f64,
+            );
             push("1000 x 64 KiB echo, wall (s)", "s", who, wall);
             push("peak RSS after 1000 conns (MiB)", "MiB", who, rss);
             // 1000 x 64 KiB each way = 0.131 GB carried in both directions.
@@ -397,19 +454,36 @@ fn main() {
         "measure", "tunnelkit", "OpenSSH", "ratio"
     );
     let mut json = Vec::new();
-    for (name, _unit, a, b) in &rows {
+    for (name, unit, a, b) in &rows {
         let (ma, mb) = (median(a.clone()), median(b.clone()));
         let ratio = if mb > 0.0 { ma / mb } else { f64::NAN };
         println!("{name:<44} {ma:>12.3} {mb:>12.3} {ratio:>8.2}");
-        json.push(serde_json::json!({"measure": name, "tunnelkit": ma, "openssh": mb, "ratio": ratio, "tunnelkit_all": a, "openssh_all": b}));
+        let better = if chart::higher_is_better(name, unit) {
+            "higher"
+        } else {
+            "lower"
+        };
+        json.push(
+            serde_json::json!({"measure": name, "unit": unit, "better": better,
+            "tunnelkit": ma, "openssh": mb, "ratio": ratio, "tunnelkit_all": a, "openssh_all": b}),
+        );
     }
-    let doc = serde_json::json!({"rounds": rounds, "results": json});
-    let _ = std::fs::write(
-        "bench-results.json",
-        serde_json::to_string_pretty(&doc).unwrap_or_default(),
-    );
-    println!("\nwritten: bench-results.json");
+    let machine = format!("{} cores, {}", num_cpus(), kernel());
+    let doc = serde_json::json!({"rounds": rounds, "machine": machine, "results": json});
     drop(env);
+    let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    if let Err(e) = std::fs::write(&opts.json, text) {
+        eprintln!("error: writing {}: {e}", opts.json.display());
+        std::process::exit(1);
+    }
+    println!("\nwritten: {}", opts.json.display());
+    match draw_chart(&doc, &png) {
+        Ok(()) => println!("written: {}", png.display()),
+        Err(e) => {
+            eprintln!("error: no chart: {e}");
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Waits until something listens on the local port, without connecting through it (iperf3's
