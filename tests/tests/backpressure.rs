@@ -56,6 +56,23 @@ async fn busy(addr: SocketAddr) -> Duration {
     started.elapsed()
 }
 
+/// Runs [`BUSY_CONNECTIONS`] busy readers at once; returns the wall time and each one's.
+async fn busy_round(addr: SocketAddr) -> (Duration, Vec<Duration>) {
+    let started = Instant::now();
+    let workers: Vec<_> = (0..BUSY_CONNECTIONS)
+        .map(|_| tokio::spawn(busy(addr)))
+        .collect();
+    let mut each = Vec::new();
+    for w in workers {
+        let took = tokio::time::timeout(Duration::from_secs(120), w)
+            .await
+            .expect("busy connections must not wait for the stalled one")
+            .expect("busy worker");
+        each.push(took);
+    }
+    (started.elapsed(), each)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
     let dir = TestDir::new();
@@ -73,27 +90,18 @@ async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
     );
     let (handle, addr, _events) = start(config, Services::default()).await;
 
+    // The same busy load without a stalled reader, for comparison.
+    let (baseline, _) = busy_round(addr).await;
+
     // The stalled client: it reads the first bytes, so the stream is known to flow, then stops.
     let mut stalled = TcpStream::connect(addr).await.expect("connect stalled");
     read_pattern(&mut stalled, 0, 1).await.expect("first byte");
     let rss_before = tunnelkit_tests::rss_kib("self");
 
     // Busy connections on the same SSH session, all at once, each checked byte by byte.
-    let started = Instant::now();
-    let workers: Vec<_> = (0..BUSY_CONNECTIONS)
-        .map(|_| tokio::spawn(busy(addr)))
-        .collect();
-    let mut each = Vec::new();
-    for w in workers {
-        let took = tokio::time::timeout(Duration::from_secs(120), w)
-            .await
-            .expect("busy connections must not wait for the stalled one")
-            .expect("busy worker");
-        each.push(took);
-    }
-    let wall = started.elapsed();
+    let (wall, each) = busy_round(addr).await;
     let rss_after = tunnelkit_tests::rss_kib("self");
-    let stalled_written = firehose.written(0);
+    let stalled_written = firehose.written(BUSY_CONNECTIONS);
     assert_eq!(sshd.connections(), 1, "one SSH session carried all of them");
     assert!(
         stalled_written < STALLED_BOUND,
@@ -108,13 +116,15 @@ async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
     assert_eq!(handle.status().forwards[0].failed, 0);
 
     // Figures, reported and not asserted (the benchmark measures; this test checks behaviour).
-    let total = (BUSY_BYTES * BUSY_CONNECTIONS as u64) as f64;
+    let rate =
+        |d: Duration| (BUSY_BYTES * BUSY_CONNECTIONS as u64) as f64 / d.as_secs_f64() / 1048576.0;
     eprintln!(
-        "backpressure: {BUSY_CONNECTIONS} busy x {} MiB in {wall:?} ({:.0} MiB/s aggregate; \
-         each {each:?}) while one reader stalled; target wrote {} KiB into the stalled one; \
-         test process RSS {rss_before} -> {rss_after} KiB",
+        "backpressure: {BUSY_CONNECTIONS} busy x {} MiB: {:.0} MiB/s aggregate alone ({baseline:?}), \
+         {:.0} MiB/s while one reader stalled ({wall:?}; each {each:?}); target wrote {} KiB \
+         into the stalled one; test process RSS {rss_before} -> {rss_after} KiB",
         BUSY_BYTES >> 20,
-        total / wall.as_secs_f64() / (1024.0 * 1024.0),
+        rate(baseline),
+        rate(wall),
         stalled_written >> 10,
     );
 }
