@@ -7,13 +7,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
-use tunnelkit_core::{Services, TunnelConfig};
+use tunnelkit_core::Services;
 use tunnelkit_tests::{firehose_byte, FirehoseServer, KeyPair, TestDir};
 
 /// What each busy connection reads while the stalled one sits there.
@@ -77,17 +76,9 @@ async fn busy_round(addr: SocketAddr) -> (Duration, Vec<Duration>) {
 async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "client", None);
-    let sshd = tunnelkit_tests::Sshd::start(tunnelkit_tests::SshdOptions {
-        authorized_keys: vec![key.public_line.clone()],
-        ..Default::default()
-    });
+    let sshd = sshd_for(&key);
     let firehose = FirehoseServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(firehose.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, firehose.addr());
     let (handle, addr, _events) = start(config, Services::default()).await;
 
     // The same busy load without a stalled reader, for comparison.

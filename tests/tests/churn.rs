@@ -3,28 +3,19 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tunnelkit_core::{Services, TunnelConfig};
-use tunnelkit_tests::{EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
+use tunnelkit_core::Services;
+use tunnelkit_tests::{EchoServer, KeyPair, TestDir};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_thousand_connections_leave_no_descriptor_behind() {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "client", None);
-    let sshd = Sshd::start(SshdOptions {
-        authorized_keys: vec![key.public_line.clone()],
-        ..Default::default()
-    });
+    let sshd = sshd_for(&key);
     let echo_server = EchoServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(echo_server.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
     let (handle, addr, _events) = start(config, Services::default()).await;
     assert_eq!(echo(addr, b"warm").await.unwrap(), b"warm");
     let settle = |handle: &tunnelkit_core::TunnelHandle| handle.status().forwards[0].active == 0;

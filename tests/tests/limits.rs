@@ -3,37 +3,22 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tunnelkit_core::{Services, TunnelConfig};
-use tunnelkit_tests::{EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
-
-fn sshd_and_key(dir: &TestDir) -> (Sshd, KeyPair) {
-    let key = KeyPair::generate(dir.path(), "client", None);
-    let sshd = Sshd::start(SshdOptions {
-        authorized_keys: vec![key.public_line.clone()],
-        ..Default::default()
-    });
-    (sshd, key)
-}
+use tunnelkit_core::Services;
+use tunnelkit_tests::{EchoServer, KeyPair, TestDir};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_connection_cap_holds_the_next_client_until_one_ends() {
     let dir = TestDir::new();
-    let (sshd, key) = sshd_and_key(&dir);
+    let key = KeyPair::generate(dir.path(), "client", None);
+    let sshd = sshd_for(&key);
     let echo_server = EchoServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let mut forward = forward_to(echo_server.addr());
-    forward.max_connections = 2;
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward],
-    );
+    let mut config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
+    config.forwards[0].max_connections = 2;
     let (handle, addr, _events) = start(config, Services::default()).await;
     let mut held = Vec::new();
     for i in 0..2u8 {

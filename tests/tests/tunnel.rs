@@ -15,25 +15,13 @@ use tunnelkit_tests::{
     EchoServer, HalfCloseServer, KeyPair, SpeakFirstServer, SshAgent, Sshd, SshdOptions, TestDir,
 };
 
-fn sshd_for(key: &KeyPair) -> Sshd {
-    Sshd::start(SshdOptions {
-        authorized_keys: vec![key.public_line.clone()],
-        ..Default::default()
-    })
-}
-
 #[tokio::test]
 async fn one_hop_echo_and_counters() {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "client", None);
     let sshd = sshd_for(&key);
     let echo_server = EchoServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(echo_server.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
     let (handle, addr, mut events) = start(config, Services::default()).await;
     wait_event(&mut events, "route up", |e| {
         matches!(e, Event::RouteUp { .. })
@@ -84,12 +72,7 @@ async fn bulk_64_mib_arrives_intact() {
     let key = KeyPair::generate(dir.path(), "client", None);
     let sshd = sshd_for(&key);
     let echo_server = EchoServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(echo_server.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
     let (_handle, addr, _events) = start(config, Services::default()).await;
 
     const SIZE: usize = 64 << 20;
@@ -124,12 +107,7 @@ async fn two_hundred_concurrent_connections() {
     let key = KeyPair::generate(dir.path(), "client", None);
     let sshd = sshd_for(&key);
     let echo_server = EchoServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(echo_server.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
     let (handle, addr, mut events) = start(config, Services::default()).await;
     wait_event(&mut events, "route up", |e| {
         matches!(e, Event::RouteUp { .. })
@@ -159,12 +137,7 @@ async fn target_that_speaks_first() {
     let key = KeyPair::generate(dir.path(), "client", None);
     let sshd = sshd_for(&key);
     let vnc_like = SpeakFirstServer::start(b"RFB 003.008\n").await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(vnc_like.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, vnc_like.addr());
     let (_handle, addr, _events) = start(config, Services::default()).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut greeting = [0u8; 12];
@@ -181,12 +154,7 @@ async fn half_close_keeps_the_other_direction() {
     let key = KeyPair::generate(dir.path(), "client", None);
     let sshd = sshd_for(&key);
     let target = HalfCloseServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(target.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, target.addr());
     let (_handle, addr, _events) = start(config, Services::default()).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     let body = vec![b'x'; 100_000];
@@ -205,12 +173,8 @@ async fn refused_target_closes_only_that_connection() {
     let sshd = sshd_for(&key);
     let refused = tunnelkit_tests::refused_port();
     let echo_server = EchoServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let mut config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(refused.addr()), forward_to(echo_server.addr())],
-    );
+    let mut config = one_hop(dir.path(), &sshd, &key, refused.addr());
+    config.forwards.push(forward_to(echo_server.addr()));
     config.forwards[1].bind_port = 0;
     let listeners = tunnelkit_core::bind_forwards(&config.forwards)
         .await
@@ -411,12 +375,7 @@ async fn encrypted_key_under_batch_mode_needs_input() {
     let key = KeyPair::generate(dir.path(), "locked", Some("secret words"));
     let sshd = sshd_for(&key);
     let echo_server = EchoServer::start().await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let mut config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(echo_server.addr())],
-    );
+    let mut config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
     config.give_up_after_rounds = Some(1);
     let (handle, _addr, _events) = start(config, Services::default()).await;
     let err = tokio::time::timeout(DEADLINE, handle.wait())
@@ -455,11 +414,7 @@ async fn openssh_user_certificate_beside_the_key_and_by_certificatefile() {
     assert!(beside.exists());
     let echo_server = EchoServer::start().await;
     let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
-    let opts = Arc::new(options(&key.private, &kh));
-    let config = TunnelConfig::new(
-        vec![route("primary", vec![hop(sshd.port(), &opts)])],
-        vec![forward_to(echo_server.addr())],
-    );
+    let config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
     let (handle, addr, _events) = start(config, Services::default()).await;
     assert_eq!(echo(addr, b"cert beside").await.unwrap(), b"cert beside");
     drop(handle);

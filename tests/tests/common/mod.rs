@@ -15,6 +15,7 @@ use tunnelkit_core::{
     bind_forwards, Event, Forward, Hop, HopOptions, Route, Services, StrictHostKeyChecking, Target,
     Tunnel, TunnelConfig, TunnelHandle,
 };
+use tunnelkit_tests::{KeyPair, Sshd, SshdOptions};
 
 /// Every wait in these tests is bounded by this.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -135,4 +136,23 @@ pub fn known_hosts(dir: &Path, lines: &[String]) -> PathBuf {
     };
     std::fs::write(&p, text).expect("write known_hosts");
     p
+}
+
+/// A real sshd (the harness's) that lets `key` in.
+pub fn sshd_for(key: &KeyPair) -> Sshd {
+    Sshd::start(SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        ..Default::default()
+    })
+}
+
+/// One route of one hop through `sshd`, with `key` and a known_hosts in `dir` that knows it, and
+/// one forward to `target`.
+pub fn one_hop(dir: &Path, sshd: &Sshd, key: &KeyPair, target: SocketAddr) -> TunnelConfig {
+    let kh = known_hosts(dir, &[sshd.known_hosts_line()]);
+    let opts = Arc::new(options(&key.private, &kh));
+    TunnelConfig::new(
+        vec![route("primary", vec![hop(sshd.port(), &opts)])],
+        vec![forward_to(target)],
+    )
 }
