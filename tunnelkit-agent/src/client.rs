@@ -9,7 +9,7 @@ use tokio::net::UnixStream;
 use tunnelkit_core::prompt::{Confirm, ExposeSecret};
 use tunnelkit_core::{PromptRequest, Prompter};
 
-use crate::protocol::{ClientMessage, Reply, Request, MAX_MESSAGE};
+use crate::protocol::{decode_reply, ClientMessage, Reply, Request, MAX_MESSAGE};
 
 /// Sends `request` and returns the agent's result. `prompter` answers the agent's questions
 /// (`None`: nobody can be asked).
@@ -39,9 +39,7 @@ pub async fn request(
             sent?;
             return Err("the agent closed the connection".into());
         }
-        match serde_json::from_str::<Reply>(&line)
-            .map_err(|e| format!("bad reply from the agent: {e}"))?
-        {
+        match decode_reply(line.as_bytes()).map_err(|e| format!("bad reply from the agent: {e}"))? {
             Reply::Done { result } => return Ok(result),
             Reply::Error { message } => return Err(message),
             Reply::Prompt {

@@ -3,10 +3,36 @@
 //! the client answers with [`ClientMessage::Answer`]) and then one final [`Reply::Done`] or
 //! [`Reply::Error`].
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The largest line either side accepts; longer lines are an error and close the connection.
 pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// Decodes one line a client sent as its [`Request`]: at most [`MAX_MESSAGE`] bytes (newline
+/// included), UTF-8, and one JSON object of the request's shape. The agent does nothing else
+/// with a client's first line before acting on it; the error is the reply's text.
+pub fn decode_request(line: &[u8]) -> Result<Request, String> {
+    decode(line, "request")
+}
+
+/// Decodes one line a client sent after its request: a [`ClientMessage`] answering a prompt.
+pub fn decode_client_message(line: &[u8]) -> Result<ClientMessage, String> {
+    decode(line, "message")
+}
+
+/// Decodes one line the agent sent: a [`Reply`].
+pub fn decode_reply(line: &[u8]) -> Result<Reply, String> {
+    decode(line, "reply")
+}
+
+fn decode<T: DeserializeOwned>(line: &[u8], what: &str) -> Result<T, String> {
+    if line.len() > MAX_MESSAGE {
+        return Err(format!("message longer than {MAX_MESSAGE} bytes"));
+    }
+    let text = std::str::from_utf8(line).map_err(|_| "message is not UTF-8".to_string())?;
+    serde_json::from_str(text).map_err(|e| format!("malformed {what}: {e}"))
+}
 
 /// What a client asks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

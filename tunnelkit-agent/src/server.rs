@@ -16,7 +16,9 @@ use tokio::sync::{broadcast, Mutex, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{Event, RouteState, SecretStore};
 
-use crate::protocol::{ClientMessage, Reply, Request, MAX_MESSAGE};
+use crate::protocol::{
+    decode_client_message, decode_request, ClientMessage, Reply, Request, MAX_MESSAGE,
+};
 use crate::registry::Registry;
 
 /// How often the profiles directory is re-read (changes apply within two of these).
@@ -176,11 +178,11 @@ async fn write_reply(s: &mut UnixStream, r: &Reply) -> std::io::Result<()> {
     s.write_all(&line).await
 }
 
-/// Reads one line of at most [`MAX_MESSAGE`] bytes within `deadline`.
+/// Reads one line of at most [`MAX_MESSAGE`] bytes, its newline included, within `deadline`.
 async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
     deadline: Duration,
-) -> Result<String, String> {
+) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let read = async {
         let mut limited = (&mut *r).take(MAX_MESSAGE as u64 + 1);
@@ -197,7 +199,7 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
             Err(format!("message longer than {MAX_MESSAGE} bytes"))
         }
         Ok(Ok(_)) if buf.last() != Some(&b'\n') => Err("connection closed mid-message".into()),
-        Ok(Ok(_)) => String::from_utf8(buf).map_err(|_| "message is not UTF-8".into()),
+        Ok(Ok(_)) => Ok(buf),
     }
 }
 
@@ -208,10 +210,8 @@ async fn serve_client(stream: UnixStream, registry: Arc<Mutex<Registry>>) {
     let mut read = BufReader::new(read);
     let reply = match read_line(&mut read, REQUEST_DEADLINE).await {
         Err(e) => Reply::Error { message: e },
-        Ok(line) => match serde_json::from_str::<Request>(&line) {
-            Err(e) => Reply::Error {
-                message: format!("malformed request: {e}"),
-            },
+        Ok(line) => match decode_request(&line) {
+            Err(message) => Reply::Error { message },
             Ok(req) => handle(req, &registry, &mut read, &mut write).await,
         },
     };
@@ -313,7 +313,7 @@ async fn up(
                     break error("client went away");
                 }
                 let answer = match read_line(read, ANSWER_DEADLINE).await {
-                    Ok(l) => match serde_json::from_str::<ClientMessage>(&l) {
+                    Ok(l) => match decode_client_message(&l) {
                         Ok(ClientMessage::Answer { value }) => value,
                         Err(_) => None,
                     },

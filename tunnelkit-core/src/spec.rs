@@ -138,6 +138,10 @@ pub fn parse_hop(input: &str) -> Result<HopSpec, SpecError> {
             if u.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(err(what, input, "the user name contains white space"));
             }
+            // No login name has one, and `ssh://` inside a user name would not print back.
+            if u.contains('/') {
+                return Err(err(what, input, "the user name contains '/'"));
+            }
             (Some(u.to_string()), h)
         }
         None => (None, s),

@@ -290,11 +290,36 @@ pub fn known_algorithms(files: &[PathBuf], name: &str) -> crate::Result<Vec<Algo
     Ok(algorithms)
 }
 
+/// Why `name` cannot be written unhashed as a known_hosts pattern that matches itself and
+/// nothing else, if it cannot.
+fn unwritable_plain_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.contains([' ', '\t', '\n']) {
+        Some("it contains white space")
+    } else if name.contains([',', '*', '?']) {
+        Some("it contains ',', '*' or '?', which known_hosts reads as a pattern")
+    } else if name.starts_with(['!', '#', '@']) || name.starts_with(HASH_MAGIC) {
+        Some("it starts like a negation, a comment, a marker or a hashed name")
+    } else {
+        None
+    }
+}
+
 /// Appends `name keytype base64` to `file`, the name lowercased and, when `hashed`, written as
 /// `|1|salt|hmac` (what `HashKnownHosts yes` does). Creates the parent directory (mode 0700)
 /// and the file (mode 0600) when missing, and starts a new line if the file lacks a final one.
+/// Unhashed, a name that would not read back as itself alone (empty, white space, `,*?`, a
+/// leading `!#@` or `|1|`) is refused with [`Error::Config`] rather than written.
 pub fn append(file: &Path, name: &str, key: &PublicKey, hashed: bool) -> crate::Result<()> {
     let name = name.to_ascii_lowercase();
+    if let Some(why) = unwritable_plain_name(&name).filter(|_| !hashed) {
+        return Err(Error::Config(format!(
+            "cannot record a host key for `{name}` in {}: {why} (HashKnownHosts=yes records \
+             any name)",
+            file.display()
+        )));
+    }
     let host = if hashed {
         let salt: [u8; SALT_LEN] = rand::random();
         let mac = name_mac(&salt, &name)
