@@ -115,3 +115,17 @@ pub fn rss_kib(pid: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
+
+/// Hop options for tests and benchmarks: one key, one known_hosts file (strictly checked), no
+/// agent, nobody to ask, a 5 s connect timeout.
+pub fn hop_options(key: &Path, known_hosts: &Path) -> tunnelkit_core::HopOptions {
+    let mut o = tunnelkit_core::HopOptions::default();
+    o.auth.identity_files = vec![key.to_path_buf()];
+    o.auth.agent_socket = None;
+    o.auth.batch_mode = true;
+    o.host_keys.user_files = vec![known_hosts.to_path_buf()];
+    o.host_keys.global_files = Vec::new();
+    o.host_keys.strict = tunnelkit_core::StrictHostKeyChecking::Yes;
+    o.connect_timeout = Duration::from_secs(5);
+    o
+}

@@ -20,8 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{
-    bind_forwards, Event, Failback, Forward, Hop, HopOptions, Route, Services,
-    StrictHostKeyChecking, Target, Tunnel, TunnelConfig,
+    bind_forwards, Event, Failback, Forward, Hop, Route, Services, Target, Tunnel, TunnelConfig,
 };
 use tunnelkit_tests::{EchoServer, FaultProxy, KeyPair, Sshd, SshdOptions, TestDir};
 
@@ -67,16 +66,9 @@ async fn trial(scenario: Scenario) -> Duration {
         dr.known_hosts_line(),
     ];
     std::fs::write(&kh, lines.join("\n") + "\n").expect("known_hosts");
-    let mut o = HopOptions::default();
-    o.auth.identity_files = vec![key.private.clone()];
-    o.auth.agent_socket = None;
-    o.auth.batch_mode = true;
-    o.host_keys.user_files = vec![kh];
-    o.host_keys.global_files = Vec::new();
-    o.host_keys.strict = StrictHostKeyChecking::Yes;
+    let mut o = tunnelkit_tests::hop_options(&key.private, &kh);
     o.server_alive_interval = Duration::from_secs(1);
     o.server_alive_count_max = 3;
-    o.connect_timeout = Duration::from_secs(5);
     let o = Arc::new(o);
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let primary_port = if scenario == Scenario::Silent {

@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{
-    bind_forwards, Event, Forward, Hop, HopOptions, Route, Services, StrictHostKeyChecking, Target,
-    Tunnel, TunnelConfig, TunnelHandle,
+    bind_forwards, Event, Forward, Hop, HopOptions, Route, Services, Target, Tunnel, TunnelConfig,
+    TunnelHandle,
 };
 use tunnelkit_tests::{KeyPair, Sshd, SshdOptions};
 
@@ -22,15 +22,7 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Hop options for tests: one key, one known_hosts file, no agent, nobody to ask.
 pub fn options(key: &Path, known_hosts: &Path) -> HopOptions {
-    let mut o = HopOptions::default();
-    o.auth.identity_files = vec![key.to_path_buf()];
-    o.auth.agent_socket = None;
-    o.auth.batch_mode = true;
-    o.host_keys.user_files = vec![known_hosts.to_path_buf()];
-    o.host_keys.global_files = Vec::new();
-    o.host_keys.strict = StrictHostKeyChecking::Yes;
-    o.connect_timeout = Duration::from_secs(5);
-    o
+    tunnelkit_tests::hop_options(key, known_hosts)
 }
 
 /// A hop to a loopback server as root (the tests run sshd as root).

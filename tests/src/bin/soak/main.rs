@@ -31,8 +31,7 @@ use clap::Parser;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{
-    bind_forwards, Forward, Hop, HopOptions, Route, Services, StrictHostKeyChecking, Target,
-    Tunnel, TunnelConfig, TunnelHandle,
+    bind_forwards, Forward, Hop, Route, Services, Target, Tunnel, TunnelConfig, TunnelHandle,
 };
 use tunnelkit_tests::{EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
 
@@ -77,14 +76,7 @@ async fn start_tunnel(
 ) -> TunnelHandle {
     let kh = dir.path().join("known_hosts");
     std::fs::write(&kh, sshd.known_hosts_line() + "\n").expect("known_hosts");
-    let mut o = HopOptions::default();
-    o.auth.identity_files = vec![key.private.clone()];
-    o.auth.agent_socket = None;
-    o.auth.batch_mode = true;
-    o.host_keys.user_files = vec![kh];
-    o.host_keys.global_files = Vec::new();
-    o.host_keys.strict = StrictHostKeyChecking::Yes;
-    o.connect_timeout = Duration::from_secs(5);
+    let o = tunnelkit_tests::hop_options(&key.private, &kh);
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let config = TunnelConfig::new(
         vec![Route {
