@@ -188,20 +188,15 @@ pub fn render(results: &Results, out: &Path) -> Result<(), ChartError> {
         "bars: medians (blue tunnelkit, grey OpenSSH); dots: single rounds. {}",
         results.machine
     );
-    header
-        .draw_text(
-            &title,
-            &("sans-serif", 24).into_font().color(&BLACK),
-            (16, 10),
-        )
-        .map_err(|e| draw(&e))?;
-    header
-        .draw_text(
-            &legend,
-            &("sans-serif", 16).into_font().color(&BLACK),
-            (16, 42),
-        )
-        .map_err(|e| draw(&e))?;
+    for (text, size, y) in [(&title, 24, 10), (&legend, 16, 42)] {
+        header
+            .draw_text(
+                text,
+                &("sans-serif", size).into_font().color(&BLACK),
+                (16, y),
+            )
+            .map_err(|e| draw(&e))?;
+    }
     let panels = body.split_evenly((panel_rows, COLUMNS));
     for (row, area) in results.rows.iter().zip(panels) {
         panel(row, &area).map_err(|e| draw(&e))?;

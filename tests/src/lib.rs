@@ -106,9 +106,9 @@ pub fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
-/// Resident set size of process `pid` ("self" for this one), in KiB; 0 if unknown.
-pub fn rss_kib(pid: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// Resident set size of this process, in KiB; 0 if unknown.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))

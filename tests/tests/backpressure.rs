@@ -87,11 +87,11 @@ async fn a_stalled_reader_neither_slows_the_others_nor_grows_memory() {
     // The stalled client: it reads the first bytes, so the stream is known to flow, then stops.
     let mut stalled = TcpStream::connect(addr).await.expect("connect stalled");
     read_pattern(&mut stalled, 0, 1).await.expect("first byte");
-    let rss_before = tunnelkit_tests::rss_kib("self");
+    let rss_before = tunnelkit_tests::rss_kib();
 
     // Busy connections on the same SSH session, all at once, each checked byte by byte.
     let (wall, each) = busy_round(addr).await;
-    let rss_after = tunnelkit_tests::rss_kib("self");
+    let rss_after = tunnelkit_tests::rss_kib();
     let stalled_written = firehose.written(BUSY_CONNECTIONS);
     assert_eq!(sshd.connections(), 1, "one SSH session carried all of them");
     assert!(

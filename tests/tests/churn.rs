@@ -20,10 +20,7 @@ async fn twenty_thousand_connections_leave_no_descriptor_behind() {
     assert_eq!(echo(addr, b"warm").await.unwrap(), b"warm");
     let settle = |handle: &tunnelkit_core::TunnelHandle| handle.status().forwards[0].active == 0;
     tunnelkit_tests::wait_until(DEADLINE, "connections to end", || settle(&handle));
-    let (fds_before, rss_before) = (
-        tunnelkit_tests::open_fds(),
-        tunnelkit_tests::rss_kib("self"),
-    );
+    let (fds_before, rss_before) = (tunnelkit_tests::open_fds(), tunnelkit_tests::rss_kib());
     const TOTAL: usize = 20_000;
     const WORKERS: usize = 8;
     let started = Instant::now();
@@ -59,6 +56,6 @@ async fn twenty_thousand_connections_leave_no_descriptor_behind() {
     eprintln!(
         "churn: {TOTAL} connections in {took:?}; fds {fds_before} -> {fds_after}; RSS {} -> {} KiB",
         rss_before,
-        tunnelkit_tests::rss_kib("self")
+        tunnelkit_tests::rss_kib()
     );
 }

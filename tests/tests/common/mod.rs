@@ -21,9 +21,7 @@ use tunnelkit_tests::{KeyPair, Sshd, SshdOptions};
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Hop options for tests: one key, one known_hosts file, no agent, nobody to ask.
-pub fn options(key: &Path, known_hosts: &Path) -> HopOptions {
-    tunnelkit_tests::hop_options(key, known_hosts)
-}
+pub use tunnelkit_tests::hop_options as options;
 
 /// A hop to a loopback server as root (the tests run sshd as root).
 pub fn hop(port: u16, options: &Arc<HopOptions>) -> Hop {

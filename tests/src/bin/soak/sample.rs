@@ -16,22 +16,6 @@ pub(crate) struct Sample {
     pub(crate) rss_mib: f64,
 }
 
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
-fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 /// Pauses the clients, waits (bounded) for the tunnel's connections to end and for the
 /// descriptor count to reach `settle_to` when given, and samples.
 pub(crate) async fn sample(
@@ -48,14 +32,14 @@ pub(crate) async fn sample(
             .forwards
             .first()
             .is_none_or(|f| f.active == 0);
-        if idle && settle_to.is_none_or(|n| open_fds() <= n) {
+        if idle && settle_to.is_none_or(|n| tunnelkit_tests::open_fds() <= n) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Sample {
         at: t0.elapsed(),
-        fds: open_fds(),
-        rss_mib: rss_mib(),
+        fds: tunnelkit_tests::open_fds(),
+        rss_mib: tunnelkit_tests::rss_kib() as f64 / 1024.0,
     }
 }
