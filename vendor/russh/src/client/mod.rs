@@ -1538,6 +1538,10 @@ impl Session {
                 }
                 Some(id) = self.window_receiver.recv(), if !self.kex.active() => {
                     self.return_window(id)?;
+                    // Take every pending wake, so the adjustments leave in one write.
+                    while let Ok(id) = self.window_receiver.try_recv() {
+                        self.return_window(id)?;
+                    }
                 }
                 msg = self.inbound_channel_receiver.recv(), if can_receive_outbound => {
                     self.drain_priority_msgs()?;
