@@ -183,7 +183,9 @@ pub fn render(results: &Results, out: &Path) -> Result<(), ChartError> {
         1 => "1 round".to_string(),
         n => format!("medians of {n} alternating rounds"),
     };
-    let title = format!("tunnelkit vs OpenSSH ssh -N -L, same sshd on loopback: {rounds}");
+    let title = format!(
+        "tunnelkit vs OpenSSH ssh -N -L, same sshd on loopback (WAN: 100 ms delay line): {rounds}"
+    );
     let legend = format!(
         "bars: medians (blue tunnelkit, grey OpenSSH); dots: single rounds. {}",
         results.machine

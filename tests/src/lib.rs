@@ -1,6 +1,7 @@
 //! The test harness of tunnelkit: real OpenSSH `sshd` processes on loopback (random ports,
 //! throwaway host keys, their own config), real targets (echo, speak-first like VNC,
-//! half-close), a fault proxy that can go silent without RST, and a real `ssh-agent`.
+//! half-close), a fault proxy that can go silent without RST, a delay line that makes loopback a
+//! long path ([`DelayLine`]), and a real `ssh-agent`.
 //!
 //! Nothing here picks a fixed port or sleeps to wait for readiness: listeners bind port 0 and
 //! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
@@ -9,6 +10,7 @@
 
 mod agent;
 pub mod chart;
+mod delay;
 mod keys;
 mod proxy;
 mod sshd;
@@ -18,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use agent::SshAgent;
+pub use delay::DelayLine;
 pub use keys::KeyPair;
 pub use proxy::FaultProxy;
 pub use sshd::{Sshd, SshdOptions};

@@ -2,10 +2,16 @@
 //! the same real sshd on loopback. Alternates A B A B for every measurement and reports medians
 //! and the ratio tunnelkit/OpenSSH.
 //!
+//! Throughput is measured both ways (iperf3: upload, client to target; iperf3 -R: download,
+//! target to client), on loopback (LAN) and across a delay line that makes loopback a 100 ms
+//! round trip (WAN: [`DelayLine`] between the client and sshd, 50 ms each way, unbounded
+//! buffering), where the SSH channel windows decide the rate.
+//!
 //! ```text
 //! apt-get install openssh-server iperf3
 //! cargo build --release -p tunnelkit-cli
 //! cargo run --release -p tunnelkit-tests --bin compare [-- ROUNDS]   # default 3 rounds
+//! cargo run --release -p tunnelkit-tests --bin compare -- --only wan 1
 //! cargo run --release -p tunnelkit-tests --bin compare -- --chart-only bench-results.json
 //! ```
 //! Prints a table and writes `bench-results.json` (`--json PATH`) and a chart of it,
@@ -19,15 +25,36 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use sha2::{Digest, Sha256};
 use tunnelkit_tests::chart;
 use tunnelkit_tests::{
-    find_tool, wait_until, EchoServer, KeyPair, SpeakFirstServer, Sshd, SshdOptions, TestDir,
+    find_tool, wait_until, DelayLine, EchoServer, KeyPair, SpeakFirstServer, Sshd, SshdOptions,
+    TestDir,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const CIPHERS: [&str; 2] = ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"];
+/// Each way across the delay line: a 100 ms round trip.
+const WAN_ONE_WAY: Duration = Duration::from_millis(50);
+/// The delay line closes every connection it relays after this long (the whole benchmark's
+/// bound; a run of 3 rounds takes about 6 minutes).
+const WAN_LIFETIME: Duration = Duration::from_secs(3600);
+/// iperf3 seconds measured, after seconds omitted (ramp-up), on loopback.
+const LAN_SECS: (u32, u32) = (4, 1);
+/// The same across the delay line: windows and TCP need a few round trips to grow.
+const WAN_SECS: (u32, u32) = (6, 2);
+
+/// Which groups of measures to run.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum Group {
+    /// Throughput on loopback, both ways, both ciphers, 1 and 8 streams.
+    Lan,
+    /// Throughput across the 100 ms delay line, both ways.
+    Wan,
+    /// New connections, 1,000 concurrent connections (memory, CPU), cold start.
+    Conn,
+}
 
 /// tunnelkit against `ssh -N -L`, side by side, against the same real sshd on loopback.
 #[derive(Parser)]
@@ -44,6 +71,9 @@ struct Opts {
     /// Only draw the chart of this existing results file (runs no benchmark).
     #[arg(long, value_name = "JSON", conflicts_with_all = ["rounds", "json"])]
     chart_only: Option<PathBuf>,
+    /// Run only these groups of measures (repeatable) [default: all].
+    #[arg(long, value_enum)]
+    only: Vec<Group>,
 }
 
 /// Draws the chart of `results` to `png`.
@@ -70,7 +100,18 @@ struct Env {
     dir: TestDir,
     bastion: Sshd,
     gw: Sshd,
+    /// The bastion 100 ms away.
+    wan: DelayLine,
     user: String,
+}
+
+/// Where the client reaches the bastion.
+#[derive(Clone, Copy, PartialEq)]
+enum Link {
+    /// Directly, on loopback.
+    Lan,
+    /// Through the delay line.
+    Wan,
 }
 
 struct Tunnel {
@@ -108,6 +149,22 @@ fn free_port() -> u16 {
 impl Env {
     /// Starts the client with one forward to `target`, through the gateway when `jump`.
     fn open(&self, who: Client, target: SocketAddr, cipher: &str, jump: bool) -> Tunnel {
+        self.open_via(who, target, cipher, jump, Link::Lan)
+    }
+
+    /// [`Env::open`], reaching the bastion over `path`.
+    fn open_via(
+        &self,
+        who: Client,
+        target: SocketAddr,
+        cipher: &str,
+        jump: bool,
+        link: Link,
+    ) -> Tunnel {
+        let port = match link {
+            Link::Lan => self.bastion.port(),
+            Link::Wan => self.wan.port(),
+        };
         // Both clients read the same ssh_config, so jump hosts get the same key and known_hosts.
         let common = |c: &mut Command| {
             c.arg("-N")
@@ -116,7 +173,7 @@ impl Env {
                 .arg("-o")
                 .arg(format!("Ciphers={cipher}"))
                 .arg("-p")
-                .arg(self.bastion.port().to_string());
+                .arg(port.to_string());
             if jump {
                 c.arg("-J")
                     .arg(format!("{}@127.0.0.1:{}", self.user, self.gw.port()));
@@ -182,28 +239,49 @@ fn first_echo(local: SocketAddr, deadline: Duration) -> Instant {
     }
 }
 
-fn iperf(local: SocketAddr, streams: u32) -> f64 {
-    let out = Command::new("iperf3")
-        .args([
-            "-c",
-            "127.0.0.1",
-            "-p",
-            &local.port().to_string(),
-            "-t",
-            "4",
-            "-O",
-            "1",
-            "-J",
-            "-P",
-        ])
-        .arg(streams.to_string())
+/// Which way iperf3's data flows through the tunnel.
+#[derive(Clone, Copy, PartialEq)]
+enum Way {
+    /// Client to target (iperf3).
+    Up,
+    /// Target to client (iperf3 -R): what the bastion sends us.
+    Down,
+}
+
+/// Gbit/s received, measured for `secs.0` seconds after `secs.1` omitted. A run that measures
+/// nothing (iperf3's server still busy with the last test) is tried once more.
+fn iperf(local: SocketAddr, streams: u32, way: Way, secs: (u32, u32)) -> f64 {
+    let first = iperf_once(local, streams, way, secs);
+    if first > 0.0 {
+        return first;
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    iperf_once(local, streams, way, secs)
+}
+
+fn iperf_once(local: SocketAddr, streams: u32, way: Way, secs: (u32, u32)) -> f64 {
+    let mut c = Command::new("iperf3");
+    c.args(["-c", "127.0.0.1", "-p", &local.port().to_string(), "-J"])
+        .args(["-t", &secs.0.to_string(), "-O", &secs.1.to_string()])
+        .args(["-P", &streams.to_string()]);
+    if way == Way::Down {
+        c.arg("-R");
+    }
+    let out = c
         .output()
         .expect("iperf3 not found: install the iperf3 package (apt-get install iperf3)");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    v["end"]["sum_received"]["bits_per_second"]
+    let gbits = v["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or(0.0)
-        / 1e9
+        / 1e9;
+    if gbits == 0.0 {
+        eprintln!(
+            "iperf3 measured nothing: {}",
+            v["error"].as_str().unwrap_or("no JSON result")
+        );
+    }
+    gbits
 }
 
 /// connect, first byte from a target that speaks first, one echo round trip; `n` times.
@@ -322,13 +400,17 @@ fn main() {
     };
     let bastion = Sshd::start(sshd_opts());
     let gw = Sshd::start(sshd_opts());
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let wan = rt.block_on(DelayLine::start(bastion.addr(), WAN_ONE_WAY, WAN_LIFETIME));
     let known_hosts = dir.path().join("known_hosts");
     std::fs::write(
         &known_hosts,
         format!(
-            "{}\n{}\n",
+            "{}\n{}\n[127.0.0.1]:{} {}\n",
             bastion.known_hosts_line(),
-            gw.known_hosts_line()
+            gw.known_hosts_line(),
+            wan.port(),
+            bastion.host_key_line()
         ),
     )
     .unwrap();
@@ -347,9 +429,10 @@ fn main() {
         dir,
         bastion,
         gw,
+        wan,
         user,
     };
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let run = |g: Group| opts.only.is_empty() || opts.only.contains(&g);
     let echo = rt.block_on(EchoServer::start());
     let vnc = rt.block_on(SpeakFirstServer::start(b"RFB 003.008\n"));
     let iperf_port = free_port();
@@ -381,24 +464,41 @@ fn main() {
     for round in 0..rounds {
         eprintln!("round {}/{rounds}", round + 1);
         for who in [Client::Tunnelkit, Client::OpenSsh] {
-            for cipher in CIPHERS {
+            for cipher in CIPHERS.into_iter().filter(|_| run(Group::Lan)) {
                 let t = env.open(who, iperf_addr, cipher, false);
                 first_echo_iperf(t.local);
                 let short = cipher.split('-').next().unwrap_or(cipher);
-                push(
-                    &format!("throughput 1 stream, {short} (Gbit/s)"),
-                    "Gbit/s",
-                    who,
-                    iperf(t.local, 1),
-                );
-                if cipher == CIPHERS[0] {
+                for (way, name) in [(Way::Up, "upload"), (Way::Down, "download")] {
                     push(
-                        "throughput 8 streams, aes128-gcm (Gbit/s)",
+                        &format!("LAN {name}, 1 stream, {short} (Gbit/s)"),
                         "Gbit/s",
                         who,
-                        iperf(t.local, 8),
+                        iperf(t.local, 1, way, LAN_SECS),
                     );
                 }
+                if cipher == CIPHERS[0] {
+                    push(
+                        "LAN upload, 8 streams, aes128 (Gbit/s)",
+                        "Gbit/s",
+                        who,
+                        iperf(t.local, 8, Way::Up, LAN_SECS),
+                    );
+                }
+            }
+            if run(Group::Wan) {
+                let t = env.open_via(who, iperf_addr, CIPHERS[0], false, Link::Wan);
+                first_echo_iperf(t.local);
+                for (way, name) in [(Way::Up, "upload"), (Way::Down, "download")] {
+                    push(
+                        &format!("WAN 100 ms RTT {name}, 1 stream, aes128 (Gbit/s)"),
+                        "Gbit/s",
+                        who,
+                        iperf(t.local, 1, way, WAN_SECS),
+                    );
+                }
+            }
+            if !run(Group::Conn) {
+                continue;
             }
             let t = env.open(who, vnc.addr(), CIPHERS[0], false);
             first_echo_iperf(t.local);
@@ -447,7 +547,10 @@ fn main() {
     let _ = iperf_server.kill();
     let _ = iperf_server.wait();
 
-    println!("\ntunnelkit vs OpenSSH ssh -N -L, same sshd on loopback, medians of {rounds} alternating rounds");
+    println!(
+        "\ntunnelkit vs OpenSSH ssh -N -L, same sshd on loopback (WAN: through a 100 ms delay line), \
+         medians of {rounds} alternating rounds"
+    );
     println!("machine: {} cores, {}", num_cpus(), kernel());
     println!(
         "{:<44} {:>12} {:>12} {:>8}",
