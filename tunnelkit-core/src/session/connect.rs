@@ -293,6 +293,11 @@ fn host_key_order(hop: &Hop, defaults: &[russh::keys::Algorithm]) -> Vec<russh::
     order
 }
 
+/// The largest a channel's receive window grows to on a long path (vendor/README.md).
+const WINDOW_MAX: u32 = 64 << 20;
+/// What one SSH session's channel windows may grow, together, beyond 2 MiB each.
+const WINDOW_BUDGET: u64 = 128 << 20;
+
 /// The russh client configuration for one hop.
 fn client_config(hop: &Hop) -> crate::Result<client::Config> {
     let mut preferred = russh::Preferred::default();
@@ -309,6 +314,8 @@ fn client_config(hop: &Hop) -> crate::Result<client::Config> {
     Ok(client::Config {
         preferred,
         nodelay: true,
+        window_size_max: WINDOW_MAX,
+        window_budget: WINDOW_BUDGET,
         // Liveness is the supervisor's job (it probes with its own deadline and reports why).
         keepalive_interval: None,
         inactivity_timeout: None,

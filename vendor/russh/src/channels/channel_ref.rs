@@ -6,6 +6,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use super::WindowSizeRef;
 use super::flow::Flow;
+use super::window::ReceiveWindow;
 use crate::ChannelMsg;
 
 /// A handle to the [`super::Channel`]'s to be able to transmit messages
@@ -18,6 +19,9 @@ pub struct ChannelRef {
     pub(crate) flow: Option<Arc<Flow>>,
     /// Messages that did not fit the channel's queue, oldest first.
     pub(super) backlog: VecDeque<ChannelMsg>,
+    /// The receive window's size and growth, for flow-controlled channels
+    /// (set when the session registers the channel).
+    pub(crate) window: Option<ReceiveWindow>,
 }
 
 impl ChannelRef {
@@ -27,6 +31,7 @@ impl ChannelRef {
             window_size: WindowSizeRef::new(0),
             flow: None,
             backlog: VecDeque::new(),
+            window: None,
         }
     }
 

@@ -32,12 +32,13 @@ pub(crate) struct Flow {
     consumed: AtomicU32,
     /// The session has messages for this channel that did not fit its queue.
     backlogged: AtomicBool,
+    /// Consumed bytes worth a window adjustment; follows the window's size.
+    threshold: AtomicU32,
 }
 
 #[derive(Debug)]
 struct Armed {
     id: ChannelId,
-    threshold: u32,
     wake: UnboundedSender<ChannelId>,
 }
 
@@ -50,11 +51,13 @@ impl Flow {
     /// number of consumed bytes worth a window adjustment; it must not exceed
     /// the window granted to the peer, or the peer could stall forever.
     pub(crate) fn arm(&self, id: ChannelId, threshold: u32, wake: UnboundedSender<ChannelId>) {
-        let _ = self.armed.set(Armed {
-            id,
-            threshold: threshold.max(1),
-            wake,
-        });
+        self.set_threshold(threshold);
+        let _ = self.armed.set(Armed { id, wake });
+    }
+
+    /// Called by the session when the channel's window changed size.
+    pub(crate) fn set_threshold(&self, threshold: u32) {
+        self.threshold.store(threshold.max(1), Ordering::Release);
     }
 
     /// Called by the reader for every message it takes out of the queue;
@@ -70,7 +73,8 @@ impl Flow {
                 Some(c.saturating_add(bytes))
             })
             .unwrap_or_else(|c| c);
-        let crossed = before < armed.threshold && before.saturating_add(bytes) >= armed.threshold;
+        let threshold = self.threshold.load(Ordering::Acquire);
+        let crossed = before < threshold && before.saturating_add(bytes) >= threshold;
         // The queue has room again: let the session move its backlog in.
         let room = self.backlogged.swap(false, Ordering::AcqRel);
         if crossed || room {

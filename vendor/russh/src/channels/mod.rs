@@ -11,6 +11,7 @@ pub mod io;
 
 mod channel_ref;
 pub(crate) mod flow;
+pub(crate) mod window;
 pub use channel_ref::ChannelRef;
 
 mod channel_stream;
@@ -169,14 +170,30 @@ impl ChannelReadHalf {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<ChannelMsg>> {
         let msg = std::task::ready!(self.receiver.poll_recv(cx));
-        if let (Some(flow), Some(msg)) = (&self.flow, &msg) {
+        if let Some(msg) = &msg {
+            self.consumed(msg);
+        }
+        std::task::Poll::Ready(msg)
+    }
+
+    /// Takes the next message if one is already queued, without waiting:
+    /// `None` when the queue is empty or the channel closed ([`Self::wait`]
+    /// tells which). Lets a reader take a burst of messages in one go, e.g. to
+    /// write them out with one vectored write.
+    pub fn try_wait(&mut self) -> Option<ChannelMsg> {
+        let msg = self.receiver.try_recv().ok()?;
+        self.consumed(&msg);
+        Some(msg)
+    }
+
+    fn consumed(&self, msg: &ChannelMsg) {
+        if let Some(flow) = &self.flow {
             let bytes = match msg {
                 ChannelMsg::Data { data } | ChannelMsg::ExtendedData { data, .. } => data.len(),
                 _ => 0,
             };
             flow.consumed(bytes);
         }
-        std::task::Poll::Ready(msg)
     }
 
     /// Make a reader for the [`Channel`] to receive [`ChannelMsg::Data`]

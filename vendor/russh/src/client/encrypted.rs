@@ -496,7 +496,14 @@ impl Session {
             return Ok(true);
         };
         if flow_controlled {
-            return Ok(enc.debit_window(channel_num, data.len()));
+            if !enc.debit_window(channel_num, data.len()) {
+                return Ok(false);
+            }
+            if let Some(window) = self.channels.get_mut(&channel_num).and_then(|c| c.window.as_mut()) {
+                let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                window.received(len, russh_util::time::Instant::now(), &mut self.window_pool);
+            }
+            return Ok(true);
         }
         if enc.adjust_window_size(channel_num, data, target)? {
             let next_window = client.adjust_window(channel_num, self.target_window_size);

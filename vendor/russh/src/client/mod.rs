@@ -49,7 +49,7 @@ use log::{debug, error, trace, warn};
 use russh_util::time::Instant;
 use ssh_encoding::{Decode, Encode};
 use ssh_key::{Algorithm, Certificate, HashAlg, PrivateKey, PublicKey};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, WriteHalf};
 use tokio::pin;
 use tokio::sync::mpsc::{
     Receiver, Sender, UnboundedReceiver, UnboundedSender, channel, unbounded_channel,
@@ -59,6 +59,7 @@ use tokio::sync::oneshot;
 pub use crate::auth::AuthResult;
 use crate::cert::PublicKeyOrCertificate;
 use crate::channels::flow::Flow;
+use crate::channels::window::{self, WindowLimits, WindowPool};
 use crate::channels::{
     Channel, ChannelMsg, ChannelReadHalf, ChannelRef, ChannelWriteHalf, WindowSizeRef,
 };
@@ -105,6 +106,8 @@ pub struct Session {
     window_receiver: UnboundedReceiver<ChannelId>,
     /// Closed channels whose reader has not taken everything yet.
     closing: Vec<ChannelRef>,
+    /// The round-trip estimate and growth budget of the channels' windows.
+    window_pool: WindowPool,
     open_global_requests: VecDeque<GlobalRequestResponse>,
     server_sig_algs: Option<Vec<Algorithm>>,
     /// Number of EXT_INFO messages received (RFC 8308 allows at most two).
@@ -1290,6 +1293,9 @@ where
     })
 }
 
+/// What the session reads from the transport at once, at most.
+const TRANSPORT_READ_BUFFER: usize = 256 * 1024;
+
 async fn start_reading<R: AsyncRead + Unpin>(
     mut stream_read: R,
     mut buffer: SSHBuffer,
@@ -1330,6 +1336,11 @@ impl Session {
         let (priority_sender, priority_receiver) = unbounded_channel();
         let (inbound_channel_sender, inbound_channel_receiver) = channel(10);
         let (window_sender, window_receiver) = unbounded_channel();
+        let window_pool = WindowPool::new(WindowLimits {
+            initial: common.config.window_size,
+            max: common.config.window_size_max.max(common.config.window_size),
+            budget: common.config.window_budget,
+        });
         Self {
             common,
             receiver,
@@ -1343,6 +1354,7 @@ impl Session {
             window_sender,
             window_receiver,
             closing: Vec::new(),
+            window_pool,
             channels: HashMap::new(),
             pending_reads: Vec::new(),
             pending_len: 0,
@@ -1361,6 +1373,9 @@ impl Session {
         >,
     ) -> Result<(), H::Error> {
         let (stream_read, mut stream_write) = stream.split();
+        // Packets are read in two exact reads (length, then the rest): without a
+        // buffer, that is two system calls per packet.
+        let stream_read = tokio::io::BufReader::with_capacity(TRANSPORT_READ_BUFFER, stream_read);
         let result = self
             .run_inner(
                 stream_read,
@@ -1401,9 +1416,13 @@ impl Session {
         }
     }
 
-    async fn run_inner<H: Handler + Send, R: AsyncRead + AsyncWrite + Unpin + Send>(
+    async fn run_inner<
+        H: Handler + Send,
+        R: AsyncRead + AsyncWrite + Unpin + Send,
+        RR: AsyncRead + Unpin + Send,
+    >(
         &mut self,
-        stream_read: SshRead<ReadHalf<R>>,
+        stream_read: RR,
         stream_write: &mut WriteHalf<R>,
         handler: &mut H,
         kex_done_signal: &mut Option<
@@ -1644,13 +1663,12 @@ impl Session {
 
     /// Starts routing a channel's messages to its [`ChannelRef`], and arms its
     /// receive flow control.
-    fn register_channel(&mut self, id: ChannelId, channel_ref: ChannelRef) {
+    fn register_channel(&mut self, id: ChannelId, mut channel_ref: ChannelRef) {
         if let Some(flow) = &channel_ref.flow {
             let config = &self.common.config;
-            let threshold = (config.window_size / 2)
-                .min(config.maximum_packet_size.saturating_mul(3))
-                .max(1);
+            let threshold = window::threshold(config.window_size, config.maximum_packet_size);
             flow.arm(id, threshold, self.window_sender.clone());
+            channel_ref.window = Some(self.window_pool.channel());
         }
         self.channels.insert(id, channel_ref);
     }
@@ -1664,7 +1682,24 @@ impl Session {
             return Ok(());
         };
         chan.drain();
-        let amount = chan.flow.as_ref().map_or(0, |flow| flow.take_consumed());
+        let Some(flow) = chan.flow.as_ref() else {
+            return Ok(());
+        };
+        let mut amount = flow.take_consumed();
+        if let Some(window) = chan.window.as_mut() {
+            let size = window.size();
+            amount = window.consumed(amount, Instant::now(), &mut self.window_pool);
+            if window.size() != size {
+                let packet = self.common.config.maximum_packet_size;
+                flow.set_threshold(window::threshold(window.size(), packet));
+                debug!(
+                    "channel {id:?}: receive window {} (round trip {:?}, session grown by {})",
+                    window.size(),
+                    self.window_pool.rtt(),
+                    self.window_pool.grown()
+                );
+            }
+        }
         if let Some(enc) = self.common.encrypted.as_mut() {
             enc.return_window(id, amount)?;
         }
@@ -2783,6 +2818,14 @@ pub struct Config {
     pub maximum_packet_size: u32,
     /// Buffer size for each channel (a number of unprocessed messages to store before propagating backpressure to the TCP stream)
     pub channel_buffer_size: usize,
+    /// The largest a channel's receive window may grow to, from `window_size`,
+    /// while its reader keeps up and the path holds more than the window
+    /// (channels the client opens). `window_size` or less: windows never grow.
+    pub window_size_max: u32,
+    /// The most that the receive windows of all channels of a session together
+    /// may grow beyond `window_size` each: what readers that stop could make
+    /// the session buffer, beyond one initial window per channel.
+    pub window_budget: u64,
     /// Lists of preferred algorithms.
     pub preferred: negotiation::Preferred,
     /// Time after which the connection is garbage-collected.
@@ -2812,6 +2855,8 @@ impl Default for Config {
             window_size: 2097152,
             maximum_packet_size: 32768,
             channel_buffer_size: 100,
+            window_size_max: 64 << 20,
+            window_budget: 128 << 20,
             preferred: Default::default(),
             inactivity_timeout: None,
             keepalive_interval: None,

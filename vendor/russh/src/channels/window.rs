@@ -1,0 +1,365 @@
+//! Receive windows that follow the path.
+//!
+//! A fixed window `W` caps a channel at `W / round trip` (2 MiB over 100 ms:
+//! 168 Mbit/s), however fast the path and the reader. Here a flow-controlled
+//! channel's window grows while its reader keeps up and the path holds more
+//! than the window, the way Linux sizes a TCP receive buffer (`tcp_rcv_space_adjust`):
+//!
+//! - The round trip is measured with the window itself: when we send a
+//!   `CHANNEL_WINDOW_ADJUST`, the peer cannot send a byte beyond the old limit
+//!   before it has received the adjustment, so the time from sending it to the
+//!   first byte beyond the old limit is at least one round trip (plus the
+//!   peer's reaction time). The session keeps the smallest sample.
+//! - Once per round trip, the bytes the reader consumed during it are the
+//!   bandwidth-delay product the channel actually used. When twice that exceeds
+//!   the window, the window grows to it, up to [`WindowLimits::max`]. A reader
+//!   that is slower than the path consumes less per round trip, so its window
+//!   stops growing; a stalled reader consumes nothing, so it costs at most the
+//!   window it has.
+//! - Growth beyond the initial window comes out of the session's budget
+//!   ([`WindowLimits::budget`]) and goes back to it when the channel is
+//!   dropped, so a thousand channels cannot each claim the maximum.
+//!
+//! Growth is granted only together with consumed bytes: the window is still
+//! returned only as the reader consumes (see `flow.rs`); the extra is added to
+//! that adjustment. Windows never shrink while their channel lives.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use russh_util::time::Instant;
+
+/// How a session sizes the receive windows of its flow-controlled channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowLimits {
+    /// The window a channel starts with.
+    pub initial: u32,
+    /// The largest a channel's window may grow to.
+    pub max: u32,
+    /// The most that all channels of a session together may grow beyond
+    /// their initial windows.
+    pub budget: u64,
+}
+
+/// What the channels of one session share: the round-trip estimate and the
+/// budget for growth.
+#[derive(Debug)]
+pub(crate) struct WindowPool {
+    limits: WindowLimits,
+    rtt: Option<Duration>,
+    /// Bytes of window granted beyond the channels' initial windows.
+    grown: Arc<AtomicU64>,
+}
+
+impl WindowPool {
+    pub(crate) fn new(limits: WindowLimits) -> Self {
+        Self {
+            limits,
+            rtt: None,
+            grown: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The window state of a new channel of this session.
+    pub(crate) fn channel(&self) -> ReceiveWindow {
+        ReceiveWindow {
+            size: self.limits.initial,
+            initial: self.limits.initial,
+            received: 0,
+            limit: u64::from(self.limits.initial),
+            probe: None,
+            period: None,
+            grown: self.grown.clone(),
+        }
+    }
+
+    /// The smallest round trip measured so far.
+    pub(crate) fn rtt(&self) -> Option<Duration> {
+        self.rtt
+    }
+
+    /// Bytes of window currently granted beyond the initial windows.
+    pub(crate) fn grown(&self) -> u64 {
+        self.grown.load(Ordering::Acquire)
+    }
+
+    fn sample(&mut self, rtt: Duration) {
+        self.rtt = Some(self.rtt.map_or(rtt, |r| r.min(rtt)));
+    }
+
+    /// Takes up to `want` bytes from the budget; returns what it got.
+    fn reserve(&self, want: u32) -> u32 {
+        let budget = self.limits.budget;
+        let mut got = 0;
+        let _ = self
+            .grown
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |grown| {
+                got = u32::try_from(budget.saturating_sub(grown).min(u64::from(want)))
+                    .unwrap_or(want);
+                Some(grown.saturating_add(u64::from(got)))
+            });
+        got
+    }
+}
+
+/// An adjustment sent, whose effect is being timed.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    /// The limit before it: the peer cannot send beyond it without having
+    /// received the adjustment.
+    limit: u64,
+    sent: Instant,
+}
+
+/// Consumption since the start of the current measuring period.
+#[derive(Debug, Clone, Copy)]
+struct Period {
+    start: Instant,
+    consumed: u64,
+}
+
+/// One channel's receive window, kept by the session.
+#[derive(Debug)]
+pub(crate) struct ReceiveWindow {
+    size: u32,
+    initial: u32,
+    /// Bytes received on the channel.
+    received: u64,
+    /// The offset the peer may send up to: `received` plus what is left of
+    /// the window.
+    limit: u64,
+    probe: Option<Probe>,
+    period: Option<Period>,
+    grown: Arc<AtomicU64>,
+}
+
+impl ReceiveWindow {
+    /// The window's current size.
+    pub(crate) fn size(&self) -> u32 {
+        self.size
+    }
+
+    /// `len` bytes of data arrived (within the window).
+    pub(crate) fn received(&mut self, len: u32, now: Instant, pool: &mut WindowPool) {
+        self.received = self.received.saturating_add(u64::from(len));
+        if let Some(probe) = self.probe
+            && self.received > probe.limit
+        {
+            let rtt = now.duration_since(probe.sent);
+            log::debug!("receive window: round-trip sample {rtt:?}");
+            pool.sample(rtt);
+            self.probe = None;
+        }
+    }
+
+    /// The reader consumed `amount` bytes: returns the adjustment to send,
+    /// `amount` plus what the window grows by (0: send nothing).
+    pub(crate) fn consumed(&mut self, amount: u32, now: Instant, pool: &mut WindowPool) -> u32 {
+        let growth = self.grow(amount, now, pool);
+        let adjust = amount.saturating_add(growth);
+        if adjust > 0 {
+            if self.probe.is_none() {
+                self.probe = Some(Probe {
+                    limit: self.limit,
+                    sent: now,
+                });
+            }
+            self.limit = self.limit.saturating_add(u64::from(adjust));
+        }
+        adjust
+    }
+
+    fn grow(&mut self, amount: u32, now: Instant, pool: &WindowPool) -> u32 {
+        let Some(rtt) = pool.rtt() else {
+            return 0;
+        };
+        let Some(period) = self.period.as_mut() else {
+            // What was just reported was consumed before the period started.
+            self.period = Some(Period {
+                start: now,
+                consumed: 0,
+            });
+            return 0;
+        };
+        period.consumed = period.consumed.saturating_add(u64::from(amount));
+        let elapsed = now.duration_since(period.start);
+        if elapsed < rtt || elapsed.is_zero() {
+            return 0;
+        }
+        // Consumed per round trip, over a period of one round trip or more.
+        let per_rtt = u128::from(period.consumed) * rtt.as_nanos() / elapsed.as_nanos();
+        *period = Period {
+            start: now,
+            consumed: 0,
+        };
+        let target = u32::try_from(per_rtt.saturating_mul(2))
+            .unwrap_or(u32::MAX)
+            .min(pool.limits.max);
+        log::debug!(
+            "receive window {}: {per_rtt} bytes consumed per round trip ({rtt:?}; period {elapsed:?})",
+            self.size
+        );
+        if target <= self.size {
+            return 0;
+        }
+        let got = pool.reserve(target - self.size);
+        self.size += got;
+        got
+    }
+}
+
+impl Drop for ReceiveWindow {
+    fn drop(&mut self) {
+        let extra = u64::from(self.size.saturating_sub(self.initial));
+        let _ = self
+            .grown
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |g| {
+                Some(g.saturating_sub(extra))
+            });
+    }
+}
+
+/// Consumed bytes worth an adjustment for a window of `size`: OpenSSH's three
+/// packets, or a 32nd of a grown window (fewer, larger adjustments), never
+/// more than half the window.
+pub(crate) fn threshold(size: u32, max_packet: u32) -> u32 {
+    max_packet
+        .saturating_mul(3)
+        .max(size / 32)
+        .min(size / 2)
+        .max(1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const MIB: u32 = 1 << 20;
+    const RTT: Duration = Duration::from_millis(100);
+
+    fn limits(budget: u64) -> WindowLimits {
+        WindowLimits {
+            initial: 2 * MIB,
+            max: 64 * MIB,
+            budget,
+        }
+    }
+
+    /// A peer that always has data, 100 ms away, a reader that keeps up,
+    /// and a path faster than any window: each round trip the whole window
+    /// arrives and is consumed. Returns the window after `rtts` round trips.
+    fn window_limited(w: &mut ReceiveWindow, pool: &mut WindowPool, t0: Instant, rtts: u32) {
+        let chunk = 256 * 1024;
+        for i in 0..rtts {
+            let t = t0 + RTT * i;
+            // The window's worth arrives (the peer sent it half a trip ago)...
+            let mut left = (w.limit - w.received) as u32;
+            while left > 0 {
+                let n = left.min(chunk);
+                w.received(n, t, pool);
+                left -= n;
+            }
+            // ...and the reader consumes it at once, returning it in chunks.
+            let mut left = w.size();
+            let mut k = 0;
+            while left > 0 {
+                let n = left.min(chunk);
+                w.consumed(n, t + Duration::from_micros(10 * k), pool);
+                left -= n;
+                k += 1;
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_byte_beyond_an_adjustment_times_the_round_trip() {
+        let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
+        let mut w = pool.channel();
+        let t0 = Instant::now();
+        w.received(MIB, t0, &mut pool);
+        assert_eq!(w.consumed(MIB, t0, &mut pool), MIB, "no growth before an RTT is known");
+        // Up to the old limit (2 MiB): no sample; the first byte beyond it is one.
+        w.received(MIB, t0 + Duration::from_millis(1), &mut pool);
+        assert_eq!(pool.rtt(), None);
+        w.received(1, t0 + Duration::from_millis(101), &mut pool);
+        assert_eq!(pool.rtt(), Some(Duration::from_millis(101)));
+        // A later, shorter sample wins.
+        w.consumed(64 * 1024, t0 + Duration::from_millis(200), &mut pool);
+        w.received(MIB, t0 + Duration::from_millis(290), &mut pool);
+        assert_eq!(pool.rtt(), Some(Duration::from_millis(90)));
+    }
+
+    #[test]
+    fn a_window_limited_channel_grows_to_the_cap() {
+        let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
+        let mut w = pool.channel();
+        let t0 = Instant::now();
+        pool.sample(RTT);
+        window_limited(&mut w, &mut pool, t0, 12);
+        assert_eq!(w.size(), 64 * MIB);
+        assert_eq!(pool.grown(), u64::from(62 * MIB));
+        drop(w);
+        assert_eq!(pool.grown(), 0, "a dropped channel gives its growth back");
+    }
+
+    #[test]
+    fn growth_stops_at_the_session_budget() {
+        let mut pool = WindowPool::new(limits(40 * u64::from(MIB)));
+        let t0 = Instant::now();
+        pool.sample(RTT);
+        let mut a = pool.channel();
+        window_limited(&mut a, &mut pool, t0, 12);
+        assert_eq!(a.size(), 42 * MIB);
+        let mut b = pool.channel();
+        window_limited(&mut b, &mut pool, t0 + RTT * 20, 12);
+        assert_eq!(b.size(), 2 * MIB, "nothing left in the budget");
+        drop(a);
+        window_limited(&mut b, &mut pool, t0 + RTT * 40, 12);
+        assert_eq!(b.size(), 42 * MIB);
+    }
+
+    #[test]
+    fn a_slow_or_stalled_reader_does_not_grow() {
+        let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
+        pool.sample(RTT);
+        let mut w = pool.channel();
+        let t0 = Instant::now();
+        w.received(2 * MIB, t0, &mut pool);
+        // 256 KiB per round trip: the window (2 MiB) is already 8 times that.
+        for i in 0..50 {
+            assert_eq!(
+                w.consumed(256 * 1024, t0 + RTT * i, &mut pool),
+                256 * 1024
+            );
+        }
+        assert_eq!(w.size(), 2 * MIB);
+        // Stalled: nothing consumed, nothing returned, nothing grows.
+        assert_eq!(w.consumed(0, t0 + RTT * 100, &mut pool), 0);
+        assert_eq!(w.size(), 2 * MIB);
+        assert_eq!(pool.grown(), 0);
+    }
+
+    #[test]
+    fn a_short_round_trip_keeps_the_initial_window() {
+        // Loopback: 100 µs; 5 Gbit/s is 62 KiB per round trip.
+        let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
+        pool.sample(Duration::from_micros(100));
+        let mut w = pool.channel();
+        let t0 = Instant::now();
+        for i in 0..1000u32 {
+            w.received(96 * 1024, t0 + Duration::from_micros(150 * u64::from(i)), &mut pool);
+            w.consumed(96 * 1024, t0 + Duration::from_micros(150 * u64::from(i)), &mut pool);
+        }
+        assert_eq!(w.size(), 2 * MIB);
+    }
+
+    #[test]
+    fn thresholds() {
+        assert_eq!(threshold(2 * MIB, 32768), 96 * 1024);
+        assert_eq!(threshold(64 * MIB, 32768), 2 * MIB);
+        assert_eq!(threshold(100_000, 32768), 50_000);
+        assert_eq!(threshold(0, 32768), 1);
+    }
+}
