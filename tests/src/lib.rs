@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 pub use agent::SshAgent;
 pub use keys::KeyPair;
 pub use proxy::FaultProxy;
-pub use sshd::{Sshd, SshdOptions};
+pub use sshd::{HostCertificate, Sshd, SshdOptions};
 pub use targets::{
     firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, RefusedPort, Server,
     SpeakFirstServer,
