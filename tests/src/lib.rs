@@ -23,7 +23,7 @@ pub use agent::SshAgent;
 pub use delay::DelayLine;
 pub use keys::KeyPair;
 pub use proxy::FaultProxy;
-pub use sshd::{Sshd, SshdOptions};
+pub use sshd::{HostCertificate, Sshd, SshdOptions};
 pub use targets::{
     firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, RefusedPort, Server,
     SpeakFirstServer,

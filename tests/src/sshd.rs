@@ -3,7 +3,7 @@
 //! own process group so that [`Sshd::kill`] cuts every connection at once, like a host dying.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,21 @@ pub struct SshdOptions {
     /// harness's `LogLevel DEBUG1`, so `LogLevel ERROR` here wins (sshd takes a keyword's first
     /// value), as a long soak run needs; no `Match` block.
     pub extra_config: Vec<String>,
+    /// Sign the host key with a CA and serve the certificate (`HostCertificate`).
+    pub host_certificate: Option<HostCertificate>,
+}
+
+/// How the harness certifies sshd's host key: `ssh-keygen -s CA -h -I ID [-n P] [-V V]`.
+#[derive(Debug, Clone)]
+pub struct HostCertificate {
+    /// The CA's private key file (e.g. a [`crate::KeyPair`]'s `private`).
+    pub ca: PathBuf,
+    /// `-n`: comma-separated principals; empty for a certificate without principals.
+    pub principals: String,
+    /// `-V`: the validity interval, e.g. `20200101:20210101`; `None` for forever.
+    pub validity: Option<String>,
+    /// `-h`: a host certificate; `false` makes a user certificate, which a client must refuse.
+    pub host: bool,
 }
 
 struct Shared {
@@ -61,6 +76,13 @@ impl Sshd {
             "ClientAliveInterval 0".into(),
             "MaxStartups 1000".into(),
         ];
+        if let Some(cert) = &opts.host_certificate {
+            certify_host_key(d, cert);
+            config.push(format!(
+                "HostCertificate {}",
+                d.join("host_key-cert.pub").display()
+            ));
+        }
         config.extend(opts.extra_config);
         // After the caller's lines, which may override it.
         config.push("LogLevel DEBUG1".into());
@@ -221,6 +243,31 @@ fn new_host_key(dir: &Path) {
     assert!(
         out.status.success(),
         "ssh-keygen: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn certify_host_key(dir: &Path, cert: &HostCertificate) {
+    let mut cmd = Command::new(crate::find_tool("ssh-keygen"));
+    cmd.args(["-q", "-s"])
+        .arg(&cert.ca)
+        .args(["-I", "test-host"]);
+    if cert.host {
+        cmd.arg("-h");
+    }
+    if !cert.principals.is_empty() {
+        cmd.args(["-n", &cert.principals]);
+    }
+    if let Some(v) = &cert.validity {
+        cmd.args(["-V", v]);
+    }
+    let out = cmd
+        .arg(dir.join("host_key.pub"))
+        .output()
+        .expect("run ssh-keygen -s");
+    assert!(
+        out.status.success(),
+        "ssh-keygen -s: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }

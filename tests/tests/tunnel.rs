@@ -397,6 +397,7 @@ async fn openssh_user_certificate_beside_the_key_and_by_certificatefile() {
     let sshd = Sshd::start(SshdOptions {
         authorized_keys: vec![],
         extra_config: vec![format!("TrustedUserCAKeys {}", ca.public.display())],
+        ..Default::default()
     });
     let out = std::process::Command::new("ssh-keygen")
         .args(["-q", "-s"])
@@ -454,6 +455,7 @@ async fn host_known_only_by_its_ecdsa_key_is_checked_with_that_key() {
     let sshd = Sshd::start(SshdOptions {
         authorized_keys: vec![key.public_line.clone()],
         extra_config: vec![format!("HostKey {}", ecdsa.display())],
+        ..Default::default()
     });
     let pubkey = std::fs::read_to_string(ecdsa.with_extension("pub")).unwrap();
     let pubkey: Vec<&str> = pubkey.split_whitespace().take(2).collect();

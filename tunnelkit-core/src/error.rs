@@ -125,6 +125,19 @@ pub enum Error {
         line: usize,
     },
 
+    /// The server's host certificate is not vouched for by the `@cert-authority` lines that apply
+    /// to the host: untrusted or revoked CA, bad signature, not a host certificate, not valid
+    /// now, or the name connected to is not among its principals. Permanent, never retried.
+    #[error("host certificate of {host} refused: {why} ({certificate}); refusing to connect")]
+    HostCertificateRejected {
+        /// The host as looked up in known_hosts (`host`, `[host]:port` or the `HostKeyAlias`).
+        host: String,
+        /// Which certificate: its ID, serial and the SHA256 fingerprint of its CA key.
+        certificate: String,
+        /// What failed, e.g. `it has expired (valid from ... to ...)`.
+        why: String,
+    },
+
     /// The host is not in known_hosts and the policy (or the person asked) refused it. Permanent.
     #[error(
         "host key verification failed: no key for {host} in {files} ({key_type} key {fingerprint}); \
@@ -224,6 +237,7 @@ impl Error {
             | Error::Bind { .. }
             | Error::HostKeyChanged { .. }
             | Error::HostKeyRevoked { .. }
+            | Error::HostCertificateRejected { .. }
             | Error::HostKeyUnknown { .. }
             | Error::AuthRejected { .. }
             | Error::KeyFile { .. }
@@ -244,6 +258,7 @@ impl Error {
         match self {
             Error::HostKeyChanged { .. }
             | Error::HostKeyRevoked { .. }
+            | Error::HostCertificateRejected { .. }
             | Error::HostKeyUnknown { .. } => true,
             Error::Hop { source, .. } => source.is_host_key(),
             _ => false,

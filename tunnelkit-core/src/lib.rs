@@ -41,6 +41,7 @@
 pub mod bastion;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod forward;
 pub mod options;
 pub mod prompt;

@@ -399,6 +399,7 @@ fn main() {
     let sshd_opts = || SshdOptions {
         authorized_keys: vec![key.public_line.clone()],
         extra_config: vec![format!("Ciphers {}", CIPHERS.join(","))],
+        ..Default::default()
     };
     let bastion = Sshd::start(sshd_opts());
     let gw = Sshd::start(sshd_opts());

@@ -2,6 +2,12 @@
 //! `-cert.pub` certificates; encrypted ones unlocked by the keyring or a prompt), password, then
 //! keyboard-interactive. Secrets come from the [`SecretStore`](crate::SecretStore) first and a
 //! person second; with `BatchMode` nobody is asked. Secrets are never logged.
+//!
+//! A key file that cannot be read (missing, not a regular file, larger than
+//! [`KEY_FILE_MAX`](crate::files::KEY_FILE_MAX)) or parsed is logged as ssh does (`Load key
+//! "PATH": invalid format`) and skipped, and so is a key the server or russh cannot use: the
+//! next key, then password and keyboard-interactive are tried. Key files are read on tokio's
+//! blocking pool and never waited on (see [`crate::files`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::ClientHandler;
 use crate::config::Hop;
 use crate::error::{Error, Stage};
+use crate::files::{read_regular_async, KEY_FILE_MAX};
 use crate::prompt::{PromptRequest, SecretKey};
 use crate::tunnel::Services;
 
@@ -163,16 +170,15 @@ impl Attempt<'_> {
                 return Ok(false);
             }
         };
-        let only: Option<Vec<russh::keys::PublicKey>> =
-            self.hop.options.auth.identities_only.then(|| {
-                self.hop
-                    .options
-                    .auth
-                    .effective_identity_files()
-                    .iter()
-                    .filter_map(|p| read_public(p))
-                    .collect()
-            });
+        let only: Option<Vec<russh::keys::PublicKey>> = if self.hop.options.auth.identities_only {
+            let mut keys = Vec::new();
+            for p in self.hop.options.auth.effective_identity_files() {
+                keys.extend(read_public(&p).await);
+            }
+            Some(keys)
+        } else {
+            None
+        };
         for id in identities {
             let russh::keys::agent::AgentIdentity::PublicKey { key, comment } = id else {
                 continue;
@@ -220,15 +226,14 @@ impl Attempt<'_> {
                 continue;
             };
             let key = Arc::new(key);
-            for (cert_path, cert) in self.certificates_for(&path, &key) {
+            for (cert_path, cert) in self.certificates_for(&path, &key).await {
                 self.tried
                     .push(format!("certificate {}", cert_path.display()));
                 let r = self
                     .handle
                     .authenticate_openssh_cert(&self.hop.user, key.clone(), cert)
-                    .await
-                    .map_err(|e| protocol(self.hop, e))?;
-                if self.outcome(r) {
+                    .await;
+                if self.key_outcome(&cert_path, r)? {
                     return Ok(true);
                 }
             }
@@ -237,32 +242,63 @@ impl Attempt<'_> {
             let r = self
                 .handle
                 .authenticate_publickey(&self.hop.user, PrivateKeyWithHashAlg::new(key, hash))
-                .await
-                .map_err(|e| protocol(self.hop, e))?;
-            if self.outcome(r) {
+                .await;
+            if self.key_outcome(&path, r)? {
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    /// Reads a private key, refusing files others can read (as ssh does) and unlocking encrypted
-    /// ones with the keyring or a prompt. `None` means skip this key.
+    /// The result of offering one key or certificate: true on success. An error while the
+    /// session is still up is the key's problem (a type russh or the server cannot use): it
+    /// is logged and the next credential is tried; with the session gone it ends the hop.
+    fn key_outcome(
+        &mut self,
+        path: &Path,
+        r: Result<AuthResult, russh::Error>,
+    ) -> crate::Result<bool> {
+        match r {
+            Ok(r) => Ok(self.outcome(r)),
+            Err(e) if self.handle.is_closed() => Err(protocol(self.hop, e)),
+            Err(e) => {
+                tracing::warn!("Load key \"{}\": cannot be used: {e}", path.display());
+                if let Some(last) = self.tried.last_mut() {
+                    last.push_str(" (unusable)");
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// Reads a private key (a regular file of at most `KEY_FILE_MAX` bytes), refusing files
+    /// others can read (as ssh does) and unlocking encrypted ones with the keyring or a prompt.
+    /// `None` means skip this key (logged, and listed in what was tried).
     async fn load_key(&mut self, path: &Path) -> crate::Result<Option<PrivateKey>> {
+        let bytes = match read_regular_async(path.to_path_buf(), KEY_FILE_MAX).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("Load key \"{}\": {e}", path.display());
+                self.tried
+                    .push(format!("{} (ignored: cannot read it: {e})", path.display()));
+                return Ok(None);
+            }
+        };
         if let Err(e) = check_key_permissions(path) {
             tracing::error!("{e}");
             self.tried
                 .push(format!("{} (ignored: bad permissions)", path.display()));
             return Ok(None);
         }
-        let text = std::fs::read_to_string(path).map_err(|e| Error::KeyFile {
-            path: path.to_path_buf(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        let key = PrivateKey::from_openssh(&text).map_err(|e| Error::KeyFile {
-            path: path.to_path_buf(),
-            reason: format!("not an OpenSSH private key: {e}"),
-        })?;
+        let parsed = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(|text| PrivateKey::from_openssh(text).ok());
+        let Some(key) = parsed else {
+            tracing::warn!("Load key \"{}\": invalid format", path.display());
+            self.tried
+                .push(format!("{} (ignored: invalid format)", path.display()));
+            return Ok(None);
+        };
         if !key.is_encrypted() {
             return Ok(Some(key));
         }
@@ -292,13 +328,17 @@ impl Attempt<'_> {
 
     /// Certificates for `key`: `KEY-cert.pub` beside it, then each `CertificateFile` that
     /// certifies the same public key.
-    fn certificates_for(&self, path: &Path, key: &PrivateKey) -> Vec<(PathBuf, Certificate)> {
+    async fn certificates_for(&self, path: &Path, key: &PrivateKey) -> Vec<(PathBuf, Certificate)> {
         let beside = sibling(path, "-cert.pub");
-        std::iter::once(beside)
-            .chain(self.hop.options.auth.certificate_files.iter().cloned())
-            .filter_map(|p| read_cert(&p).map(|c| (p, c)))
-            .filter(|(_, c)| c.public_key() == key.public_key().key_data())
-            .collect()
+        let mut found = Vec::new();
+        for p in std::iter::once(beside).chain(self.hop.options.auth.certificate_files.clone()) {
+            if let Some(c) = read_cert(&p).await {
+                if c.public_key() == key.public_key().key_data() {
+                    found.push((p, c));
+                }
+            }
+        }
+        found
     }
 
     fn stored(&self, key: &SecretKey) -> Option<SecretString> {
@@ -458,13 +498,26 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-fn read_public(private: &Path) -> Option<russh::keys::PublicKey> {
-    let text = std::fs::read_to_string(sibling(private, ".pub")).ok()?;
+/// The public key beside a private key file (`KEY.pub`), if it can be read.
+async fn read_public(private: &Path) -> Option<russh::keys::PublicKey> {
+    let bytes = read_regular_async(sibling(private, ".pub"), KEY_FILE_MAX)
+        .await
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
     russh::keys::PublicKey::from_openssh(text.trim()).ok()
 }
 
-fn read_cert(file: &Path) -> Option<Certificate> {
-    let text = std::fs::read_to_string(file).ok()?;
+/// A certificate file, if it exists; one that cannot be read or parsed is logged and skipped.
+async fn read_cert(file: &Path) -> Option<Certificate> {
+    let bytes = match read_regular_async(file.to_path_buf(), KEY_FILE_MAX).await {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!("Load certificate \"{}\": {e}", file.display());
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
     match Certificate::from_openssh(text.trim()) {
         Ok(c) => Some(c),
         Err(e) => {

@@ -59,7 +59,7 @@ async fn connect_hop(
     handler: ClientHandler,
     services: &Services,
 ) -> crate::Result<Handle<ClientHandler>> {
-    let config = Arc::new(client_config(hop)?);
+    let config = Arc::new(client_config(hop).await?);
     let timeout = hop.options.connect_timeout;
     let host_key_error = handler.host_key_error.clone();
     let prompting = handler.prompting.clone();
@@ -258,50 +258,17 @@ fn tune_socket(stream: &TcpStream, hop: &Hop) {
     }
 }
 
-/// Host key algorithms with those known_hosts already records for this hop first (as ssh
-/// orders them), so that a server with several host keys shows one that can be checked.
-fn host_key_order(hop: &Hop, defaults: &[russh::keys::Algorithm]) -> Vec<russh::keys::Algorithm> {
-    let policy = &hop.options.host_keys;
-    let files: Vec<_> = policy
-        .user_files
-        .iter()
-        .chain(&policy.global_files)
-        .cloned()
-        .collect();
-    let name = hop
-        .host_key_alias
-        .clone()
-        .unwrap_or_else(|| super::hostkey::lookup_name(&hop.host, hop.port));
-    let known = super::hostkey::known_algorithms(&files, &name).unwrap_or_default();
-    // A recorded RSA key is offered as each of the RSA signature algorithms russh supports.
-    let same_family = |a: &russh::keys::Algorithm, k: &russh::keys::Algorithm| {
-        a == k
-            || (matches!(a, russh::keys::Algorithm::Rsa { .. })
-                && matches!(k, russh::keys::Algorithm::Rsa { .. }))
-    };
-    let mut order: Vec<_> = defaults
-        .iter()
-        .filter(|a| known.iter().any(|k| same_family(a, k)))
-        .cloned()
-        .collect();
-    let rest: Vec<_> = defaults
-        .iter()
-        .filter(|a| !order.contains(a))
-        .cloned()
-        .collect();
-    order.extend(rest);
-    order
-}
-
 /// The largest a channel's receive window grows to on a long path (vendor/README.md).
 const WINDOW_MAX: u32 = 64 << 20;
 /// What one SSH session's channel windows may grow, together, beyond 2 MiB each.
 const WINDOW_BUDGET: u64 = 128 << 20;
 
 /// The russh client configuration for one hop.
-fn client_config(hop: &Hop) -> crate::Result<client::Config> {
+async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
     let mut preferred = russh::Preferred::default();
-    preferred.key = Cow::Owned(host_key_order(hop, &preferred.key));
+    let (keys, certificates) = super::hostkey::offered_algorithms(hop, &preferred.key).await?;
+    preferred.key = Cow::Owned(keys);
+    preferred.host_key_certificates = Cow::Owned(certificates);
     if !hop.options.ciphers.is_empty() {
         let mut names = Vec::new();
         for c in &hop.options.ciphers {

@@ -1,4 +1,5 @@
-//! The russh client handler of one hop: checks the host key against known_hosts and reports the
+//! The russh client handler of one hop: checks the host key or host certificate against
+//! known_hosts ([`hostkey`]) and reports the
 //! end of the transport. russh drops the handler when the session task ends, however it ends, so
 //! the drop is the one reliable "this hop is gone" signal.
 
@@ -6,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use russh::client::{DisconnectReason, Handler};
-use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use russh::keys::PublicKeyOrCertificate;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Hop;
@@ -64,16 +65,18 @@ impl Handler for ClientHandler {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let key = match key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            // Host certificates are not checked against @cert-authority lines yet: the key inside
-            // the certificate is checked like a plain key.
+        self.prompting.store(true, Ordering::SeqCst);
+        let prompter = self.prompter.as_ref();
+        let verdict = match key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                hostkey::verify(&self.hop, key, prompter).await
+            }
+            // Checked against the @cert-authority lines (russh has verified that the key
+            // exchange is signed by the key inside it).
             PublicKeyOrCertificate::Certificate(cert) => {
-                PublicKey::new(cert.public_key().clone(), "")
+                hostkey::verify_certificate(&self.hop, cert, prompter).await
             }
         };
-        self.prompting.store(true, Ordering::SeqCst);
-        let verdict = hostkey::verify(&self.hop, &key, self.prompter.as_ref()).await;
         self.prompting.store(false, Ordering::SeqCst);
         match verdict {
             Ok(()) => Ok(true),

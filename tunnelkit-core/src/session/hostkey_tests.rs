@@ -1,7 +1,9 @@
 //! Tests of the host key module (kept apart so the module reads in one sitting).
 use super::*;
 use crate::prompt::{PromptRequest, SecretString};
+use crate::session::known_hosts::wildcard_matches;
 use russh::keys::ssh_key::{EcdsaCurve, PrivateKey};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use StrictHostKeyChecking as S;
 

@@ -4,12 +4,15 @@
 //!
 //! - [`connect`] brings up the hop chain with a deadline on every step.
 //! - [`auth`] authenticates one hop in OpenSSH's order.
-//! - [`hostkey`] checks host keys against known_hosts.
+//! - [`hostkey`] decides whether to trust a host key or certificate; [`known_hosts`] reads and
+//!   writes the file format, `hostcert` checks certificates against `@cert-authority` lines.
 
 pub mod auth;
 mod connect;
 mod handler;
+mod hostcert;
 pub mod hostkey;
+pub mod known_hosts;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

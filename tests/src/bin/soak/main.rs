@@ -144,6 +144,7 @@ async fn main() {
         authorized_keys: vec![key.public_line.clone()],
         // An hour of DEBUG1 would log gigabytes (lines per channel).
         extra_config: vec!["LogLevel ERROR".into()],
+        ..Default::default()
     }));
     let target = EchoServer::start().await;
     let handle = start_tunnel(&sshd, &dir, &key, target.addr()).await;
