@@ -3,6 +3,7 @@
 //! agent on any bastion). Forwards open their channels on the last hop's session.
 //!
 //! - [`connect`] brings up the hop chain with a deadline on every step.
+//! - `proxy` runs a hop's `ProxyCommand` as its transport.
 //! - [`auth`] authenticates one hop in OpenSSH's order.
 //! - [`hostkey`] checks host keys against known_hosts.
 
@@ -10,6 +11,7 @@ pub mod auth;
 mod connect;
 mod handler;
 pub mod hostkey;
+mod proxy;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +37,8 @@ pub struct RouteSession {
     handles: Vec<Handle<ClientHandler>>,
     lost: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
+    /// The hops' ProxyCommands: their process groups are killed when the session is dropped.
+    _proxies: Vec<proxy::ProxyGuard>,
 }
 
 impl std::fmt::Debug for RouteSession {
