@@ -243,7 +243,12 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
                 format!("a second route named {}", r.name.get_ref()),
             ));
         }
-        let hosts: Vec<&str> = r.hops.get_ref().iter().map(|h| h.get_ref().as_str()).collect();
+        let hosts: Vec<&str> = r
+            .hops
+            .get_ref()
+            .iter()
+            .map(|h| h.get_ref().as_str())
+            .collect();
         let (route, dest) = resolver
             .route_of_hosts(r.name.get_ref(), &hosts)
             .map_err(|e| cx.err(r.hops.span(), format!("route {}: {e}", r.name.get_ref())))?;
@@ -252,8 +257,12 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     }
 
     let mut forwards = match (&primary, raw.forward.is_empty()) {
-        (Some(dest), true) => core::forwards(std::iter::empty::<&str>(), dest)
-            .map_err(|e| cx.err(0..0, format!("LocalForward of the primary destination: {e}")))?,
+        (Some(dest), true) => core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
+            cx.err(
+                0..0,
+                format!("LocalForward of the primary destination: {e}"),
+            )
+        })?,
         _ => Vec::new(),
     };
     if raw.forward.is_empty() && forwards.is_empty() {
@@ -489,12 +498,18 @@ hops = ["admin@bastion.fra.example.com"]
             dr.proxy_command.as_ref().unwrap().command,
             "exec socat - TCP:dr-bastion:22"
         );
-        assert_eq!(dr.options.host_keys.user_files, vec![PathBuf::from("/kh/dr")]);
+        assert_eq!(
+            dr.options.host_keys.user_files,
+            vec![PathBuf::from("/kh/dr")]
+        );
         // An ssh_config mistake names the profile's hops and the ssh_config line.
         std::fs::write(&cfg, "Host prod-bastion\n  Frobnicate yes\n").unwrap();
         let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
         assert_eq!((err.line, err.column), (3, 8), "{err}");
-        assert!(err.message.contains("config:2: Bad configuration option"), "{err}");
+        assert!(
+            err.message.contains("config:2: Bad configuration option"),
+            "{err}"
+        );
         // Without forwards anywhere: an error.
         std::fs::write(&cfg, "").unwrap();
         let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();

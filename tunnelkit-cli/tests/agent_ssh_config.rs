@@ -59,7 +59,11 @@ impl Agent {
 
     fn profile(&self, name: &str) -> Value {
         let out = self.cli(&["status", "--json"]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<Value>(&out.stdout)
             .unwrap()
             .as_array()
@@ -105,7 +109,11 @@ async fn profile_hop_naming_a_host_alias_uses_its_proxyjump_and_localforward() {
     let kh = home.path().join("known_hosts");
     std::fs::write(
         &kh,
-        format!("{}\n{}\n", gw.known_hosts_line(), bastion.known_hosts_line()),
+        format!(
+            "{}\n{}\n",
+            gw.known_hosts_line(),
+            bastion.known_hosts_line()
+        ),
     )
     .unwrap();
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());

@@ -87,7 +87,10 @@ impl Running {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(since.elapsed() < DEADLINE, "tunnelkit did not exit after SIGTERM");
+            assert!(
+                since.elapsed() < DEADLINE,
+                "tunnelkit did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -141,7 +144,10 @@ impl Netns {
     fn new(tag: &str) -> Netns {
         let ip = tool("ip", "iproute2");
         let name = format!("tk-{tag}-{}", std::process::id());
-        let out = Command::new(&ip).args(["netns", "add", &name]).output().unwrap();
+        let out = Command::new(&ip)
+            .args(["netns", "add", &name])
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "ip netns add (needs root or CAP_SYS_ADMIN): {}",
@@ -178,10 +184,14 @@ impl Netns {
 
     /// Waits until something listens on 127.0.0.1:`port` inside the namespace.
     fn wait_listening(&self, port: u16) {
-        wait_until(DEADLINE, &format!("a listener on port {port} in {}", self.name), || {
-            let out = self.exec(&["ss", "-Hltn", &format!("sport = :{port}")]);
-            !String::from_utf8_lossy(&out.stdout).trim().is_empty()
-        });
+        wait_until(
+            DEADLINE,
+            &format!("a listener on port {port} in {}", self.name),
+            || {
+                let out = self.exec(&["ss", "-Hltn", &format!("sport = :{port}")]);
+                !String::from_utf8_lossy(&out.stdout).trim().is_empty()
+            },
+        );
     }
 }
 
@@ -210,7 +220,11 @@ fn sshd_in_netns(ns: &mut Netns, dir: &Path, key: &KeyPair) -> String {
         .output()
         .unwrap();
     assert!(out.status.success());
-    std::fs::write(dir.join("ns_authorized_keys"), format!("{}\n", key.public_line)).unwrap();
+    std::fs::write(
+        dir.join("ns_authorized_keys"),
+        format!("{}\n", key.public_line),
+    )
+    .unwrap();
     let config = dir.join("ns_sshd_config");
     std::fs::write(
         &config,
@@ -234,11 +248,19 @@ fn sshd_in_netns(ns: &mut Netns, dir: &Path, key: &KeyPair) -> String {
             log.display()
         ),
     ]);
-    ns.spawn(&[&socat, "TCP-LISTEN:7,bind=127.0.0.1,reuseaddr,fork", "EXEC:cat"]);
+    ns.spawn(&[
+        &socat,
+        "TCP-LISTEN:7,bind=127.0.0.1,reuseaddr,fork",
+        "EXEC:cat",
+    ]);
     ns.wait_listening(22);
     ns.wait_listening(7);
     let pubkey = std::fs::read_to_string(dir.join("ns_host_key.pub")).unwrap();
-    pubkey.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    pubkey
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -265,7 +287,10 @@ fn proxy_command_reaches_a_bastion_only_it_can_reach() {
     // Outside the namespace nothing listens there (port 22 on this loopback could be a real
     // sshd, but it does not have the host key recorded for netns-bastion).
     let run = Running::start(&config, &["-L", "0:127.0.0.1:7", "netns-bastion"]);
-    assert_eq!(echo(run.addr, b"through the namespace"), b"through the namespace");
+    assert_eq!(
+        echo(run.addr, b"through the namespace"),
+        b"through the namespace"
+    );
     let log = run.log();
     assert_eq!(run.sigterm_and_wait().code(), Some(0), "{log}");
 }
@@ -280,7 +305,11 @@ async fn proxy_command_ssh_w_through_a_real_openssh_jump() {
     let kh = dir.path().join("known_hosts");
     std::fs::write(
         &kh,
-        format!("{}\n{}\n", jump.known_hosts_line(), bastion.known_hosts_line()),
+        format!(
+            "{}\n{}\n",
+            jump.known_hosts_line(),
+            bastion.known_hosts_line()
+        ),
     )
     .unwrap();
     let config = dir.path().join("config");
@@ -301,7 +330,12 @@ async fn proxy_command_ssh_w_through_a_real_openssh_jump() {
     let fwd = format!("0:127.0.0.1:{}", target.addr().port());
     let t = tokio::task::spawn_blocking(move || {
         let run = Running::start(&config, &["-L", &fwd, "bastion"]);
-        assert_eq!(echo(run.addr, b"via ssh -W"), b"via ssh -W", "{}", run.log());
+        assert_eq!(
+            echo(run.addr, b"via ssh -W"),
+            b"via ssh -W",
+            "{}",
+            run.log()
+        );
         run.sigterm_and_wait()
     });
     assert_eq!(t.await.unwrap().code(), Some(0));
@@ -467,9 +501,11 @@ async fn dr_route_through_a_proxy_command_takes_over_and_the_group_dies_with_the
         assert!(group_members(pgid).len() >= 2, "{:?}", group_members(pgid));
         let log = run.log();
         assert_eq!(run.sigterm_and_wait().code(), Some(0), "{log}");
-        wait_until(DEADLINE, "the ProxyCommand's process group to be gone", || {
-            group_members(pgid).is_empty()
-        });
+        wait_until(
+            DEADLINE,
+            "the ProxyCommand's process group to be gone",
+            || group_members(pgid).is_empty(),
+        );
     });
     t.await.unwrap();
 }

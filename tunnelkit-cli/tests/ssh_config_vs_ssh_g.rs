@@ -179,8 +179,14 @@ fn keywords_that_decide_how_we_connect_are_refused_with_file_and_line() {
             "ProxyUseFdpass yes",
             "ProxyUseFdpass yes is not supported by tunnelkit",
         ),
-        ("PubkeyAuthentication no", "PubkeyAuthentication no is not supported"),
-        ("DynamicForward 1080", "DynamicForward 1080 is not supported"),
+        (
+            "PubkeyAuthentication no",
+            "PubkeyAuthentication no is not supported",
+        ),
+        (
+            "DynamicForward 1080",
+            "DynamicForward 1080 is not supported",
+        ),
         ("ProxyCommand nc %u %h", "unknown token %u"),
     ]
     .into_iter()
@@ -198,12 +204,19 @@ fn keywords_that_decide_how_we_connect_are_refused_with_file_and_line() {
         assert_eq!(out.status.code(), Some(255), "{line}: {err}");
         assert!(err.contains(needle), "{line}: {err}");
         if !line.starts_with("ProxyCommand") {
-            assert!(err.contains(&format!("{}:3: ", f.display())), "{line}: {err}");
+            assert!(
+                err.contains(&format!("{}:3: ", f.display())),
+                "{line}: {err}"
+            );
         }
     }
     // Harmless ones stay accepted (and -v lists them).
     let f = tmp.path().join("harmless.conf");
-    std::fs::write(&f, "Host x\n  ForwardX11 yes\n  SendEnv LANG\n  ControlMaster auto\n").unwrap();
+    std::fs::write(
+        &f,
+        "Host x\n  ForwardX11 yes\n  SendEnv LANG\n  ControlMaster auto\n",
+    )
+    .unwrap();
     let (ok, _, err) = run(env!("CARGO_BIN_EXE_tunnelkit"), &f, &[], "x");
     assert!(ok, "{err}");
 }

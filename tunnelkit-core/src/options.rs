@@ -102,34 +102,87 @@ pub const HARMLESS: &[(&str, &str)] = &[
 /// ssh_config), never silently ignored. Some are accepted with the value that means "off"
 /// ([`REFUSED_UNLESS`]).
 pub const REFUSED: &[(&str, &str)] = &[
-    ("BindAddress", "the local source address is not configurable"),
+    (
+        "BindAddress",
+        "the local source address is not configurable",
+    ),
     ("BindInterface", "the local interface is not configurable"),
-    ("CASignatureAlgorithms", "the CA signature algorithms cannot be restricted"),
+    (
+        "CASignatureAlgorithms",
+        "the CA signature algorithms cannot be restricted",
+    ),
     ("DynamicForward", "no dynamic (SOCKS) forwards: use -L"),
-    ("HostKeyAlgorithms", "the host key algorithms cannot be restricted"),
-    ("KexAlgorithms", "the key exchange algorithms cannot be restricted"),
-    ("KnownHostsCommand", "host keys come only from known_hosts files"),
+    (
+        "HostKeyAlgorithms",
+        "the host key algorithms cannot be restricted",
+    ),
+    (
+        "KexAlgorithms",
+        "the key exchange algorithms cannot be restricted",
+    ),
+    (
+        "KnownHostsCommand",
+        "host keys come only from known_hosts files",
+    ),
     ("LocalCommand", "no local command is run"),
     ("MACs", "the MAC algorithms cannot be restricted"),
-    ("PKCS11Provider", "keys on PKCS#11 tokens are not supported (use the agent)"),
-    ("PreferredAuthentications", "the authentication order is fixed: agent, keys, password, keyboard-interactive"),
-    ("PubkeyAcceptedAlgorithms", "the public key algorithms cannot be restricted"),
-    ("PubkeyAcceptedKeyTypes", "the public key algorithms cannot be restricted"),
+    (
+        "PKCS11Provider",
+        "keys on PKCS#11 tokens are not supported (use the agent)",
+    ),
+    (
+        "PreferredAuthentications",
+        "the authentication order is fixed: agent, keys, password, keyboard-interactive",
+    ),
+    (
+        "PubkeyAcceptedAlgorithms",
+        "the public key algorithms cannot be restricted",
+    ),
+    (
+        "PubkeyAcceptedKeyTypes",
+        "the public key algorithms cannot be restricted",
+    ),
     ("RekeyLimit", "the rekey limits are russh's"),
     ("RemoteForward", "no remote forwards: use -L"),
     ("RequiredRSASize", "the minimum RSA key size cannot be set"),
-    ("RevokedHostKeys", "revoked host keys are read only from @revoked lines in known_hosts"),
-    ("SecurityKeyProvider", "FIDO security keys are not supported (use the agent)"),
+    (
+        "RevokedHostKeys",
+        "revoked host keys are read only from @revoked lines in known_hosts",
+    ),
+    (
+        "SecurityKeyProvider",
+        "FIDO security keys are not supported (use the agent)",
+    ),
 ];
 
 /// Keywords refused unless their value is one of those listed (which means "off", or the
 /// default tunnelkit follows anyway).
 pub const REFUSED_UNLESS: &[(&str, &[&str], &str)] = &[
-    ("CanonicalizeHostname", &["no"], "host names are never canonicalized"),
-    ("CheckHostIP", &["no"], "the host's address is not checked against known_hosts"),
-    ("HostbasedAuthentication", &["no"], "host-based authentication is not offered"),
-    ("ProxyUseFdpass", &["no"], "a ProxyCommand's descriptor is not received; its stdin/stdout carry the connection"),
-    ("PubkeyAuthentication", &["yes"], "public key authentication cannot be turned off"),
+    (
+        "CanonicalizeHostname",
+        &["no"],
+        "host names are never canonicalized",
+    ),
+    (
+        "CheckHostIP",
+        &["no"],
+        "the host's address is not checked against known_hosts",
+    ),
+    (
+        "HostbasedAuthentication",
+        &["no"],
+        "host-based authentication is not offered",
+    ),
+    (
+        "ProxyUseFdpass",
+        &["no"],
+        "a ProxyCommand's descriptor is not received; its stdin/stdout carry the connection",
+    ),
+    (
+        "PubkeyAuthentication",
+        &["yes"],
+        "public key authentication cannot be turned off",
+    ),
     ("Tunnel", &["no"], "no tun/tap forwarding"),
     ("TunnelDevice", &["any:any"], "no tun/tap forwarding"),
 ];
@@ -569,7 +622,11 @@ mod tests {
         assert_eq!(o.ignored, vec!["Compression".to_string()]);
         // Unused keywords that decide where or how we connect are refused.
         let e = o.apply_kv("KexAlgorithms=curve25519-sha256").unwrap_err();
-        assert!(e.to_string().contains("KexAlgorithms curve25519-sha256 is not supported"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("KexAlgorithms curve25519-sha256 is not supported"),
+            "{e}"
+        );
         assert!(o.apply_kv("ProxyUseFdpass=yes").is_err());
         o.apply_kv("ProxyUseFdpass=no").unwrap();
         assert!(o.apply_kv("PubkeyAuthentication no").is_err());

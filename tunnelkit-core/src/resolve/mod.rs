@@ -296,7 +296,9 @@ impl<'a> Resolver<'a> {
         hosts: &[&str],
     ) -> Result<(Route, HostConfig), ResolveError> {
         let (last, jumps) = hosts.split_last().ok_or_else(|| {
-            ResolveError::Invalid(format!("route {name}: a route needs at least a destination"))
+            ResolveError::Invalid(format!(
+                "route {name}: a route needs at least a destination"
+            ))
         })?;
         let jumps = (!jumps.is_empty()).then(|| jumps.join(","));
         let dest = self.destination(last, None, None, jumps.as_deref())?;
@@ -336,7 +338,9 @@ pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveErro
     for (n, dr) in req.dr.iter().enumerate() {
         let hosts: Vec<&str> = dr.split(',').collect();
         let (last, jumps) = hosts.split_last().ok_or_else(|| {
-            ResolveError::Invalid(format!("--dr {dr}: a DR route needs at least a destination"))
+            ResolveError::Invalid(format!(
+                "--dr {dr}: a DR route needs at least a destination"
+            ))
         })?;
         let jumps = (!jumps.is_empty()).then(|| jumps.join(","));
         let c = r

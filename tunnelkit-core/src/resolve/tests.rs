@@ -84,7 +84,11 @@ fn first_of_proxyjump_and_proxycommand_wins_on_every_hop() {
     let route = r.route("primary", &dest).unwrap();
     assert_eq!(
         labels(&route),
-        ["me@off:22", "me@203.0.113.7:2200", "admin@bastion.prod.example:22"]
+        [
+            "me@off:22",
+            "me@203.0.113.7:2200",
+            "admin@bastion.prod.example:22"
+        ]
     );
     assert!(route.hops.iter().all(|h| h.proxy_command.is_none()));
 }
@@ -125,7 +129,11 @@ fn mistakes_are_errors_that_say_where() {
     };
     let r = Resolver::new(&env, &o);
     let e = r.destination("prod", None, None, Some("edge")).unwrap_err();
-    assert!(e.to_string().contains("cannot specify -J with ProxyCommand"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("cannot specify -J with ProxyCommand"),
+        "{e}"
+    );
     // -o ProxyCommand applies to the destination only, and wins over ssh_config.
     let dest = r.destination("viajump", None, None, None).unwrap();
     let route = r.route("primary", &dest).unwrap();

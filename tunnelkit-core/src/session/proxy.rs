@@ -27,27 +27,38 @@ const STDERR_MAX_LINE: usize = 1024;
 /// The running command: its process group, and the last lines of its stderr.
 struct Group {
     child: Mutex<Option<Child>>,
-    pgid: Option<i32>,
+    pgid: Pgid,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// The stderr logger: finished once every process of the group has closed stderr.
+    stderr_done: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Group {
-    /// Kills the whole process group (once) and leaves the child to tokio to reap.
+    /// Kills the whole process group (once). The child stays here, so that its exit status
+    /// can still be read; it is reaped by tokio once the group is dropped (`kill_on_drop`).
     fn kill(&self) {
-        let child = self.child.lock().ok().and_then(|mut c| c.take());
-        let Some(mut child) = child else {
+        let Ok(mut c) = self.child.lock() else {
             return;
         };
-        if let Some(pgid) = self.pgid {
-            // The child is not reaped yet (we hold it), so its pid still names this group.
+        let Some(child) = c.as_mut() else {
+            return;
+        };
+        if let Some(pgid) = self.pgid.take_once() {
             let _ = nix::sys::signal::killpg(
                 nix::unistd::Pid::from_raw(pgid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
         let _ = child.start_kill();
-        // Dropped with kill_on_drop: tokio reaps it in the background (no zombie).
-        drop(child);
+    }
+}
+
+/// The process group id, handed out once (so the group is signalled once).
+struct Pgid(Mutex<Option<i32>>);
+
+impl Pgid {
+    fn take_once(&self) -> Option<i32> {
+        self.0.lock().ok().and_then(|mut p| p.take())
     }
 }
 
@@ -66,6 +77,16 @@ impl ProxyGuard {
             .await
             .ok()
             .flatten();
+        // Let the logger take in what the command said before it ended.
+        let logger = self
+            .group
+            .stderr_done
+            .lock()
+            .ok()
+            .and_then(|mut l| l.take());
+        if let (Some(_), Some(logger)) = (status, logger) {
+            let _ = tokio::time::timeout(EXIT_STATUS_WAIT, logger).await;
+        }
         let said = self
             .group
             .tail
@@ -148,11 +169,12 @@ pub(crate) fn spawn(hop: &Hop, pc: &ProxyCommand) -> crate::Result<(ProxyStream,
         return Err(failed("no pipes to the command".into()));
     };
     let tail = Arc::new(Mutex::new(VecDeque::new()));
-    tokio::spawn(log_stderr(stderr, hop.label(), tail.clone()));
+    let logger = tokio::spawn(log_stderr(stderr, hop.label(), tail.clone()));
     let group = Arc::new(Group {
         child: Mutex::new(Some(child)),
-        pgid,
+        pgid: Pgid(Mutex::new(pgid)),
         tail,
+        stderr_done: Mutex::new(Some(logger)),
     });
     Ok((
         ProxyStream {
@@ -227,10 +249,7 @@ impl AsyncWrite for ProxyStream {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stdin).poll_flush(cx)
     }
-    fn poll_shutdown(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stdin).poll_shutdown(cx)
     }
 }
