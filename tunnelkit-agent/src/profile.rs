@@ -3,16 +3,38 @@
 //! [`TunnelConfig`]; every mistake is a [`ProfileError`] with the file, line and column and what
 //! was expected. Secrets never belong in a profile: passwords and passphrases live in the
 //! keyring (`tunnelkit secret set ...`).
+//!
+//! Hops are resolved by the core's resolver ([`tunnelkit_core::resolve`]) exactly as the command
+//! line resolves them: a hop that names a `Host` alias of `~/.ssh/config` gets its HostName,
+//! User, Port, IdentityFile, ProxyJump, ProxyCommand and known_hosts options; a profile without
+//! `[[forward]]` takes the `LocalForward` lines of its primary destination. `[ssh]` options
+//! apply to every hop, like `-o`; the keys that name one host or that a profile cannot apply
+//! are refused with their line and column.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+use tunnelkit_core::resolve::{self as core, Environment, Overrides, Resolver};
 use tunnelkit_core::spec;
-use tunnelkit_core::{defaults, Failback, Forward, Hop, Route, SshOptions, Target, TunnelConfig};
+use tunnelkit_core::ssh_config::HostConfig;
+use tunnelkit_core::{defaults, Failback, Forward, Route, SshOptions, Target, TunnelConfig};
+
+/// `[ssh]` keys a profile cannot apply to every hop, and where they belong instead.
+const NOT_IN_PROFILE: &[(&str, &str)] = &[
+    ("User", "belongs in each route's hops ([user@]host[:port]) or in ssh_config's Host entry"),
+    ("Port", "belongs in each route's hops ([user@]host[:port]) or in ssh_config's Host entry"),
+    ("HostName", "names one host: put it in ssh_config under the Host a hop names"),
+    ("ProxyJump", "belongs in the route's hops (jump hosts first) or in ssh_config's Host entry"),
+    ("ProxyCommand", "names one host: put it in ssh_config under the Host a hop names"),
+    ("HostKeyAlias", "names one host: put it in ssh_config under the Host a hop names"),
+    ("LocalForward", "use [[forward]] (or LocalForward under the primary destination's Host in ssh_config)"),
+    ("GatewayPorts", "set the bind address in [[forward]]: local = \"0.0.0.0:PORT\""),
+    ("ExitOnForwardFailure", "does not apply to the agent: a forward that cannot be bound is shown in `tunnelkit status`"),
+    ("ConnectionAttempts", "does not apply to the agent: it retries every route with backoff until stopped"),
+];
 
 /// A profile file that could not be used, with where and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +118,14 @@ pub struct Profile {
     pub config: TunnelConfig,
 }
 
+/// The environment profiles are resolved in: this process's home, shell and ssh_config files
+/// (`~/.ssh/config`, `/etc/ssh/ssh_config`), with `local_user`.
+pub fn environment(local_user: &str) -> Environment {
+    let mut env = Environment::from_process(None, false);
+    env.local_user = local_user.to_string();
+    env
+}
+
 /// Reads and parses a profile file.
 pub fn load(file: &Path, local_user: &str) -> Result<Profile, ProfileError> {
     let text = std::fs::read_to_string(file).map_err(|e| ProfileError {
@@ -150,8 +180,14 @@ fn value_text(v: &toml::Value) -> Option<String> {
     }
 }
 
-/// Parses profile text. `file` names the profile (its stem) and appears in errors.
+/// Parses profile text in this process's [`environment`]. `file` names the profile (its stem)
+/// and appears in errors.
 pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, ProfileError> {
+    parse_in(file, text, &environment(local_user))
+}
+
+/// Parses profile text, resolving its hops in `env`.
+pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, ProfileError> {
     let cx = Ctx { file, text };
     let raw: RawProfile = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
@@ -163,7 +199,7 @@ pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, Profi
         .ok_or_else(|| cx.err(0..0, "the file name is not valid UTF-8"))?
         .to_string();
 
-    let mut options = SshOptions::default();
+    let mut overrides = Overrides::default();
     for (k, v) in &raw.ssh {
         let text = value_text(v.get_ref()).ok_or_else(|| {
             cx.err(
@@ -171,18 +207,17 @@ pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, Profi
                 format!("{}: expected a string, number or yes/no", k.get_ref()),
             )
         })?;
-        options
+        let key = tunnelkit_core::options::canonical(k.get_ref());
+        if let Some((name, why)) = NOT_IN_PROFILE.iter().find(|(n, _)| Some(*n) == key) {
+            return Err(cx.err(k.span(), format!("[ssh] {name} {why}")));
+        }
+        // Checked here, so that a bad value is reported at its key.
+        SshOptions::default()
             .apply(k.get_ref(), &text)
             .map_err(|e| cx.err(k.span(), format!("[ssh] {e}")))?;
+        overrides.options.push(format!("{}={text}", k.get_ref()));
     }
-    if options.user.is_some() || options.port.is_some() || options.proxy_jump.is_some() {
-        let span = raw.ssh.keys().next().map(|k| k.span()).unwrap_or(0..0);
-        return Err(cx.err(
-            span,
-            "[ssh] User, Port and ProxyJump belong in each route's hops ([user@]host[:port])",
-        ));
-    }
-    let hop_options = Arc::new(options.hop_options(false));
+    let resolver = Resolver::new(env, &overrides);
 
     if raw.route.is_empty() {
         return Err(cx.err(
@@ -191,6 +226,7 @@ pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, Profi
         ));
     }
     let mut routes = Vec::new();
+    let mut primary: Option<HostConfig> = None;
     for r in &raw.route {
         if r.hops.get_ref().is_empty() {
             return Err(cx.err(
@@ -198,15 +234,8 @@ pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, Profi
                 "hops is empty: expected [\"[user@]host[:port]\", ...]",
             ));
         }
-        let mut hops = Vec::new();
         for h in r.hops.get_ref() {
-            let s = spec::parse_hop(h.get_ref()).map_err(|e| cx.err(h.span(), e.to_string()))?;
-            hops.push(Hop::new(
-                s.user.unwrap_or_else(|| local_user.to_string()),
-                s.host,
-                s.port.unwrap_or(defaults::SSH_PORT),
-                hop_options.clone(),
-            ));
+            spec::parse_hop(h.get_ref()).map_err(|e| cx.err(h.span(), e.to_string()))?;
         }
         if routes.iter().any(|x: &Route| &x.name == r.name.get_ref()) {
             return Err(cx.err(
@@ -214,16 +243,35 @@ pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, Profi
                 format!("a second route named {}", r.name.get_ref()),
             ));
         }
-        routes.push(Route {
-            name: r.name.get_ref().clone(),
-            hops,
-        });
+        let hosts: Vec<&str> = r
+            .hops
+            .get_ref()
+            .iter()
+            .map(|h| h.get_ref().as_str())
+            .collect();
+        let (route, dest) = resolver
+            .route_of_hosts(r.name.get_ref(), &hosts)
+            .map_err(|e| cx.err(r.hops.span(), format!("route {}: {e}", r.name.get_ref())))?;
+        primary.get_or_insert(dest);
+        routes.push(route);
     }
 
-    if raw.forward.is_empty() {
-        return Err(cx.err(0..0, "no [[forward]]: a profile needs at least one forward"));
+    let mut forwards = match (&primary, raw.forward.is_empty()) {
+        (Some(dest), true) => core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
+            cx.err(
+                0..0,
+                format!("LocalForward of the primary destination: {e}"),
+            )
+        })?,
+        _ => Vec::new(),
+    };
+    if raw.forward.is_empty() && forwards.is_empty() {
+        return Err(cx.err(
+            0..0,
+            "no [[forward]], and the primary destination has no LocalForward in ssh_config: \
+             a profile needs at least one forward",
+        ));
     }
-    let mut forwards = Vec::new();
     for f in &raw.forward {
         let local_text = match f.local.get_ref() {
             toml::Value::String(s) => s.clone(),
@@ -292,6 +340,18 @@ pub fn parse(file: &Path, text: &str, local_user: &str) -> Result<Profile, Profi
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tunnelkit_core::ssh_config::Sources;
+
+    /// No ssh_config at all: the tests do not depend on the machine's files.
+    fn env() -> Environment {
+        Environment {
+            local_user: "me".into(),
+            home: PathBuf::from("/nonexistent"),
+            sources: Sources::default(),
+            shell: PathBuf::from("/bin/sh"),
+            interactive: false,
+        }
+    }
 
     const GOOD: &str = r#"
 description = "RDP to the finance app server; DR via the Frankfurt site"
@@ -322,7 +382,7 @@ hops = ["admin@bastion.fra.example.com"]
 
     #[test]
     fn parses_the_documented_shape() {
-        let p = parse(Path::new("/p/finance-rdp.toml"), GOOD, "me").unwrap();
+        let p = parse_in(Path::new("/p/finance-rdp.toml"), GOOD, &env()).unwrap();
         assert_eq!(p.name, "finance-rdp");
         assert!(p.autostart);
         let c = &p.config;
@@ -345,7 +405,7 @@ hops = ["admin@bastion.fra.example.com"]
     }
 
     fn err(text: &str) -> ProfileError {
-        parse(Path::new("/p/x.toml"), text, "me").unwrap_err()
+        parse_in(Path::new("/p/x.toml"), text, &env()).unwrap_err()
     }
 
     #[test]
@@ -380,5 +440,79 @@ hops = ["admin@bastion.fra.example.com"]
         let e = err(&GOOD.replace("failback = 60", "failback = \"soon\""));
         assert!(e.message.contains("\"never\""), "{e}");
         assert_eq!(e.line, 4);
+    }
+
+    #[test]
+    fn keys_a_profile_cannot_apply_are_refused_where_they_are() {
+        for key in [
+            "HostName = \"x\"",
+            "HostKeyAlias = \"x\"",
+            "LocalForward = \"1 h:2\"",
+            "ExitOnForwardFailure = true",
+            "ProxyCommand = \"nc %h %p\"",
+            "User = \"root\"",
+        ] {
+            let text = GOOD.replace("ServerAliveInterval = 5", key);
+            let e = err(&text);
+            let line = text.lines().position(|l| l == key).unwrap() + 1;
+            assert_eq!((e.line, e.column), (line, 1), "{key}: {e}");
+            let name = key.split(' ').next().unwrap();
+            assert!(e.message.starts_with(&format!("[ssh] {name} ")), "{e}");
+        }
+        let e = err(&GOOD.replace("ServerAliveInterval = 5", "KexAlgorithms = \"x\""));
+        assert!(e.message.contains("is not supported by tunnelkit"), "{e}");
+    }
+
+    #[test]
+    fn hops_naming_ssh_config_hosts_resolve_as_the_command_line_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("config");
+        std::fs::write(
+            &cfg,
+            "Host prod-bastion\n  HostName bastion.prod.example\n  User admin\n  Port 2222\n  \
+             ProxyJump ops-gw\n  IdentityFile /keys/prod\n  LocalForward 13389 winserver:3389\n\
+             Host ops-gw\n  HostName gw.example\n  User ops\n\
+             Host dr-bastion\n  ProxyCommand socat - TCP:%h:%p\n  UserKnownHostsFile /kh/dr\n",
+        )
+        .unwrap();
+        let mut e = env();
+        e.sources = Sources::file(&cfg);
+        let text = "[[route]]\nname = \"primary\"\nhops = [\"prod-bastion\"]\n\
+                    [[route]]\nname = \"dr\"\nhops = [\"dr-bastion\"]\n";
+        let p = parse_in(Path::new("/p/x.toml"), text, &e).unwrap();
+        let c = &p.config;
+        let labels: Vec<String> = c.routes[0].hops.iter().map(|h| h.label()).collect();
+        assert_eq!(
+            labels,
+            ["ops@gw.example:22", "admin@bastion.prod.example:2222"]
+        );
+        assert_eq!(
+            c.routes[0].hops[1].options.auth.identity_files,
+            vec![PathBuf::from("/keys/prod")]
+        );
+        // No [[forward]]: the primary destination's LocalForward.
+        assert_eq!(c.forwards.len(), 1);
+        assert_eq!(c.forwards[0].target.host, "winserver");
+        let dr = &c.routes[1].hops[0];
+        assert_eq!(
+            dr.proxy_command.as_ref().unwrap().command,
+            "exec socat - TCP:dr-bastion:22"
+        );
+        assert_eq!(
+            dr.options.host_keys.user_files,
+            vec![PathBuf::from("/kh/dr")]
+        );
+        // An ssh_config mistake names the profile's hops and the ssh_config line.
+        std::fs::write(&cfg, "Host prod-bastion\n  Frobnicate yes\n").unwrap();
+        let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
+        assert_eq!((err.line, err.column), (3, 8), "{err}");
+        assert!(
+            err.message.contains("config:2: Bad configuration option"),
+            "{err}"
+        );
+        // Without forwards anywhere: an error.
+        std::fs::write(&cfg, "").unwrap();
+        let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
+        assert!(err.message.contains("no [[forward]]"), "{err}");
     }
 }

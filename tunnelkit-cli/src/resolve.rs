@@ -1,20 +1,16 @@
-//! Turns the ssh-style flags and ssh_config into one validated [`TunnelConfig`]: routes (the
-//! primary from `-J`/`ProxyJump` and the destination, DR routes from `--dr`), forwards from
-//! `-L` and `LocalForward`, options from `-o`/`-i` (applied to every hop) and each host's own
-//! ssh_config entries. Every mistake is a [`UsageError`] that says what was wrong and where.
+//! Turns the ssh-style flags into one validated [`TunnelConfig`] through the core's resolver
+//! ([`tunnelkit_core::resolve`]): routes (the primary from `-J`/`ProxyJump`/`ProxyCommand` and
+//! the destination, DR routes from `--dr`), forwards from `-L` and `LocalForward`, options
+//! from `-o`/`-i` and each host's own ssh_config entries. Every mistake is a [`UsageError`]
+//! that says what was wrong and where.
 
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tunnelkit_core::spec::{self, HopSpec};
-use tunnelkit_core::ssh_config::{evaluate, HostConfig, Query, Sources};
-use tunnelkit_core::{Failback, Forward, Hop, Route, SshOptions, TunnelConfig};
+use tunnelkit_core::resolve::{self as core, Environment, Overrides, Request, ResolveError};
+use tunnelkit_core::spec;
+use tunnelkit_core::{Failback, TunnelConfig};
 
 use crate::opts::SshArgs;
-
-/// ProxyJump chains nest at most this deep (a loop in ssh_config is an error, not a hang).
-const MAX_JUMP_DEPTH: usize = 8;
 
 /// A mistake on the command line or in ssh_config (exit 255, as ssh).
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +23,8 @@ impl From<spec::SpecError> for UsageError {
     }
 }
 
-impl From<tunnelkit_core::ssh_config::ConfigError> for UsageError {
-    fn from(e: tunnelkit_core::ssh_config::ConfigError) -> Self {
+impl From<ResolveError> for UsageError {
+    fn from(e: ResolveError) -> Self {
         UsageError(e.to_string())
     }
 }
@@ -46,216 +42,58 @@ pub struct Resolved {
 
 /// The local user name, as ssh uses it when no user is given.
 pub fn local_user() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "root".to_string())
+    Environment::from_process(None, false).local_user
 }
 
-/// Looks hosts up in ssh_config with the command line's options first.
-struct Resolver<'a> {
-    args: &'a SshArgs,
-    sources: Sources,
-    home: PathBuf,
-    interactive: bool,
-}
-
-impl Resolver<'_> {
-    /// The command line's options for one host: its own user/port first, then `-o`, then `-i`.
-    /// `-o` keywords that name one host (HostName, Port, ProxyJump, LocalForward) apply to the
-    /// destination only; the others apply to every hop.
-    fn cmdline(
-        &self,
-        user: Option<&str>,
-        port: Option<u16>,
-        jump: Option<&str>,
-        is_jump: bool,
-    ) -> Result<SshOptions, UsageError> {
-        let mut o = SshOptions {
-            user: user.map(str::to_string),
-            port,
-            ..Default::default()
-        };
-        if let Some(j) = jump {
-            o.proxy_jump = Some(if j.eq_ignore_ascii_case("none") {
-                String::new()
-            } else {
-                j.to_string()
-            });
-        }
-        for kv in &self.args.options {
-            let key = kv
-                .split(|c: char| c == '=' || c.is_whitespace())
-                .next()
-                .unwrap_or_default();
-            let per_host = ["hostname", "port", "proxyjump", "localforward"]
-                .contains(&key.to_ascii_lowercase().as_str());
-            if is_jump && per_host {
-                continue;
-            }
-            o.apply_kv(kv)
-                .map_err(|e| UsageError(format!("-o {kv}: {e}")))?;
-        }
-        o.identity_files.extend(self.args.identity.iter().cloned());
-        Ok(o)
-    }
-
-    fn host(
-        &self,
-        h: &HopSpec,
-        user: Option<&str>,
-        port: Option<u16>,
-        jump: Option<&str>,
-        is_jump: bool,
-    ) -> Result<HostConfig, UsageError> {
-        let q = Query {
-            host: h.host.clone(),
-            local_user: local_user(),
-            home: self.home.clone(),
-        };
-        Ok(evaluate(
-            &q,
-            self.cmdline(h.user.as_deref().or(user), h.port.or(port), jump, is_jump)?,
-            &self.sources,
-        )?)
-    }
-
-    fn hop(&self, c: &HostConfig) -> Hop {
-        let mut hop = Hop::new(
-            c.user.clone(),
-            c.host_name.clone(),
-            c.port,
-            Arc::new(c.options.hop_options(self.interactive)),
-        );
-        hop.host_key_alias = c.options.host_key_alias.clone();
-        hop
-    }
-
-    /// The hops that reach the hosts of a jump list, in order: the first host's own ProxyJump
-    /// chain from ssh_config, then each host through the one before (as `ssh -J` does).
-    fn jump_chain(&self, list: &str, depth: usize) -> Result<Vec<Hop>, UsageError> {
-        if depth > MAX_JUMP_DEPTH {
-            return Err(UsageError(format!(
-                "ProxyJump {list}: jump hosts nest more than {MAX_JUMP_DEPTH} deep (a loop in ssh_config?)"
-            )));
-        }
-        let mut hops = Vec::new();
-        for (i, h) in spec::parse_jump_list(list)?.iter().enumerate() {
-            let c = self.host(h, None, None, (i > 0).then_some("none"), true)?;
-            if i == 0 {
-                if let Some(j) = c.options.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
-                    hops.extend(self.jump_chain(j, depth + 1)?);
-                }
-            }
-            hops.push(self.hop(&c));
-        }
-        Ok(hops)
-    }
-
-    /// A route to `dest` through `jumps` (or the destination's own ProxyJump).
-    fn route(&self, name: &str, dest: &HostConfig) -> Result<Route, UsageError> {
-        let mut hops = match dest.options.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
-            Some(j) => self.jump_chain(j, 0)?,
-            None => Vec::new(),
-        };
-        hops.push(self.hop(dest));
-        Ok(Route {
-            name: name.into(),
-            hops,
-        })
-    }
-
-    /// The destination as resolved: `user@host`, `-l`, `-p`, `-J` first, then ssh_config.
-    fn destination(&self, text: &str, jump: Option<&str>) -> Result<HostConfig, UsageError> {
-        let h = spec::parse_hop(text)?;
-        let port = match &self.args.port {
-            Some(p) => Some(
-                spec::parse_port(p, false)
-                    .map_err(|e| UsageError(format!("-p {p}: {}", e.reason)))?,
-            ),
-            None => None,
-        };
-        if let Some(j) = jump {
-            spec::parse_jump_list(j)?;
-        }
-        self.host(&h, self.args.login.as_deref(), port, jump, false)
-    }
-}
-
-fn resolver(args: &SshArgs, interactive: bool) -> Resolver<'_> {
-    let home = dirs_home();
-    let sources = match &args.config_file {
-        Some(f) => Sources::file(f),
-        None => Sources::standard(&home),
+/// The flags as a core [`Request`], and the environment they are resolved in.
+fn request(args: &SshArgs, interactive: bool) -> Result<(Environment, Request), UsageError> {
+    let env = Environment::from_process(args.config_file.as_deref(), interactive);
+    let port = match &args.port {
+        Some(p) => Some(
+            spec::parse_port(p, false).map_err(|e| UsageError(format!("-p {p}: {}", e.reason)))?,
+        ),
+        None => None,
     };
-    Resolver {
-        args,
-        sources,
-        home,
-        interactive,
-    }
-}
-
-fn dirs_home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"))
+    let req = Request {
+        destination: args.destination.clone().unwrap_or_default(),
+        jump: args.jump.clone(),
+        login: args.login.clone(),
+        port,
+        overrides: Overrides {
+            options: args.options.clone(),
+            identity_files: args.identity.clone(),
+        },
+        dr: args.dr.clone(),
+        local_forwards: args.local.clone(),
+    };
+    Ok((env, req))
 }
 
 /// `tunnelkit -G`: the destination's configuration in `ssh -G`'s format.
 pub fn print_config(args: &SshArgs) -> Result<String, UsageError> {
-    let r = resolver(args, false);
-    let dest = args
-        .destination
-        .as_deref()
-        .ok_or_else(|| UsageError("-G needs a destination".into()))?;
-    let c = r.destination(dest, args.jump.as_deref())?;
-    Ok(tunnelkit_core::ssh_config::print_g(&c))
+    if args.destination.is_none() {
+        return Err(UsageError("-G needs a destination".into()));
+    }
+    let (env, req) = request(args, false)?;
+    Ok(core::print_config(&env, &req)?)
 }
 
 /// Resolves the flags. `interactive` says whether a person can answer prompts (a TTY).
 pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError> {
-    let r = resolver(args, interactive);
-    let dest_text = args.destination.as_deref().ok_or_else(|| {
-        UsageError("no destination given: tunnelkit [options] [user@]host[:port]".into())
-    })?;
-    let dest = r.destination(dest_text, args.jump.as_deref())?;
-    let mut routes = vec![r.route("primary", &dest)?];
-    for (n, dr) in args.dr.iter().enumerate() {
-        let hosts: Vec<&str> = dr.split(',').collect();
-        let (last, jumps) = hosts.split_last().ok_or_else(|| {
-            UsageError(format!(
-                "--dr {dr}: a DR route needs at least a destination"
-            ))
-        })?;
-        let jumps = (!jumps.is_empty()).then(|| jumps.join(","));
-        let c = r
-            .destination(last, jumps.as_deref())
-            .map_err(|e| UsageError(format!("--dr: {e}")))?;
-        let name = if n == 0 {
-            "dr".to_string()
-        } else {
-            format!("dr{}", n + 1)
-        };
-        routes.push(r.route(&name, &c)?);
+    if args.destination.is_none() {
+        return Err(UsageError(
+            "no destination given: tunnelkit [options] [user@]host[:port]".into(),
+        ));
     }
-
-    let o = &dest.options;
-    let mut forwards = Vec::new();
-    for l in args.local.iter().chain(&o.local_forwards) {
-        let f = spec::parse_forward(l).map_err(|e| UsageError(format!("-L: {e}")))?;
-        let mut fwd = Forward::from_spec(&f);
-        if o.gateway_ports == Some(true) && f.bind_host.is_none() {
-            fwd.bind_host = "0.0.0.0".into();
-        }
-        forwards.push(fwd);
-    }
-    if forwards.is_empty() {
+    let (env, req) = request(args, interactive)?;
+    let r = core::resolve(&env, &req)?;
+    if r.forwards.is_empty() {
         return Err(UsageError(
             "no forwards: give at least one -L [bind_address:]port:host:hostport (or LocalForward in ssh_config)".into(),
         ));
     }
-
-    let mut config = TunnelConfig::new(routes, forwards);
+    let o = &r.destination.options;
+    let mut config = TunnelConfig::new(r.routes, r.forwards);
     if let Some(fb) = &args.failback {
         config.failback = parse_failback(fb)?;
     }
@@ -293,6 +131,7 @@ pub fn parse_failback(s: &str) -> Result<Failback, UsageError> {
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::path::PathBuf;
 
     fn args(v: &[&str]) -> SshArgs {
         let mut all = vec!["tunnelkit", "-F", "none"];

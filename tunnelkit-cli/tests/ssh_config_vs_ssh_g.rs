@@ -1,6 +1,6 @@
 //! `tunnelkit -G` against OpenSSH's own `ssh -G`, line by line, for every keyword tunnelkit
 //! uses, over the corpus in `tests/ssh_config/` (patterns, negation, Include, Match, tokens,
-//! ProxyJump, first-wins, command-line precedence).
+//! ProxyJump, ProxyCommand, first-wins, command-line precedence).
 //!
 //! Each `NN-name.conf` starts with `# query: HOST...` (destinations to resolve) and optionally
 //! `# args: ...` (flags given to both tools). `@DIR@` stands for `NN-name.d/` beside it (files
@@ -36,6 +36,8 @@ const KEYWORDS: &[&str] = &[
     "userknownhostsfile",
     "connecttimeout",
     "proxyjump",
+    "proxycommand",
+    "proxyusefdpass",
 ];
 
 fn ssh_path() -> &'static str {
@@ -163,4 +165,58 @@ fn unknown_keyword_and_unsupported_match_are_errors_with_file_and_line() {
     let (ok, _, err) = run(env!("CARGO_BIN_EXE_tunnelkit"), &exec, &[], "x");
     assert!(!ok);
     assert!(err.contains(":1: Match exec is not supported"), "{err}");
+}
+
+#[test]
+fn keywords_that_decide_how_we_connect_are_refused_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (i, (line, needle)) in [
+        (
+            "KexAlgorithms curve25519-sha256",
+            "KexAlgorithms curve25519-sha256 is not supported by tunnelkit",
+        ),
+        (
+            "ProxyUseFdpass yes",
+            "ProxyUseFdpass yes is not supported by tunnelkit",
+        ),
+        (
+            "PubkeyAuthentication no",
+            "PubkeyAuthentication no is not supported",
+        ),
+        (
+            "DynamicForward 1080",
+            "DynamicForward 1080 is not supported",
+        ),
+        ("ProxyCommand nc %u %h", "unknown token %u"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = tmp.path().join(format!("refused{i}.conf"));
+        std::fs::write(&f, format!("Host x\n  User ok\n  {line}\n")).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_tunnelkit"));
+        c.arg("-F")
+            .arg(&f)
+            .args(["-N", "-L", "0:t:1", "-o", "BatchMode=yes", "x"])
+            .stdin(std::process::Stdio::null());
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(255), "{line}: {err}");
+        assert!(err.contains(needle), "{line}: {err}");
+        if !line.starts_with("ProxyCommand") {
+            assert!(
+                err.contains(&format!("{}:3: ", f.display())),
+                "{line}: {err}"
+            );
+        }
+    }
+    // Harmless ones stay accepted (and -v lists them).
+    let f = tmp.path().join("harmless.conf");
+    std::fs::write(
+        &f,
+        "Host x\n  ForwardX11 yes\n  SendEnv LANG\n  ControlMaster auto\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(env!("CARGO_BIN_EXE_tunnelkit"), &f, &[], "x");
+    assert!(ok, "{err}");
 }

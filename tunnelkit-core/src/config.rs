@@ -168,6 +168,19 @@ impl Default for HopOptions {
     }
 }
 
+/// A hop's `ProxyCommand`: the connection to the hop is the command's stdin and stdout, as in
+/// ssh. It runs as `SHELL -c "exec COMMAND"` in its own process group, which is killed when the
+/// hop's session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyCommand {
+    /// The command as configured, tokens unexpanded (for messages).
+    pub configured: String,
+    /// What the shell runs: `exec ` and the command with `%h %n %p %r %k %%` expanded.
+    pub command: String,
+    /// The shell (`$SHELL`, else `/bin/sh`, as ssh does).
+    pub shell: PathBuf,
+}
+
 /// One SSH server on a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hop {
@@ -179,6 +192,10 @@ pub struct Hop {
     pub user: String,
     /// `HostKeyAlias`: looked up in known_hosts verbatim instead of `host` / `[host]:port`.
     pub host_key_alias: Option<String>,
+    /// `ProxyCommand`: reach this hop through a command's stdin/stdout instead of TCP. Only
+    /// the first hop of a route can have one (ssh's rule: ProxyJump and ProxyCommand exclude
+    /// each other).
+    pub proxy_command: Option<ProxyCommand>,
     /// Options for this hop.
     pub options: Arc<HopOptions>,
 }
@@ -193,6 +210,7 @@ impl Hop {
     ) -> Self {
         Hop {
             host_key_alias: None,
+            proxy_command: None,
             host: host.into(),
             port,
             user: user.into(),
@@ -360,6 +378,13 @@ impl TunnelConfig {
         for r in &self.routes {
             if r.hops.is_empty() {
                 return Err(Config(format!("route {} has no hops", r.name)));
+            }
+            if let Some(h) = r.hops.iter().skip(1).find(|h| h.proxy_command.is_some()) {
+                return Err(Config(format!(
+                    "route {}: {} has a ProxyCommand but is not the first hop",
+                    r.name,
+                    h.label()
+                )));
             }
         }
         for (i, a) in self.routes.iter().enumerate() {

@@ -46,6 +46,7 @@ pub mod forward;
 pub mod options;
 pub mod prompt;
 mod pump;
+pub mod resolve;
 pub mod session;
 pub mod spec;
 pub mod ssh_config;
@@ -54,8 +55,8 @@ mod supervisor;
 pub mod tunnel;
 
 pub use config::{
-    defaults, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions, HostKeyPolicy, Route,
-    StrictHostKeyChecking, Target, TunnelConfig,
+    defaults, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions, HostKeyPolicy,
+    ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
 pub use error::{Error, Result, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};

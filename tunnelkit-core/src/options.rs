@@ -1,7 +1,8 @@
 //! The OpenSSH option keywords tunnelkit understands (`-o Key=Value`, ssh_config, a profile's
 //! `[ssh]` table), with OpenSSH's rule that the first value obtained wins. Keywords that OpenSSH
-//! knows but tunnelkit does not use are accepted and listed as ignored; anything else is an
-//! error naming the keyword.
+//! knows but tunnelkit does not use are accepted and listed as ignored only when their absence
+//! cannot change where or how tunnelkit connects ([`HARMLESS`]); the others are refused
+//! ([`REFUSED`], [`REFUSED_UNLESS`]), and so is anything OpenSSH does not know.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use crate::config::{HopOptions, StrictHostKeyChecking};
 pub const SUPPORTED: &[&str] = &[
     "BatchMode",
     "CertificateFile",
+    "ChallengeResponseAuthentication",
     "Ciphers",
     "ConnectionAttempts",
     "ConnectTimeout",
@@ -24,10 +26,12 @@ pub const SUPPORTED: &[&str] = &[
     "IdentitiesOnly",
     "IdentityAgent",
     "IdentityFile",
+    "IgnoreUnknown",
     "KbdInteractiveAuthentication",
     "LocalForward",
     "PasswordAuthentication",
     "Port",
+    "ProxyCommand",
     "ProxyJump",
     "ServerAliveCountMax",
     "ServerAliveInterval",
@@ -36,87 +40,157 @@ pub const SUPPORTED: &[&str] = &[
     "UserKnownHostsFile",
 ];
 
-/// OpenSSH client keywords that tunnelkit accepts and ignores (it has no use for them).
-pub const IGNORED: &[&str] = &[
-    "AddKeysToAgent",
-    "AddressFamily",
-    "BindAddress",
-    "BindInterface",
-    "CanonicalDomains",
-    "CanonicalizeFallbackLocal",
-    "CanonicalizeHostname",
-    "CanonicalizeMaxDots",
-    "CanonicalizePermittedCNAMEs",
-    "CASignatureAlgorithms",
-    "ChallengeResponseAuthentication",
-    "CheckHostIP",
-    "Compression",
-    "ControlMaster",
-    "ControlPath",
-    "ControlPersist",
-    "DynamicForward",
-    "EnableEscapeCommandline",
-    "EnableSSHKeysign",
-    "EscapeChar",
-    "FingerprintHash",
-    "ForkAfterAuthentication",
-    "ForwardAgent",
-    "ForwardX11",
-    "ForwardX11Timeout",
-    "ForwardX11Trusted",
-    "GSSAPIAuthentication",
-    "GSSAPIDelegateCredentials",
-    "HostbasedAcceptedAlgorithms",
-    "HostbasedAuthentication",
-    "HostbasedKeyTypes",
-    "HostKeyAlgorithms",
-    "IgnoreUnknown",
-    "IPQoS",
-    "KbdInteractiveDevices",
-    "KexAlgorithms",
-    "KnownHostsCommand",
-    "LogLevel",
-    "LogVerbose",
-    "MACs",
-    "NoHostAuthenticationForLocalhost",
-    "NumberOfPasswordPrompts",
-    "ObscureKeystrokeTiming",
-    "PermitLocalCommand",
-    "PermitRemoteOpen",
-    "PKCS11Provider",
-    "PreferredAuthentications",
-    "ProxyCommand",
-    "ProxyUseFdpass",
-    "PubkeyAcceptedAlgorithms",
-    "PubkeyAcceptedKeyTypes",
-    "PubkeyAuthentication",
-    "RekeyLimit",
-    "RemoteCommand",
-    "RemoteForward",
-    "RequestTTY",
-    "RequiredRSASize",
-    "RevokedHostKeys",
-    "SecurityKeyProvider",
-    "SendEnv",
-    "SessionType",
-    "SetEnv",
-    "StdinNull",
-    "StreamLocalBindMask",
-    "StreamLocalBindUnlink",
-    "SyslogFacility",
-    "TCPKeepAlive",
-    "Tag",
-    "Tunnel",
-    "TunnelDevice",
-    "UpdateHostKeys",
-    "UseKeychain",
-    "UsePrivilegedPort",
-    "VerifyHostKeyDNS",
-    "VisualHostKey",
-    "XAuthLocation",
-    "ChannelTimeout",
-    "ServerAliveTimeout",
+/// OpenSSH client keywords that tunnelkit accepts without using them, because their absence
+/// cannot change where tunnelkit connects, how it authenticates or what it checks: they concern
+/// interactive sessions, X11, the agent, multiplexing, logging or cosmetics. `-v` lists the ones
+/// a configuration used. Each has the reason, shown in README's "Your existing ssh setup".
+pub const HARMLESS: &[(&str, &str)] = &[
+    ("AddKeysToAgent", "adds keys to the agent after use; connecting is the same"),
+    ("AddressFamily", "handled by the command line's -4/-6 where implemented"),
+    ("CanonicalDomains", "used only with CanonicalizeHostname, which is refused"),
+    ("CanonicalizeFallbackLocal", "used only with CanonicalizeHostname, which is refused"),
+    ("CanonicalizeMaxDots", "used only with CanonicalizeHostname, which is refused"),
+    ("CanonicalizePermittedCNAMEs", "used only with CanonicalizeHostname, which is refused"),
+    ("ChannelTimeout", "idle channels stay open; nothing else changes"),
+    ("Compression", "handled by the command line's -C where implemented"),
+    ("ControlMaster", "no multiplexing: every tunnelkit has its own connections"),
+    ("ControlPath", "no multiplexing: every tunnelkit has its own connections"),
+    ("ControlPersist", "no multiplexing: every tunnelkit has its own connections"),
+    ("EnableEscapeCommandline", "no terminal session"),
+    ("EnableSSHKeysign", "host-based authentication is not offered"),
+    ("EscapeChar", "no terminal session"),
+    ("FingerprintHash", "fingerprints are shown as SHA256"),
+    ("ForkAfterAuthentication", "handled by the command line's -f where implemented"),
+    ("ForwardAgent", "no session is opened, so the agent is never forwarded"),
+    ("ForwardX11", "no session is opened"),
+    ("ForwardX11Timeout", "no session is opened"),
+    ("ForwardX11Trusted", "no session is opened"),
+    ("GSSAPIAuthentication", "Kerberos is not offered: a host that accepts only it refuses the login with a clear error (Debian's /etc/ssh/ssh_config sets it)"),
+    ("GSSAPIDelegateCredentials", "Kerberos is not offered"),
+    ("HostbasedAcceptedAlgorithms", "host-based authentication is not offered"),
+    ("HostbasedKeyTypes", "host-based authentication is not offered"),
+    ("IPQoS", "packet priority only"),
+    ("KbdInteractiveDevices", "the server's default devices are used"),
+    ("LogLevel", "tunnelkit's log level is -v/-q"),
+    ("LogVerbose", "tunnelkit's log level is -v/-q"),
+    ("NoHostAuthenticationForLocalhost", "without it, localhost's key is checked: stricter"),
+    ("NumberOfPasswordPrompts", "a refused password is not asked again"),
+    ("ObscureKeystrokeTiming", "no terminal session"),
+    ("PermitLocalCommand", "LocalCommand is refused"),
+    ("PermitRemoteOpen", "no remote forwards"),
+    ("RemoteCommand", "no command is run (-N)"),
+    ("RequestTTY", "no terminal session"),
+    ("SendEnv", "no session is opened"),
+    ("SessionType", "no session is opened"),
+    ("SetEnv", "no session is opened"),
+    ("StdinNull", "stdin is never read by the tunnel"),
+    ("StreamLocalBindMask", "no Unix socket forwards"),
+    ("StreamLocalBindUnlink", "no Unix socket forwards"),
+    ("SyslogFacility", "tunnelkit logs to stderr"),
+    ("TCPKeepAlive", "TCP keepalive is always on, besides ServerAlive probes"),
+    ("Tag", "Match tagged is refused"),
+    ("UpdateHostKeys", "known_hosts is not updated from the server's extra keys"),
+    ("UseKeychain", "macOS only"),
+    ("UsePrivilegedPort", "obsolete"),
+    ("VerifyHostKeyDNS", "without it, DNS is not trusted for host keys: stricter"),
+    ("VisualHostKey", "cosmetic"),
+    ("XAuthLocation", "no X11 forwarding"),
 ];
+
+/// OpenSSH keywords that decide where or how ssh connects, authenticates or checks, and that
+/// tunnelkit does not implement: an error naming the keyword (with file and line from
+/// ssh_config), never silently ignored. Some are accepted with the value that means "off"
+/// ([`REFUSED_UNLESS`]).
+pub const REFUSED: &[(&str, &str)] = &[
+    (
+        "BindAddress",
+        "the local source address is not configurable",
+    ),
+    ("BindInterface", "the local interface is not configurable"),
+    (
+        "CASignatureAlgorithms",
+        "the CA signature algorithms cannot be restricted",
+    ),
+    ("DynamicForward", "no dynamic (SOCKS) forwards: use -L"),
+    (
+        "HostKeyAlgorithms",
+        "the host key algorithms cannot be restricted",
+    ),
+    (
+        "KexAlgorithms",
+        "the key exchange algorithms cannot be restricted",
+    ),
+    (
+        "KnownHostsCommand",
+        "host keys come only from known_hosts files",
+    ),
+    ("LocalCommand", "no local command is run"),
+    ("MACs", "the MAC algorithms cannot be restricted"),
+    (
+        "PKCS11Provider",
+        "keys on PKCS#11 tokens are not supported (use the agent)",
+    ),
+    (
+        "PreferredAuthentications",
+        "the authentication order is fixed: agent, keys, password, keyboard-interactive",
+    ),
+    (
+        "PubkeyAcceptedAlgorithms",
+        "the public key algorithms cannot be restricted",
+    ),
+    (
+        "PubkeyAcceptedKeyTypes",
+        "the public key algorithms cannot be restricted",
+    ),
+    ("RekeyLimit", "the rekey limits are russh's"),
+    ("RemoteForward", "no remote forwards: use -L"),
+    ("RequiredRSASize", "the minimum RSA key size cannot be set"),
+    (
+        "RevokedHostKeys",
+        "revoked host keys are read only from @revoked lines in known_hosts",
+    ),
+    (
+        "SecurityKeyProvider",
+        "FIDO security keys are not supported (use the agent)",
+    ),
+];
+
+/// Keywords refused unless their value is one of those listed (which means "off", or the
+/// default tunnelkit follows anyway).
+pub const REFUSED_UNLESS: &[(&str, &[&str], &str)] = &[
+    (
+        "CanonicalizeHostname",
+        &["no"],
+        "host names are never canonicalized",
+    ),
+    (
+        "CheckHostIP",
+        &["no"],
+        "the host's address is not checked against known_hosts",
+    ),
+    (
+        "HostbasedAuthentication",
+        &["no"],
+        "host-based authentication is not offered",
+    ),
+    (
+        "ProxyUseFdpass",
+        &["no"],
+        "a ProxyCommand's descriptor is not received; its stdin/stdout carry the connection",
+    ),
+    (
+        "PubkeyAuthentication",
+        &["yes"],
+        "public key authentication cannot be turned off",
+    ),
+    ("Tunnel", &["no"], "no tun/tap forwarding"),
+    ("TunnelDevice", &["any:any"], "no tun/tap forwarding"),
+];
+
+/// Every OpenSSH client keyword that tunnelkit accepts without using (see [`HARMLESS`]).
+pub fn ignored_keywords() -> impl Iterator<Item = &'static str> {
+    HARMLESS.iter().map(|(k, _)| *k)
+}
 
 /// Why an option was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +211,17 @@ pub enum OptionError {
     /// Not `Key=Value` or `Key Value`.
     #[error("`{0}`: expected Key=Value")]
     Syntax(String),
+    /// An OpenSSH keyword (or value) that decides where or how ssh connects, which tunnelkit
+    /// does not implement: refused rather than ignored.
+    #[error("{key} {value} is not supported by tunnelkit: {reason}")]
+    Unsupported {
+        /// The keyword, canonical spelling.
+        key: &'static str,
+        /// The value given.
+        value: String,
+        /// What tunnelkit does instead, or why not.
+        reason: &'static str,
+    },
 }
 
 /// Options gathered from flags, ssh_config or a profile, before defaults are applied.
@@ -188,8 +273,13 @@ pub struct SshOptions {
     pub exit_on_forward_failure: Option<bool>,
     /// `GatewayPorts`.
     pub gateway_ports: Option<bool>,
-    /// `ProxyJump` (`none` is an empty string).
+    /// `ProxyJump` (`none` is an empty string). `ProxyJump` and `ProxyCommand` share one slot,
+    /// as in OpenSSH: whichever is obtained first wins, the other is then ignored.
     pub proxy_jump: Option<String>,
+    /// `ProxyCommand`, as written (tokens unexpanded; `none` is an empty string).
+    pub proxy_command: Option<String>,
+    /// `IgnoreUnknown`: patterns of unknown keywords to skip (ssh_config only).
+    pub ignore_unknown: Option<String>,
     /// `LocalForward` values, as `-L` specs.
     pub local_forwards: Vec<String>,
     /// Keywords seen and ignored, for `-v`.
@@ -200,9 +290,34 @@ pub struct SshOptions {
 pub fn canonical(key: &str) -> Option<&'static str> {
     SUPPORTED
         .iter()
-        .chain(IGNORED)
-        .find(|k| k.eq_ignore_ascii_case(key))
         .copied()
+        .chain(HARMLESS.iter().map(|(k, _)| *k))
+        .chain(REFUSED.iter().map(|(k, _)| *k))
+        .chain(REFUSED_UNLESS.iter().map(|(k, _, _)| *k))
+        .find(|k| k.eq_ignore_ascii_case(key))
+}
+
+/// Whether a keyword that tunnelkit does not use may be accepted with this value: `Ok` for
+/// [`HARMLESS`] ones and "off" values, the refusal otherwise.
+fn check_unused(key: &'static str, value: &str) -> Result<(), OptionError> {
+    let refuse = |reason: &'static str| OptionError::Unsupported {
+        key,
+        value: value.to_string(),
+        reason,
+    };
+    if let Some((_, reason)) = REFUSED.iter().find(|(k, _)| *k == key) {
+        return Err(refuse(*reason));
+    }
+    if let Some((_, ok, reason)) = REFUSED_UNLESS.iter().find(|(k, _, _)| *k == key) {
+        let v = value.to_ascii_lowercase();
+        let off = ok.iter().any(|o| *o == v)
+            || (ok.contains(&"no") && v == "false")
+            || (ok.contains(&"yes") && v == "true");
+        if !off {
+            return Err(refuse(*reason));
+        }
+    }
+    Ok(())
 }
 
 fn yes_no(key: &'static str, v: &str) -> Result<bool, OptionError> {
@@ -273,6 +388,21 @@ impl SshOptions {
                 set_first(&mut self.port, p)
             }
             "HostName" => set_first(&mut self.host_name, v.to_string()),
+            "ChallengeResponseAuthentication" => {
+                // OpenSSH's old name for KbdInteractiveAuthentication.
+                set_first(&mut self.kbd_interactive_authentication, yes_no(key, v)?)
+            }
+            "IgnoreUnknown" => set_first(&mut self.ignore_unknown, v.to_string()),
+            "ProxyCommand" => {
+                let c = if v.eq_ignore_ascii_case("none") {
+                    String::new()
+                } else {
+                    v.to_string()
+                };
+                if self.proxy_jump.is_none() {
+                    set_first(&mut self.proxy_command, c)
+                }
+            }
             "HostKeyAlias" => set_first(&mut self.host_key_alias, v.to_string()),
             "IdentityFile" => self.identity_files.push(expand_tilde(v)),
             "CertificateFile" => self.certificate_files.push(expand_tilde(v)),
@@ -371,7 +501,9 @@ impl SshOptions {
                 if !j.is_empty() {
                     crate::spec::parse_jump_list(&j).map_err(|e| bad(key, v, &e.reason))?;
                 }
-                set_first(&mut self.proxy_jump, j)
+                if self.proxy_command.is_none() {
+                    set_first(&mut self.proxy_jump, j)
+                }
             }
             "LocalForward" => {
                 // ssh_config writes `LocalForward [bind:]port host:hostport`.
@@ -379,7 +511,12 @@ impl SshOptions {
                 crate::spec::parse_forward(&spec).map_err(|e| bad(key, v, &e.reason))?;
                 self.local_forwards.push(spec)
             }
-            other => self.ignored.push(other.to_string()),
+            other => {
+                check_unused(other, v)?;
+                if !self.ignored.iter().any(|k| k == other) {
+                    self.ignored.push(other.to_string())
+                }
+            }
         }
         Ok(())
     }
@@ -483,6 +620,19 @@ mod tests {
         // Known to OpenSSH, unused by tunnelkit: accepted, remembered as ignored.
         o.apply_kv("Compression=yes").unwrap();
         assert_eq!(o.ignored, vec!["Compression".to_string()]);
+        // Unused keywords that decide where or how we connect are refused.
+        let e = o.apply_kv("KexAlgorithms=curve25519-sha256").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("KexAlgorithms curve25519-sha256 is not supported"),
+            "{e}"
+        );
+        assert!(o.apply_kv("ProxyUseFdpass=yes").is_err());
+        o.apply_kv("ProxyUseFdpass=no").unwrap();
+        assert!(o.apply_kv("PubkeyAuthentication no").is_err());
+        o.apply_kv("PubkeyAuthentication yes").unwrap();
+        o.apply_kv("CheckHostIP=no").unwrap();
+        assert!(o.apply_kv("CheckHostIP=yes").is_err());
     }
 
     #[test]
@@ -493,6 +643,14 @@ mod tests {
         o.apply_kv("StrictHostKeyChecking=accept-new").unwrap();
         o.apply_kv("LocalForward 13389 winserver:3389").unwrap();
         o.apply_kv("ProxyJump=none").unwrap();
+        // The first of ProxyJump and ProxyCommand wins.
+        o.apply_kv("ProxyCommand=nc %h %p").unwrap();
+        assert_eq!(o.proxy_command, None);
+        let mut p = SshOptions::default();
+        p.apply_kv("ProxyCommand=exec  nc %h %p").unwrap();
+        p.apply_kv("ProxyJump=gw").unwrap();
+        assert_eq!(p.proxy_command.as_deref(), Some("exec  nc %h %p"));
+        assert_eq!(p.proxy_jump, None);
         o.apply_kv("Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com")
             .unwrap();
         let h = o.hop_options(true);

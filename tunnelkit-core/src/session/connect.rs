@@ -1,6 +1,7 @@
-//! Bringing up a route: TCP to the first hop, then each later hop over a `direct-tcpip` channel
-//! of the previous one; handshake, host key and authentication on each, every step with a
-//! deadline (`ConnectTimeout`; time spent waiting for a person does not count).
+//! Bringing up a route: the first hop over TCP or its `ProxyCommand`'s stdin/stdout, each later
+//! hop over a `direct-tcpip` channel of the previous one; handshake, host key and
+//! authentication on each, every step with a deadline (`ConnectTimeout`; time spent waiting for
+//! a person does not count). Past the transport, nothing cares which of the three it is.
 
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
+use super::proxy::{self, ProxyGuard};
 use super::{auth, with_deadline, ClientHandler, RouteSession};
 use crate::config::{Hop, Route};
 use crate::error::{os_reason, Error, Stage};
@@ -22,6 +24,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
     let lost = CancellationToken::new();
     let reason = Arc::new(Mutex::new(None));
     let mut handles: Vec<Handle<ClientHandler>> = Vec::with_capacity(route.hops.len());
+    let mut proxies = Vec::new();
     for (i, hop) in route.hops.iter().enumerate() {
         let handler = ClientHandler::new(
             hop.clone(),
@@ -29,7 +32,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
             lost.clone(),
             reason.clone(),
         );
-        let handle = connect_hop(hop, handles.last(), handler, services)
+        let handle = connect_hop(hop, handles.last(), handler, services, &mut proxies)
             .await
             .map_err(|e| Error::Hop {
                 route: route.name.clone(),
@@ -50,25 +53,41 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
         handles,
         lost,
         reason,
+        _proxies: proxies,
     })
 }
 
+/// Connects one hop over its transport: its ProxyCommand (whose guard goes to `proxies`), TCP
+/// for a first hop, or a `direct-tcpip` channel of the previous hop.
 async fn connect_hop(
     hop: &Hop,
     prev: Option<&Handle<ClientHandler>>,
     handler: ClientHandler,
     services: &Services,
+    proxies: &mut Vec<ProxyGuard>,
 ) -> crate::Result<Handle<ClientHandler>> {
     let config = Arc::new(client_config(hop).await?);
     let timeout = hop.options.connect_timeout;
     let host_key_error = handler.host_key_error.clone();
     let prompting = handler.prompting.clone();
-    let handle = match prev {
-        None => {
+    let handle = match (prev, &hop.proxy_command) {
+        (_, Some(pc)) => {
+            let (stream, guard) = proxy::spawn(hop, pc)?;
+            let r = handshake(hop, config, stream, handler, &prompting).await;
+            let r = match r {
+                Err(e) if !matches!(e, Error::HostKeyChanged { .. }) => {
+                    Err(guard.failure(hop, &e).await)
+                }
+                other => other,
+            };
+            proxies.push(guard);
+            r
+        }
+        (None, None) => {
             let tcp = tcp_connect(hop).await?;
             handshake(hop, config, QuickAck(tcp), handler, &prompting).await
         }
-        Some(prev) => {
+        (Some(prev), None) => {
             let open = prev.channel_open_direct_tcpip(
                 hop.host.clone(),
                 u32::from(hop.port),

@@ -3,6 +3,7 @@
 //! agent on any bastion). Forwards open their channels on the last hop's session.
 //!
 //! - [`connect`] brings up the hop chain with a deadline on every step.
+//! - `proxy` runs a hop's `ProxyCommand` as its transport.
 //! - [`auth`] authenticates one hop in OpenSSH's order.
 //! - [`hostkey`] decides whether to trust a host key or certificate; [`known_hosts`] reads and
 //!   writes the file format, `hostcert` checks certificates against `@cert-authority` lines.
@@ -13,6 +14,7 @@ mod handler;
 mod hostcert;
 pub mod hostkey;
 pub mod known_hosts;
+mod proxy;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub struct RouteSession {
     handles: Vec<Handle<ClientHandler>>,
     lost: CancellationToken,
     reason: Arc<Mutex<Option<String>>>,
+    /// The hops' ProxyCommands: their process groups are killed when the session is dropped.
+    _proxies: Vec<proxy::ProxyGuard>,
 }
 
 impl std::fmt::Debug for RouteSession {

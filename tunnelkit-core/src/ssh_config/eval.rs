@@ -187,15 +187,30 @@ impl Eval<'_> {
                 }
                 _ => {
                     let Some(canon) = canonical(&line.key) else {
+                        if self.ignores_unknown(&line.key) {
+                            continue;
+                        }
                         return Err(err(n, format!("Bad configuration option: {}", line.key)));
                     };
                     if active {
-                        self.apply(canon, &line.args).map_err(|m| err(n, m))?;
+                        let args = if canon == "ProxyCommand" {
+                            std::slice::from_ref(&line.raw)
+                        } else {
+                            &line.args[..]
+                        };
+                        self.apply(canon, args).map_err(|m| err(n, m))?;
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// `IgnoreUnknown`: an unknown keyword matching its patterns is skipped, as in OpenSSH.
+    fn ignores_unknown(&self, key: &str) -> bool {
+        self.opts.ignore_unknown.as_deref().is_some_and(|p| {
+            match_list(p.split(',').map(str::trim), &key.to_ascii_lowercase(), true)
+        })
     }
 
     fn apply(&mut self, key: &'static str, args: &[String]) -> Result<(), String> {

@@ -9,6 +9,9 @@ pub struct Line {
     pub key: String,
     /// Arguments.
     pub args: Vec<String>,
+    /// The rest of the line after the keyword and its separator, as written (quotes kept):
+    /// what OpenSSH takes for `ProxyCommand`.
+    pub raw: String,
 }
 
 /// Splits a line. `Ok(None)` for blank lines and comments; `Err` with a reason for an unclosed
@@ -23,6 +26,10 @@ pub fn split_line(text: &str) -> Result<Option<Line>, String> {
         .unwrap_or(t.len());
     let key = t[..end].to_string();
     let mut rest = t[end..].trim_start();
+    // OpenSSH takes a ProxyCommand as the rest of the line past any white space and '='.
+    let raw = rest
+        .trim_start_matches(|c: char| c.is_whitespace() || c == '=')
+        .to_string();
     // One '=' may separate keyword and value, with optional white space around it.
     if let Some(r) = rest.strip_prefix('=') {
         rest = r.trim_start();
@@ -31,7 +38,7 @@ pub fn split_line(text: &str) -> Result<Option<Line>, String> {
     if args.is_empty() {
         return Err(format!("{key}: missing argument"));
     }
-    Ok(Some(Line { key, args }))
+    Ok(Some(Line { key, args, raw }))
 }
 
 /// Splits arguments on white space, honouring double quotes; a `#` outside quotes at the start

@@ -161,5 +161,10 @@ pub fn print_g(c: &HostConfig) -> String {
     if let Some(j) = o.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
         line("proxyjump", j);
     }
+    // Only `no` is accepted (`yes` is refused), so this is always what ssh prints.
+    line("proxyusefdpass", "no");
+    if let Some(c) = o.proxy_command.as_deref().filter(|c| !c.is_empty()) {
+        line("proxycommand", c);
+    }
     s
 }

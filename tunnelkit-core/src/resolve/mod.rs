@@ -1,0 +1,377 @@
+//! One resolver for every face: hop specs, `-o` options and ssh_config turned into [`Route`]s,
+//! the way ssh resolves them. The CLI, the agent's profiles and library users all call it.
+//!
+//! - A destination (`[user@]host[:port]` or a `Host` alias) gets its ssh_config entry: HostName,
+//!   User, Port, IdentityFile, known_hosts options, ProxyJump or ProxyCommand (whichever is
+//!   obtained first, as in ssh), LocalForward.
+//! - Jump hosts are resolved the same way; the first jump's own ProxyJump/ProxyCommand is
+//!   followed, later jumps are reached through the one before (ssh's `-J` rule).
+//! - Options given by the caller ([`Overrides`], like `-o` and `-i`) come before the files and
+//!   so win; the per-host ones (HostName, Port, ProxyJump, ProxyCommand, HostKeyAlias,
+//!   LocalForward) apply to the destination only, the others to every hop.
+//!
+//! The process environment is read only by [`Environment::from_process`]; everything else
+//! takes an [`Environment`].
+//!
+//! ```no_run
+//! use tunnelkit_core::resolve::{Environment, Request};
+//! let env = Environment::from_process(None, false);
+//! let request = Request {
+//!     destination: "prod-rdp".into(),
+//!     ..Default::default()
+//! };
+//! let resolved = tunnelkit_core::resolve::resolve(&env, &request)?;
+//! println!("{:?}", resolved.routes);
+//! # Ok::<(), tunnelkit_core::resolve::ResolveError>(())
+//! ```
+
+mod proxy_command;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{Forward, Hop, Route};
+use crate::options::SshOptions;
+use crate::spec::{self, HopSpec, SpecError};
+use crate::ssh_config::{evaluate, ConfigError, HostConfig, Query, Sources};
+
+pub use proxy_command::expand_proxy_command;
+
+/// ProxyJump chains nest at most this deep (a loop in ssh_config is an error, not a hang).
+pub const MAX_JUMP_DEPTH: usize = 8;
+
+/// `-o` keywords that name one host: they apply to the destination, not to its jump hosts.
+const PER_HOST: &[&str] = &[
+    "hostname",
+    "port",
+    "proxyjump",
+    "proxycommand",
+    "hostkeyalias",
+    "localforward",
+];
+
+/// Why a request could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// A hop, jump list or forward string is malformed.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// An ssh_config file is wrong (with its file and line).
+    #[error(transparent)]
+    SshConfig(#[from] ConfigError),
+    /// Anything else, described (e.g. `-o Bogus=1: unknown option`).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the resolver may know about the machine it runs on: captured once by the caller and
+/// passed in, so that nothing below reads the process environment.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// The local user name (default `User`, `%u`, `Match localuser`).
+    pub local_user: String,
+    /// The home directory (`~`, `%d`, `~/.ssh/config`).
+    pub home: PathBuf,
+    /// Which ssh_config files to read.
+    pub sources: Sources,
+    /// The shell that runs a ProxyCommand (`$SHELL`, else `/bin/sh`, as ssh).
+    pub shell: PathBuf,
+    /// Whether a person can answer prompts: makes `StrictHostKeyChecking ask` the default.
+    pub interactive: bool,
+}
+
+impl Environment {
+    /// The environment of this process: `$USER` (else `$LOGNAME`, else `root`), `$HOME`,
+    /// `$SHELL`; `config_file` is `-F` (`none` reads no file), else ssh's standard files.
+    pub fn from_process(config_file: Option<&Path>, interactive: bool) -> Self {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let local_user = var("USER")
+            .or_else(|| var("LOGNAME"))
+            .and_then(|v| v.into_string().ok())
+            .unwrap_or_else(|| "root".to_string());
+        let home = var("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let sources = match config_file {
+            Some(f) => Sources::file(f),
+            None => Sources::standard(&home),
+        };
+        Environment {
+            local_user,
+            sources,
+            shell: var("SHELL")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/bin/sh")),
+            home,
+            interactive,
+        }
+    }
+}
+
+/// Options the caller gives for every hop, before ssh_config (so they win).
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `Key=Value` or `Key Value` texts, like `-o`, in order.
+    pub options: Vec<String>,
+    /// Identity files, like `-i`, tried after those from `options`.
+    pub identity_files: Vec<PathBuf>,
+}
+
+/// A tunnel as the command line describes it.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The destination: `[user@]host[:port]`, `ssh://...`, or a `Host` alias.
+    pub destination: String,
+    /// Jump hosts (`-J`): `[user@]host[:port][,...]` or `none`.
+    pub jump: Option<String>,
+    /// The destination's login (`-l`).
+    pub login: Option<String>,
+    /// The destination's port (`-p`).
+    pub port: Option<u16>,
+    /// Options for every hop (`-o`, `-i`).
+    pub overrides: Overrides,
+    /// DR routes: `[user@]host[:port][,host...]`, the last host the destination.
+    pub dr: Vec<String>,
+    /// Local forwards (`-L`), before the destination's `LocalForward` lines.
+    pub local_forwards: Vec<String>,
+}
+
+/// A resolved [`Request`].
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The primary route, then the DR routes (`dr`, `dr2`, ...).
+    pub routes: Vec<Route>,
+    /// The `-L` forwards, then the destination's `LocalForward`s (`GatewayPorts` applied).
+    pub forwards: Vec<Forward>,
+    /// The primary destination as resolved (its options hold `ExitOnForwardFailure`,
+    /// `ConnectionAttempts`, the keywords accepted but unused, ...).
+    pub destination: HostConfig,
+}
+
+/// Resolves hosts in ssh_config with the caller's options first.
+#[derive(Debug, Clone)]
+pub struct Resolver<'a> {
+    env: &'a Environment,
+    overrides: &'a Overrides,
+}
+
+impl<'a> Resolver<'a> {
+    /// A resolver for `env`, applying `overrides` to every hop.
+    pub fn new(env: &'a Environment, overrides: &'a Overrides) -> Self {
+        Resolver { env, overrides }
+    }
+
+    /// The caller's options for one host: its own user/port first, then the overrides.
+    fn cmdline(
+        &self,
+        user: Option<&str>,
+        port: Option<u16>,
+        jump: Option<&str>,
+        is_jump: bool,
+    ) -> Result<SshOptions, ResolveError> {
+        let mut o = SshOptions {
+            user: user.map(str::to_string),
+            port,
+            ..Default::default()
+        };
+        if let Some(j) = jump {
+            o.proxy_jump = Some(if j.eq_ignore_ascii_case("none") {
+                String::new()
+            } else {
+                j.to_string()
+            });
+        }
+        for kv in &self.overrides.options {
+            let key = kv
+                .trim()
+                .split(|c: char| c == '=' || c.is_whitespace())
+                .next()
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            if is_jump && PER_HOST.contains(&key.as_str()) {
+                continue;
+            }
+            if key == "proxycommand" && jump.is_some_and(|j| !j.eq_ignore_ascii_case("none")) {
+                return Err(ResolveError::Invalid(format!(
+                    "-o {kv}: cannot specify -J with ProxyCommand (as ssh)"
+                )));
+            }
+            o.apply_kv(kv)
+                .map_err(|e| ResolveError::Invalid(format!("-o {kv}: {e}")))?;
+        }
+        o.identity_files
+            .extend(self.overrides.identity_files.iter().cloned());
+        Ok(o)
+    }
+
+    fn host(
+        &self,
+        h: &HopSpec,
+        user: Option<&str>,
+        port: Option<u16>,
+        jump: Option<&str>,
+        is_jump: bool,
+    ) -> Result<HostConfig, ResolveError> {
+        let q = Query {
+            host: h.host.clone(),
+            local_user: self.env.local_user.clone(),
+            home: self.env.home.clone(),
+        };
+        let cmdline = self.cmdline(h.user.as_deref().or(user), h.port.or(port), jump, is_jump)?;
+        Ok(evaluate(&q, cmdline, &self.env.sources)?)
+    }
+
+    /// The hop for a resolved host, with its ProxyCommand (if any) expanded.
+    pub fn hop(&self, c: &HostConfig) -> Result<Hop, ResolveError> {
+        let mut hop = Hop::new(
+            c.user.clone(),
+            c.host_name.clone(),
+            c.port,
+            Arc::new(c.options.hop_options(self.env.interactive)),
+        );
+        hop.host_key_alias = c.options.host_key_alias.clone();
+        if let Some(cmd) = c.options.proxy_command.as_deref().filter(|c| !c.is_empty()) {
+            hop.proxy_command = Some(expand_proxy_command(cmd, c, &self.env.shell)?);
+        }
+        Ok(hop)
+    }
+
+    /// The hops that reach the hosts of a jump list, in order: the first host's own
+    /// ProxyJump chain (or ProxyCommand) from ssh_config, then each host through the one
+    /// before (as `ssh -J` does).
+    fn jump_chain(&self, list: &str, depth: usize) -> Result<Vec<Hop>, ResolveError> {
+        if depth > MAX_JUMP_DEPTH {
+            return Err(ResolveError::Invalid(format!(
+                "ProxyJump {list}: jump hosts nest more than {MAX_JUMP_DEPTH} deep (a loop in ssh_config?)"
+            )));
+        }
+        let mut hops = Vec::new();
+        for (i, h) in spec::parse_jump_list(list)?.iter().enumerate() {
+            let c = self.host(h, None, None, (i > 0).then_some("none"), true)?;
+            if i == 0 {
+                if let Some(j) = c.options.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
+                    hops.extend(self.jump_chain(j, depth + 1)?);
+                }
+            }
+            hops.push(self.hop(&c)?);
+        }
+        Ok(hops)
+    }
+
+    /// A route to a resolved destination: through its ProxyJump chain, or its ProxyCommand,
+    /// or straight.
+    pub fn route(&self, name: &str, dest: &HostConfig) -> Result<Route, ResolveError> {
+        let mut hops = match dest.options.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
+            Some(j) => self.jump_chain(j, 0)?,
+            None => Vec::new(),
+        };
+        hops.push(self.hop(dest)?);
+        Ok(Route {
+            name: name.into(),
+            hops,
+        })
+    }
+
+    /// A destination as resolved: `user@host:port` as typed, then `login`/`port`/`jump` (the
+    /// command line's `-l`, `-p`, `-J`), then ssh_config.
+    pub fn destination(
+        &self,
+        text: &str,
+        login: Option<&str>,
+        port: Option<u16>,
+        jump: Option<&str>,
+    ) -> Result<HostConfig, ResolveError> {
+        let h = spec::parse_hop(text)?;
+        if let Some(j) = jump.filter(|j| !j.eq_ignore_ascii_case("none")) {
+            spec::parse_jump_list(j)?;
+        }
+        self.host(&h, login, port, jump, false)
+    }
+
+    /// A route given as a list of hosts, jump hosts first, the destination last (a profile's
+    /// `hops`, or `--dr a,b`): the destination resolved with the others as its `-J`.
+    pub fn route_of_hosts(
+        &self,
+        name: &str,
+        hosts: &[&str],
+    ) -> Result<(Route, HostConfig), ResolveError> {
+        let (last, jumps) = hosts.split_last().ok_or_else(|| {
+            ResolveError::Invalid(format!(
+                "route {name}: a route needs at least a destination"
+            ))
+        })?;
+        let jumps = (!jumps.is_empty()).then(|| jumps.join(","));
+        let dest = self.destination(last, None, None, jumps.as_deref())?;
+        Ok((self.route(name, &dest)?, dest))
+    }
+}
+
+/// The forwards of `-L` specs and a destination's `LocalForward` lines, with `GatewayPorts`.
+pub fn forwards(
+    specs: impl IntoIterator<Item = impl AsRef<str>>,
+    dest: &HostConfig,
+) -> Result<Vec<Forward>, ResolveError> {
+    let o = &dest.options;
+    let mut out = Vec::new();
+    let given: Vec<String> = specs.into_iter().map(|s| s.as_ref().to_string()).collect();
+    for l in given.iter().chain(&o.local_forwards) {
+        let f = spec::parse_forward(l).map_err(|e| ResolveError::Invalid(format!("-L: {e}")))?;
+        let mut fwd = Forward::from_spec(&f);
+        if o.gateway_ports == Some(true) && f.bind_host.is_none() {
+            fwd.bind_host = "0.0.0.0".into();
+        }
+        out.push(fwd);
+    }
+    Ok(out)
+}
+
+/// Resolves a whole request: the primary route, the DR routes and the forwards.
+pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveError> {
+    let r = Resolver::new(env, &req.overrides);
+    let dest = r.destination(
+        &req.destination,
+        req.login.as_deref(),
+        req.port,
+        req.jump.as_deref(),
+    )?;
+    let mut routes = vec![r.route("primary", &dest)?];
+    for (n, dr) in req.dr.iter().enumerate() {
+        let hosts: Vec<&str> = dr.split(',').collect();
+        let (last, jumps) = hosts.split_last().ok_or_else(|| {
+            ResolveError::Invalid(format!(
+                "--dr {dr}: a DR route needs at least a destination"
+            ))
+        })?;
+        let jumps = (!jumps.is_empty()).then(|| jumps.join(","));
+        let c = r
+            .destination(last, req.login.as_deref(), req.port, jumps.as_deref())
+            .map_err(|e| ResolveError::Invalid(format!("--dr: {e}")))?;
+        let name = if n == 0 {
+            "dr".to_string()
+        } else {
+            format!("dr{}", n + 1)
+        };
+        routes.push(r.route(&name, &c)?);
+    }
+    let forwards = forwards(&req.local_forwards, &dest)?;
+    Ok(Resolved {
+        routes,
+        forwards,
+        destination: dest,
+    })
+}
+
+/// `-G`: the destination's configuration in `ssh -G`'s format.
+pub fn print_config(env: &Environment, req: &Request) -> Result<String, ResolveError> {
+    let r = Resolver::new(env, &req.overrides);
+    let c = r.destination(
+        &req.destination,
+        req.login.as_deref(),
+        req.port,
+        req.jump.as_deref(),
+    )?;
+    Ok(crate::ssh_config::print_g(&c))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Table tests of the resolver against ssh_config files in a temporary directory.
+
+use super::*;
+
+fn env_with(config: &str) -> (tempfile::TempDir, Environment) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config");
+    std::fs::write(&file, config).unwrap();
+    let env = Environment {
+        local_user: "me".into(),
+        home: dir.path().to_path_buf(),
+        sources: Sources::file(&file),
+        shell: PathBuf::from("/bin/sh"),
+        interactive: false,
+    };
+    (dir, env)
+}
+
+fn labels(r: &Route) -> Vec<String> {
+    r.hops.iter().map(|h| h.label()).collect()
+}
+
+const CONFIG: &str = "\
+Host prod
+  HostName bastion.prod.example
+  User admin
+  ProxyCommand socat - TCP:%h:%p,user=%r,alias=%n,key=%k,pct=%%
+  ProxyJump ignored-because-second
+Host viajump
+  ProxyJump edge
+  ProxyCommand ignored-because-second %h
+Host edge
+  HostName 203.0.113.7
+  Port 2200
+  ProxyCommand ssh -W %h:%p outer
+Host off
+  ProxyCommand none
+  ProxyJump never
+Host badtoken
+  ProxyCommand nc %u %h
+";
+
+#[test]
+fn proxy_command_is_expanded_as_ssh_does() {
+    let (_d, env) = env_with(CONFIG);
+    let o = Overrides::default();
+    let r = Resolver::new(&env, &o);
+    let dest = r.destination("prod", None, None, None).unwrap();
+    let route = r.route("primary", &dest).unwrap();
+    assert_eq!(labels(&route), ["admin@bastion.prod.example:22"]);
+    let pc = route.hops[0].proxy_command.clone().unwrap();
+    assert_eq!(
+        pc.command,
+        "exec socat - TCP:bastion.prod.example:22,user=admin,alias=prod,key=prod,pct=%"
+    );
+    assert_eq!(
+        pc.configured,
+        "socat - TCP:%h:%p,user=%r,alias=%n,key=%k,pct=%%"
+    );
+}
+
+#[test]
+fn first_of_proxyjump_and_proxycommand_wins_on_every_hop() {
+    let (_d, env) = env_with(CONFIG);
+    let o = Overrides::default();
+    let r = Resolver::new(&env, &o);
+    // viajump: ProxyJump first; edge (the first jump) has its own ProxyCommand.
+    let dest = r.destination("viajump", None, None, None).unwrap();
+    let route = r.route("primary", &dest).unwrap();
+    assert_eq!(labels(&route), ["me@203.0.113.7:2200", "me@viajump:22"]);
+    assert_eq!(
+        route.hops[0].proxy_command.as_ref().unwrap().command,
+        "exec ssh -W 203.0.113.7:2200 outer"
+    );
+    assert!(route.hops[1].proxy_command.is_none());
+    // ProxyCommand none takes the slot: no jump, no command.
+    let dest = r.destination("off", None, None, None).unwrap();
+    let route = r.route("primary", &dest).unwrap();
+    assert_eq!(labels(&route), ["me@off:22"]);
+    assert!(route.hops[0].proxy_command.is_none());
+    // -J sets the slot first: the destination's ProxyCommand is not used, and a later jump
+    // host's ProxyCommand neither (it is reached through the one before).
+    let dest = r.destination("prod", None, None, Some("off,edge")).unwrap();
+    let route = r.route("primary", &dest).unwrap();
+    assert_eq!(
+        labels(&route),
+        [
+            "me@off:22",
+            "me@203.0.113.7:2200",
+            "admin@bastion.prod.example:22"
+        ]
+    );
+    assert!(route.hops.iter().all(|h| h.proxy_command.is_none()));
+}
+
+#[test]
+fn routes_of_hosts_and_dr_routes_resolve_aliases() {
+    let (_d, env) = env_with(CONFIG);
+    let o = Overrides::default();
+    let r = Resolver::new(&env, &o);
+    let (route, dest) = r.route_of_hosts("dr", &["prod"]).unwrap();
+    assert_eq!(dest.host_name, "bastion.prod.example");
+    assert!(route.hops[0].proxy_command.is_some());
+    let req = Request {
+        destination: "off".into(),
+        dr: vec!["prod".into(), "off,viajump".into()],
+        local_forwards: vec!["0:target:80".into()],
+        ..Default::default()
+    };
+    let res = resolve(&env, &req).unwrap();
+    assert_eq!(res.routes.len(), 3);
+    assert!(res.routes[1].hops[0].proxy_command.is_some());
+    // The DR route's jump list is its -J: viajump's own ProxyJump is not followed.
+    assert_eq!(labels(&res.routes[2]), ["me@off:22", "me@viajump:22"]);
+    assert_eq!(res.forwards.len(), 1);
+}
+
+#[test]
+fn mistakes_are_errors_that_say_where() {
+    let (_d, env) = env_with(CONFIG);
+    let o = Overrides::default();
+    let r = Resolver::new(&env, &o);
+    let dest = r.destination("badtoken", None, None, None).unwrap();
+    let e = r.route("primary", &dest).unwrap_err();
+    assert!(e.to_string().contains("unknown token %u"), "{e}");
+    let o = Overrides {
+        options: vec!["ProxyCommand=nc %h %p".into()],
+        ..Default::default()
+    };
+    let r = Resolver::new(&env, &o);
+    let e = r.destination("prod", None, None, Some("edge")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("cannot specify -J with ProxyCommand"),
+        "{e}"
+    );
+    // -o ProxyCommand applies to the destination only, and wins over ssh_config.
+    let dest = r.destination("viajump", None, None, None).unwrap();
+    let route = r.route("primary", &dest).unwrap();
+    assert_eq!(labels(&route), ["me@viajump:22"]);
+    assert_eq!(
+        route.hops[0].proxy_command.as_ref().unwrap().command,
+        "exec nc viajump 22"
+    );
+    let (_d, env) = env_with("Host x\n  KexAlgorithms curve25519-sha256\n");
+    let o = Overrides::default();
+    let e = Resolver::new(&env, &o)
+        .destination("x", None, None, None)
+        .unwrap_err();
+    assert!(
+        e.to_string().ends_with(
+            "config:2: KexAlgorithms curve25519-sha256 is not supported by tunnelkit: \
+             the key exchange algorithms cannot be restricted"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn ignore_unknown_skips_what_it_names() {
+    let (_d, env) = env_with("IgnoreUnknown Frob*\nHost x\n  Frobnicate yes\n  User u\n");
+    let o = Overrides::default();
+    let c = Resolver::new(&env, &o)
+        .destination("x", None, None, None)
+        .unwrap();
+    assert_eq!(c.user, "u");
+    let (_d, env) = env_with("Host x\n  Frobnicate yes\n");
+    assert!(Resolver::new(&env, &o)
+        .destination("x", None, None, None)
+        .is_err());
+}
