@@ -42,6 +42,7 @@ pub mod bastion;
 pub mod config;
 pub mod error;
 pub mod forward;
+mod netwatch;
 pub mod options;
 pub mod prompt;
 mod pump;
@@ -56,7 +57,7 @@ pub use config::{
     defaults, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions, HostKeyPolicy, Route,
     StrictHostKeyChecking, Target, TunnelConfig,
 };
-pub use error::{Error, Result, Stage};
+pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore};

@@ -3,7 +3,7 @@
 //! deadline (`ConnectTimeout`; time spent waiting for a person does not count).
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use russh::client::{self, Handle};
 use socket2::{SockRef, TcpKeepalive};
@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
-use super::{auth, with_deadline, ClientHandler, RouteSession};
+use super::{auth, with_deadline, Activity, ClientHandler, Heard, LossSlot, RouteSession};
 use crate::config::{Hop, Route};
 use crate::error::{os_reason, Error, Stage};
 use crate::tunnel::Services;
@@ -20,14 +20,17 @@ use crate::tunnel::Services;
 /// [`Error::Hop`].
 pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<RouteSession> {
     let lost = CancellationToken::new();
-    let reason = Arc::new(Mutex::new(None));
+    let slot = Arc::new(LossSlot::default());
+    let mut activity = Arc::new(Activity::new());
     let mut handles: Vec<Handle<ClientHandler>> = Vec::with_capacity(route.hops.len());
     for (i, hop) in route.hops.iter().enumerate() {
+        activity = Arc::new(Activity::new());
         let handler = ClientHandler::new(
             hop.clone(),
             services.prompter.clone(),
             lost.clone(),
-            reason.clone(),
+            slot.clone(),
+            activity.clone(),
         );
         let handle = connect_hop(hop, handles.last(), handler, services)
             .await
@@ -49,7 +52,8 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
         last_hop,
         handles,
         lost,
-        reason,
+        slot,
+        activity,
     })
 }
 
@@ -121,6 +125,8 @@ async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Every read from this hop's transport is a sign of life (the supervisor's liveness).
+    let stream = Heard::new(stream, handler.activity.clone());
     let fut = client::connect_stream(config, stream, handler);
     match with_deadline(hop.options.connect_timeout, prompting, fut).await {
         None => Err(timed_out(Stage::Handshake, hop)),
