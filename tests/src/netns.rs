@@ -124,12 +124,16 @@ impl Netns {
         run(&ip_tool(), &all);
     }
 
-    /// Takes this side of the link down (`false`) or up (`true`).
+    /// Takes the link down (`false`) or up (`true`) at the namespace's end: our end loses its
+    /// carrier, so packets to the namespace are dropped here (nothing goes anywhere else).
     pub fn set_link(&self, up: bool) {
-        run(
-            &ip_tool(),
-            &["link", "set", &self.root_if, if up { "up" } else { "down" }],
-        );
+        self.exec_ok(&[
+            "ip",
+            "link",
+            "set",
+            &self.ns_if,
+            if up { "up" } else { "down" },
+        ]);
     }
 
     /// Limits both directions of the link to `rate` (tc syntax, e.g. `8mbit`) with a token

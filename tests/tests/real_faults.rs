@@ -12,10 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tunnelkit_core::{Event, Failback, HopOptions, Services, SessionLoss, TunnelConfig};
-use tunnelkit_tests::netns::{Netns, NetnsSshd};
+use tunnelkit_core::{Event, Failback, HopOptions, Services, TunnelConfig};
 use tunnelkit_tests::{EchoServer, FaultProxy, KeyPair, Sshd, SshdOptions, TestDir};
 
 fn sshd_with(key: &KeyPair, extra: &[&str]) -> Sshd {
@@ -252,17 +249,21 @@ async fn a_waiting_client_cuts_the_backoff_short() {
         matches!(e, Event::RouteUp { .. })
     })
     .await;
-    // Flapping: down, up for a moment, down again.
-    for _ in 0..2 {
+    // Flapping: down (the tunnel backs off), up long enough for a client to get through, down.
+    for round in 0..2 {
         sshd.kill();
         wait_event(&mut events, "backoff", |e| {
             matches!(e, Event::Backoff { .. })
         })
         .await;
         sshd.restart();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        sshd.kill();
+        assert_eq!(echo(addr, b"flap").await.unwrap(), b"flap", "flap {round}");
     }
+    sshd.kill();
+    wait_event(&mut events, "backoff", |e| {
+        matches!(e, Event::Backoff { .. })
+    })
+    .await;
     // Stays down for a while: the tunnel is in a long backoff now.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let waiting = tokio::spawn(async move {
@@ -283,8 +284,8 @@ async fn a_waiting_client_cuts_the_backoff_short() {
 #[tokio::test]
 async fn sshd_killed_during_authentication_is_not_refused_credentials() {
     use tunnelkit_core::prompt::SecretString;
-    /// A keyring whose stored password is looked up mid-authentication: at that moment the
-    /// bastion goes silent, and then dies with the password request in flight.
+    /// A keyring whose stored key passphrase is looked up mid-authentication: at that moment the
+    /// bastion goes silent, and then dies with the public key request in flight.
     struct KillDuringAuth {
         proxy: Arc<FaultProxy>,
         asked: AtomicBool,
@@ -300,13 +301,13 @@ async fn sshd_killed_during_authentication_is_not_refused_credentials() {
                 std::thread::sleep(Duration::from_millis(500));
                 proxy.kill();
             });
-            Ok(Some(SecretString::from("not the password".to_string())))
+            Ok(Some(SecretString::from(PASSPHRASE.to_string())))
         }
     }
+    const PASSPHRASE: &str = "throwaway test passphrase";
     let dir = TestDir::new();
-    let key = KeyPair::generate(dir.path(), "client", None);
-    let stranger = KeyPair::generate(dir.path(), "stranger", None);
-    let sshd = sshd_with(&key, &["PasswordAuthentication yes"]);
+    let key = KeyPair::generate(dir.path(), "client", Some(PASSPHRASE));
+    let sshd = sshd_with(&key, &[]);
     let proxy = Arc::new(FaultProxy::start(sshd.addr()));
     let kh = known_hosts(
         dir.path(),
@@ -316,8 +317,8 @@ async fn sshd_killed_during_authentication_is_not_refused_credentials() {
             sshd.host_key_line()
         )],
     );
-    // The key offered is not authorized: the password comes next.
-    let o = Arc::new(options(&stranger.private, &kh));
+    // The key is authorized, but its request never gets an answer.
+    let o = Arc::new(options(&key.private, &kh));
     let r = route("primary", vec![hop(proxy.port(), &o)]);
     let store = Arc::new(KillDuringAuth {
         proxy: proxy.clone(),

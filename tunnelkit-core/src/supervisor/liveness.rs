@@ -257,8 +257,32 @@ mod tests {
         assert!(matches!(l.check(resumed), Check::Resumed { .. }));
         l.heard(resumed + Duration::from_millis(5));
         let w = l.next_wake();
-        assert_eq!(l.check(w), Check::Probe, "probe after a quiet interval");
+        assert_eq!(w, resumed + S, "planned before the answer was read");
+        assert_eq!(l.check(w), Check::Wait, "answered 995 ms ago");
+        let w = l.next_wake();
         assert_eq!(w, resumed + Duration::from_millis(1005));
+        assert_eq!(l.check(w), Check::Probe, "probe after a quiet interval");
+    }
+
+    /// The former supervisor's test, on the new state machine.
+    #[test]
+    fn liveness_counts_silence() {
+        let t0 = Instant::now();
+        let mut l = Liveness::new(S, 3, t0);
+        let dead = |l: &mut Liveness, at: Instant| matches!(l.check(at), Check::Dead(_));
+        assert!(!dead(&mut l, at(t0, 1000)));
+        assert!(!dead(&mut l, at(t0, 2000)));
+        assert!(!dead(&mut l, at(t0, 2999)));
+        l.heard(at(t0, 2999));
+        assert!(!dead(&mut l, at(t0, 4000)));
+        assert!(!dead(&mut l, at(t0, 5000)));
+        assert!(dead(&mut l, at(t0, 5999)));
+        // An old reply arriving late does not move the clock back.
+        l.heard(t0);
+        assert!(dead(&mut l, at(t0, 5999)));
+        // Interval zero disables the check.
+        let mut off = Liveness::new(Duration::ZERO, 3, t0);
+        assert!(!dead(&mut off, t0 + Duration::from_secs(1000)));
     }
 
     #[test]

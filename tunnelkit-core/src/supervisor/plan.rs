@@ -262,6 +262,26 @@ mod tests {
         assert_eq!(d.next_with(0.0), b.min);
     }
 
+    /// The former supervisor's test, kept: only the last assertion changed, since the cap is now
+    /// a cap (the jitter used to be added on top of it, up to twice the cap).
+    #[test]
+    fn backoff_is_capped_and_grows() {
+        let b = Backoff {
+            min: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            reset_after: Duration::from_secs(30),
+        };
+        let mut delays = Delays::new(b);
+        let d: Vec<Duration> = (0..20).map(|_| delays.next_delay()).collect();
+        assert_eq!(d.len(), 20, "the backoff never runs out");
+        assert!(d.iter().all(|x| *x >= b.min && *x <= b.max * 2), "{d:?}");
+        assert!(d[6] > d[0], "{d:?}");
+        assert!(
+            d[19] >= b.max / 2 && d[19] <= b.max,
+            "reaches the cap: {d:?}"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_gate_allows_one_early_round_per_second() {
         let t0 = Instant::now();

@@ -433,7 +433,7 @@ async fn supervisor_rules() {
                 ("up primary", 3020, 3020),
             ],
             forbid: &[],
-            attempts: &[(0, 1001, 2019, 0), (0, 2001, 3019, 1)],
+            attempts: &[(0, 1001, 1999, 0), (0, 2001, 2999, 0)],
         },
         Case {
             name: "silence is detected after interval x count and fails over",
