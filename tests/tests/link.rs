@@ -64,6 +64,19 @@ fn config(site: &Site) -> TunnelConfig {
     )
 }
 
+/// Polls `f` every 5 ms (without blocking the runtime the tunnel runs on) until it is true;
+/// panics naming `what` after `deadline`.
+async fn wait_for(deadline: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn record(
     mut events: tokio::sync::broadcast::Receiver<Event>,
 ) -> Arc<Mutex<Vec<(Instant, Event)>>> {
@@ -97,22 +110,23 @@ async fn the_route_is_back_within_a_second_of_the_link_coming_up() {
             .filter(|(_, e)| matches!(e, Event::RouteUp { .. }))
             .count()
     };
-    tunnelkit_tests::wait_until(DEADLINE, "route up", || up(&log) == 1);
+    wait_for(DEADLINE, "route up", || up(&log) == 1).await;
     assert_eq!(echo(addr, b"before").await.unwrap(), b"before");
     site.ns.set_link(false);
     // Down long enough for the session to be declared dead and the backoff to grow past 1 s.
-    tunnelkit_tests::wait_until(
+    wait_for(
         Duration::from_secs(60),
         "a backoff of more than a second",
         || {
-            log.lock().unwrap().iter().any(
-            |(_, e)| matches!(e, Event::Backoff { delay } if *delay > Duration::from_millis(1500)),
-        )
+            log.lock().unwrap().iter().any(|(_, e)| {
+            matches!(e, Event::Backoff { delay } if *delay > Duration::from_millis(1500))
+        })
         },
-    );
+    )
+    .await;
     site.ns.set_link(true);
     let back = Instant::now();
-    tunnelkit_tests::wait_until(DEADLINE, "route up again", || up(&log) == 2);
+    wait_for(DEADLINE, "route up again", || up(&log) == 2).await;
     let took = log
         .lock()
         .unwrap()
