@@ -33,10 +33,10 @@ async fn site() -> Site {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "client", None);
     let ns = Netns::create();
-    let sshd = NetnsSshd::start(&ns, &[key.public_line.clone()]);
+    let sshd = NetnsSshd::start(&ns, std::slice::from_ref(&key.public_line));
     // The target listens on our end of the link: sshd reaches it over the link too.
     let target = EchoServer::start_on(IpAddr::V4(ns.root_ip)).await;
-    let kh = known_hosts(dir.path(), &[sshd.known_hosts_line.clone()]);
+    let kh = known_hosts(dir.path(), std::slice::from_ref(&sshd.known_hosts_line));
     let mut o = options(&key.private, &kh);
     o.server_alive_interval = Duration::from_secs(1);
     o.server_alive_count_max = 3;
@@ -133,7 +133,7 @@ async fn the_route_is_back_soon_after_the_link_comes_up() {
         .iter()
         .filter(|(_, e)| matches!(e, Event::RouteUp { .. }))
         .map(|(t, _)| t.duration_since(back))
-        .last()
+        .next_back()
         .unwrap();
     println!("route back {took:?} after the link came up");
     let text: Vec<String> = log

@@ -199,7 +199,8 @@ mod tests {
     #[test]
     fn table() {
         // (what, reads at ms, horizon, expected death at ms, expected probes)
-        let cases: &[(&str, &[u64], u64, Option<u64>, usize)] = &[
+        type Row<'a> = (&'a str, &'a [u64], u64, Option<u64>, usize);
+        let cases: &[Row] = &[
             (
                 "silent from the start: dead at interval x count",
                 &[],

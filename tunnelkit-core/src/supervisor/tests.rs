@@ -207,15 +207,17 @@ struct Case {
 const NAMES: [&str; 3] = ["primary", "dr", "dr2"];
 
 fn config(routes: usize, backoff: Backoff, keepalive: (u64, u32)) -> TunnelConfig {
-    let mut o = HopOptions::default();
-    o.server_alive_interval = Duration::from_secs(keepalive.0);
-    o.server_alive_count_max = keepalive.1;
+    let o = HopOptions {
+        server_alive_interval: Duration::from_secs(keepalive.0),
+        server_alive_count_max: keepalive.1,
+        ..Default::default()
+    };
     let o = Arc::new(o);
     let mut c = TunnelConfig::new(
         (0..routes)
             .map(|i| Route {
                 name: NAMES[i].into(),
-                hops: vec![Hop::new("u", &format!("route{i}"), 22, o.clone())],
+                hops: vec![Hop::new("u", format!("route{i}"), 22, o.clone())],
             })
             .collect(),
         Vec::new(),
