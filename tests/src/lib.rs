@@ -6,12 +6,16 @@
 //! Nothing here picks a fixed port or sleeps to wait for readiness: listeners bind port 0 and
 //! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
 //!
+//! [`netns`] gives a test a network namespace and a veth link of its own (down/up, tbf shaping)
+//! with an sshd behind it.
+//!
 //! [`chart`] draws the compare benchmark's results as a PNG.
 
 mod agent;
 pub mod chart;
 mod delay;
 mod keys;
+pub mod netns;
 mod proxy;
 mod sshd;
 mod targets;

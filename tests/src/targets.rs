@@ -1,5 +1,6 @@
 //! Targets behind the bastion: echo, a server that speaks first (as VNC does), a half-close
-//! checker, and a port that refuses connections. Each binds 127.0.0.1:0 and stops on drop.
+//! checker, and a port that refuses connections. Each binds 127.0.0.1:0 (the echo server also an
+//! address a test gives, on a link of its own) and stops on drop.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +24,15 @@ impl Server {
         F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind target");
+        Server::start_on("127.0.0.1".parse().expect("loopback"), handler).await
+    }
+
+    async fn start_on<F, Fut>(ip: std::net::IpAddr, handler: F) -> Server
+    where
+        F: Fn(TcpStream) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let listener = TcpListener::bind((ip, 0)).await.expect("bind target");
         let addr = listener.local_addr().expect("target address");
         let connections = Arc::new(AtomicUsize::new(0));
         let count = connections.clone();
@@ -81,6 +90,11 @@ impl EchoServer {
     #[allow(clippy::new_ret_no_self)]
     pub async fn start() -> Server {
         Server::start(echo_loop).await
+    }
+
+    /// Starts it on `ip` (an address of a test's own network namespace link), port 0.
+    pub async fn start_on(ip: std::net::IpAddr) -> Server {
+        Server::start_on(ip, echo_loop).await
     }
 }
 

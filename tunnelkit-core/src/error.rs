@@ -34,6 +34,97 @@ impl std::fmt::Display for Stage {
     }
 }
 
+/// Why an established session ended. The supervisor's rules key on this, never on text:
+/// an orderly close is followed by an immediate reconnect to the same route; a reset or silence
+/// moves to the next route at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionLoss {
+    /// The server ended the session in order: it sent SSH_MSG_DISCONNECT, or closed the transport
+    /// (EOF) while no forwarded connection was open, so nothing was lost. sshd does this for
+    /// `UnusedConnectionTimeout`, `ChannelTimeout` followed by it, a restart or an admin's kill.
+    Closed {
+        /// The hop that closed, as `user@host:port`.
+        hop: String,
+        /// The server's message (SSH_MSG_DISCONNECT), or what was seen (EOF).
+        detail: String,
+    },
+    /// The transport failed: reset, broken pipe, a protocol error, or EOF while connections were
+    /// open (their data may be lost).
+    Reset {
+        /// The hop whose transport failed.
+        hop: String,
+        /// The error.
+        detail: String,
+    },
+    /// Nothing was received for `ServerAliveInterval x ServerAliveCountMax` while we were running
+    /// and probing (time our own process was stopped does not count).
+    Silent {
+        /// How long nothing was heard.
+        silent_for: Duration,
+        /// `ServerAliveInterval`.
+        interval: Duration,
+        /// `ServerAliveCountMax`.
+        count_max: u32,
+    },
+    /// After a network change (interface, address or default route), the probe of the session in
+    /// use got no answer within its deadline.
+    NoAnswerAfterNetworkChange {
+        /// The probe's deadline.
+        waited: Duration,
+    },
+    /// The tunnel is stopping.
+    Stopped,
+}
+
+impl SessionLoss {
+    /// True for an orderly close by the server: reconnect to the same route at once; fail over
+    /// only if that route then cannot be reached or authenticated.
+    pub fn is_orderly(&self) -> bool {
+        matches!(self, SessionLoss::Closed { .. })
+    }
+}
+
+impl std::fmt::Display for SessionLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionLoss::Closed { hop, detail } => write!(f, "{hop} closed the session ({detail})"),
+            SessionLoss::Reset { hop, detail } => write!(f, "connection to {hop} failed: {detail}"),
+            SessionLoss::Silent {
+                silent_for,
+                interval,
+                count_max,
+            } => write!(
+                f,
+                "no reply to keepalives for {:.1}s (ServerAliveInterval {}s x ServerAliveCountMax {count_max})",
+                silent_for.as_secs_f32(),
+                interval.as_secs_f32()
+            ),
+            SessionLoss::NoAnswerAfterNetworkChange { waited } => write!(
+                f,
+                "no reply to a keepalive within {:.1}s after a network change",
+                waited.as_secs_f32()
+            ),
+            SessionLoss::Stopped => f.write_str("the tunnel is stopping"),
+        }
+    }
+}
+
+/// What kind of failure a route attempt ended with, as the supervisor's rules see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptFailure {
+    /// Not reachable, timed out, closed during the handshake: try the next route, retry later.
+    Unreachable,
+    /// Credentials refused: retried only on the capped backoff, so no account gets locked.
+    AuthRefused,
+    /// A person must supply something nobody could be asked for.
+    NeedsInput,
+    /// Host key changed, revoked or unknown: the route is never tried again by itself.
+    HostKey,
+    /// Configuration that cannot work (bad option, missing key file): retried on the backoff.
+    Config,
+}
+
 /// Everything that can go wrong in tunnelkit-core.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -262,6 +353,17 @@ impl Error {
             | Error::HostKeyUnknown { .. } => true,
             Error::Hop { source, .. } => source.is_host_key(),
             _ => false,
+        }
+    }
+
+    /// How the supervisor treats this error when a route attempt fails with it.
+    pub fn attempt_failure(&self) -> AttemptFailure {
+        match self.root() {
+            e if e.is_host_key() => AttemptFailure::HostKey,
+            Error::AuthRejected { .. } => AttemptFailure::AuthRefused,
+            Error::NeedsInput(_) => AttemptFailure::NeedsInput,
+            e if e.is_permanent() => AttemptFailure::Config,
+            _ => AttemptFailure::Unreachable,
         }
     }
 

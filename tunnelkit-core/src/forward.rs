@@ -16,8 +16,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::{defaults, Forward};
 use crate::error::{os_reason, Error};
 use crate::pump::{pump, Counters};
-use crate::session::RouteSession;
+use crate::session::{InUse, RouteSession};
 use crate::status::{Event, ForwardCounters, Shared};
+use crate::supervisor::Demand;
 
 /// How long a listener pauses when accept fails for lack of file descriptors (like ssh).
 const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
@@ -73,6 +74,8 @@ pub(crate) struct ForwardCtx {
     pub shared: Arc<Shared>,
     pub route_wait: Duration,
     pub tracker: TaskTracker,
+    /// Connections waiting for a route: the supervisor cuts its backoff short for them.
+    pub demand: Arc<Demand>,
 }
 
 /// Accepts until `cancel`; each connection runs in its own task, capped by the forward's limit.
@@ -135,7 +138,7 @@ async fn connection(
         _ = cancel.cancelled() => return,
         o = open_channel(ctx, peer) => o,
     };
-    let (session, channel) = match opened {
+    let (session, channel, _in_use) = match opened {
         Ok(x) => x,
         Err(e) => {
             c.failed.fetch_add(1, Ordering::Relaxed);
@@ -169,15 +172,18 @@ async fn connection(
 }
 
 /// Waits (bounded) for a session and opens the connection's channel. A session lost between the
-/// two is retried once on its successor, within the same wait.
+/// two is retried once on its successor, within the same wait. Waiting tells the supervisor
+/// there is demand, so a backoff does not keep the client waiting.
 async fn open_channel(
     ctx: &ForwardCtx,
     peer: SocketAddr,
-) -> crate::Result<(Arc<RouteSession>, crate::session::Channel)> {
+) -> crate::Result<(Arc<RouteSession>, crate::session::Channel, InUse)> {
     let deadline = tokio::time::Instant::now() + ctx.route_wait;
     let mut rx = ctx.sessions.clone();
     let mut last = None;
     for _ in 0..2 {
+        let _waiting =
+            (!rx.borrow().as_ref().is_some_and(|s| s.is_alive())).then(|| ctx.demand.wait());
         let wait = rx.wait_for(|s| s.as_ref().is_some_and(|s| s.is_alive()));
         let session = match tokio::time::timeout_at(deadline, wait).await {
             Ok(Ok(s)) => s.clone(),
@@ -192,7 +198,10 @@ async fn open_channel(
             _ = session.lost().cancelled() => Err(Error::SessionLost(session.loss_reason())),
         };
         match opened {
-            Ok(ch) => return Ok((session, ch)),
+            Ok(ch) => {
+                let in_use = session.in_use();
+                return Ok((session, ch, in_use));
+            }
             Err(Error::SessionLost(why)) => last = Some(Error::SessionLost(why)),
             Err(e) => return Err(e),
         }

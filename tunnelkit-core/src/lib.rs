@@ -43,6 +43,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod forward;
+mod netwatch;
 pub mod options;
 pub mod prompt;
 mod pump;
@@ -58,7 +59,7 @@ pub use config::{
     defaults, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions, HostKeyPolicy,
     ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
-pub use error::{Error, Result, Stage};
+pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore};

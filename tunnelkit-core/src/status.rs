@@ -43,6 +43,15 @@ pub enum Event {
         /// host key decision) that nobody could be asked for.
         needs_input: bool,
     },
+    /// The session on a route ended. An orderly close by the server
+    /// ([`SessionLoss::is_orderly`](crate::SessionLoss::is_orderly)) is followed by a reconnect to
+    /// the same route; any other cause also comes as [`Event::RouteFailed`].
+    SessionEnded {
+        /// Route name.
+        route: String,
+        /// Why it ended.
+        cause: crate::error::SessionLoss,
+    },
     /// Traffic moved from one route to another because the first failed.
     Failover {
         /// The route that failed.
@@ -99,6 +108,12 @@ impl std::fmt::Display for Event {
                     f.write_str(" (not retried)")?;
                 }
                 Ok(())
+            }
+            Event::SessionEnded { route, cause } if cause.is_orderly() => {
+                write!(f, "route {route}: {cause}; reconnecting to the same route")
+            }
+            Event::SessionEnded { route, cause } => {
+                write!(f, "route {route}: session ended: {cause}")
             }
             Event::Failover { from, to, took } => {
                 write!(f, "failover from {from} to {to}: new connections use {to} ({} ms after the failure)", took.as_millis())

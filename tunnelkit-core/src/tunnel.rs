@@ -14,8 +14,9 @@ use crate::config::TunnelConfig;
 use crate::error::Error;
 use crate::forward::{serve, ForwardCtx, ForwardListener};
 use crate::prompt::{NoPrompt, NoSecrets, Prompter, SecretStore};
+use crate::session::{connect_route, RouteSession};
 use crate::status::{Event, Shared, Status};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Connector, Purpose, Supervisor, Triggers};
 
 /// What a tunnel needs from its host program: how to reach a person and where stored secrets
 /// are. The default asks nobody and stores nothing.
@@ -49,6 +50,29 @@ impl Services {
         Services {
             prompter: Arc::new(NoPrompt),
             secrets: self.secrets.clone(),
+        }
+    }
+}
+
+/// The supervisor's connector: SSH to every hop of a route.
+struct SshConnector {
+    config: Arc<TunnelConfig>,
+    services: Services,
+}
+
+impl Connector for SshConnector {
+    type Session = RouteSession;
+
+    async fn connect(&self, route: usize, purpose: Purpose) -> crate::Result<RouteSession> {
+        let route = self
+            .config
+            .routes
+            .get(route)
+            .ok_or_else(|| Error::Config(format!("no route number {route}")))?;
+        match purpose {
+            Purpose::Carry => connect_route(route, &self.services).await,
+            // Background work must never interrupt anyone.
+            Purpose::Background => connect_route(route, &self.services.background()).await,
         }
     }
 }
@@ -94,6 +118,11 @@ impl Tunnel {
         ));
         let (current, sessions) = watch::channel(None);
         let tracker = TaskTracker::new();
+        let triggers = Triggers::default();
+        tracker.spawn(crate::netwatch::watch(
+            triggers.network.clone(),
+            cancel.clone(),
+        ));
         for l in listeners {
             let (index, listener) = (l.index, l.listener);
             let Some(forward) = config.forwards.get(index).cloned() else {
@@ -113,15 +142,20 @@ impl Tunnel {
                 shared: shared.clone(),
                 route_wait: config.route_wait,
                 tracker: tracker.clone(),
+                demand: triggers.demand.clone(),
             });
             tracker.spawn(serve(ctx, listener, cancel.clone()));
         }
         let supervisor = Supervisor {
             config: config.clone(),
-            services,
+            connector: Arc::new(SshConnector {
+                config: config.clone(),
+                services,
+            }),
             shared: shared.clone(),
             current,
             cancel: cancel.clone(),
+            triggers,
         };
         let cancel_on_end = cancel.clone();
         let task = tokio::spawn(async move {

@@ -70,6 +70,14 @@ pub(crate) async fn authenticate(
     {
         return Ok(());
     }
+    // russh answers a dead transport's pending request as a failure that allows nothing: that is
+    // the server going away (killed, restarted), not refused credentials.
+    if a.handle.is_closed() {
+        return Err(protocol(
+            hop,
+            "the server closed the connection during authentication",
+        ));
+    }
     if !a.needed.is_empty() {
         let tried = if a.tried.is_empty() {
             String::new()

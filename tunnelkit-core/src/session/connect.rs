@@ -4,7 +4,7 @@
 //! a person does not count). Past the transport, nothing cares which of the three it is.
 
 use std::borrow::Cow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use russh::client::{self, Handle};
 use socket2::{SockRef, TcpKeepalive};
@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::proxy::{self, ProxyGuard};
-use super::{auth, with_deadline, ClientHandler, RouteSession};
+use super::{auth, with_deadline, Activity, ClientHandler, Heard, LossSlot, RouteSession};
 use crate::config::{Hop, Route};
 use crate::error::{os_reason, Error, Stage};
 use crate::tunnel::Services;
@@ -22,15 +22,18 @@ use crate::tunnel::Services;
 /// [`Error::Hop`].
 pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<RouteSession> {
     let lost = CancellationToken::new();
-    let reason = Arc::new(Mutex::new(None));
+    let slot = Arc::new(LossSlot::default());
+    let mut activity = Arc::new(Activity::new());
     let mut handles: Vec<Handle<ClientHandler>> = Vec::with_capacity(route.hops.len());
     let mut proxies = Vec::new();
     for (i, hop) in route.hops.iter().enumerate() {
+        activity = Arc::new(Activity::new());
         let handler = ClientHandler::new(
             hop.clone(),
             services.prompter.clone(),
             lost.clone(),
-            reason.clone(),
+            slot.clone(),
+            activity.clone(),
         );
         let handle = connect_hop(hop, handles.last(), handler, services, &mut proxies)
             .await
@@ -52,7 +55,8 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
         last_hop,
         handles,
         lost,
-        reason,
+        slot,
+        activity,
         _proxies: proxies,
     })
 }
@@ -140,6 +144,8 @@ async fn handshake<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    // Every read from this hop's transport is a sign of life (the supervisor's liveness).
+    let stream = Heard::new(stream, handler.activity.clone());
     let fut = client::connect_stream(config, stream, handler);
     match with_deadline(hop.options.connect_timeout, prompting, fut).await {
         None => Err(timed_out(Stage::Handshake, hop)),

@@ -1,9 +1,10 @@
 //! The russh client handler of one hop: checks the host key or host certificate against
-//! known_hosts ([`hostkey`]) and reports the
-//! end of the transport. russh drops the handler when the session task ends, however it ends, so
+//! known_hosts ([`hostkey`]) and reports the end of the transport as a typed [`SessionLoss`]:
+//! SSH_MSG_DISCONNECT, or EOF while no forwarded connection was open, is an orderly close; any
+//! other end is a reset. russh drops the handler when the session task ends, however it ends, so
 //! the drop is the one reliable "this hop is gone" signal.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use russh::client::{DisconnectReason, Handler};
@@ -11,9 +12,32 @@ use russh::keys::PublicKeyOrCertificate;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Hop;
-use crate::error::Error;
+use crate::error::{Error, SessionLoss};
 use crate::prompt::Prompter;
+use crate::session::activity::Activity;
 use crate::session::hostkey;
+
+/// What a route's hops share: why the session ended (first cause wins) and how many forwarded
+/// connections are open on it (an EOF with none open lost nothing).
+#[derive(Debug, Default)]
+pub(crate) struct LossSlot {
+    loss: Mutex<Option<SessionLoss>>,
+    pub open_channels: AtomicUsize,
+}
+
+impl LossSlot {
+    /// Records `loss` unless a cause is already known.
+    pub fn set(&self, loss: SessionLoss) {
+        if let Ok(mut l) = self.loss.lock() {
+            l.get_or_insert(loss);
+        }
+    }
+
+    /// The recorded cause, if any.
+    pub fn get(&self) -> Option<SessionLoss> {
+        self.loss.lock().ok().and_then(|l| l.clone())
+    }
+}
 
 /// Handler of one hop's session.
 pub struct ClientHandler {
@@ -24,7 +48,9 @@ pub struct ClientHandler {
     /// Set while a person is being asked something, so deadlines do not count that time.
     pub(crate) prompting: Arc<AtomicBool>,
     lost: CancellationToken,
-    reason: Arc<Mutex<Option<String>>>,
+    slot: Arc<LossSlot>,
+    /// When bytes were last read from this hop's transport.
+    pub(crate) activity: Arc<Activity>,
 }
 
 impl ClientHandler {
@@ -32,7 +58,8 @@ impl ClientHandler {
         hop: Hop,
         prompter: Arc<dyn Prompter>,
         lost: CancellationToken,
-        reason: Arc<Mutex<Option<String>>>,
+        slot: Arc<LossSlot>,
+        activity: Arc<Activity>,
     ) -> Self {
         ClientHandler {
             hop,
@@ -40,20 +67,46 @@ impl ClientHandler {
             host_key_error: Arc::new(Mutex::new(None)),
             prompting: Arc::new(AtomicBool::new(false)),
             lost,
-            reason,
+            slot,
+            activity,
         }
     }
 
-    fn set_reason(&self, why: String) {
-        if let Ok(mut r) = self.reason.lock() {
-            r.get_or_insert(why);
+    /// The cause for a transport that ended with `e`: EOF with nothing open is orderly.
+    fn loss_from_error(&self, e: &russh::Error) -> SessionLoss {
+        let hop = self.hop.label();
+        let eof = match e {
+            russh::Error::Disconnect => true,
+            russh::Error::IO(io) => io.kind() == std::io::ErrorKind::UnexpectedEof,
+            _ => false,
+        };
+        let open = self.slot.open_channels.load(Ordering::SeqCst);
+        match (eof, open) {
+            (true, 0) => SessionLoss::Closed {
+                hop,
+                detail: "end of stream with no connection open".into(),
+            },
+            (true, n) => SessionLoss::Reset {
+                hop,
+                detail: format!("end of stream with {n} connection(s) open"),
+            },
+            (false, _) => SessionLoss::Reset {
+                hop,
+                detail: match e {
+                    russh::Error::IO(io) => crate::error::os_reason(io),
+                    other => other.to_string(),
+                },
+            },
         }
     }
 }
 
 impl Drop for ClientHandler {
     fn drop(&mut self) {
-        self.set_reason(format!("connection to {} closed", self.hop.label()));
+        self.slot.set(SessionLoss::Reset {
+            hop: self.hop.label(),
+            detail: "connection closed".into(),
+        });
         self.lost.cancel();
     }
 }
@@ -102,17 +155,15 @@ impl Handler for ClientHandler {
         &mut self,
         reason: DisconnectReason<Self::Error>,
     ) -> Result<(), Self::Error> {
-        let why = match &reason {
-            DisconnectReason::ReceivedDisconnect(info) => format!(
-                "{} disconnected: {} ({:?})",
-                self.hop.label(),
-                info.message,
-                info.reason_code
-            ),
-            DisconnectReason::Error(e) => format!("{}: {e}", self.hop.label()),
+        let loss = match &reason {
+            DisconnectReason::ReceivedDisconnect(info) => SessionLoss::Closed {
+                hop: self.hop.label(),
+                detail: format!("disconnect: {} ({:?})", info.message, info.reason_code),
+            },
+            DisconnectReason::Error(e) => self.loss_from_error(e),
         };
-        tracing::debug!("{why}");
-        self.set_reason(why);
+        tracing::debug!("{loss}");
+        self.slot.set(loss);
         self.lost.cancel();
         match reason {
             DisconnectReason::ReceivedDisconnect(_) => Ok(()),

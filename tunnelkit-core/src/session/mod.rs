@@ -7,7 +7,11 @@
 //! - [`auth`] authenticates one hop in OpenSSH's order.
 //! - [`hostkey`] decides whether to trust a host key or certificate; [`known_hosts`] reads and
 //!   writes the file format, `hostcert` checks certificates against `@cert-authority` lines.
+//!
+//! A session knows why it ended ([`SessionLoss`]) and when it last heard from its last hop
+//! (any bytes read from that hop's transport), which is what the supervisor's liveness reads.
 
+mod activity;
 pub mod auth;
 mod connect;
 mod handler;
@@ -16,17 +20,19 @@ pub mod hostkey;
 pub mod known_hosts;
 mod proxy;
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client::{Handle, Msg};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Hop, Target};
-use crate::error::{Error, Stage};
+use crate::error::{Error, SessionLoss, Stage};
 
+pub(crate) use activity::{Activity, Heard};
 pub use connect::connect_route;
-pub(crate) use handler::ClientHandler;
+pub(crate) use handler::{ClientHandler, LossSlot};
 
 /// The data stream of one forwarded connection: a `direct-tcpip` channel.
 pub type Channel = russh::Channel<Msg>;
@@ -39,7 +45,9 @@ pub struct RouteSession {
     /// Jump sessions first, the destination's last. Kept alive for as long as the session is.
     handles: Vec<Handle<ClientHandler>>,
     lost: CancellationToken,
-    reason: Arc<Mutex<Option<String>>>,
+    slot: Arc<LossSlot>,
+    /// Reads from the last hop's transport.
+    activity: Arc<Activity>,
     /// The hops' ProxyCommands: their process groups are killed when the session is dropped.
     _proxies: Vec<proxy::ProxyGuard>,
 }
@@ -64,13 +72,29 @@ impl RouteSession {
         &self.lost
     }
 
-    /// Why the session ended, when known.
+    /// Why the session ended (a reset when nothing more is known).
+    pub fn loss(&self) -> SessionLoss {
+        self.slot.get().unwrap_or_else(|| SessionLoss::Reset {
+            hop: self.last_hop.label(),
+            detail: "connection closed".into(),
+        })
+    }
+
+    /// Why the session ended, in words.
     pub fn loss_reason(&self) -> String {
-        self.reason
-            .lock()
-            .ok()
-            .and_then(|r| r.clone())
-            .unwrap_or_else(|| "connection closed".to_string())
+        self.loss().to_string()
+    }
+
+    /// When bytes were last read from the last hop's transport (any packet counts).
+    pub fn last_heard(&self) -> tokio::time::Instant {
+        self.activity.last_heard()
+    }
+
+    /// Counts a forwarded connection as open on this session until the guard is dropped, so
+    /// that an EOF from the server while it is open is not taken for an orderly close.
+    pub(crate) fn in_use(self: &Arc<Self>) -> InUse {
+        self.slot.open_channels.fetch_add(1, Ordering::SeqCst);
+        InUse(self.slot.clone())
     }
 
     /// True while every hop is connected.
@@ -133,11 +157,18 @@ impl RouteSession {
     }
 
     /// Records why the session is being abandoned and tears it down.
-    pub fn abandon(&self, reason: &str) {
-        if let Ok(mut r) = self.reason.lock() {
-            r.get_or_insert_with(|| reason.to_string());
-        }
+    pub fn abandon(&self, loss: SessionLoss) {
+        self.slot.set(loss);
         self.lost.cancel();
+    }
+}
+
+/// One forwarded connection open on a session (see [`RouteSession::in_use`]).
+pub(crate) struct InUse(Arc<LossSlot>);
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        self.0.open_channels.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
