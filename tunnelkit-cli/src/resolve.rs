@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tunnelkit_core::spec::{self, HopSpec};
 use tunnelkit_core::ssh_config::{evaluate, HostConfig, Query, Sources};
-use tunnelkit_core::{Failback, Forward, Hop, Route, SshOptions, TunnelConfig};
+use tunnelkit_core::{AddressFamily, Failback, Forward, Hop, Route, SshOptions, TunnelConfig};
 
 use crate::opts::SshArgs;
 
@@ -82,7 +82,7 @@ impl Resolver<'_> {
                 j.to_string()
             });
         }
-        for kv in &self.args.options {
+        for kv in &self.args.all_options() {
             let key = kv
                 .split(|c: char| c == '=' || c.is_whitespace())
                 .next()
@@ -244,8 +244,15 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
     for l in args.local.iter().chain(&o.local_forwards) {
         let f = spec::parse_forward(l).map_err(|e| UsageError(format!("-L: {e}")))?;
         let mut fwd = Forward::from_spec(&f);
-        if o.gateway_ports == Some(true) && f.bind_host.is_none() {
-            fwd.bind_host = "0.0.0.0".into();
+        if f.bind_host.is_none() {
+            // As ssh binds "localhost" (or every address with GatewayPorts) in the family asked.
+            let v6 = o.address_family == Some(AddressFamily::Inet6);
+            match (o.gateway_ports == Some(true), v6) {
+                (true, false) => fwd.bind_host = "0.0.0.0".into(),
+                (true, true) => fwd.bind_host = "::".into(),
+                (false, true) => fwd.bind_host = "::1".into(),
+                (false, false) => {}
+            }
         }
         forwards.push(fwd);
     }

@@ -36,6 +36,8 @@ const KEYWORDS: &[&str] = &[
     "userknownhostsfile",
     "connecttimeout",
     "proxyjump",
+    "addressfamily",
+    "compression",
 ];
 
 fn ssh_path() -> &'static str {

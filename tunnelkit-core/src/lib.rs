@@ -53,8 +53,8 @@ mod supervisor;
 pub mod tunnel;
 
 pub use config::{
-    defaults, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions, HostKeyPolicy, Route,
-    StrictHostKeyChecking, Target, TunnelConfig,
+    defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions,
+    HostKeyPolicy, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
 pub use error::{Error, Result, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};

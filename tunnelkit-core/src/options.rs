@@ -6,13 +6,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{HopOptions, StrictHostKeyChecking};
+use crate::config::{AddressFamily, HopOptions, StrictHostKeyChecking};
 
 /// Option keywords tunnelkit uses, as OpenSSH spells them.
 pub const SUPPORTED: &[&str] = &[
+    "AddressFamily",
     "BatchMode",
     "CertificateFile",
     "Ciphers",
+    "Compression",
     "ConnectionAttempts",
     "ConnectTimeout",
     "ExitOnForwardFailure",
@@ -39,7 +41,6 @@ pub const SUPPORTED: &[&str] = &[
 /// OpenSSH client keywords that tunnelkit accepts and ignores (it has no use for them).
 pub const IGNORED: &[&str] = &[
     "AddKeysToAgent",
-    "AddressFamily",
     "BindAddress",
     "BindInterface",
     "CanonicalDomains",
@@ -50,7 +51,6 @@ pub const IGNORED: &[&str] = &[
     "CASignatureAlgorithms",
     "ChallengeResponseAuthentication",
     "CheckHostIP",
-    "Compression",
     "ControlMaster",
     "ControlPath",
     "ControlPersist",
@@ -188,6 +188,10 @@ pub struct SshOptions {
     pub exit_on_forward_failure: Option<bool>,
     /// `GatewayPorts`.
     pub gateway_ports: Option<bool>,
+    /// `AddressFamily` (`-4`, `-6`).
+    pub address_family: Option<AddressFamily>,
+    /// `Compression` (`-C`).
+    pub compression: Option<bool>,
     /// `ProxyJump` (`none` is an empty string).
     pub proxy_jump: Option<String>,
     /// `LocalForward` values, as `-L` specs.
@@ -362,6 +366,16 @@ impl SshOptions {
             }
             "ExitOnForwardFailure" => set_first(&mut self.exit_on_forward_failure, yes_no(key, v)?),
             "GatewayPorts" => set_first(&mut self.gateway_ports, yes_no(key, v)?),
+            "AddressFamily" => {
+                let f = match v.to_ascii_lowercase().as_str() {
+                    "any" => AddressFamily::Any,
+                    "inet" => AddressFamily::Inet,
+                    "inet6" => AddressFamily::Inet6,
+                    _ => return Err(bad(key, v, "any, inet or inet6")),
+                };
+                set_first(&mut self.address_family, f)
+            }
+            "Compression" => set_first(&mut self.compression, yes_no(key, v)?),
             "ProxyJump" => {
                 let j = if v.eq_ignore_ascii_case("none") {
                     String::new()
@@ -433,6 +447,8 @@ impl SshOptions {
         if let Some(c) = &self.ciphers {
             o.ciphers = c.clone();
         }
+        o.address_family = self.address_family.unwrap_or_default();
+        o.compression = self.compression.unwrap_or(false);
         o
     }
 }
@@ -481,8 +497,25 @@ mod tests {
         assert!(matches!(o.apply_kv("User"), Err(OptionError::Syntax(_))));
         assert!(o.apply_kv("ConnectTimeout=0").is_err());
         // Known to OpenSSH, unused by tunnelkit: accepted, remembered as ignored.
-        o.apply_kv("Compression=yes").unwrap();
-        assert_eq!(o.ignored, vec!["Compression".to_string()]);
+        // (Compression was the example until tunnelkit implemented it for -C.)
+        o.apply_kv("ForwardX11=no").unwrap();
+        assert_eq!(o.ignored, vec!["ForwardX11".to_string()]);
+        let e = o.apply_kv("AddressFamily=ipv4").unwrap_err();
+        assert!(e.to_string().contains("any, inet or inet6"), "{e}");
+    }
+
+    #[test]
+    fn address_family_and_compression() {
+        let mut o = SshOptions::default();
+        assert_eq!(o.hop_options(false).address_family, AddressFamily::Any);
+        assert!(!o.hop_options(false).compression);
+        o.apply_kv("AddressFamily=inet6").unwrap();
+        o.apply_kv("AddressFamily=inet").unwrap();
+        o.apply_kv("Compression yes").unwrap();
+        let h = o.hop_options(false);
+        assert_eq!(h.address_family, AddressFamily::Inet6, "first value wins");
+        assert!(h.compression);
+        assert!(o.ignored.is_empty());
     }
 
     #[test]
