@@ -28,7 +28,12 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
         Some(Command::Reload(args)) => commands::agent::reload(&args).await,
         Some(Command::Logs(args)) => commands::agent::logs(&args).await,
         Some(Command::Secret(args)) => commands::secret::run(&args),
-        None if opts.ssh.print_config => match resolve::print_config(&opts.ssh) {
+        None if opts.ssh.print_config => match opts
+            .ssh
+            .check_values()
+            .map_err(resolve::UsageError)
+            .and_then(|()| resolve::print_config(&opts.ssh))
+        {
             Ok(text) => {
                 print!("{text}");
                 Exit::Success

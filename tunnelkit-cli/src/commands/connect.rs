@@ -15,7 +15,6 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_core::prompt::SecretString;
-use tunnelkit_core::status::RouteState;
 use tunnelkit_core::{
     bind_forward, Event, Forward, NoPrompt, NoSecrets, Prompter, SecretKey, SecretStore, Services,
     Tunnel,
@@ -137,7 +136,7 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
         secrets: secret_store(),
     };
     let forwards = config.forwards.clone();
-    let handle = match Tunnel::start(config, listeners, services, cancel) {
+    let (handle, mut events) = match Tunnel::start_subscribed(config, listeners, services, cancel) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("tunnelkit: {e}");
@@ -152,12 +151,6 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
         background: background::is_child(),
         keep_stderr: args.verbose > 0,
     };
-    let mut events = handle.events();
-    // A route that came up before we subscribed (it cannot, in practice: a handshake takes
-    // longer than this line) is still announced.
-    if matches!(handle.status().state, RouteState::Up | RouteState::Degraded) {
-        report.announce();
-    }
     let wait = handle.wait();
     tokio::pin!(wait);
     let result = loop {
