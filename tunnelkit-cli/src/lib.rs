@@ -3,18 +3,21 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod background;
 pub mod commands;
 pub mod exit;
 pub mod opts;
 pub mod prompt;
 pub mod resolve;
+pub mod signals;
 
 use tokio_util::sync::CancellationToken;
 
 pub use exit::Exit;
 pub use opts::{Command, Opts};
 
-/// Runs what the command line asks for. `cancel` fires on Ctrl-C/SIGTERM.
+/// Runs what the command line asks for. `cancel` fires on Ctrl-C/SIGTERM (and SIGHUP for a
+/// tunnel).
 pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
     match opts.command {
         Some(Command::Demo(args)) => commands::demo::run(&args, cancel).await,
@@ -25,7 +28,12 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
         Some(Command::Reload(args)) => commands::agent::reload(&args).await,
         Some(Command::Logs(args)) => commands::agent::logs(&args).await,
         Some(Command::Secret(args)) => commands::secret::run(&args),
-        None if opts.ssh.print_config => match resolve::print_config(&opts.ssh) {
+        None if opts.ssh.print_config => match opts
+            .ssh
+            .check_values()
+            .map_err(resolve::UsageError)
+            .and_then(|()| resolve::print_config(&opts.ssh))
+        {
             Ok(text) => {
                 print!("{text}");
                 Exit::Success
@@ -39,13 +47,15 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
     }
 }
 
-/// The log filter for `-q` and the number of `-v`: tunnel events at info by default.
-pub fn log_filter(verbose: u8, quiet: bool) -> &'static str {
-    match (quiet, verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn,tunnelkit_core=info,tunnelkit_agent=info,tunnelkit_cli=info",
-        (false, 1) => "info,tunnelkit_core=debug,tunnelkit_agent=debug,tunnelkit_cli=debug",
-        (false, 2) => "debug",
+/// The log filter for `-q` and the number of `-v`: tunnel events at info by default. In a
+/// tunnel run (`tunnel`), the keyring's choice of store is shown from `-v` on.
+pub fn log_filter(verbose: u8, quiet: bool, tunnel: bool) -> &'static str {
+    match (quiet, verbose, tunnel) {
+        (true, _, _) => "error",
+        (false, 0, true) => "warn,tunnelkit_core=info,tunnelkit_cli=info",
+        (false, 0, false) => "warn,tunnelkit_core=info,tunnelkit_agent=info,tunnelkit_cli=info",
+        (false, 1, _) => "info,tunnelkit_core=debug,tunnelkit_agent=debug,tunnelkit_cli=debug",
+        (false, 2, _) => "debug",
         _ => "trace",
     }
 }

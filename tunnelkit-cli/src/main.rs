@@ -3,31 +3,54 @@
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-use tunnelkit_cli::{log_filter, run, Exit, Opts};
+use tunnelkit_cli::signals::{hangup_ignored_at_start, stop_on_signal};
+use tunnelkit_cli::{background, log_filter, opts, run, Exit, Opts};
 
 fn main() -> std::process::ExitCode {
     let opts = match Opts::try_parse() {
         Ok(o) => o,
         Err(e) => {
             let usage = e.use_stderr();
-            let _ = e.print();
+            if usage {
+                eprint!("{}", opts::parse_error_text(&e));
+            } else {
+                let _ = e.print();
+            }
             // Like ssh, a usage error exits 255; --help and --version exit 0.
             return if usage { Exit::Failure } else { Exit::Success }.into();
         }
     };
-    let filter = EnvFilter::try_from_env("TUNNELKIT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(log_filter(opts.verbosity(), opts.ssh.quiet)));
+    let tunnel = opts.command.is_none() && !opts.ssh.print_config;
+    let mut filter = EnvFilter::try_from_env("TUNNELKIT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(log_filter(opts.verbosity(), opts.ssh.quiet, tunnel)));
+    if tunnel {
+        // The tunnel's events are reported by the command itself (one line per failure).
+        if let Ok(d) = "tunnelkit_core::status=off".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
+    if tunnel && opts.ssh.background && !background::is_child() {
+        // Before any runtime or thread exists: the child does the work (see background.rs).
+        return match tunnelkit_cli::commands::connect::check(&opts.ssh) {
+            Ok(()) => background::run_parent(),
+            Err(()) => Exit::Failure,
+        }
+        .into();
+    }
     // Many forwarded connections need many descriptors: raise the soft limit to the hard one.
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(n) => tracing::debug!("open file limit: {n}"),
         Err(e) => tracing::warn!("could not raise the open file limit: {e}"),
     }
+    // SIGHUP stops a tunnel (the terminal went away, as for ssh) unless it was ignored at start
+    // (nohup); the agent handles SIGHUP itself (re-read profiles), the other commands are short.
+    let hangup = tunnel && !hangup_ignored_at_start();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -38,26 +61,8 @@ fn main() -> std::process::ExitCode {
     runtime
         .block_on(async {
             let cancel = CancellationToken::new();
-            tokio::spawn(stop_on_signal(cancel.clone()));
+            tokio::spawn(stop_on_signal(cancel.clone(), hangup));
             run(opts, cancel).await
         })
         .into()
-}
-
-/// Cancels on SIGINT or SIGTERM.
-async fn stop_on_signal(cancel: CancellationToken) {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    tracing::info!("stopping");
-    cancel.cancel();
 }

@@ -3,7 +3,51 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
+
+/// ssh's one-line usage, adapted: printed after a usage error.
+pub const USAGE: &str = "\
+usage: tunnelkit [-46CfGgNnqTv] [-F configfile] [-i identity_file] [-J destination]
+           [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
+           [-p port] [--dr destination] [--failback seconds|never]
+           [--route-wait seconds] [--retry] destination
+       tunnelkit demo|agent|status|up|down|reload|logs|secret ...
+       tunnelkit --help
+";
+
+/// The message for a command line clap refused: for an unknown flag ssh's
+/// `unknown option -- x` and usage, for anything else clap's message without its
+/// `-- -x` tip (tunnelkit takes no such positional values).
+pub fn parse_error_text(e: &clap::Error) -> String {
+    if e.kind() == ErrorKind::UnknownArgument {
+        if let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) {
+            let what = match arg.strip_prefix('-') {
+                Some(short) if !short.starts_with('-') => {
+                    format!("-- {}", short.chars().next().unwrap_or('?'))
+                }
+                _ => arg.clone(),
+            };
+            return format!("unknown option {what}\n{USAGE}");
+        }
+    }
+    let text = e.render().to_string();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !(l.contains("tip:") && l.contains("as a value")))
+        .collect();
+    kept.join("\n") + "\n"
+}
+
+/// The subcommand `word` was probably meant to be (`stauts` -> `status`), if any.
+pub fn similar_subcommand(word: &str) -> Option<String> {
+    let cmd = Opts::command();
+    cmd.get_subcommands()
+        .map(|c| (strsim::jaro(word, c.get_name()), c.get_name().to_string()))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, name)| name)
+}
 
 const EXAMPLES: &str = "\
 Examples:
@@ -17,7 +61,11 @@ Examples:
   Try it with nothing installed:
     tunnelkit demo
 
-Exit status: 0 after Ctrl-C/SIGTERM, 255 on errors (as ssh).";
+  In the background once the forward is up (as ssh -fNT), on an IPv4 address:
+    tunnelkit -fNT -4 -L 8443:intranet:443 admin@bastion.example.com
+
+Exit status: 0 after Ctrl-C, SIGTERM or SIGHUP (a closed terminal; ignored when started under
+nohup), 255 on errors (as ssh); with -f, 0 once the tunnel runs in the background.";
 
 /// SSH tunnels that stay up: local forwards through jump hosts, with DR failover.
 #[derive(Debug, Parser)]
@@ -139,12 +187,98 @@ pub struct DemoArgs {
     pub no_failover: bool,
 }
 
+impl SshArgs {
+    /// The flags that stand for an ssh option (`-4`, `-6`, `-C`, `-g`), as `Key=Value`, before
+    /// the `-o` options: as in ssh, such a flag wins over `-o` and ssh_config.
+    pub fn all_options(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if self.ipv4 {
+            v.push("AddressFamily=inet".to_string());
+        }
+        if self.ipv6 {
+            v.push("AddressFamily=inet6".to_string());
+        }
+        if self.compression {
+            v.push("Compression=yes".to_string());
+        }
+        if self.gateway_ports {
+            v.push("GatewayPorts=yes".to_string());
+        }
+        v.extend(self.options.iter().cloned());
+        v
+    }
+
+    /// Refuses what would smuggle a line into a config: a newline, carriage return or NUL in
+    /// any value (`-o`, `-L`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config has one
+    /// keyword per line, and `-G` prints one per line.
+    pub fn check_values(&self) -> Result<(), String> {
+        let named = self
+            .options
+            .iter()
+            .map(|v| ("-o", v.as_str()))
+            .chain(self.local.iter().map(|v| ("-L", v.as_str())))
+            .chain(self.dr.iter().map(|v| ("--dr", v.as_str())))
+            .chain(self.jump.iter().map(|v| ("-J", v.as_str())))
+            .chain(self.login.iter().map(|v| ("-l", v.as_str())))
+            .chain(self.port.iter().map(|v| ("-p", v.as_str())))
+            .chain(self.destination.iter().map(|v| ("destination", v.as_str())));
+        for (flag, v) in named {
+            if let Some(c) = v.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) {
+                return Err(format!(
+                    "{flag} {}: a value may not contain {}",
+                    v.escape_debug(),
+                    match c {
+                        '\n' => "a newline",
+                        '\r' => "a carriage return",
+                        _ => "a NUL character",
+                    }
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The ssh-compatible options.
 #[derive(Debug, Args, Default)]
 pub struct SshArgs {
     /// Do not run a remote command (accepted for ssh compatibility: tunnelkit never runs one).
     #[arg(short = 'N')]
     pub no_command: bool,
+
+    /// Go to the background once the forwards are bound and the first route is up (after any
+    /// passphrase or password was asked), as `ssh -f -N` does; the command then exits 0. Errors
+    /// before that point are printed and exit 255. Needs at least one forward.
+    #[arg(short = 'f')]
+    pub background: bool,
+
+    /// No pseudo-terminal (accepted for ssh compatibility: tunnelkit never asks for one).
+    #[arg(short = 'T')]
+    pub no_tty: bool,
+
+    /// Standard input from /dev/null (accepted for ssh compatibility: tunnelkit never reads
+    /// standard input; prompts use the terminal).
+    #[arg(short = 'n')]
+    pub stdin_null: bool,
+
+    /// Connect over IPv4 only (`AddressFamily inet`), to every hop tunnelkit connects to.
+    #[arg(short = '4', overrides_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// Connect over IPv6 only (`AddressFamily inet6`), to every hop tunnelkit connects to;
+    /// forwards without a bind address then listen on ::1 (as ssh binds localhost).
+    #[arg(short = '6', overrides_with = "ipv4")]
+    pub ipv6: bool,
+
+    /// Let other hosts connect to the local forwards (`GatewayPorts yes`): forwards without a
+    /// bind address listen on all addresses.
+    #[arg(short = 'g')]
+    pub gateway_ports: bool,
+
+    /// Compress the SSH traffic of every hop with zlib (`Compression yes`). Helps on slow
+    /// links with compressible data; costs CPU and hurts on fast links.
+    #[arg(short = 'C')]
+    pub compression: bool,
 
     /// Forward a local port: [bind_address:]port:host:hostport. The host is resolved by the
     /// route's last hop. Binds to 127.0.0.1 unless a bind address is given; port 0 picks a
@@ -183,7 +317,8 @@ pub struct SshArgs {
     /// Used: User, Port, IdentityFile, IdentitiesOnly, IdentityAgent, UserKnownHostsFile,
     /// GlobalKnownHostsFile, StrictHostKeyChecking, HashKnownHosts, BatchMode, ConnectTimeout,
     /// ConnectionAttempts, Ciphers, ServerAliveInterval, ServerAliveCountMax,
-    /// ExitOnForwardFailure, PasswordAuthentication, KbdInteractiveAuthentication, GatewayPorts.
+    /// ExitOnForwardFailure, PasswordAuthentication, KbdInteractiveAuthentication, GatewayPorts,
+    /// AddressFamily, Compression. A newline or NUL in a value is an error.
     #[arg(short = 'o', value_name = "Key=Value")]
     pub options: Vec<String>,
 
@@ -191,7 +326,7 @@ pub struct SshArgs {
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
 
-    /// Quiet: only errors.
+    /// Quiet: only errors (the Forwarding lines on standard output stay).
     #[arg(short = 'q')]
     pub quiet: bool,
 

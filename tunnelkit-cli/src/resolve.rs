@@ -60,7 +60,7 @@ fn request(args: &SshArgs, interactive: bool) -> Result<(Environment, Request), 
         login: args.login.clone(),
         port,
         overrides: Overrides {
-            options: args.options.clone(),
+            options: args.all_options(),
             identity_files: args.identity.clone(),
         },
         dr: args.dr.clone(),

@@ -38,6 +38,8 @@ const KEYWORDS: &[&str] = &[
     "proxyjump",
     "proxycommand",
     "proxyusefdpass",
+    "addressfamily",
+    "compression",
 ];
 
 fn ssh_path() -> &'static str {

@@ -36,6 +36,38 @@ pub mod defaults {
     pub const SSH_PORT: u16 = 22;
 }
 
+/// `AddressFamily` (`-4`, `-6`): which addresses of a hop's name are tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AddressFamily {
+    /// Every address the name resolves to, in resolver order (`any`, the default).
+    #[default]
+    Any,
+    /// IPv4 addresses only (`inet`, `-4`).
+    Inet,
+    /// IPv6 addresses only (`inet6`, `-6`).
+    Inet6,
+}
+
+impl AddressFamily {
+    /// True when `addr` is of this family.
+    pub fn allows(self, addr: &std::net::SocketAddr) -> bool {
+        match self {
+            AddressFamily::Any => true,
+            AddressFamily::Inet => addr.is_ipv4(),
+            AddressFamily::Inet6 => addr.is_ipv6(),
+        }
+    }
+
+    /// OpenSSH's spelling: `any`, `inet` or `inet6`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressFamily::Any => "any",
+            AddressFamily::Inet => "inet",
+            AddressFamily::Inet6 => "inet6",
+        }
+    }
+}
+
 /// `StrictHostKeyChecking`: what to do with a host whose key is not in known_hosts.
 /// A *changed* key is refused under every setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -153,6 +185,11 @@ pub struct HopOptions {
     pub server_alive_count_max: u32,
     /// Preferred ciphers, OpenSSH names, most preferred first; empty keeps russh's order.
     pub ciphers: Vec<String>,
+    /// `AddressFamily`: which addresses of the first hop's name are tried (later hops are
+    /// reached through a channel: the hop before resolves their names).
+    pub address_family: AddressFamily,
+    /// `Compression`: offer zlib (`zlib@openssh.com`, `zlib`) before `none`, as ssh does.
+    pub compression: bool,
 }
 
 impl Default for HopOptions {
@@ -164,6 +201,8 @@ impl Default for HopOptions {
             server_alive_interval: defaults::SERVER_ALIVE_INTERVAL,
             server_alive_count_max: defaults::SERVER_ALIVE_COUNT_MAX,
             ciphers: Vec::new(),
+            address_family: AddressFamily::Any,
+            compression: false,
         }
     }
 }

@@ -187,8 +187,8 @@ pub enum Error {
     #[error(
         "REMOTE HOST IDENTIFICATION HAS CHANGED for {host}: the server offered {key_type} key \
          {fingerprint}, but {file}:{line} records a different key. Someone could be intercepting \
-         the connection, or the host key was changed. Refusing to connect; if the change is \
-         expected, remove that line (ssh-keygen -R {host})."
+         the connection, or the host key was changed. Refusing to connect. If the change is \
+         expected, remove the old key with: ssh-keygen -f \"{file}\" -R \"{host}\""
     )]
     HostKeyChanged {
         /// The host as looked up in known_hosts (`host` or `[host]:port`).

@@ -56,8 +56,8 @@ mod supervisor;
 pub mod tunnel;
 
 pub use config::{
-    defaults, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions, HostKeyPolicy,
-    ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
+    defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions,
+    HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
 pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};

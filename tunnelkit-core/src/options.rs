@@ -7,14 +7,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{HopOptions, StrictHostKeyChecking};
+use crate::config::{AddressFamily, HopOptions, StrictHostKeyChecking};
 
 /// Option keywords tunnelkit uses, as OpenSSH spells them.
 pub const SUPPORTED: &[&str] = &[
+    "AddressFamily",
     "BatchMode",
     "CertificateFile",
     "ChallengeResponseAuthentication",
     "Ciphers",
+    "Compression",
     "ConnectionAttempts",
     "ConnectTimeout",
     "ExitOnForwardFailure",
@@ -46,13 +48,11 @@ pub const SUPPORTED: &[&str] = &[
 /// a configuration used. Each has the reason, shown in README's "Your existing ssh setup".
 pub const HARMLESS: &[(&str, &str)] = &[
     ("AddKeysToAgent", "adds keys to the agent after use; connecting is the same"),
-    ("AddressFamily", "handled by the command line's -4/-6 where implemented"),
     ("CanonicalDomains", "used only with CanonicalizeHostname, which is refused"),
     ("CanonicalizeFallbackLocal", "used only with CanonicalizeHostname, which is refused"),
     ("CanonicalizeMaxDots", "used only with CanonicalizeHostname, which is refused"),
     ("CanonicalizePermittedCNAMEs", "used only with CanonicalizeHostname, which is refused"),
     ("ChannelTimeout", "idle channels stay open; nothing else changes"),
-    ("Compression", "handled by the command line's -C where implemented"),
     ("ControlMaster", "no multiplexing: every tunnelkit has its own connections"),
     ("ControlPath", "no multiplexing: every tunnelkit has its own connections"),
     ("ControlPersist", "no multiplexing: every tunnelkit has its own connections"),
@@ -273,6 +273,10 @@ pub struct SshOptions {
     pub exit_on_forward_failure: Option<bool>,
     /// `GatewayPorts`.
     pub gateway_ports: Option<bool>,
+    /// `AddressFamily` (`-4`, `-6`).
+    pub address_family: Option<AddressFamily>,
+    /// `Compression` (`-C`).
+    pub compression: Option<bool>,
     /// `ProxyJump` (`none` is an empty string). `ProxyJump` and `ProxyCommand` share one slot,
     /// as in OpenSSH: whichever is obtained first wins, the other is then ignored.
     pub proxy_jump: Option<String>,
@@ -492,6 +496,16 @@ impl SshOptions {
             }
             "ExitOnForwardFailure" => set_first(&mut self.exit_on_forward_failure, yes_no(key, v)?),
             "GatewayPorts" => set_first(&mut self.gateway_ports, yes_no(key, v)?),
+            "AddressFamily" => {
+                let f = match v.to_ascii_lowercase().as_str() {
+                    "any" => AddressFamily::Any,
+                    "inet" => AddressFamily::Inet,
+                    "inet6" => AddressFamily::Inet6,
+                    _ => return Err(bad(key, v, "any, inet or inet6")),
+                };
+                set_first(&mut self.address_family, f)
+            }
+            "Compression" => set_first(&mut self.compression, yes_no(key, v)?),
             "ProxyJump" => {
                 let j = if v.eq_ignore_ascii_case("none") {
                     String::new()
@@ -570,6 +584,8 @@ impl SshOptions {
         if let Some(c) = &self.ciphers {
             o.ciphers = c.clone();
         }
+        o.address_family = self.address_family.unwrap_or_default();
+        o.compression = self.compression.unwrap_or(false);
         o
     }
 }
@@ -618,8 +634,8 @@ mod tests {
         assert!(matches!(o.apply_kv("User"), Err(OptionError::Syntax(_))));
         assert!(o.apply_kv("ConnectTimeout=0").is_err());
         // Known to OpenSSH, unused by tunnelkit: accepted, remembered as ignored.
-        o.apply_kv("Compression=yes").unwrap();
-        assert_eq!(o.ignored, vec!["Compression".to_string()]);
+        o.apply_kv("ForwardX11=no").unwrap();
+        assert_eq!(o.ignored, vec!["ForwardX11".to_string()]);
         // Unused keywords that decide where or how we connect are refused.
         let e = o.apply_kv("KexAlgorithms=curve25519-sha256").unwrap_err();
         assert!(
@@ -633,6 +649,22 @@ mod tests {
         o.apply_kv("PubkeyAuthentication yes").unwrap();
         o.apply_kv("CheckHostIP=no").unwrap();
         assert!(o.apply_kv("CheckHostIP=yes").is_err());
+        let e = o.apply_kv("AddressFamily=ipv4").unwrap_err();
+        assert!(e.to_string().contains("any, inet or inet6"), "{e}");
+    }
+
+    #[test]
+    fn address_family_and_compression() {
+        let mut o = SshOptions::default();
+        assert_eq!(o.hop_options(false).address_family, AddressFamily::Any);
+        assert!(!o.hop_options(false).compression);
+        o.apply_kv("AddressFamily=inet6").unwrap();
+        o.apply_kv("AddressFamily=inet").unwrap();
+        o.apply_kv("Compression yes").unwrap();
+        let h = o.hop_options(false);
+        assert_eq!(h.address_family, AddressFamily::Inet6, "first value wins");
+        assert!(h.compression);
+        assert!(o.ignored.is_empty());
     }
 
     #[test]

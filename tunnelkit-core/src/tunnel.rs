@@ -92,6 +92,18 @@ impl Tunnel {
         services: Services,
         cancel: CancellationToken,
     ) -> crate::Result<TunnelHandle> {
+        Self::start_subscribed(config, listeners, services, cancel).map(|(handle, _)| handle)
+    }
+
+    /// [`start`](Self::start), with a receiver subscribed before anything happens: it gets
+    /// every event from the first (a route can fail before a later
+    /// [`TunnelHandle::events`] call would subscribe).
+    pub fn start_subscribed(
+        config: TunnelConfig,
+        listeners: Vec<ForwardListener>,
+        services: Services,
+        cancel: CancellationToken,
+    ) -> crate::Result<(TunnelHandle, broadcast::Receiver<Event>)> {
         config.validate()?;
         let config = Arc::new(config);
         let mut addrs: Vec<Option<SocketAddr>> = vec![None; config.forwards.len()];
@@ -116,6 +128,7 @@ impl Tunnel {
                 .map(|(f, a)| (*a, f.target.to_string()))
                 .collect(),
         ));
+        let first = shared.events.subscribe();
         let (current, sessions) = watch::channel(None);
         let tracker = TaskTracker::new();
         let triggers = Triggers::default();
@@ -165,13 +178,14 @@ impl Tunnel {
             r
         });
         tracker.close();
-        Ok(TunnelHandle {
+        let handle = TunnelHandle {
             addrs,
             shared,
             cancel,
             tracker,
             task: Some(task),
-        })
+        };
+        Ok((handle, first))
     }
 }
 

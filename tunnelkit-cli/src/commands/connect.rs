@@ -1,27 +1,104 @@
-//! `tunnelkit [options] destination`: the `ssh -N -L` face. Binds the forwards, prints each
-//! local address once, runs the tunnel until Ctrl-C/SIGTERM (exit 0) or until it gives up
-//! (exit 255).
+//! `tunnelkit [options] destination`: the `ssh -N -L` face. Binds the forwards, runs the tunnel,
+//! prints each local address once the first route is up, and runs until Ctrl-C/SIGTERM/SIGHUP
+//! (exit 0) or until it gives up (exit 255). With `-f` it goes to the background at that point
+//! (see [`crate::background`]).
+//!
+//! Messages: the tunnel's events are reported here, not by the core's own log lines, so that a
+//! failure is told once: a route failure that ends the run is the final `tunnelkit: ...` line
+//! only; one that is followed by another attempt is a warning of its own.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use tunnelkit_core::{bind_forward, NoPrompt, Prompter, Services, Tunnel};
+use tunnelkit_agent::secrets::Keyring;
+use tunnelkit_core::prompt::SecretString;
+use tunnelkit_core::{
+    bind_forward, Event, Forward, NoPrompt, NoSecrets, Prompter, SecretKey, SecretStore, Services,
+    Tunnel,
+};
 
+use crate::background;
 use crate::exit::Exit;
-use crate::opts::SshArgs;
+use crate::opts::{similar_subcommand, SshArgs};
 use crate::prompt::{has_tty, TtyPrompter};
-use crate::resolve::resolve;
+use crate::resolve::{resolve, Resolved};
+
+/// Checks and resolves the flags, printing what is wrong (once) on failure.
+fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
+    if let Err(e) = args.check_values() {
+        eprintln!("tunnelkit: {e}");
+        return Err(());
+    }
+    match resolve(args, interactive) {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let typo = args
+                .destination
+                .as_deref()
+                .filter(|_| args.local.is_empty())
+                .and_then(|d| similar_subcommand(d).map(|s| (d, s)));
+            match typo {
+                Some((word, cmd)) => eprintln!(
+                    "tunnelkit: `{word}` is not a command; did you mean `tunnelkit {cmd}`? \
+                     (As a destination: {e}.)"
+                ),
+                None if args.background && e.0.starts_with("no forwards") => eprintln!(
+                    "tunnelkit: Cannot fork into background without a forward to keep open: \
+                     give -L [bind_address:]port:host:hostport (or LocalForward in ssh_config)."
+                ),
+                None => eprintln!("tunnelkit: {e}"),
+            }
+            Err(())
+        }
+    }
+}
+
+/// The checks `-f` makes before going to the background (usage errors exit 255 at once).
+pub fn check(args: &SshArgs) -> Result<(), ()> {
+    resolved(args, has_tty()).map(drop)
+}
+
+/// The OS keyring (the store `tunnelkit secret` and the agent use), or none when it cannot be
+/// used here; then passwords and passphrases are asked for as usual.
+fn secret_store() -> Arc<dyn SecretStore> {
+    let probe = SecretKey::Password {
+        user: "probe".into(),
+        host: "tunnelkit.invalid".into(),
+        port: 22,
+    };
+    match Keyring::from_env().and_then(|k| k.get(&probe).map(|_| k)) {
+        Ok(k) => {
+            tracing::debug!("secrets: looking in {k:?} before asking anyone");
+            Arc::new(Logged(k))
+        }
+        Err(e) => {
+            tracing::debug!("secrets: no keyring ({e}); passwords and passphrases are asked for");
+            Arc::new(NoSecrets)
+        }
+    }
+}
+
+/// A keyring that says which store supplied a secret (its name, never its value).
+struct Logged(Keyring);
+
+impl SecretStore for Logged {
+    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, String> {
+        let r = self.0.get(key);
+        if let Ok(Some(_)) = &r {
+            tracing::info!("secrets: {} taken from {:?}", key.entry_name(), self.0);
+        }
+        r
+    }
+}
 
 /// Runs the tunnel described by the flags; `cancel` is fired by the caller's signal handler.
 pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
     let interactive = has_tty();
-    let resolved = match resolve(args, interactive) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("tunnelkit: {e}");
-            return Exit::Failure;
-        }
+    let Ok(resolved) = resolved(args, interactive) else {
+        return Exit::Failure;
     };
     for k in &resolved.ignored_options {
         tracing::debug!("option {k} is accepted but not used by tunnelkit");
@@ -32,13 +109,12 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
         match bind_forward(i, f).await {
             Ok(l) => listeners.push(l),
             Err(e) if resolved.exit_on_forward_failure => {
-                eprintln!("tunnelkit: {e}");
                 eprintln!(
-                    "tunnelkit: Could not request local forwarding (ExitOnForwardFailure=yes)."
+                    "tunnelkit: {e}: Could not request local forwarding (ExitOnForwardFailure=yes)."
                 );
                 return Exit::Failure;
             }
-            Err(e) => eprintln!("tunnelkit: {e}; the other forwards stay up"),
+            Err(e) => tracing::warn!("{e}; the other forwards stay up"),
         }
     }
     if listeners.is_empty() {
@@ -57,30 +133,113 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
     };
     let services = Services {
         prompter,
-        ..Default::default()
+        secrets: secret_store(),
     };
     let forwards = config.forwards.clone();
-    let handle = match Tunnel::start(config, listeners, services, cancel) {
+    let (handle, mut events) = match Tunnel::start_subscribed(config, listeners, services, cancel) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("tunnelkit: {e}");
             return Exit::Failure;
         }
     };
-    {
-        let mut out = std::io::stdout().lock();
-        for (f, addr) in forwards.iter().zip(handle.local_addrs()) {
-            if let Some(a) = addr {
-                let _ = writeln!(out, "Forwarding {a} -> {}", f.target);
-            }
+    let mut report = Report {
+        forwards,
+        addrs: handle.local_addrs().to_vec(),
+        announced: false,
+        held: None,
+        background: background::is_child(),
+        keep_stderr: args.verbose > 0,
+    };
+    let wait = handle.wait();
+    tokio::pin!(wait);
+    let result = loop {
+        tokio::select! {
+            r = &mut wait => break r,
+            ev = events.recv() => match ev {
+                Ok(ev) => report.event(ev),
+                Err(RecvError::Lagged(n)) => tracing::debug!("{n} events not shown"),
+                Err(RecvError::Closed) => break (&mut wait).await,
+            },
         }
-        let _ = out.flush();
+    };
+    // The events sent before the end (the last failure among them).
+    while let Ok(ev) = events.try_recv() {
+        report.event(ev);
     }
-    match handle.wait().await {
-        Ok(()) => Exit::Success,
+    match result {
+        Ok(()) => {
+            report.flush();
+            Exit::Success
+        }
         Err(e) => {
+            // The failure that ended the run is told by this line alone.
+            report.held = None;
             eprintln!("tunnelkit: {e}");
             Exit::Failure
+        }
+    }
+}
+
+/// What the command prints about a running tunnel.
+struct Report {
+    forwards: Vec<Forward>,
+    addrs: Vec<Option<SocketAddr>>,
+    /// The `Forwarding` lines were printed (once, when the first route came up).
+    announced: bool,
+    /// A route failure not printed yet: if the run ends on it, the final line tells it.
+    held: Option<Event>,
+    /// This is the child of a `-f` run: detach once announced.
+    background: bool,
+    keep_stderr: bool,
+}
+
+impl Report {
+    fn flush(&mut self) {
+        if let Some(ev) = self.held.take() {
+            tracing::warn!("{ev}");
+        }
+    }
+
+    fn event(&mut self, ev: Event) {
+        match &ev {
+            Event::Stopped { error: Some(_) } => return, // the final line tells it
+            Event::RouteFailed { .. } => {
+                self.flush();
+                self.held = Some(ev);
+                return;
+            }
+            _ => self.flush(),
+        }
+        match &ev {
+            Event::ConnectionFailed { .. } | Event::Failover { .. } => tracing::warn!("{ev}"),
+            Event::Connecting { .. } | Event::Listening { .. } => tracing::debug!("{ev}"),
+            _ => tracing::info!("{ev}"),
+        }
+        if matches!(ev, Event::RouteUp { .. }) {
+            self.announce();
+        }
+    }
+
+    /// Prints each forward's local address, once, and goes to the background with `-f`.
+    fn announce(&mut self) {
+        if self.announced {
+            return;
+        }
+        self.announced = true;
+        {
+            let mut out = std::io::stdout().lock();
+            for (f, addr) in self.forwards.iter().zip(&self.addrs) {
+                if let Some(a) = addr {
+                    let _ = writeln!(out, "Forwarding {a} -> {}", f.target);
+                }
+            }
+            let _ = out.flush();
+        }
+        if self.background {
+            if let Err(e) = background::detach(self.keep_stderr) {
+                tracing::error!("-f: could not go to the background: {e}");
+            }
         }
     }
 }

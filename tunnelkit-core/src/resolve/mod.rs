@@ -317,8 +317,15 @@ pub fn forwards(
     for l in given.iter().chain(&o.local_forwards) {
         let f = spec::parse_forward(l).map_err(|e| ResolveError::Invalid(format!("-L: {e}")))?;
         let mut fwd = Forward::from_spec(&f);
-        if o.gateway_ports == Some(true) && f.bind_host.is_none() {
-            fwd.bind_host = "0.0.0.0".into();
+        if f.bind_host.is_none() {
+            // As ssh binds "localhost" (or every address with GatewayPorts) in the family asked.
+            let v6 = o.address_family == Some(crate::config::AddressFamily::Inet6);
+            match (o.gateway_ports == Some(true), v6) {
+                (true, false) => fwd.bind_host = "0.0.0.0".into(),
+                (true, true) => fwd.bind_host = "::".into(),
+                (false, true) => fwd.bind_host = "::1".into(),
+                (false, false) => {}
+            }
         }
         out.push(fwd);
     }

@@ -234,8 +234,8 @@ impl AsyncWrite for QuickAck {
     }
 }
 
-/// TCP to the first hop: every resolved address in turn within one deadline, with TCP_NODELAY
-/// and TCP keepalive set.
+/// TCP to the first hop: every resolved address of the hop's `AddressFamily` in turn within
+/// one deadline, with TCP_NODELAY and TCP keepalive set.
 async fn tcp_connect(hop: &Hop) -> crate::Result<TcpStream> {
     let timeout = hop.options.connect_timeout;
     let attempt = async {
@@ -246,19 +246,30 @@ async fn tcp_connect(hop: &Hop) -> crate::Result<TcpStream> {
                 port: hop.port,
                 reason: format!("could not resolve hostname: {}", os_reason(&e)),
             })?;
+        let family = hop.options.address_family;
         let mut last = None;
-        for addr in addrs {
+        for addr in addrs.filter(|a| family.allows(a)) {
             match TcpStream::connect(addr).await {
                 Ok(s) => return Ok(s),
                 Err(e) => last = Some(e),
             }
         }
+        let none_found = match family {
+            crate::config::AddressFamily::Any => "no address found".to_string(),
+            f => format!(
+                "could not resolve hostname: no {} address (AddressFamily {})",
+                if f == crate::config::AddressFamily::Inet {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                },
+                f.as_str()
+            ),
+        };
         Err(Error::Connect {
             host: hop.host.clone(),
             port: hop.port,
-            reason: last
-                .map(|e| os_reason(&e))
-                .unwrap_or_else(|| "no address found".into()),
+            reason: last.map(|e| os_reason(&e)).unwrap_or(none_found),
         })
     };
     let stream = tokio::time::timeout(timeout, attempt)
@@ -288,6 +299,13 @@ const WINDOW_MAX: u32 = 64 << 20;
 /// What one SSH session's channel windows may grow, together, beyond 2 MiB each.
 const WINDOW_BUDGET: u64 = 128 << 20;
 
+/// `Compression yes`: zlib first, as OpenSSH offers it (`none` last, for servers without zlib).
+const COMPRESSION_YES: &[russh::compression::Name] = &[
+    russh::compression::ZLIB_LEGACY,
+    russh::compression::ZLIB,
+    russh::compression::NONE,
+];
+
 /// The russh client configuration for one hop.
 async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
     let mut preferred = russh::Preferred::default();
@@ -302,6 +320,10 @@ async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
             names.push(name);
         }
         preferred.cipher = Cow::Owned(names);
+    }
+    if hop.options.compression {
+        // ssh's order with `Compression yes`; the server picks the first it supports.
+        preferred.compression = Cow::Borrowed(COMPRESSION_YES);
     }
     Ok(client::Config {
         preferred,

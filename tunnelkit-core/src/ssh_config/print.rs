@@ -41,7 +41,12 @@ pub fn print_g(c: &HostConfig) -> String {
     line("user", &c.user);
     line("hostname", &c.host_name);
     line("port", &c.port.to_string());
+    line(
+        "addressfamily",
+        o.address_family.unwrap_or_default().as_str(),
+    );
     line("batchmode", yn(o.batch_mode, false));
+    line("compression", yn(o.compression, false));
     line("exitonforwardfailure", yn(o.exit_on_forward_failure, false));
     line("gatewayports", yn(o.gateway_ports, false));
     line("hashknownhosts", yn(o.hash_known_hosts, false));
