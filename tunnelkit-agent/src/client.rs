@@ -1,82 +1,168 @@
 //! The client side of the control socket, used by `tunnelkit status|up|down|reload|logs`.
-//! Prompts from the agent are answered through the given [`Prompter`] (the terminal), and the
-//! answers go back over the socket only.
+//! Before anything is sent it checks whom it talks to: the socket's directory must be this
+//! user's and writable by nobody else, and the process listening must run as this user
+//! (SO_PEERCRED); otherwise it sends nothing. Prompts from the agent are answered through the
+//! given [`Prompter`] (the terminal), and the answers go back over the socket only.
 
 use std::path::Path;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
 use tunnelkit_core::prompt::{Confirm, ExposeSecret};
 use tunnelkit_core::{PromptRequest, Prompter};
 
-use crate::protocol::{decode_reply, ClientMessage, Reply, Request, MAX_MESSAGE};
+use crate::protocol::{
+    decode_reply, encode_client_message, encode_request, ClientMessage, ProtocolError, Reply,
+    Request, Response, MAX_MESSAGE,
+};
+use crate::trust::{check_dir, check_peer, TrustError};
 
-/// Sends `request` and returns the agent's result. `prompter` answers the agent's questions
-/// (`None`: nobody can be asked).
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No agent listens there.
+    #[error("cannot reach the agent at {socket}: {why} (start it with `tunnelkit agent`)")]
+    Unreachable {
+        /// The socket.
+        socket: String,
+        /// Why.
+        why: String,
+    },
+    /// The socket or the agent is not trusted: nothing was sent.
+    #[error("{0}; nothing was sent")]
+    Untrusted(TrustError),
+    /// The agent answered with an error.
+    #[error("{0}")]
+    Agent(String),
+    /// The agent's line could not be read, or it speaks another protocol version.
+    #[error("{0}")]
+    Protocol(ProtocolError),
+    /// The agent answered a different question.
+    #[error("the agent answered {0} to another request: is it the same tunnelkit build?")]
+    Unexpected(&'static str),
+    /// The connection failed midway.
+    #[error("the connection to the agent failed: {0}")]
+    Io(String),
+    /// Ctrl-C or SIGTERM while waiting.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Sends `request` and returns the agent's typed answer. `prompter` answers the agent's
+/// questions (`None`: nobody can be asked); `progress` receives the agent's notes while it
+/// works; `cancel` (Ctrl-C, SIGTERM) ends the wait at once.
 pub async fn request(
     socket: &Path,
     request: &Request,
     prompter: Option<&dyn Prompter>,
-) -> Result<serde_json::Value, String> {
-    let stream = UnixStream::connect(socket).await.map_err(|e| {
-        format!(
-            "cannot reach the agent at {}: {e} (start it with `tunnelkit agent`)",
-            socket.display()
-        )
-    })?;
+    progress: &mut (dyn FnMut(&str) + Send),
+    cancel: &CancellationToken,
+) -> Result<Response, ClientError> {
+    tokio::select! {
+        _ = cancel.cancelled() => Err(ClientError::Interrupted),
+        r = exchange(socket, request, prompter, progress) => r,
+    }
+}
+
+async fn exchange(
+    socket: &Path,
+    request: &Request,
+    prompter: Option<&dyn Prompter>,
+    progress: &mut (dyn FnMut(&str) + Send),
+) -> Result<Response, ClientError> {
+    let unreachable = |why: String| ClientError::Unreachable {
+        socket: socket.display().to_string(),
+        why,
+    };
+    match check_dir(socket) {
+        Ok(()) => {}
+        Err(e) if e.is_missing() => return Err(unreachable("no such directory".into())),
+        Err(e) => return Err(ClientError::Untrusted(e)),
+    }
+    let stream = UnixStream::connect(socket)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    check_peer(&stream, socket).map_err(ClientError::Untrusted)?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     // A refusing agent answers and closes before reading: still read its reply.
-    let sent = send(&mut write, request).await;
+    let sent = write.write_all(&encode_request(request)).await;
     loop {
-        let mut line = String::new();
+        let mut line = Vec::new();
         let n = (&mut read)
             .take(MAX_MESSAGE as u64 + 1)
-            .read_line(&mut line)
+            .read_until(b'\n', &mut line)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ClientError::Io(e.to_string()))?;
         if n == 0 {
-            sent?;
-            return Err("the agent closed the connection".into());
+            sent.map_err(|e| ClientError::Io(e.to_string()))?;
+            return Err(ClientError::Io("the agent closed the connection".into()));
         }
-        match decode_reply(line.as_bytes()).map_err(|e| format!("bad reply from the agent: {e}"))? {
-            Reply::Done { result } => return Ok(result),
-            Reply::Error { message } => return Err(message),
+        match decode_reply(&line).map_err(ClientError::Protocol)? {
+            Reply::Done { result } => return expect(request, result),
+            Reply::Error { message } => return Err(ClientError::Agent(message)),
+            Reply::Progress { text } => progress(&text),
             Reply::Prompt {
                 text,
                 echo,
                 confirm,
             } => {
-                let value = match prompter {
-                    None => None,
-                    Some(p) if confirm => p
-                        .confirm(&Confirm { question: text })
-                        .await?
-                        .map(|yes| if yes { "yes" } else { "no" }.to_string()),
-                    Some(p) => {
-                        let req = PromptRequest::KeyboardInteractive {
-                            account: String::new(),
-                            name: String::new(),
-                            instructions: String::new(),
-                            prompt: text,
-                            echo,
-                        };
-                        p.secret(&req).await?.map(|s| s.expose_secret().to_string())
-                    }
-                };
-                send(&mut write, &ClientMessage::Answer { value }).await?;
+                let value = ask(prompter, text, echo, confirm)
+                    .await
+                    .map_err(ClientError::Io)?;
+                write
+                    .write_all(&encode_client_message(&ClientMessage::Answer { value }))
+                    .await
+                    .map_err(|e| ClientError::Io(e.to_string()))?;
             }
         }
     }
 }
 
-use tokio::io::AsyncReadExt;
+async fn ask(
+    prompter: Option<&dyn Prompter>,
+    text: String,
+    echo: bool,
+    confirm: bool,
+) -> Result<Option<String>, String> {
+    match prompter {
+        None => Ok(None),
+        Some(p) if confirm => Ok(p
+            .confirm(&Confirm { question: text })
+            .await?
+            .map(|yes| if yes { "yes" } else { "no" }.to_string())),
+        Some(p) => {
+            let req = PromptRequest::KeyboardInteractive {
+                account: String::new(),
+                name: String::new(),
+                instructions: String::new(),
+                prompt: text,
+                echo,
+            };
+            Ok(p.secret(&req).await?.map(|s| s.expose_secret().to_string()))
+        }
+    }
+}
 
-async fn send<T: serde::Serialize>(
-    w: &mut tokio::net::unix::OwnedWriteHalf,
-    msg: &T,
-) -> Result<(), String> {
-    let mut line = serde_json::to_vec(msg).map_err(|e| e.to_string())?;
-    line.push(b'\n');
-    w.write_all(&line).await.map_err(|e| e.to_string())
+/// The answer must be the one to the question asked.
+fn expect(request: &Request, response: Response) -> Result<Response, ClientError> {
+    let fits = matches!(
+        (request, &response),
+        (Request::Status, Response::Status { .. })
+            | (Request::Up { .. }, Response::Up { .. })
+            | (Request::Down { .. }, Response::Down { .. })
+            | (Request::Reload, Response::Reload(_))
+            | (Request::Logs { .. }, Response::Logs { .. })
+    );
+    if fits {
+        return Ok(response);
+    }
+    Err(ClientError::Unexpected(match response {
+        Response::Status { .. } => "a status list",
+        Response::Up { .. } => "an up reply",
+        Response::Down { .. } => "a down reply",
+        Response::Reload(_) => "a reload summary",
+        Response::Logs { .. } => "log lines",
+    }))
 }

@@ -5,14 +5,26 @@
 //! `tunnelkit status|up|down|reload|logs`. Passwords and passphrases come from the OS keyring
 //! ([`secrets`]); anything else a profile needs from a person is relayed to the terminal of
 //! whoever runs `tunnelkit up NAME` ([`relay`]).
+//!
+//! Inside, one task owns the profiles ([`registry`]); reloads are a pure [`diff`] of what is
+//! known and what the directory holds; the socket trusts only its own user ([`trust`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod actor;
 pub mod client;
+pub mod diff;
+pub mod events;
+pub mod launcher;
 pub mod paths;
 pub mod profile;
 pub mod protocol;
 pub mod registry;
 pub mod relay;
+pub mod scan;
 pub mod secrets;
 pub mod server;
+mod slot;
+pub mod status;
+pub mod trust;
+mod up;

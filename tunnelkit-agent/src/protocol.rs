@@ -1,37 +1,146 @@
 //! The control socket's protocol: one JSON object per line, each at most [`MAX_MESSAGE`] bytes.
-//! A client sends one [`Request`]; the agent answers with zero or more [`Reply::Prompt`]s (which
-//! the client answers with [`ClientMessage::Answer`]) and then one final [`Reply::Done`] or
-//! [`Reply::Error`].
+//! A client sends one [`Request`] (with the [`PROTOCOL_VERSION`] it speaks); the agent answers
+//! with zero or more [`Reply::Prompt`]s (which the client answers with
+//! [`ClientMessage::Answer`]) and [`Reply::Progress`] notes, then one final [`Reply::Done`]
+//! carrying a typed [`Response`], or [`Reply::Error`]. Every agent line carries the version too,
+//! so a client and an agent from different builds say so instead of misreading each other.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::status::{ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary};
+
 /// The largest line either side accepts; longer lines are an error and close the connection.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
+/// The protocol this build speaks. Changed whenever a message changes shape; a client and an
+/// agent that differ refuse each other with [`ProtocolError::Version`].
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// A line that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtocolError {
+    /// Longer than [`MAX_MESSAGE`].
+    #[error("message longer than {MAX_MESSAGE} bytes")]
+    TooLong,
+    /// Not UTF-8.
+    #[error("message is not UTF-8")]
+    NotUtf8,
+    /// Not JSON of the expected shape.
+    #[error("malformed {what}: {why}")]
+    Malformed {
+        /// `request`, `message` or `reply`.
+        what: &'static str,
+        /// The decoder's words.
+        why: String,
+    },
+    /// The other side speaks another protocol version (`None`: one from before versions).
+    #[error("{}", version_text(.theirs, .from_agent))]
+    Version {
+        /// The version the other side sent.
+        theirs: Option<u64>,
+        /// True when the line came from the agent.
+        from_agent: bool,
+    },
+}
+
+/// Encodes a request line (with the version and the newline).
+pub fn encode_request(request: &Request) -> Vec<u8> {
+    let mut value = serde_json::to_value(request).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("version".into(), PROTOCOL_VERSION.into());
+    }
+    line(&value)
+}
+
+/// Encodes an agent line (with the version and the newline).
+pub fn encode_reply(reply: &Reply) -> Vec<u8> {
+    line(&ReplyLine {
+        version: PROTOCOL_VERSION,
+        reply: reply.clone(),
+    })
+}
+
+/// Encodes a client's answer line.
+pub fn encode_client_message(message: &ClientMessage) -> Vec<u8> {
+    line(message)
+}
+
+fn line<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut l = serde_json::to_vec(value).unwrap_or_default();
+    l.push(b'\n');
+    l
+}
+
 /// Decodes one line a client sent as its [`Request`]: at most [`MAX_MESSAGE`] bytes (newline
-/// included), UTF-8, and one JSON object of the request's shape. The agent does nothing else
-/// with a client's first line before acting on it; the error is the reply's text.
-pub fn decode_request(line: &[u8]) -> Result<Request, String> {
-    decode(line, "request")
+/// included), UTF-8, one JSON object of a request's shape, and this build's version. The agent
+/// does nothing else with a client's first line before acting on it.
+pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
+    let mut value: serde_json::Value = decode(line, "request")?;
+    let version = value
+        .as_object_mut()
+        .and_then(|m| m.remove("version"))
+        .map(|v| v.as_u64());
+    let request: Request = serde_json::from_value(value).map_err(|e| malformed("request", e))?;
+    match version {
+        Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => Ok(request),
+        Some(None) => Err(ProtocolError::Malformed {
+            what: "request",
+            why: "version is not a number".into(),
+        }),
+        other => Err(ProtocolError::Version {
+            theirs: other.flatten(),
+            from_agent: false,
+        }),
+    }
 }
 
 /// Decodes one line a client sent after its request: a [`ClientMessage`] answering a prompt.
-pub fn decode_client_message(line: &[u8]) -> Result<ClientMessage, String> {
+pub fn decode_client_message(line: &[u8]) -> Result<ClientMessage, ProtocolError> {
     decode(line, "message")
 }
 
-/// Decodes one line the agent sent: a [`Reply`].
-pub fn decode_reply(line: &[u8]) -> Result<Reply, String> {
-    decode(line, "reply")
+/// Decodes one line the agent sent. The version is checked before the shape, so an agent from
+/// another build is named as such rather than as malformed.
+pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
+    let value: serde_json::Value = decode(line, "reply")?;
+    let version = value.get("version").and_then(serde_json::Value::as_u64);
+    if version != Some(u64::from(PROTOCOL_VERSION)) {
+        return Err(ProtocolError::Version {
+            theirs: version,
+            from_agent: true,
+        });
+    }
+    let l: ReplyLine = serde_json::from_value(value).map_err(|e| malformed("reply", e))?;
+    Ok(l.reply)
 }
 
-fn decode<T: DeserializeOwned>(line: &[u8], what: &str) -> Result<T, String> {
+fn decode<T: DeserializeOwned>(line: &[u8], what: &'static str) -> Result<T, ProtocolError> {
     if line.len() > MAX_MESSAGE {
-        return Err(format!("message longer than {MAX_MESSAGE} bytes"));
+        return Err(ProtocolError::TooLong);
     }
-    let text = std::str::from_utf8(line).map_err(|_| "message is not UTF-8".to_string())?;
-    serde_json::from_str(text).map_err(|e| format!("malformed {what}: {e}"))
+    let text = std::str::from_utf8(line).map_err(|_| ProtocolError::NotUtf8)?;
+    serde_json::from_str(text).map_err(|e| malformed(what, e))
+}
+
+fn version_text(theirs: &Option<u64>, from_agent: &bool) -> String {
+    let (who, me) = if *from_agent {
+        ("the agent", "this client")
+    } else {
+        ("the client", "this agent")
+    };
+    let theirs = theirs.map_or_else(|| "1 (no version field)".to_string(), |v| v.to_string());
+    format!(
+        "{who} speaks control protocol {theirs}, {me} speaks {PROTOCOL_VERSION}: run the client \
+         and the agent from the same tunnelkit build (restart the agent after an upgrade)"
+    )
+}
+
+fn malformed(what: &'static str, e: serde_json::Error) -> ProtocolError {
+    ProtocolError::Malformed {
+        what,
+        why: e.to_string(),
+    }
 }
 
 /// What a client asks.
@@ -73,6 +182,14 @@ pub enum ClientMessage {
     },
 }
 
+/// An agent line on the wire: the version and the reply.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ReplyLine {
+    version: u32,
+    #[serde(flatten)]
+    reply: Reply,
+}
+
 /// What the agent sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -86,10 +203,15 @@ pub enum Reply {
         /// A yes/no question rather than a secret.
         confirm: bool,
     },
+    /// What the agent is doing while the client waits (`up`: connecting, a route failed).
+    Progress {
+        /// One line of text.
+        text: String,
+    },
     /// The request succeeded.
     Done {
-        /// Request-specific result (status list, log lines, a message).
-        result: serde_json::Value,
+        /// The answer to the request.
+        result: Response,
     },
     /// The request failed.
     Error {
@@ -98,44 +220,132 @@ pub enum Reply {
     },
 }
 
-/// One forward in `tunnelkit status --json`.
+/// The answer to each [`Request`], typed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ForwardJson {
-    /// Bound local address, or the configured one when not bound.
-    pub local: String,
-    /// `host:port` of the target.
-    pub remote: String,
-    /// Connections open now.
-    pub active: u64,
-    /// Connections since the profile started.
-    pub total: u64,
-    /// Bytes from the target to local clients.
-    pub bytes_in: u64,
-    /// Bytes from local clients to the target.
-    pub bytes_out: u64,
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Response {
+    /// To [`Request::Status`]: every profile, by name.
+    Status {
+        /// The profiles.
+        profiles: Vec<ProfileJson>,
+    },
+    /// To [`Request::Up`]: the profile is up.
+    Up {
+        /// Profile name.
+        name: String,
+        /// The route carrying it.
+        route: Option<String>,
+    },
+    /// To [`Request::Down`].
+    Down {
+        /// Profile name.
+        name: String,
+        /// False when it was not running.
+        was_running: bool,
+    },
+    /// To [`Request::Reload`]: what changed.
+    Reload(ReloadSummary),
+    /// To [`Request::Logs`]: recent events, oldest first.
+    Logs {
+        /// Profile name.
+        name: String,
+        /// The events.
+        lines: Vec<LogLine>,
+    },
 }
 
-/// One profile in `tunnelkit status --json` (a list of these). Stable: fields are only added.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProfileJson {
-    /// Profile name (file stem).
-    pub name: String,
-    /// `up`, `connecting`, `degraded`, `needs-input`, `down`, `failed` or `invalid`.
-    pub state: String,
-    /// The route carrying new connections, if any.
-    pub route: Option<String>,
-    /// Unix time (seconds) when the state began.
-    pub since: u64,
-    /// The profile's description.
-    pub description: String,
-    /// Starts with the agent.
-    pub autostart: bool,
-    /// Forwards, in profile order.
-    pub forwards: Vec<ForwardJson>,
-    /// Sessions established after the first.
-    pub reconnects: u64,
-    /// Failovers to a lower-priority route.
-    pub failovers: u64,
-    /// The last error (for `invalid`: the file, line and column and what is wrong).
-    pub last_error: Option<String>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_round_trips_with_its_version() {
+        let r = Request::Up {
+            name: "db".into(),
+            interactive: true,
+        };
+        let l = encode_request(&r);
+        assert!(l.ends_with(b"\n"));
+        assert!(String::from_utf8_lossy(&l).contains("\"version\":2"));
+        assert_eq!(decode_request(&l).unwrap(), r);
+    }
+
+    #[test]
+    fn a_request_without_or_with_another_version_is_named_as_such() {
+        let e = decode_request(b"{\"request\":\"status\"}\n").unwrap_err();
+        assert_eq!(
+            e,
+            ProtocolError::Version {
+                theirs: None,
+                from_agent: false
+            }
+        );
+        assert!(e.to_string().starts_with(
+            "the client speaks control protocol 1 (no version field), this agent speaks 2"
+        ));
+        let e = decode_request(b"{\"request\":\"status\",\"version\":7}").unwrap_err();
+        assert!(e.to_string().contains("protocol 7"), "{e}");
+        // Shape errors come first: an unknown request is malformed whatever its version.
+        let e = decode_request(b"{\"request\":\"explode\"}").unwrap_err();
+        assert!(e.to_string().starts_with("malformed request"), "{e}");
+        let e = decode_request(b"{\"request\":\"status\",\"version\":\"2\"}").unwrap_err();
+        assert!(e.to_string().contains("version is not a number"), "{e}");
+    }
+
+    #[test]
+    fn replies_round_trip_typed() {
+        let replies = [
+            Reply::Done {
+                result: Response::Down {
+                    name: "a".into(),
+                    was_running: true,
+                },
+            },
+            Reply::Done {
+                result: Response::Reload(ReloadSummary::default()),
+            },
+            Reply::Done {
+                result: Response::Status { profiles: vec![] },
+            },
+            Reply::Progress { text: "x".into() },
+            Reply::Error {
+                message: "no".into(),
+            },
+        ];
+        for r in replies {
+            assert_eq!(decode_reply(&encode_reply(&r)).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn a_reply_from_an_agent_of_another_version_is_an_error_not_an_empty_result() {
+        // What an agent before protocol versions sent for `status`.
+        let old = br#"{"type":"done","result":[{"name":"a","state":"up"}]}"#;
+        let e = decode_reply(old).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "the agent speaks control protocol 1 (no version field), this client speaks 2"
+            ),
+            "{e}"
+        );
+        let newer = br#"{"version":3,"type":"done","result":{"kind":"status","profiles":[]}}"#;
+        assert!(decode_reply(newer)
+            .unwrap_err()
+            .to_string()
+            .contains("protocol 3"));
+        let odd = br#"{"version":2,"type":"done","result":{"kind":"teleport"}}"#;
+        assert!(matches!(
+            decode_reply(odd),
+            Err(ProtocolError::Malformed { what: "reply", .. })
+        ));
+    }
+
+    #[test]
+    fn oversized_and_non_utf8_lines_are_refused() {
+        assert_eq!(
+            decode_request(&vec![b' '; MAX_MESSAGE + 1]),
+            Err(ProtocolError::TooLong)
+        );
+        assert_eq!(decode_reply(b"\xff\n"), Err(ProtocolError::NotUtf8));
+    }
 }

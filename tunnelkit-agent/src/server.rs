@@ -1,36 +1,34 @@
-//! The agent: loads the profiles, starts the autostart ones, watches the directory, and serves
-//! the control socket. The socket's directory is 0700 and the socket 0600; a peer with another
-//! uid (SO_PEERCRED) is refused; a live socket is never taken over (a second agent exits with
-//! an error), a stale one is replaced. Every request line is bounded in size and read time, so
-//! a malformed or slow client is answered with an error or closed while others are served.
+//! The agent: serves the control socket in front of the [registry](crate::registry). The
+//! socket's directory is created 0700 and must belong to the agent's user and be writable by
+//! nobody else ([`trust`](crate::trust)); the socket is 0600; a peer with another uid
+//! (SO_PEERCRED) is refused; a live socket is never taken over (a second agent exits with an
+//! error), a stale one is replaced. Every request line is bounded in size and read time, so a
+//! malformed or slow client is answered with an error or closed while others are served.
 
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, Mutex, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tunnelkit_core::{Event, RouteState, SecretStore};
+use tunnelkit_core::SecretStore;
 
-use crate::protocol::{
-    decode_client_message, decode_request, ClientMessage, Reply, Request, MAX_MESSAGE,
-};
-use crate::registry::Registry;
+use crate::launcher::CoreLauncher;
+use crate::protocol::{decode_request, encode_reply, Reply, Request, Response, MAX_MESSAGE};
+use crate::registry::{RegistryConfig, RegistryHandle, POLL_INTERVAL, STOP_DEADLINE};
+use crate::trust::{prepare_dir, TrustError, Uid};
 
-/// How often the profiles directory is re-read (changes apply within two of these).
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// A client must send its request line within this time.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
-/// `up` replies within this time (time spent waiting for a person's answer is not counted).
-pub const UP_DEADLINE: Duration = Duration::from_secs(60);
-/// A person has this long to answer a prompt.
-pub const ANSWER_DEADLINE: Duration = Duration::from_secs(300);
 /// Clients served at once; more wait in the listen backlog.
 pub const MAX_CLIENTS: usize = 64;
+/// A pause after a failed `accept` (descriptors exhausted) before the next.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// Clients still being served get this long once the agent stops.
+const CLIENTS_DRAIN: Duration = Duration::from_secs(1);
 
 /// Where the agent works.
 #[derive(Debug, Clone)]
@@ -47,6 +45,14 @@ pub enum AgentError {
     /// Another agent answers on the socket.
     #[error("an agent is already running on {0}")]
     AlreadyRunning(PathBuf),
+    /// The socket's directory is not safe to use.
+    #[error("refusing to use the control socket {}: {source}", socket.display())]
+    Untrusted {
+        /// The socket.
+        socket: PathBuf,
+        /// What is wrong with its directory.
+        source: TrustError,
+    },
     /// The socket could not be set up.
     #[error("{context}: {source}")]
     Io {
@@ -62,18 +68,14 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
     move |source| AgentError::Io { context, source }
 }
 
-/// Binds the control socket: private directory, refuses a live socket, replaces a stale one.
+/// Binds the control socket: a private directory (created 0700, refused when another user
+/// owns it or others can write to it), refuses a live socket, replaces a stale one.
 pub async fn bind_socket(path: &Path) -> Result<UnixListener, AgentError> {
-    if let Some(dir) = path.parent() {
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io(format!("create {}", dir.display())))?;
-        }
-    }
-    if path.exists() {
+    prepare_dir(path).map_err(|source| AgentError::Untrusted {
+        socket: path.to_path_buf(),
+        source,
+    })?;
+    if std::fs::symlink_metadata(path).is_ok() {
         if UnixStream::connect(path).await.is_ok() {
             return Err(AgentError::AlreadyRunning(path.to_path_buf()));
         }
@@ -87,40 +89,59 @@ pub async fn bind_socket(path: &Path) -> Result<UnixListener, AgentError> {
 }
 
 /// Runs the agent until `cancel`; `reload` re-reads the profiles at once (SIGHUP). On the way
-/// out it stops every tunnel and removes the socket.
+/// out it stops every tunnel and removes the socket. `on_registry` receives the registry's
+/// handle once it runs (to subscribe to its events, for example).
 pub async fn run(
     config: AgentConfig,
     secrets: Arc<dyn SecretStore>,
     reload: Arc<Notify>,
     cancel: CancellationToken,
 ) -> Result<(), AgentError> {
+    run_with(config, secrets, reload, cancel, |_| {}).await
+}
+
+/// [`run`], handing the registry's handle to `on_registry` before the socket is served.
+pub async fn run_with(
+    config: AgentConfig,
+    secrets: Arc<dyn SecretStore>,
+    reload: Arc<Notify>,
+    cancel: CancellationToken,
+    on_registry: impl FnOnce(&RegistryHandle),
+) -> Result<(), AgentError> {
     let listener = bind_socket(&config.socket).await?;
     let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let registry = Arc::new(Mutex::new(Registry::new(
-        config.profiles.clone(),
-        secrets,
-        user,
-    )));
-    registry.lock().await.scan(true).await;
+    let (registry, registry_task) = RegistryHandle::spawn(
+        RegistryConfig {
+            dir: config.profiles.clone(),
+            local_user: user,
+            poll: POLL_INTERVAL,
+        },
+        Arc::new(CoreLauncher { secrets }),
+    );
+    on_registry(&registry);
+    if let Ok(summary) = registry.reload().await {
+        tracing::info!("profiles: {summary}");
+    }
     tracing::info!(
         "agent ready: socket {}, profiles {}",
         config.socket.display(),
         config.profiles.display()
     );
-    let watcher = {
+    let sighup = {
         let (registry, cancel) = (registry.clone(), cancel.clone());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => break,
                     _ = reload.notified() => {}
-                    _ = tokio::time::sleep(POLL_INTERVAL) => {}
                 }
-                registry.lock().await.scan(true).await;
+                match registry.reload().await {
+                    Ok(summary) => tracing::info!("reload: {summary}"),
+                    Err(_) => break,
+                }
             }
         })
     };
-    let uid = crate::paths::current_uid();
     let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
     let clients = tokio_util::task::TaskTracker::new();
     loop {
@@ -130,24 +151,28 @@ pub async fn run(
                 Ok((s, _)) => s,
                 Err(e) => {
                     tracing::warn!("control socket accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
                     continue;
                 }
             },
         };
-        let peer = stream.peer_cred().map(|c| c.uid()).ok();
-        if peer != Some(uid) {
+        let me = crate::paths::current_uid();
+        let peer = stream.peer_cred().map(|c| c.uid());
+        if peer.as_ref().ok() != Some(&me) {
+            let who = match peer {
+                Ok(uid) => Uid(uid).to_string(),
+                Err(e) => format!("an unknown user ({e})"),
+            };
             tracing::warn!(
-                "refused a control connection from uid {peer:?} (agent runs as uid {uid})"
+                "refused a control connection from {who}: the agent runs as {}",
+                Uid(me)
+            );
+            let message = format!(
+                "permission denied: this agent belongs to {}, not to {who}",
+                Uid(me)
             );
             let mut s = stream;
-            let _ = write_reply(
-                &mut s,
-                &Reply::Error {
-                    message: "permission denied: another user's agent".into(),
-                },
-            )
-            .await;
+            let _ = s.write_all(&encode_reply(&Reply::Error { message })).await;
             continue;
         }
         let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -165,21 +190,16 @@ pub async fn run(
     drop(listener);
     let _ = std::fs::remove_file(&config.socket);
     clients.close();
-    let _ = tokio::time::timeout(Duration::from_secs(1), clients.wait()).await;
-    watcher.abort();
-    registry.lock().await.stop_all().await;
+    let _ = tokio::time::timeout(CLIENTS_DRAIN, clients.wait()).await;
+    sighup.abort();
+    registry.shutdown().await;
+    let _ = tokio::time::timeout(STOP_DEADLINE, registry_task).await;
     tracing::info!("agent stopped");
     Ok(())
 }
 
-async fn write_reply(s: &mut UnixStream, r: &Reply) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(r).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    s.write_all(&line).await
-}
-
 /// Reads one line of at most [`MAX_MESSAGE`] bytes, its newline included, within `deadline`.
-async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
     deadline: Duration,
 ) -> Result<Vec<u8>, String> {
@@ -203,136 +223,64 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     }
 }
 
-use tokio::io::AsyncReadExt;
-
-async fn serve_client(stream: UnixStream, registry: Arc<Mutex<Registry>>) {
+async fn serve_client(stream: UnixStream, registry: RegistryHandle) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     let reply = match read_line(&mut read, REQUEST_DEADLINE).await {
-        Err(e) => Reply::Error { message: e },
+        Err(e) => error(e),
         Ok(line) => match decode_request(&line) {
-            Err(message) => Reply::Error { message },
+            Err(e) => error(e.to_string()),
             Ok(req) => handle(req, &registry, &mut read, &mut write).await,
         },
     };
-    let mut line = serde_json::to_vec(&reply).unwrap_or_default();
-    line.push(b'\n');
-    let _ = write.write_all(&line).await;
+    let _ = write.write_all(&encode_reply(&reply)).await;
 }
 
-fn done(v: serde_json::Value) -> Reply {
-    Reply::Done { result: v }
+pub(crate) fn done(result: Response) -> Reply {
+    Reply::Done { result }
 }
 
-fn error(m: impl Into<String>) -> Reply {
+pub(crate) fn error(m: impl Into<String>) -> Reply {
     Reply::Error { message: m.into() }
 }
 
 async fn handle(
     req: Request,
-    registry: &Arc<Mutex<Registry>>,
+    registry: &RegistryHandle,
     read: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
 ) -> Reply {
-    match req {
-        Request::Status => done(json!(registry.lock().await.status())),
-        Request::Reload => {
-            let applied = registry.lock().await.scan(true).await;
-            done(json!({
-                "added": applied.added, "changed": applied.changed,
-                "removed": applied.removed, "invalid": applied.invalid,
-            }))
-        }
-        Request::Logs { name } => match registry.lock().await.logs(&name) {
-            Some(lines) => done(json!(lines)),
-            None => error(format!("no profile named {name}")),
+    let result = match req {
+        Request::Status => registry
+            .status()
+            .await
+            .map(|profiles| done(Response::Status { profiles })),
+        Request::Reload => registry.reload().await.map(|s| {
+            tracing::info!("reload: {s}");
+            done(Response::Reload(s))
+        }),
+        Request::Logs { name } => registry
+            .logs(&name)
+            .await
+            .map(|lines| done(Response::Logs { name, lines })),
+        Request::Down { name } => match registry.down(&name).await {
+            Ok(started) => {
+                if let Some(stopped) = started.done {
+                    // The registry gives up waiting after its own deadline and says so.
+                    let _ = tokio::time::timeout(STOP_DEADLINE * 2, stopped).await;
+                }
+                Ok(done(Response::Down {
+                    name,
+                    was_running: started.was_running,
+                }))
+            }
+            Err(e) => Err(e),
         },
-        Request::Down { name } => {
-            let mut r = registry.lock().await;
-            if !r.contains(&name) {
-                return error(format!("no profile named {name}"));
-            }
-            let was = r.stop(&name).await;
-            done(json!(if was {
-                format!("{name} stopped")
-            } else {
-                format!("{name} was not running")
-            }))
-        }
-        Request::Up { name, interactive } => up(&name, interactive, registry, read, write).await,
-    }
-}
-
-/// `up`: (re)starts the profile with this client attached for prompts, and replies once a
-/// route is up or with why it is not.
-async fn up(
-    name: &str,
-    interactive: bool,
-    registry: &Arc<Mutex<Registry>>,
-    read: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    write: &mut tokio::net::unix::OwnedWriteHalf,
-) -> Reply {
-    let (mut events, mut jobs, relay) = {
-        let mut r = registry.lock().await;
-        if !r.contains(name) {
-            return error(format!("no profile named {name}"));
-        }
-        match r.route_state(name) {
-            Some(RouteState::Up | RouteState::Degraded) => {
-                return done(json!(format!("{name} is up")));
-            }
-            // Waiting for input or backing off: start over now, with this client attached.
-            Some(_) => {
-                r.stop(name).await;
-            }
-            None => {}
-        }
-        match r.start(name, interactive).await {
-            Ok((ev, jobs)) => (ev, jobs, r.relay(name)),
-            Err(e) => return error(e),
+        Request::Up { name, interactive } => {
+            let span = crate::launcher::profile_span(&name);
+            let up = crate::up::up(&name, interactive, registry, read, write);
+            Ok(tracing::Instrument::instrument(up, span).await)
         }
     };
-    let Some(relay) = relay else {
-        return error(format!("{name} did not start"));
-    };
-    let deadline = tokio::time::Instant::now() + UP_DEADLINE;
-    let result = loop {
-        let job = async {
-            match jobs.as_mut() {
-                Some(j) => j.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline) => break error(format!("{name}: no route came up within {}s", UP_DEADLINE.as_secs())),
-            Some(job) = job => {
-                let prompt = Reply::Prompt { text: job.text.clone(), echo: job.echo, confirm: job.confirm };
-                let mut line = serde_json::to_vec(&prompt).unwrap_or_default();
-                line.push(b'\n');
-                if write.write_all(&line).await.is_err() {
-                    break error("client went away");
-                }
-                let answer = match read_line(read, ANSWER_DEADLINE).await {
-                    Ok(l) => match decode_client_message(&l) {
-                        Ok(ClientMessage::Answer { value }) => value,
-                        Err(_) => None,
-                    },
-                    Err(_) => None,
-                };
-                let _ = job.answer.send(answer);
-            }
-            ev = events.recv() => match ev {
-                Ok(Event::RouteUp { route, .. }) => break done(json!(format!("{name} is up via {route}"))),
-                Ok(Event::RouteFailed { reason, needs_input: true, .. }) if !interactive => {
-                    break error(format!("{name} {reason}; run `tunnelkit up {name}` on a terminal to answer"));
-                }
-                Ok(Event::Stopped { error: Some(e) }) => break error(format!("{name}: {e}")),
-                Ok(Event::RouteFailed { reason, permanent: true, .. }) => break error(format!("{name}: {reason}")),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => break error(format!("{name} stopped")),
-            },
-        }
-    };
-    relay.detach();
-    result
+    result.unwrap_or_else(|e| error(e.to_string()))
 }

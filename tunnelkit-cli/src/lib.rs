@@ -22,11 +22,11 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
     match opts.command {
         Some(Command::Demo(args)) => commands::demo::run(&args, cancel).await,
         Some(Command::Agent(args)) => commands::agent::agent(&args, cancel).await,
-        Some(Command::Status(args)) => commands::agent::status(&args).await,
-        Some(Command::Up(args)) => commands::agent::up(&args).await,
-        Some(Command::Down(args)) => commands::agent::down(&args).await,
-        Some(Command::Reload(args)) => commands::agent::reload(&args).await,
-        Some(Command::Logs(args)) => commands::agent::logs(&args).await,
+        Some(Command::Status(args)) => commands::agent::status(&args, &cancel).await,
+        Some(Command::Up(args)) => commands::agent::up(&args, &cancel).await,
+        Some(Command::Down(args)) => commands::agent::down(&args, &cancel).await,
+        Some(Command::Reload(args)) => commands::agent::reload(&args, &cancel).await,
+        Some(Command::Logs(args)) => commands::agent::logs(&args, &cancel).await,
         Some(Command::Secret(args)) => commands::secret::run(&args),
         None if opts.ssh.print_config => match opts
             .ssh

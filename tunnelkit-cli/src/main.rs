@@ -58,11 +58,16 @@ fn main() -> std::process::ExitCode {
             return Exit::Failure.into();
         }
     };
-    runtime
-        .block_on(async {
-            let cancel = CancellationToken::new();
-            tokio::spawn(stop_on_signal(cancel.clone(), hangup));
-            run(opts, cancel).await
-        })
-        .into()
+    let exit = runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        tokio::spawn(stop_on_signal(cancel.clone(), hangup));
+        run(opts, cancel).await
+    });
+    // A prompt may still be blocked reading the terminal (Ctrl-C during `tunnelkit up`): do not
+    // wait for it.
+    runtime.shutdown_timeout(EXIT_GRACE);
+    exit.into()
 }
+
+/// How long the runtime waits for blocking work (a terminal read) at exit.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(200);

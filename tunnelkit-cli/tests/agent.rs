@@ -473,11 +473,23 @@ async fn a_peer_with_another_uid_is_refused() {
     cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()])
         .env("HOME", dir.path());
     let agent = Agent::start_with(cmd, dir.path(), &profiles, "mock");
+    // The client does not even connect: the socket's directory is nobody's.
     let out = agent.cli(&["status"]);
     assert_eq!(out.status.code(), Some(255));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("permission denied"),
+        String::from_utf8_lossy(&out.stderr).contains("owned by uid 65534 (nobody)"),
         "{out:?}"
+    );
+    // A raw connection from root reaches the agent, which refuses it by its uid.
+    let mut c = std::os::unix::net::UnixStream::connect(&agent.socket).unwrap();
+    c.set_read_timeout(Some(DEADLINE)).unwrap();
+    let _ = c.write_all(b"{\"request\":\"status\",\"version\":2}\n");
+    let mut reply = String::new();
+    let _ = c.read_to_string(&mut reply);
+    assert!(reply.contains("permission denied"), "{reply}");
+    assert!(
+        reply.contains("this agent belongs to uid 65534 (nobody), not to uid 0 (root)"),
+        "{reply}"
     );
 }
 

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
@@ -109,10 +110,13 @@ pub(crate) async fn serve(ctx: Arc<ForwardCtx>, listener: TcpListener, cancel: C
         }
         let ctx2 = ctx.clone();
         let cancel = cancel.clone();
-        ctx.tracker.spawn(async move {
-            connection(&ctx2, stream, peer, cancel).await;
-            drop(permit);
-        });
+        ctx.tracker.spawn(
+            async move {
+                connection(&ctx2, stream, peer, cancel).await;
+                drop(permit);
+            }
+            .in_current_span(),
+        );
     }
 }
 

@@ -9,6 +9,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::config::TunnelConfig;
 use crate::error::Error;
@@ -85,7 +86,9 @@ impl Tunnel {
     /// Starts `config` on `listeners` (from [`bind_forwards`](crate::bind_forwards); a forward
     /// without a listener is simply not served). Returns at once: routes come up in the
     /// background, and a connection that arrives before one is up waits for it (bounded by
-    /// [`TunnelConfig::route_wait`]). Must be called within a tokio runtime.
+    /// [`TunnelConfig::route_wait`]). Must be called within a tokio runtime. The tunnel's tasks
+    /// run in the caller's current tracing span, so a host program can tag every line they log
+    /// (the agent's span names the profile).
     pub fn start(
         config: TunnelConfig,
         listeners: Vec<ForwardListener>,
@@ -157,7 +160,7 @@ impl Tunnel {
                 tracker: tracker.clone(),
                 demand: triggers.demand.clone(),
             });
-            tracker.spawn(serve(ctx, listener, cancel.clone()));
+            tracker.spawn(serve(ctx, listener, cancel.clone()).in_current_span());
         }
         let supervisor = Supervisor {
             config: config.clone(),
@@ -171,12 +174,15 @@ impl Tunnel {
             triggers,
         };
         let cancel_on_end = cancel.clone();
-        let task = tokio::spawn(async move {
-            let r = supervisor.run().await;
-            // A tunnel that gave up stops its forwards too.
-            cancel_on_end.cancel();
-            r
-        });
+        let task = tokio::spawn(
+            async move {
+                let r = supervisor.run().await;
+                // A tunnel that gave up stops its forwards too.
+                cancel_on_end.cancel();
+                r
+            }
+            .in_current_span(),
+        );
         tracker.close();
         let handle = TunnelHandle {
             addrs,

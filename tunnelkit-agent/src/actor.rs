@@ -1,0 +1,558 @@
+//! The registry's task: the only owner of the profiles. It answers each [`Command`] from its
+//! state at once; work that may be slow happens elsewhere and reports back: a directory read on
+//! a blocking thread ([`Internal::Scanned`]), a tunnel's stop in its own task
+//! ([`Internal::Stopped`]). Every log line is written in the profile's span.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use tunnelkit_core::{Event, RouteState};
+
+use crate::diff::{diff, Loaded};
+use crate::events::{AgentEvent, ProfileEvent, ProfileLog};
+use crate::launcher::{profile_span, Launcher};
+use crate::profile::{self, Profile};
+use crate::registry::{
+    Attached, Command, DownStarted, RegistryConfig, RegistryError, UpStarted, STOP_DEADLINE,
+};
+use crate::relay::Relay;
+use crate::scan::{read_dir_blocking, ProfileFile, Scanned};
+use crate::slot::{Run, Running, Slot, StopState, Then, UpWaiter};
+use crate::status::{InvalidProfile, ReloadSummary};
+
+/// Reports from the registry's helpers.
+pub(crate) enum Internal {
+    Scanned(Scanned),
+    Stopped { name: String, id: u64, slow: bool },
+}
+
+pub(crate) struct Actor {
+    config: RegistryConfig,
+    launcher: Arc<dyn Launcher>,
+    events: broadcast::Sender<ProfileEvent>,
+    slots: BTreeMap<String, Slot>,
+    internal: mpsc::UnboundedSender<Internal>,
+    internal_rx: Option<mpsc::UnboundedReceiver<Internal>>,
+    /// Reloads waiting for the read in flight; `None` when no read is in flight.
+    scanning: Option<Vec<oneshot::Sender<ReloadSummary>>>,
+    /// Reloads that arrived during a read: they wait for the next one.
+    queued: Vec<oneshot::Sender<ReloadSummary>>,
+    last_dir_error: Option<String>,
+    next_stop: u64,
+}
+
+impl Actor {
+    pub fn new(
+        config: RegistryConfig,
+        launcher: Arc<dyn Launcher>,
+        events: broadcast::Sender<ProfileEvent>,
+    ) -> Self {
+        let (internal, internal_rx) = mpsc::unbounded_channel();
+        Actor {
+            config,
+            launcher,
+            events,
+            slots: BTreeMap::new(),
+            internal,
+            internal_rx: Some(internal_rx),
+            scanning: None,
+            queued: Vec::new(),
+            last_dir_error: None,
+            next_stop: 0,
+        }
+    }
+
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let Some(mut internal) = self.internal_rx.take() else {
+            return;
+        };
+        let mut poll = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.config.poll,
+            self.config.poll,
+        );
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                    Some(Command::Shutdown(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(c) => self.command(c).await,
+                },
+                Some(report) = internal.recv() => match report {
+                    Internal::Scanned(s) => self.scanned(s).await,
+                    Internal::Stopped { name, id, slow } => self.stopped(&name, id, slow).await,
+                },
+                _ = poll.tick() => {
+                    if self.scanning.is_none() {
+                        self.begin_scan(None);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::Status(reply) => {
+                let list = self.slots.iter().map(|(n, s)| s.status(n)).collect();
+                let _ = reply.send(list);
+            }
+            Command::Reload(reply) => self.begin_scan(Some(reply)),
+            Command::Logs { name, reply } => {
+                let r = match self.slots.get(&name) {
+                    Some(s) => Ok(s.log.lines()),
+                    None => Err(no_such(&name)),
+                };
+                let _ = reply.send(r);
+            }
+            Command::Up {
+                name,
+                attach,
+                reply,
+            } => self.up(&name, attach, reply).await,
+            Command::Down { name, reply } => {
+                let r = self.down(&name);
+                let _ = reply.send(r);
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    fn begin_scan(&mut self, waiter: Option<oneshot::Sender<ReloadSummary>>) {
+        self.queued.extend(waiter);
+        if self.scanning.is_some() {
+            return;
+        }
+        self.scanning = Some(std::mem::take(&mut self.queued));
+        let dir = self.config.dir.clone();
+        let report = self.internal.clone();
+        tokio::spawn(async move {
+            let scanned = tokio::task::spawn_blocking(move || read_dir_blocking(&dir))
+                .await
+                .unwrap_or_else(|e| Scanned {
+                    dir_error: Some(format!("reading the profiles directory failed: {e}")),
+                    ..Default::default()
+                });
+            let _ = report.send(Internal::Scanned(scanned));
+        });
+    }
+
+    async fn scanned(&mut self, scanned: Scanned) {
+        let summary = self.apply(scanned).await;
+        for w in self.scanning.take().unwrap_or_default() {
+            let _ = w.send(summary.clone());
+        }
+        if !self.queued.is_empty() {
+            self.begin_scan(None);
+        }
+    }
+
+    /// Applies what the directory holds now: parses changed files, diffs, and starts,
+    /// restarts or stops just what changed.
+    async fn apply(&mut self, scanned: Scanned) -> ReloadSummary {
+        if let Some(e) = scanned.dir_error {
+            if self.last_dir_error.as_ref() != Some(&e) {
+                tracing::warn!("{e}; the profiles stay as they are");
+            }
+            self.last_dir_error = Some(e);
+            return self.summary(Vec::new(), Vec::new(), Vec::new());
+        }
+        self.last_dir_error = None;
+        let mut new: BTreeMap<String, Loaded<Profile>> = BTreeMap::new();
+        let mut files: BTreeMap<String, ProfileFile> = BTreeMap::new();
+        for (name, file) in scanned.files {
+            let known = self.slots.get(&name).filter(|s| !s.removed);
+            let loaded = match known {
+                Some(s) if s.text.as_ref() == Some(&file.text) => s.loaded.clone(),
+                _ => {
+                    let loaded = self.parse(&file);
+                    if let Loaded::Invalid(reason) = &loaded {
+                        profile_span(&name).in_scope(|| tracing::error!("{reason}"));
+                    }
+                    loaded
+                }
+            };
+            new.insert(name.clone(), loaded);
+            files.insert(name, file);
+        }
+        let d = {
+            let old: BTreeMap<String, Option<&Profile>> = self
+                .slots
+                .iter()
+                .filter(|(_, s)| !s.removed)
+                .map(|(n, s)| (n.clone(), s.good.as_ref()))
+                .collect();
+            diff(&old, &new)
+        };
+        for (name, loaded) in new {
+            let Some(file) = files.remove(&name) else {
+                continue;
+            };
+            let log = ProfileLog::new(&name, self.events.clone());
+            let slot = self
+                .slots
+                .entry(name.clone())
+                .or_insert_with(|| Slot::new(file.path.clone(), log));
+            let text_changed = slot.text.as_ref() != Some(&file.text);
+            slot.path = file.path;
+            slot.text = Some(file.text);
+            match &loaded {
+                Loaded::Valid(p) => {
+                    slot.good = Some(p.clone());
+                }
+                Loaded::Invalid(reason) if text_changed => slot.log.record(AgentEvent::Invalid {
+                    reason: reason.clone(),
+                }),
+                Loaded::Invalid(_) => {}
+            }
+            slot.loaded = loaded;
+        }
+        for name in &d.added {
+            if let Some(slot) = self.slots.get_mut(name) {
+                slot.removed = false;
+                slot.start_error = None;
+                let autostart = slot.good.as_ref().is_some_and(|p| p.autostart);
+                match &mut slot.run {
+                    Run::Stopping(s) if autostart => s.then = Then::Start(Vec::new()),
+                    Run::Stopping(s) => s.then = Then::Stay,
+                    Run::Idle if autostart => self.start(name, Vec::new()).await,
+                    _ => {}
+                }
+            }
+        }
+        for name in &d.changed {
+            let Some(slot) = self.slots.get_mut(name) else {
+                continue;
+            };
+            slot.start_error = None;
+            let autostart = slot.good.as_ref().is_some_and(|p| p.autostart);
+            match &mut slot.run {
+                Run::Running(_) => {
+                    self.begin_stop(name, "its profile changed", Then::Start(Vec::new()))
+                }
+                Run::Stopping(s) => {
+                    if autostart && matches!(s.then, Then::Stay) {
+                        s.then = Then::Start(Vec::new());
+                    }
+                }
+                Run::Idle if autostart => self.start(name, Vec::new()).await,
+                Run::Idle => {}
+            }
+        }
+        for name in &d.removed {
+            let Some(slot) = self.slots.get_mut(name) else {
+                continue;
+            };
+            slot.removed = true;
+            match &mut slot.run {
+                Run::Running(_) => self.begin_stop(name, "its file was removed", Then::Forget),
+                Run::Stopping(s) => {
+                    let before = std::mem::replace(&mut s.then, Then::Forget);
+                    refuse_waiters(before, name, "its file was removed");
+                }
+                Run::Idle => {
+                    self.slots.remove(name);
+                }
+            }
+        }
+        let summary = self.summary(d.added, d.changed, d.removed);
+        if !(summary.added.is_empty() && summary.changed.is_empty() && summary.removed.is_empty()) {
+            tracing::info!("profiles reloaded: {summary}");
+        }
+        summary
+    }
+
+    fn parse(&self, file: &ProfileFile) -> Loaded<Profile> {
+        match &file.text {
+            Err(why) => Loaded::Invalid(why.clone()),
+            Ok(text) => match profile::parse(&file.path, text, &self.config.local_user) {
+                Ok(p) => Loaded::Valid(p),
+                Err(e) => Loaded::Invalid(e.to_string()),
+            },
+        }
+    }
+
+    fn summary(
+        &self,
+        added: Vec<String>,
+        changed: Vec<String>,
+        removed: Vec<String>,
+    ) -> ReloadSummary {
+        let invalid = self
+            .slots
+            .iter()
+            .filter(|(_, s)| !s.removed)
+            .filter_map(|(n, s)| match &s.loaded {
+                Loaded::Invalid(reason) => Some(InvalidProfile {
+                    name: n.clone(),
+                    reason: reason.clone(),
+                }),
+                Loaded::Valid(_) => None,
+            })
+            .collect();
+        ReloadSummary {
+            added,
+            changed,
+            removed,
+            invalid,
+        }
+    }
+
+    /// Starts an idle profile and answers `ups` (the clients waiting in `up`).
+    async fn start(&mut self, name: &str, ups: Vec<UpWaiter>) {
+        let span = profile_span(name);
+        let Some(slot) = self.slots.get_mut(name) else {
+            refuse(ups, &no_such(name).to_string());
+            return;
+        };
+        let Some(profile) = slot.good.clone() else {
+            refuse(ups, &format!("profile {name} has no valid configuration"));
+            return;
+        };
+        let relay = Arc::new(Relay::default());
+        let launched = self
+            .launcher
+            .launch(&profile, relay.clone())
+            .instrument(span.clone())
+            .await;
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        match launched {
+            Ok(tunnel) => {
+                slot.start_error = None;
+                slot.log.record(AgentEvent::Started);
+                let forwarder = tokio::spawn(
+                    forward_events(tunnel.events(), slot.log.clone(), relay.clone())
+                        .instrument(span),
+                );
+                for (attach, reply) in ups {
+                    let _ = reply.send(Ok(UpStarted::Started(Attached {
+                        events: tunnel.events(),
+                        jobs: attach.then(|| relay.attach()),
+                        relay: relay.clone(),
+                    })));
+                }
+                slot.run = Run::Running(Running {
+                    tunnel,
+                    relay,
+                    _forwarder: forwarder,
+                });
+            }
+            Err(e) => {
+                span.in_scope(|| tracing::error!("could not start: {e}"));
+                slot.start_error = Some(e.clone());
+                slot.since = Some(SystemTime::now());
+                slot.log
+                    .record(AgentEvent::StartFailed { reason: e.clone() });
+                refuse(ups, &format!("{name}: {e}"));
+            }
+        }
+    }
+
+    /// Starts stopping a running profile in the background; `then` happens once it stopped.
+    fn begin_stop(&mut self, name: &str, why: &'static str, then: Then) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        let Run::Running(running) = std::mem::replace(&mut slot.run, Run::Idle) else {
+            return;
+        };
+        self.next_stop += 1;
+        let id = self.next_stop;
+        slot.run = Run::Stopping(StopState {
+            id,
+            since: SystemTime::now(),
+            waiters: Vec::new(),
+            then,
+        });
+        slot.log.record(AgentEvent::Stopping { why });
+        running.relay.detach();
+        let span = profile_span(name);
+        span.in_scope(|| tracing::info!("stopping: {why}"));
+        let report = self.internal.clone();
+        let name = name.to_string();
+        tokio::spawn(
+            async move {
+                let slow = tokio::time::timeout(STOP_DEADLINE, running.tunnel.stop())
+                    .await
+                    .is_err();
+                let _ = report.send(Internal::Stopped { name, id, slow });
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn stopped(&mut self, name: &str, id: u64, slow: bool) {
+        let Some(slot) = self.slots.get_mut(name) else {
+            return;
+        };
+        let Run::Stopping(s) = &slot.run else {
+            return;
+        };
+        if s.id != id {
+            return;
+        }
+        let Run::Stopping(s) = std::mem::replace(&mut slot.run, Run::Idle) else {
+            return;
+        };
+        if slow {
+            let after_secs = STOP_DEADLINE.as_secs();
+            profile_span(name).in_scope(|| {
+                tracing::warn!(
+                    "not stopped after {after_secs}s; its last connections end in the background"
+                )
+            });
+            slot.log.record(AgentEvent::StopSlow { after_secs });
+        }
+        slot.since = Some(SystemTime::now());
+        slot.log.record(AgentEvent::Stopped);
+        for w in s.waiters {
+            let _ = w.send(());
+        }
+        match s.then {
+            Then::Stay => {}
+            Then::Start(ups) => self.start(name, ups).await,
+            Then::Forget => {
+                if slot.removed {
+                    self.slots.remove(name);
+                }
+            }
+        }
+    }
+
+    async fn up(&mut self, name: &str, attach: bool, reply: crate::registry::Reply<UpStarted>) {
+        let Some(slot) = self.slots.get_mut(name).filter(|s| !s.removed) else {
+            let _ = reply.send(Err(no_such(name)));
+            return;
+        };
+        if slot.good.is_none() {
+            let why = match &slot.loaded {
+                Loaded::Invalid(e) => e.clone(),
+                Loaded::Valid(_) => format!("profile {name} is not loaded"),
+            };
+            let _ = reply.send(Err(RegistryError::Refused(why)));
+            return;
+        }
+        match &mut slot.run {
+            Run::Running(r) => {
+                let s = r.tunnel.status();
+                if matches!(s.state, RouteState::Up | RouteState::Degraded) {
+                    let _ = reply.send(Ok(UpStarted::AlreadyUp { route: s.route }));
+                } else {
+                    // Waiting for input or backing off: start over now, with this client.
+                    let then = Then::Start(vec![(attach, reply)]);
+                    self.begin_stop(name, "restarted by tunnelkit up", then);
+                }
+            }
+            Run::Stopping(s) => match &mut s.then {
+                Then::Start(ups) => ups.push((attach, reply)),
+                then => *then = Then::Start(vec![(attach, reply)]),
+            },
+            Run::Idle => self.start(name, vec![(attach, reply)]).await,
+        }
+    }
+
+    fn down(&mut self, name: &str) -> Result<DownStarted, RegistryError> {
+        let slot = self
+            .slots
+            .get_mut(name)
+            .filter(|s| !s.removed)
+            .ok_or_else(|| no_such(name))?;
+        slot.start_error = None;
+        if matches!(slot.run, Run::Running(_)) {
+            self.begin_stop(name, "tunnelkit down", Then::Stay);
+        }
+        let Some(slot) = self.slots.get_mut(name) else {
+            return Err(no_such(name));
+        };
+        match &mut slot.run {
+            Run::Stopping(s) => {
+                let before = std::mem::replace(&mut s.then, Then::Stay);
+                refuse_waiters(before, name, "stopped by tunnelkit down");
+                let (tx, rx) = oneshot::channel();
+                s.waiters.push(tx);
+                Ok(DownStarted {
+                    was_running: true,
+                    done: Some(rx),
+                })
+            }
+            _ => Ok(DownStarted {
+                was_running: false,
+                done: None,
+            }),
+        }
+    }
+
+    /// Stops every tunnel at once, each waited for at most [`STOP_DEADLINE`].
+    async fn shutdown(&mut self) {
+        let mut stops = JoinSet::new();
+        for (name, slot) in &mut self.slots {
+            if let Run::Running(r) = std::mem::replace(&mut slot.run, Run::Idle) {
+                slot.log.record(AgentEvent::Stopping {
+                    why: "the agent stops",
+                });
+                stops.spawn(
+                    async move {
+                        let _ = tokio::time::timeout(STOP_DEADLINE, r.tunnel.stop()).await;
+                    }
+                    .instrument(profile_span(name)),
+                );
+            }
+        }
+        while stops.join_next().await.is_some() {}
+    }
+}
+
+/// Copies a tunnel's events into its profile's log (and the agent's event stream).
+async fn forward_events(
+    mut events: broadcast::Receiver<Event>,
+    log: ProfileLog,
+    relay: Arc<Relay>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(e) => {
+                if matches!(e, Event::RouteUp { .. }) {
+                    relay.clear_needed();
+                }
+                log.record(AgentEvent::Tunnel(e));
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("{n} events were not logged (too many at once)");
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+fn no_such(name: &str) -> RegistryError {
+    RegistryError::Refused(format!("no profile named {name}"))
+}
+
+fn refuse(ups: Vec<UpWaiter>, why: &str) {
+    for (_, reply) in ups {
+        let _ = reply.send(Err(RegistryError::Refused(why.to_string())));
+    }
+}
+
+fn refuse_waiters(then: Then, name: &str, why: &str) {
+    if let Then::Start(ups) = then {
+        refuse(ups, &format!("{name}: {why}"));
+    }
+}
+
+#[cfg(test)]
+#[path = "actor_tests.rs"]
+mod tests;

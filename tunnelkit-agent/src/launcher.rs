@@ -1,0 +1,103 @@
+//! How the registry starts and stops a profile's tunnel, behind two small traits so that the
+//! registry's rules (a stop never blocks `status`, a changed profile restarts once its old
+//! tunnel has let go of its ports) are tested with tunnels that hang on purpose.
+//! [`CoreLauncher`] is the real one: it binds the forwards and runs [`Tunnel::start`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tunnelkit_core::{bind_forward, Event, SecretStore, Services, Status, Tunnel, TunnelHandle};
+
+use crate::profile::Profile;
+use crate::relay::Relay;
+
+/// A stop in progress: resolves once the tunnel and its connections have ended.
+pub type Stopping = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A running tunnel, as the registry sees it.
+pub trait RunningTunnel: Send + Sync {
+    /// A snapshot of its state and counters.
+    fn status(&self) -> Status;
+    /// Its events from now on.
+    fn events(&self) -> broadcast::Receiver<Event>;
+    /// Asks it to stop; the future resolves once it has.
+    fn stop(self: Box<Self>) -> Stopping;
+}
+
+impl RunningTunnel for TunnelHandle {
+    fn status(&self) -> Status {
+        TunnelHandle::status(self)
+    }
+
+    fn events(&self) -> broadcast::Receiver<Event> {
+        TunnelHandle::events(self)
+    }
+
+    fn stop(self: Box<Self>) -> Stopping {
+        TunnelHandle::stop(&self);
+        Box::pin(async move {
+            let _ = self.wait().await;
+        })
+    }
+}
+
+/// Starts tunnels for profiles.
+#[async_trait]
+pub trait Launcher: Send + Sync {
+    /// Binds `profile`'s forwards and starts its tunnel, asking `relay` when a person is
+    /// needed. An error (a local port taken) is the text shown as the profile's last error.
+    async fn launch(
+        &self,
+        profile: &Profile,
+        relay: Arc<Relay>,
+    ) -> Result<Box<dyn RunningTunnel>, String>;
+}
+
+/// The real launcher: binds with [`bind_forward`] and runs [`Tunnel::start`] with the
+/// keyring's secrets. The tunnel's tasks run in the caller's tracing span, so every line they
+/// log names the profile.
+pub struct CoreLauncher {
+    /// Stored passwords and passphrases.
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+#[async_trait]
+impl Launcher for CoreLauncher {
+    async fn launch(
+        &self,
+        profile: &Profile,
+        relay: Arc<Relay>,
+    ) -> Result<Box<dyn RunningTunnel>, String> {
+        let mut listeners = Vec::new();
+        for (i, f) in profile.config.forwards.iter().enumerate() {
+            listeners.push(bind_forward(i, f).await.map_err(|e| e.to_string())?);
+        }
+        let services = Services {
+            prompter: relay,
+            secrets: self.secrets.clone(),
+        };
+        let handle = Tunnel::start(
+            profile.config.clone(),
+            listeners,
+            services,
+            CancellationToken::new(),
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Box::new(handle))
+    }
+}
+
+/// The span every log line about `profile` is written in.
+pub fn profile_span(profile: &str) -> tracing::Span {
+    tracing::info_span!("profile", profile = %profile)
+}
+
+/// Runs `f` in `profile`'s span.
+pub async fn in_profile<F: Future>(profile: &str, f: F) -> F::Output {
+    f.instrument(profile_span(profile)).await
+}

@@ -1,0 +1,175 @@
+//! One profile as the registry's task holds it: its file as last read, its last good
+//! configuration, whether its tunnel runs or is being stopped, and its log; and the status
+//! line made from that ([`Slot::status`]).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tunnelkit_core::RouteState;
+
+use crate::diff::Loaded;
+use crate::events::{unix_ms, ProfileLog};
+use crate::launcher::RunningTunnel;
+use crate::profile::Profile;
+use crate::registry::{Reply, UpStarted};
+use crate::relay::Relay;
+use crate::status::{ForwardJson, ProfileJson, ProfileState};
+
+/// A client waiting in `up` for the profile to start: (answers prompts, where the answer goes).
+pub(crate) type UpWaiter = (bool, Reply<UpStarted>);
+
+/// A running tunnel.
+pub(crate) struct Running {
+    pub tunnel: Box<dyn RunningTunnel>,
+    pub relay: Arc<Relay>,
+    /// Copies the tunnel's events into the log; ends with the tunnel.
+    pub _forwarder: JoinHandle<()>,
+}
+
+/// What happens once a stop has finished.
+pub(crate) enum Then {
+    /// Nothing: the profile is down.
+    Stay,
+    /// Start it again (its configuration changed, or `up` asked); these clients wait for it.
+    Start(Vec<UpWaiter>),
+    /// Forget it (its file was removed).
+    Forget,
+}
+
+/// A stop in progress.
+pub(crate) struct StopState {
+    /// Matches the background stop's report.
+    pub id: u64,
+    pub since: SystemTime,
+    /// `down` clients waiting for the end.
+    pub waiters: Vec<oneshot::Sender<()>>,
+    pub then: Then,
+}
+
+/// Whether the tunnel runs.
+pub(crate) enum Run {
+    Idle,
+    Running(Running),
+    Stopping(StopState),
+}
+
+/// One profile.
+pub(crate) struct Slot {
+    pub path: PathBuf,
+    /// The file's text as last read, or why it could not be read.
+    pub text: Option<Result<String, String>>,
+    /// What that text gave.
+    pub loaded: Loaded<Profile>,
+    /// The last good configuration (a broken edit keeps the tunnel on this one).
+    pub good: Option<Profile>,
+    pub run: Run,
+    pub log: ProfileLog,
+    /// When it last stopped or failed to start; `None` when never started.
+    pub since: Option<SystemTime>,
+    /// Why it could not start, until it starts or is brought down.
+    pub start_error: Option<String>,
+    /// Its file is gone; forgotten once stopped.
+    pub removed: bool,
+}
+
+impl Slot {
+    /// A profile seen for the first time.
+    pub fn new(path: PathBuf, log: ProfileLog) -> Self {
+        Slot {
+            path,
+            text: None,
+            loaded: Loaded::Invalid("not read yet".into()),
+            good: None,
+            run: Run::Idle,
+            log,
+            since: None,
+            start_error: None,
+            removed: false,
+        }
+    }
+
+    /// The line of `tunnelkit status`.
+    pub fn status(&self, name: &str) -> ProfileJson {
+        let p = self.good.as_ref();
+        let mut j = ProfileJson {
+            name: name.to_string(),
+            state: ProfileState::Down,
+            route: None,
+            since: self.since.map(secs),
+            description: p.map(|p| p.description.clone()).unwrap_or_default(),
+            autostart: p.is_some_and(|p| p.autostart),
+            forwards: p.map(configured_forwards).unwrap_or_default(),
+            reconnects: 0,
+            failovers: 0,
+            last_error: None,
+        };
+        match &self.run {
+            Run::Idle => {
+                if let Some(e) = &self.start_error {
+                    j.state = ProfileState::Failed;
+                    j.last_error = Some(e.clone());
+                }
+            }
+            Run::Stopping(s) => {
+                j.state = ProfileState::Stopping;
+                j.since = Some(secs(s.since));
+            }
+            Run::Running(r) => {
+                let s = r.tunnel.status();
+                j.state = ProfileState::of_route(s.state);
+                j.route = s.route.clone();
+                j.since = Some(secs(s.since));
+                j.reconnects = s.reconnects;
+                j.failovers = s.failovers;
+                j.last_error = s.last_error.clone();
+                j.forwards = s
+                    .forwards
+                    .iter()
+                    .map(|f| ForwardJson {
+                        local: f.local.map(|a| a.to_string()).unwrap_or_default(),
+                        remote: f.remote.clone(),
+                        active: f.active,
+                        total: f.total,
+                        bytes_in: f.bytes_in,
+                        bytes_out: f.bytes_out,
+                    })
+                    .collect();
+                let waiting = matches!(
+                    s.state,
+                    RouteState::Connecting | RouteState::Backoff | RouteState::Failed
+                );
+                if let (true, Some(needed)) = (waiting, r.relay.needed()) {
+                    j.state = ProfileState::NeedsInput;
+                    j.last_error = Some(format!("needs input: {needed}"));
+                }
+            }
+        }
+        if let Loaded::Invalid(e) = &self.loaded {
+            j.state = ProfileState::Invalid;
+            j.last_error = Some(e.clone());
+        }
+        j
+    }
+}
+
+fn configured_forwards(p: &Profile) -> Vec<ForwardJson> {
+    p.config
+        .forwards
+        .iter()
+        .map(|f| ForwardJson {
+            local: f.bind_label(),
+            remote: f.target.to_string(),
+            active: 0,
+            total: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        })
+        .collect()
+}
+
+fn secs(t: SystemTime) -> u64 {
+    unix_ms(t) / 1000
+}

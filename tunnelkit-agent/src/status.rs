@@ -1,0 +1,220 @@
+//! What the agent reports: each profile's state and counters (`tunnelkit status`), its recent
+//! events (`tunnelkit logs`) and what a reload changed (`tunnelkit reload`). These are the
+//! typed payloads of the control protocol; `--json` prints them as they are. Stable: fields
+//! are only added.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tunnelkit_core::RouteState;
+
+/// A profile's state as `tunnelkit status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProfileState {
+    /// The primary route carries traffic.
+    Up,
+    /// Bringing a route up, or waiting between rounds of attempts.
+    Connecting,
+    /// A DR route carries traffic.
+    Degraded,
+    /// A route needs a passphrase, password or host key decision: run `tunnelkit up NAME`.
+    NeedsInput,
+    /// Not running.
+    Down,
+    /// Being stopped (its connections are ending); `down` once they have.
+    Stopping,
+    /// Could not start (a local port taken), or gave up.
+    Failed,
+    /// The file is broken; `last_error` says where and why.
+    Invalid,
+}
+
+impl ProfileState {
+    /// The state of a running tunnel.
+    pub fn of_route(s: RouteState) -> ProfileState {
+        match s {
+            RouteState::Connecting | RouteState::Backoff => ProfileState::Connecting,
+            RouteState::Up => ProfileState::Up,
+            RouteState::Degraded => ProfileState::Degraded,
+            RouteState::Stopped => ProfileState::Down,
+            RouteState::Failed => ProfileState::Failed,
+        }
+    }
+
+    /// The lowercase word shown in the table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProfileState::Up => "up",
+            ProfileState::Connecting => "connecting",
+            ProfileState::Degraded => "degraded",
+            ProfileState::NeedsInput => "needs-input",
+            ProfileState::Down => "down",
+            ProfileState::Stopping => "stopping",
+            ProfileState::Failed => "failed",
+            ProfileState::Invalid => "invalid",
+        }
+    }
+}
+
+impl fmt::Display for ProfileState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One forward in `tunnelkit status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardJson {
+    /// Bound local address, or the configured one when not bound.
+    pub local: String,
+    /// `host:port` of the target.
+    pub remote: String,
+    /// Connections open now.
+    pub active: u64,
+    /// Connections since the profile started.
+    pub total: u64,
+    /// Bytes from the target to local clients.
+    pub bytes_in: u64,
+    /// Bytes from local clients to the target.
+    pub bytes_out: u64,
+}
+
+/// One profile in `tunnelkit status --json` (a list of these).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileJson {
+    /// Profile name (file stem).
+    pub name: String,
+    /// The state.
+    pub state: ProfileState,
+    /// The route carrying new connections, if any.
+    pub route: Option<String>,
+    /// Unix time (seconds) when the state began; absent for a profile never started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<u64>,
+    /// The profile's description.
+    pub description: String,
+    /// Starts with the agent.
+    pub autostart: bool,
+    /// Forwards, in profile order.
+    pub forwards: Vec<ForwardJson>,
+    /// Sessions established after the first.
+    pub reconnects: u64,
+    /// Failovers to a lower-priority route.
+    pub failovers: u64,
+    /// The last error (for `invalid`: the file, line and column and what is wrong).
+    pub last_error: Option<String>,
+}
+
+/// One line of `tunnelkit logs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// Unix time in milliseconds; the client shows it as local time (RFC 3339).
+    pub unix_ms: u64,
+    /// What happened.
+    pub text: String,
+}
+
+/// A profile whose file is broken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvalidProfile {
+    /// Profile name.
+    pub name: String,
+    /// `file:line:column: why`.
+    pub reason: String,
+}
+
+/// What a reload changed (`invalid`: every profile whose file is broken now).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadSummary {
+    /// New profiles.
+    pub added: Vec<String>,
+    /// Profiles whose configuration changed (restarted if they were running).
+    pub changed: Vec<String>,
+    /// Profiles whose file is gone (stopped).
+    pub removed: Vec<String>,
+    /// Broken files; a profile that was running keeps its last good configuration.
+    pub invalid: Vec<InvalidProfile>,
+}
+
+/// The sentence: `added a, changed b, removed c; invalid d: file:line: why`, or `no changes`.
+impl fmt::Display for ReloadSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        for (verb, names) in [
+            ("added", &self.added),
+            ("changed", &self.changed),
+            ("removed", &self.removed),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{verb} {}", names.join(", ")));
+            }
+        }
+        let mut text = if parts.is_empty() {
+            "no changes".to_string()
+        } else {
+            parts.join(", ")
+        };
+        for i in &self.invalid {
+            text.push_str(&format!("; invalid {}: {}", i.name, i.reason));
+        }
+        f.write_str(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_reload_reads_as_a_sentence() {
+        let s = ReloadSummary {
+            added: names(&["a"]),
+            changed: names(&["b", "b2"]),
+            removed: names(&["c"]),
+            invalid: vec![InvalidProfile {
+                name: "d".into(),
+                reason: "/p/d.toml:3:1: missing field `route`".into(),
+            }],
+        };
+        assert_eq!(
+            s.to_string(),
+            "added a, changed b, b2, removed c; invalid d: /p/d.toml:3:1: missing field `route`"
+        );
+        assert_eq!(ReloadSummary::default().to_string(), "no changes");
+        let only_invalid = ReloadSummary {
+            invalid: s.invalid.clone(),
+            ..Default::default()
+        };
+        assert!(only_invalid
+            .to_string()
+            .starts_with("no changes; invalid d: "));
+    }
+
+    #[test]
+    fn since_is_absent_for_a_profile_never_started() {
+        let p = ProfileJson {
+            name: "n".into(),
+            state: ProfileState::Down,
+            route: None,
+            since: None,
+            description: String::new(),
+            autostart: false,
+            forwards: vec![],
+            reconnects: 0,
+            failovers: 0,
+            last_error: None,
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert!(v.get("since").is_none(), "{v}");
+        assert_eq!(v["state"], "down");
+        let back: ProfileJson = serde_json::from_value(v).unwrap();
+        assert_eq!(back, p);
+        let json = serde_json::to_value(ProfileState::NeedsInput).unwrap();
+        assert_eq!(json, "needs-input");
+    }
+}
