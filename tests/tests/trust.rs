@@ -188,6 +188,8 @@ async fn a_broken_key_before_a_good_one_is_skipped() {
         b"-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n",
     )
     .unwrap();
+    let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&garbage, private).unwrap();
     let fifo = make_fifo(dir.path(), "fifo-key");
     let kh = known_hosts(dir.path(), &[sshd.known_hosts_line()]);
     let keys = vec![garbage, fifo, key.private.clone()];

@@ -139,6 +139,9 @@ async fn a_garbage_key_before_a_good_one_is_skipped_as_ssh_does() {
     let target = EchoServer::start().await;
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, b"this is not a key\n").unwrap();
+    // Private, so that it is skipped for its content, not for its permissions.
+    let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(&garbage, private).unwrap();
     let kh = dir.path().join("known_hosts");
     std::fs::write(&kh, sshd.known_hosts_line() + "\n").unwrap();
     let a = args(
