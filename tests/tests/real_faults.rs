@@ -19,6 +19,7 @@ fn sshd_with(key: &KeyPair, extra: &[&str]) -> Sshd {
     Sshd::start(SshdOptions {
         authorized_keys: vec![key.public_line.clone()],
         extra_config: extra.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
     })
 }
 

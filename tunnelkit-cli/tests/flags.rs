@@ -51,6 +51,7 @@ async fn site(passphrase: Option<&str>, sshd_extra: Vec<String>) -> Site {
     let sshd = Sshd::start(SshdOptions {
         authorized_keys: vec![key.public_line.clone()],
         extra_config: sshd_extra,
+        ..Default::default()
     });
     let target = EchoServer::start().await;
     let kh = dir.path().join("known_hosts");
