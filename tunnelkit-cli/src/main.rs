@@ -37,9 +37,10 @@ fn main() -> std::process::ExitCode {
         .init();
     if tunnel && opts.ssh.background && !background::is_child() {
         // Before any runtime or thread exists: the child does the work (see background.rs).
-        return match tunnelkit_cli::commands::connect::check(&opts.ssh) {
-            Ok(()) => background::run_parent(),
-            Err(()) => Exit::Failure,
+        return if tunnelkit_cli::commands::connect::check(&opts.ssh) {
+            background::run_parent()
+        } else {
+            Exit::Failure
         }
         .into();
     }

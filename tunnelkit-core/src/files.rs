@@ -67,10 +67,19 @@ fn too_large(limit: u64) -> io::Error {
     )
 }
 
-/// Reads `path` if it is a regular file of at most `limit` bytes; never blocks on a FIFO or
-/// device and never reads more than `limit + 1` bytes. Blocking: call it off the runtime
-/// (see [`read_regular_async`]) unless the file is known to be small and local.
+/// True for `/dev/null`, the one special file admins name on purpose
+/// (`UserKnownHostsFile=/dev/null`): it reads as empty and takes writes, as with ssh.
+pub fn is_dev_null(path: &Path) -> bool {
+    path == Path::new("/dev/null")
+}
+
+/// Reads `path` if it is a regular file of at most `limit` bytes (`/dev/null` reads as empty);
+/// never blocks on a FIFO or device and never reads more than `limit + 1` bytes. Blocking: call
+/// it off the runtime (see [`read_regular_async`]) unless the file is known to be small and local.
 pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    if is_dev_null(path) {
+        return Ok(Vec::new());
+    }
     // Refuse special files before opening them: opening a device can have effects of its own.
     refuse_unless_regular(&std::fs::metadata(path)?, limit)?;
     let mut options = std::fs::OpenOptions::new();
@@ -149,6 +158,15 @@ mod tests {
             assert!(e.to_string().contains(what), "{path:?}: {e}");
         }
         assert!(started.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn dev_null_reads_as_empty_as_with_ssh() {
+        // `UserKnownHostsFile=/dev/null` is a common ssh idiom; /dev/zero stays refused above.
+        assert_eq!(
+            read_regular(Path::new("/dev/null"), KNOWN_HOSTS_MAX).unwrap(),
+            b""
+        );
     }
 
     #[tokio::test]

@@ -310,7 +310,7 @@ fn check_unused(key: &'static str, value: &str) -> Result<(), OptionError> {
         reason,
     };
     if let Some((_, reason)) = REFUSED.iter().find(|(k, _)| *k == key) {
-        return Err(refuse(*reason));
+        return Err(refuse(reason));
     }
     if let Some((_, ok, reason)) = REFUSED_UNLESS.iter().find(|(k, _, _)| *k == key) {
         let v = value.to_ascii_lowercase();
@@ -318,7 +318,7 @@ fn check_unused(key: &'static str, value: &str) -> Result<(), OptionError> {
             || (ok.contains(&"no") && v == "false")
             || (ok.contains(&"yes") && v == "true");
         if !off {
-            return Err(refuse(*reason));
+            return Err(refuse(reason));
         }
     }
     Ok(())

@@ -56,9 +56,10 @@ fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
     }
 }
 
-/// The checks `-f` makes before going to the background (usage errors exit 255 at once).
-pub fn check(args: &SshArgs) -> Result<(), ()> {
-    resolved(args, has_tty()).map(drop)
+/// The checks `-f` makes before going to the background (usage errors exit 255 at once): true
+/// when the command line resolves; otherwise the error has been printed.
+pub fn check(args: &SshArgs) -> bool {
+    resolved(args, has_tty()).is_ok()
 }
 
 /// The OS keyring (the store `tunnelkit secret` and the agent use), or none when it cannot be

@@ -245,6 +245,10 @@ fn unwritable_plain_name(name: &str) -> Option<&'static str> {
 /// leading `!#@` or `|1|`) is refused with [`Error::Config`] rather than written. A file that is
 /// not a regular file (a FIFO, a device) is refused without waiting on it.
 pub fn append(file: &Path, name: &str, key: &PublicKey, hashed: bool) -> crate::Result<()> {
+    if crate::files::is_dev_null(file) {
+        // `UserKnownHostsFile=/dev/null`: nothing is recorded, as with ssh.
+        return Ok(());
+    }
     let name = name.to_ascii_lowercase();
     if let Some(why) = unwritable_plain_name(&name).filter(|_| !hashed) {
         return Err(Error::Config(format!(
