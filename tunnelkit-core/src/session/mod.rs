@@ -121,12 +121,26 @@ impl RouteSession {
             u32::from(originator.port()),
         );
         match tokio::time::timeout(deadline, open).await {
-            Err(_) => Err(Error::Timeout {
-                stage: Stage::ChannelOpen,
-                host: target.host.clone(),
-                port: target.port,
-                after: deadline,
-            }),
+            Err(_) => {
+                // No answer at all may mean the session itself went silent: its keepalives
+                // decide that within one liveness window. If they do, the caller hands the
+                // connection to the successor session instead of dropping it.
+                let o = &self.last_hop.options;
+                let window = o.server_alive_interval * o.server_alive_count_max.max(1);
+                if !window.is_zero()
+                    && tokio::time::timeout(window, self.lost.cancelled())
+                        .await
+                        .is_ok()
+                {
+                    return Err(Error::SessionLost(self.loss_reason()));
+                }
+                Err(Error::Timeout {
+                    stage: Stage::ChannelOpen,
+                    host: target.host.clone(),
+                    port: target.port,
+                    after: deadline,
+                })
+            }
             Ok(Ok(ch)) => Ok(ch),
             Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(Error::ChannelRefused {
                 target: target.to_string(),
