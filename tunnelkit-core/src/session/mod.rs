@@ -122,13 +122,14 @@ impl RouteSession {
         );
         match tokio::time::timeout(deadline, open).await {
             Err(_) => {
-                // No answer at all may mean the session itself went silent: its keepalives
-                // decide that within one liveness window. If they do, the caller hands the
-                // connection to the successor session instead of dropping it.
+                // No answer at all may mean the session itself went silent while the keepalives
+                // are about to say so: give them a short grace (one keepalive interval, at most
+                // half the ConnectTimeout), and if they declare the session lost, the caller
+                // hands the connection to the successor session instead of dropping it.
                 let o = &self.last_hop.options;
-                let window = o.server_alive_interval * o.server_alive_count_max.max(1);
-                if !window.is_zero()
-                    && tokio::time::timeout(window, self.lost.cancelled())
+                let grace = o.server_alive_interval.min(deadline / 2);
+                if !grace.is_zero()
+                    && tokio::time::timeout(grace, self.lost.cancelled())
                         .await
                         .is_ok()
                 {
