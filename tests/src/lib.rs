@@ -14,6 +14,7 @@
 mod agent;
 pub mod chart;
 mod delay;
+mod forwarding;
 mod keys;
 pub mod netns;
 mod proxy;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 
 pub use agent::SshAgent;
 pub use delay::DelayLine;
+pub use forwarding::Forwarding;
 pub use keys::KeyPair;
 pub use proxy::FaultProxy;
 pub use sshd::{HostCertificate, Sshd, SshdOptions};

@@ -1,13 +1,15 @@
 //! The `tunnelkit` binary as an admin runs it, against real OpenSSH sshds: forwards through one
 //! and two hops, refusal of a changed host key, a port in use, usage errors, and a clean stop.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Read;
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use tunnelkit_tests::{blocking_echo as echo, EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
+use tunnelkit_tests::{
+    blocking_echo as echo, EchoServer, Forwarding as Running, KeyPair, Sshd, SshdOptions, TestDir,
+};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -34,87 +36,18 @@ fn base_args(key: &KeyPair, known_hosts: &Path) -> Vec<String> {
 }
 
 /// A running tunnelkit whose stdout gave its forward's address.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
+fn start(args: &[String]) -> Running {
+    Running::spawn(tunnelkit().args(args))
 }
 
-impl Running {
-    fn start(args: &[String]) -> Running {
-        Self::spawn(tunnelkit().args(args))
-    }
-
-    /// Runs `program args` (a wrapper such as prlimit around tunnelkit).
-    fn start_program(program: &str, args: &[String]) -> Running {
-        let mut c = Command::new(program);
-        c.args(args)
-            .stdin(Stdio::null())
-            .env_remove("SSH_AUTH_SOCK")
-            .env("TUNNELKIT_LOG", "info");
-        Self::spawn(&mut c)
-    }
-
-    fn spawn(cmd: &mut Command) -> Running {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Drain stderr all along: a full pipe would block tunnelkit's logging.
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let line = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tunnelkit printed no forward: {}", log.lock().unwrap())
-        });
-        // "Forwarding 127.0.0.1:PORT -> host:port"
-        let addr = line
-            .strip_prefix("Forwarding ")
-            .and_then(|r| r.split(" -> ").next())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Running { child, addr }
-    }
-
-    fn sigterm_and_wait(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let since = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                since.elapsed() < DEADLINE,
-                "tunnelkit did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Runs `program args` (a wrapper such as prlimit around tunnelkit).
+fn start_program(program: &str, args: &[String]) -> Running {
+    let mut c = Command::new(program);
+    c.args(args)
+        .stdin(Stdio::null())
+        .env_remove("SSH_AUTH_SOCK")
+        .env("TUNNELKIT_LOG", "info");
+    Running::spawn(&mut c)
 }
 
 fn user() -> String {
@@ -141,7 +74,7 @@ async fn one_hop_then_clean_exit_on_sigterm() {
         format!("{}@127.0.0.1", user()),
     ]);
     let t = tokio::task::spawn_blocking(move || {
-        let run = Running::start(&args);
+        let run = start(&args);
         assert_eq!(echo(run.addr, b"cli one hop"), b"cli one hop");
         run.sigterm_and_wait()
     });
@@ -181,7 +114,7 @@ async fn two_hops_with_dash_j() {
         "127.0.0.1".into(),
     ]);
     let t = tokio::task::spawn_blocking(move || {
-        let run = Running::start(&args);
+        let run = start(&args);
         assert_eq!(echo(run.addr, b"cli two hops"), b"cli two hops");
     });
     t.await.unwrap();
@@ -367,7 +300,7 @@ async fn ssh_config_alias_with_proxyjump_alias_opens_its_localforward() {
         "prod-app".into(),
     ];
     let t = tokio::task::spawn_blocking(move || {
-        let run = Running::start(&args);
+        let run = start(&args);
         assert_eq!(
             echo(run.addr, b"alias through alias"),
             b"alias through alias"
@@ -409,7 +342,7 @@ async fn out_of_descriptors_pauses_accepting_and_keeps_the_session() {
         format!("{}@127.0.0.1", user()),
     ]);
     let ok = tokio::task::spawn_blocking(move || {
-        let run = Running::start_program(prlimit, &args);
+        let run = start_program(prlimit, &args);
         // The route is up before the flood (at start, with no descriptor left for the SSH
         // connection itself, tunnelkit would fail to connect and exit, as ssh does).
         assert_eq!(echo(run.addr, b"up"), b"up");

@@ -4,14 +4,14 @@
 //! DR route reached through a ProxyCommand taking over, and the command's whole process group
 //! gone once the tunnel stops.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tunnelkit_tests::{
-    blocking_echo as echo, find_tool, wait_until, EchoServer, KeyPair, Sshd, SshdOptions, TestDir,
+    blocking_echo as echo, find_tool, wait_until, EchoServer, Forwarding as Running, KeyPair, Sshd,
+    SshdOptions, TestDir,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -31,76 +31,9 @@ fn user() -> String {
 }
 
 /// A running tunnelkit whose stdout gave its forward's address; its stderr is collected.
-struct Running {
-    child: Child,
-    addr: SocketAddr,
-    log: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Running {
-    fn start(config: &Path, args: &[&str]) -> Running {
-        let mut child = tunnelkit(config, args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = child.stderr.take().unwrap();
-        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let line = rx.recv_timeout(DEADLINE).unwrap_or_else(|_| {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("tunnelkit printed no forward: {}", log.lock().unwrap())
-        });
-        let addr = line
-            .strip_prefix("Forwarding ")
-            .and_then(|r| r.split(" -> ").next())
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Running { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn sigterm_and_wait(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let since = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                since.elapsed() < DEADLINE,
-                "tunnelkit did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `tunnelkit -F config -N ... args`, once it prints its forward.
+fn start(config: &Path, args: &[&str]) -> Running {
+    Running::spawn(&mut tunnelkit(config, args))
 }
 
 fn tunnelkit(config: &Path, args: &[&str]) -> Command {
@@ -286,7 +219,7 @@ fn proxy_command_reaches_a_bastion_only_it_can_reach() {
     .unwrap();
     // Outside the namespace nothing listens there (port 22 on this loopback could be a real
     // sshd, but it does not have the host key recorded for netns-bastion).
-    let run = Running::start(&config, &["-L", "0:127.0.0.1:7", "netns-bastion"]);
+    let run = start(&config, &["-L", "0:127.0.0.1:7", "netns-bastion"]);
     assert_eq!(
         echo(run.addr, b"through the namespace"),
         b"through the namespace"
@@ -329,7 +262,7 @@ async fn proxy_command_ssh_w_through_a_real_openssh_jump() {
     .unwrap();
     let fwd = format!("0:127.0.0.1:{}", target.addr().port());
     let t = tokio::task::spawn_blocking(move || {
-        let run = Running::start(&config, &["-L", &fwd, "bastion"]);
+        let run = start(&config, &["-L", &fwd, "bastion"]);
         assert_eq!(
             echo(run.addr, b"via ssh -W"),
             b"via ssh -W",
@@ -471,7 +404,7 @@ async fn dr_route_through_a_proxy_command_takes_over_and_the_group_dies_with_the
     .unwrap();
     let fwd = format!("0:127.0.0.1:{}", target.addr().port());
     let t = tokio::task::spawn_blocking(move || {
-        let run = Running::start(
+        let run = start(
             &config,
             &[
                 "-L",
