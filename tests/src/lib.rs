@@ -32,7 +32,7 @@ pub use proxy::FaultProxy;
 pub use sshd::{HostCertificate, Sshd, SshdOptions};
 pub use targets::{
     firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, RefusedPort, Server,
-    SpeakFirstServer,
+    SinkServer, SpeakFirstServer,
 };
 
 /// Finds an OpenSSH program; panics with the Debian package to install when it is missing.

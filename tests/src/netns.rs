@@ -136,6 +136,19 @@ impl Netns {
         ]);
     }
 
+    /// Bytes sent and received so far by this side's end of the link (the kernel's interface
+    /// counters: every frame, headers included), as `(tx, rx)`.
+    pub fn link_bytes(&self) -> (u64, u64) {
+        let read = |what: &str| {
+            let p = format!("/sys/class/net/{}/statistics/{what}_bytes", self.root_if);
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+            text.trim()
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{p}: {text:?}: {e}"))
+        };
+        (read("tx"), read("rx"))
+    }
+
     /// Limits both directions of the link to `rate` (tc syntax, e.g. `8mbit`) with a token
     /// bucket filter.
     pub fn shape(&self, rate: &str) {
