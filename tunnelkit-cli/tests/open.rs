@@ -63,7 +63,7 @@ fn desk() -> Desk {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "client", None);
     let ns = Netns::create();
-    let sshd = NetnsSshd::start(&ns, &[key.public_line.clone()]);
+    let sshd = NetnsSshd::start(&ns, std::slice::from_ref(&key.public_line));
     let xrdp = DesktopServer::xrdp(&ns);
     let xvnc = DesktopServer::xvnc(&ns, 5901);
     let known_hosts = dir.path().join("known_hosts");
