@@ -73,7 +73,7 @@ impl DesktopServer {
     }
 
     /// xrdp on 127.0.0.1:3389 inside `ns`, in the foreground, with TLS (the snakeoil
-    /// certificate the package installs) and its log on stdout. No session manager: a client
+    /// certificate the package installs), logging to its own file. No session manager: a client
     /// gets through the RDP connection sequence (what `xfreerdp +auth-only` checks), not to a
     /// desktop.
     pub fn xrdp(ns: &Netns) -> DesktopServer {
@@ -83,11 +83,13 @@ impl DesktopServer {
         let config = "[Globals]\nini_version=1\nfork=false\nport=tcp://127.0.0.1:3389\n\
             security_layer=negotiate\ncrypt_level=high\ncertificate=/etc/xrdp/cert.pem\n\
             key_file=/etc/xrdp/key.pem\nssl_protocols=TLSv1.2, TLSv1.3\nallow_channels=true\n\
-            [Logging]\nLogFile=/dev/null\nLogLevel=INFO\nEnableSyslog=false\nEnableConsole=true\n\
-            ConsoleLevel=INFO\n\
+            [Logging]\nLogFile=LOGFILE\nLogLevel=INFO\nEnableSyslog=false\nEnableConsole=false\n\
             [Channels]\nrdpdr=true\nrdpsnd=true\ndrdynvc=true\ncliprdr=true\nrail=true\n\
             [Xvnc]\nname=Xvnc\nlib=libvnc.so\nusername=ask\npassword=ask\nip=127.0.0.1\n\
             port=-1\n";
+        // Its own log file, written as it goes (its console output is buffered).
+        let log = dir.path().join("server.log");
+        let config = config.replace("LOGFILE", &log.to_string_lossy());
         std::fs::write(&ini, config).expect("xrdp.ini");
         let mut cmd = ns.command(xrdp);
         cmd.arg("--nodaemon").arg("--config").arg(&ini);
