@@ -1,7 +1,8 @@
 //! The test harness of tunnelkit: real OpenSSH `sshd` processes on loopback (random ports,
 //! throwaway host keys, their own config), real targets (echo, speak-first like VNC,
 //! half-close), a fault proxy that can go silent without RST, a delay line that makes loopback a
-//! long path ([`DelayLine`]), and a real `ssh-agent`.
+//! long path ([`DelayLine`]), a real `ssh-agent`, and `tunnelkit agent` processes
+//! ([`AgentProcess`]).
 //!
 //! Nothing here picks a fixed port or sleeps to wait for readiness: listeners bind port 0 and
 //! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
@@ -9,11 +10,15 @@
 //! [`netns`] gives a test a network namespace and a veth link of its own (down/up, tbf shaping)
 //! with an sshd behind it.
 //!
+//! [`desktop`] runs xrdp and TigerVNC's Xvnc in such a namespace, for `tunnelkit open`.
+//!
 //! [`chart`] draws the compare benchmark's results as a PNG.
 
 mod agent;
+mod agent_process;
 pub mod chart;
 mod delay;
+pub mod desktop;
 mod forwarding;
 mod keys;
 pub mod netns;
@@ -25,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use agent::SshAgent;
+pub use agent_process::AgentProcess;
 pub use delay::DelayLine;
 pub use forwarding::Forwarding;
 pub use keys::KeyPair;

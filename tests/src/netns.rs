@@ -124,6 +124,13 @@ impl Netns {
         run(&ip_tool(), &all);
     }
 
+    /// A command that runs `program` inside the namespace (`ip netns exec NAME program`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(ip_tool());
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
     /// Takes the link down (`false`) or up (`true`) at the namespace's end: our end loses its
     /// carrier, so packets to the namespace are dropped here (nothing goes anywhere else).
     pub fn set_link(&self, up: bool) {

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+use crate::commands::completions::profile_candidates;
 
 /// ssh's one-line usage, adapted: printed after a usage error.
 pub const USAGE: &str = "\
@@ -12,7 +15,9 @@ usage: tunnelkit [-46CfGgNnqTv] [-F configfile] [-i identity_file] [-J destinati
            [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
            [-p port] [--dr destination] [--failback seconds|never]
            [--route-wait seconds] [--retry] destination
-       tunnelkit demo|agent|status|up|down|reload|logs|secret ...
+       tunnelkit demo|agent|status|up|down|open|reload|logs|secret ...
+       tunnelkit completions bash|zsh|fish
+       tunnelkit man
        tunnelkit --help
 ";
 
@@ -49,7 +54,8 @@ pub fn similar_subcommand(word: &str) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-const EXAMPLES: &str = "\
+/// The `--help` epilogue (also the man page's EXAMPLES).
+pub const EXAMPLES: &str = "\
 Examples:
   RDP to a Windows server that only the bastion can reach, through a gateway:
     tunnelkit -N -L 13389:winserver:3389 -J ops@gw.example.com admin@bastion.example.com
@@ -114,12 +120,35 @@ pub enum Command {
     Up(NameArgs),
     /// Stop a profile.
     Down(NameArgs),
+    /// Start the RDP or VNC client for a profile's forward, bringing the profile up first if it
+    /// is down (answering on the terminal what it needs, as `up` does). The client is chosen by
+    /// the forward's remote port: 3389 RDP (xfreerdp, wlfreerdp, remmina), 5900-5999 VNC
+    /// (TigerVNC vncviewer, remmina); --client names another. Exits with the client.
+    Open(OpenArgs),
     /// Make the agent re-read the profiles directory now.
     Reload(SocketArgs),
     /// Show a profile's recent events.
     Logs(NameArgs),
     /// Store or delete a password or key passphrase in the OS keyring.
     Secret(SecretArgs),
+    /// Print the shell completion script for bash, zsh or fish (subcommands, flags, profile
+    /// names). In ~/.bashrc: `source <(tunnelkit completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `tunnelkit man | man -l -`, or save it as
+    /// /usr/local/share/man/man1/tunnelkit.1.
+    Man,
+}
+
+impl Command {
+    /// Commands whose output is one sentence or a document (`secret`, `completions`, `man`):
+    /// they log only warnings and errors unless `-v` is given, so `secret set` prints its
+    /// sentence and no log line.
+    pub fn is_quiet(&self) -> bool {
+        matches!(
+            self,
+            Command::Secret(_) | Command::Completions(_) | Command::Man
+        )
+    }
 }
 
 /// Where the agent's socket is.
@@ -148,22 +177,76 @@ pub struct AgentArgs {
 /// Options of `tunnelkit status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print JSON (a list of profiles; see README for the schema).
-    #[arg(long)]
+    /// Print JSON (a list of profiles; see README for the schema). Never shortened.
+    #[arg(long, conflicts_with = "watch")]
     pub json: bool,
+    /// Redraw the table every --interval seconds until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between redraws with --watch (0.2 to 3600). Default 2.
+    #[arg(long, value_name = "SECONDS", requires = "watch", value_parser = parse_interval)]
+    pub interval: Option<std::time::Duration>,
     /// Where the agent is.
     #[command(flatten)]
     pub socket: SocketArgs,
+}
+
+/// The `--watch` interval: seconds, 0.2 to 3600.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.2..=3600.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(format!("{text}: expected seconds from 0.2 to 3600")),
+    }
 }
 
 /// A profile name and the agent's socket.
 #[derive(Debug, Args)]
 pub struct NameArgs {
     /// The profile's name (its file name without .toml).
+    #[arg(add = ArgValueCandidates::new(profile_candidates))]
     pub name: String,
     /// Where the agent is.
     #[command(flatten)]
     pub socket: SocketArgs,
+}
+
+/// Options of `tunnelkit open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The profile's name (its file name without .toml).
+    #[arg(add = ArgValueCandidates::new(profile_candidates))]
+    pub name: String,
+    /// Which forward, when the profile has several: its local port, its remote port, or its
+    /// remote host:port. Default: the only forward, or the only one with an RDP or VNC port.
+    #[arg(value_name = "FORWARD")]
+    pub forward: Option<String>,
+    /// The client to start instead of the built-in choice, split into words as a shell would
+    /// (no shell runs it); {host} and {port} are replaced by the forward's local address, e.g.
+    /// 'xfreerdp /u:admin /v:{host}:{port}'.
+    #[arg(long, value_name = "CMD")]
+    pub client: Option<String>,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// A shell `tunnelkit completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Options of `tunnelkit completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: Shell,
 }
 
 /// `tunnelkit secret set|delete KIND NAME`.

@@ -7,121 +7,37 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tunnelkit_tests::{
-    blocking_echo as echo, wait_until, EchoServer, KeyPair, Sshd, SshdOptions, TestDir,
+    blocking_echo as echo, wait_until, AgentProcess, EchoServer, KeyPair, Sshd, SshdOptions,
+    TestDir,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    keyring: &'static str,
+/// The agent of these tests: the harness's [`AgentProcess`] with this crate's binary.
+struct Agent;
+
+impl Agent {
+    fn start(dir: &Path, profiles: &Path, keyring: &'static str) -> AgentProcess {
+        Self::start_with(Command::new(bin()), dir, profiles, keyring)
+    }
+
+    fn start_with(
+        cmd: Command,
+        dir: &Path,
+        profiles: &Path,
+        keyring: &'static str,
+    ) -> AgentProcess {
+        AgentProcess::start(Path::new(bin()), cmd, dir, profiles, keyring)
+    }
 }
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tunnelkit")
-}
-
-impl Agent {
-    fn start(dir: &Path, profiles: &Path, keyring: &'static str) -> Agent {
-        Self::start_with(Command::new(bin()), dir, profiles, keyring)
-    }
-
-    fn start_with(mut cmd: Command, dir: &Path, profiles: &Path, keyring: &'static str) -> Agent {
-        let socket = dir.join("run/agent.sock");
-        if !cmd.get_envs().any(|(k, _)| k == "TUNNELKIT_LOG") {
-            cmd.env("TUNNELKIT_LOG", "info");
-        }
-        let child = cmd
-            .args(["agent", "--profiles"])
-            .arg(profiles)
-            .arg("--socket")
-            .arg(&socket)
-            .env("TUNNELKIT_KEYRING", keyring)
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("agent.log")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let s = socket.clone();
-        wait_until(DEADLINE, "the agent's socket", || {
-            std::os::unix::net::UnixStream::connect(&s).is_ok()
-        });
-        Agent {
-            child,
-            socket,
-            keyring,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(
-            self.socket
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("agent.log"),
-        )
-        .unwrap_or_default()
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .args(args)
-            .arg("--socket")
-            .arg(&self.socket)
-            .env("TUNNELKIT_KEYRING", self.keyring)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> Vec<Value> {
-        let out = self.cli(&["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}\nagent log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn profile(&self, name: &str) -> Value {
-        self.status()
-            .into_iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no {name}"))
-    }
-
-    fn wait_state(&self, name: &str, state: &str) -> Value {
-        let mut last = Value::Null;
-        wait_until(DEADLINE, &format!("{name} to be {state}"), || {
-            last = self.profile(name);
-            last["state"] == state
-        });
-        last
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Site {

@@ -639,6 +639,20 @@ async fn passphrase_from_the_kernel_keyring_without_a_terminal() {
     .unwrap();
     let out = set.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
+    // One plain sentence, no log line (issue 17).
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "stored the passphrase for {} in the kernel keyring (keyutils: kept until the next \
+             reboot)\n",
+            s.key.private.display()
+        )
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let a = args.clone();
     let stderr = tokio::task::spawn_blocking(move || {
         let mut run = Running::start(in_session().args(&a));

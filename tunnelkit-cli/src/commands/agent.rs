@@ -1,4 +1,5 @@
-//! `tunnelkit agent` (run the agent) and its clients: `status`, `up`, `down`, `reload`, `logs`.
+//! `tunnelkit agent` (run the agent) and its clients: `up`, `down`, `reload`, `logs` (`status`
+//! is in [`super::status`], `open` in [`super::open`]).
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_agent::server::{run as run_agent, AgentConfig};
 
 use crate::exit::Exit;
-use crate::opts::{AgentArgs, NameArgs, SocketArgs, StatusArgs};
+use crate::opts::{AgentArgs, NameArgs, SocketArgs};
 use crate::prompt::{has_tty, TtyPrompter};
 
 /// Runs the agent until SIGTERM/SIGINT (`cancel`); SIGHUP re-reads the profiles.
@@ -46,7 +47,8 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
     }
 }
 
-async fn call(
+/// Sends one request to the agent (prompts relayed to the terminal when `interactive`).
+pub(crate) async fn call(
     socket: &SocketArgs,
     req: Request,
     interactive: bool,
@@ -62,7 +64,8 @@ async fn call(
         .map_err(|e| e.to_string())
 }
 
-fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -> Exit {
+/// Prints the agent's answer with `show`, or the error.
+pub(crate) fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -> Exit {
     match r {
         Ok(v) => {
             show(v);
@@ -75,68 +78,36 @@ fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -> Exit {
     }
 }
 
-/// `tunnelkit status [--json]`.
-pub async fn status(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
-    let json = args.json;
-    finish(
-        call(&args.socket, Request::Status, false, cancel).await,
-        |r| {
-            let Response::Status { profiles } = r else {
-                return;
-            };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&profiles).unwrap_or_default()
-                );
-                return;
-            }
-            println!(
-                "{:<20} {:<11} {:<14} {:<44} {:>9} {:>10} {:>10}",
-                "PROFILE", "STATE", "ROUTE", "FORWARDS", "CONN", "IN", "OUT"
-            );
-            for p in profiles {
-                let route = p.route.clone().unwrap_or_else(|| "-".into());
-                let state = p.state.as_str();
-                if p.forwards.is_empty() {
-                    println!("{:<20} {:<11} {:<14}", p.name, state, route);
-                }
-                for (i, f) in p.forwards.iter().enumerate() {
-                    let (name, state, route) = if i == 0 {
-                        (p.name.as_str(), state, route.as_str())
-                    } else {
-                        ("", "", "")
-                    };
-                    println!(
-                        "{:<20} {:<11} {:<14} {:<44} {:>9} {:>10} {:>10}",
-                        name,
-                        state,
-                        route,
-                        format!("{} -> {}", f.local, f.remote),
-                        format!("{}/{}", f.active, f.total),
-                        f.bytes_in,
-                        f.bytes_out
-                    );
-                }
-                if let Some(e) = &p.last_error {
-                    println!("{:<20} last error: {e}", "");
-                }
-            }
-        },
-    )
-}
-
 /// `tunnelkit up NAME`: waits until the profile is up, printing what the agent is doing; on
 /// Ctrl-C or SIGTERM it stops waiting at once and says what it was waiting for (the agent keeps
 /// trying on its own).
 pub async fn up(args: &NameArgs, cancel: &CancellationToken) -> Exit {
+    match bring_up(&args.name, &args.socket, cancel).await {
+        Ok(line) => {
+            println!("{line}");
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("tunnelkit: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// Asks the agent to start profile `name` and waits until it is up, relaying its prompts to
+/// the terminal (when there is one) and its progress to stderr. Returns `NAME is up via ROUTE`,
+/// or why not.
+pub async fn bring_up(
+    name: &str,
+    socket: &SocketArgs,
+    cancel: &CancellationToken,
+) -> Result<String, String> {
     let interactive = has_tty();
-    let name = args.name.clone();
     let req = Request::Up {
-        name: name.clone(),
+        name: name.to_string(),
         interactive,
     };
-    let path = socket_path(args.socket.socket.clone());
+    let path = socket_path(socket.socket.clone());
     let tty = TtyPrompter;
     let prompter: Option<&dyn tunnelkit_core::Prompter> =
         if interactive { Some(&tty) } else { None };
@@ -147,27 +118,19 @@ pub async fn up(args: &NameArgs, cancel: &CancellationToken) -> Exit {
     };
     let r = request(&path, &req, prompter, &mut progress, cancel).await;
     match r {
-        Ok(Response::Up { name, route }) => {
-            match route {
-                Some(route) => println!("{name} is up via {route}"),
-                None => println!("{name} is up"),
-            }
-            Exit::Success
-        }
-        Ok(_) => Exit::Failure,
+        Ok(Response::Up { name, route }) => Ok(match route {
+            Some(route) => format!("{name} is up via {route}"),
+            None => format!("{name} is up"),
+        }),
+        Ok(_) => Err(format!("the agent did not answer `up {name}`")),
         Err(ClientError::Interrupted) => {
             let doing = last.map(|l| format!(" (last: {l})")).unwrap_or_default();
-            eprintln!(
-                "tunnelkit: interrupted while waiting for {} to come up{doing}; the agent keeps \
-                 trying: see `tunnelkit status`, or `tunnelkit down {}` to stop it",
-                args.name, args.name
-            );
-            Exit::Failure
+            Err(format!(
+                "interrupted while waiting for {name} to come up{doing}; the agent keeps \
+                 trying: see `tunnelkit status`, or `tunnelkit down {name}` to stop it"
+            ))
         }
-        Err(e) => {
-            eprintln!("tunnelkit: {e}");
-            Exit::Failure
-        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
