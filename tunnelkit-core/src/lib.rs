@@ -8,6 +8,11 @@
 //! TunnelConfig (routes + forwards) ──► Tunnel::start ──► TunnelHandle (addresses, events, status)
 //! ```
 //!
+//! Local forwards ([`Forward`], `ssh -L`) listen here and open channels on the route in use;
+//! remote forwards ([`RemoteForward`], `ssh -R`, in [`TunnelConfig::remote_forwards`]) are
+//! requested on the bastion of the route in use and follow it through reconnects, failover and
+//! failback (see [`remote`]).
+//!
 //! The caller owns the resources: it binds the listeners ([`bind_forwards`]), owns the root
 //! [`CancellationToken`](tokio_util::sync::CancellationToken), and supplies a [`Prompter`] (how to
 //! reach a person) and a [`SecretStore`] (where stored passwords and passphrases live).
@@ -47,6 +52,7 @@ mod netwatch;
 pub mod options;
 pub mod prompt;
 mod pump;
+pub mod remote;
 pub mod resolve;
 pub mod session;
 pub mod spec;
@@ -63,5 +69,8 @@ pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore};
+pub use remote::{
+    RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,
+};
 pub use status::{Event, ForwardStatus, RouteState, Status};
 pub use tunnel::{Services, Tunnel, TunnelHandle};
