@@ -118,6 +118,28 @@ pub async fn status(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
                         f.bytes_out
                     );
                 }
+                for r in &p.remote_forwards {
+                    let on = match (&r.route, r.port) {
+                        (Some(route), Some(port)) => format!("{route} port {port}"),
+                        (Some(route), None) => route.clone(),
+                        (None, _) => "-".into(),
+                    };
+                    println!(
+                        "{:<20} remote {} -> {} ({}, {on}){} {}/{} in {} out {}",
+                        "",
+                        r.bind,
+                        r.target,
+                        r.state,
+                        r.reason
+                            .as_ref()
+                            .map(|w| format!(": {w}"))
+                            .unwrap_or_default(),
+                        r.active,
+                        r.total,
+                        r.bytes_in,
+                        r.bytes_out
+                    );
+                }
                 if let Some(e) = &p.last_error {
                     println!("{:<20} last error: {e}", "");
                 }
