@@ -1,5 +1,6 @@
-//! Targets behind the bastion: echo, a server that speaks first (as VNC does), a half-close
-//! checker, and a port that refuses connections. Each binds 127.0.0.1:0 (the echo server also an
+//! Targets behind the bastion (or, for remote forwards, on this side): echo, a server that
+//! speaks first (as VNC does), a half-close checker, one that never reads, and a port that
+//! refuses connections. Each binds 127.0.0.1:0 (the echo server also an
 //! address a test gives, on a link of its own) and stops on drop.
 
 use std::net::SocketAddr;
@@ -180,6 +181,23 @@ impl FirehoseServer {
     pub fn written(&self, n: usize) -> u64 {
         let all = self.written.lock().expect("firehose counters");
         all.get(n).map_or(0, |c| c.load(Ordering::SeqCst))
+    }
+}
+
+/// Accepts connections and never reads them (a frozen application): whatever is sent to it
+/// piles up in socket buffers until the sender is held back. Its connections stay open until the
+/// test's runtime ends.
+pub struct NeverReadsServer;
+
+impl NeverReadsServer {
+    /// Starts it.
+    #[allow(clippy::new_ret_no_self)]
+    pub async fn start() -> Server {
+        Server::start(|s| async move {
+            let _held = s;
+            std::future::pending::<()>().await
+        })
+        .await
     }
 }
 
