@@ -227,6 +227,24 @@ impl Report {
     }
 
     fn event(&mut self, ev: Event) {
+        // ExitOnForwardFailure: a refused first request ends the run, told by the final line.
+        if let Event::RemoteForwardRefused {
+            remote,
+            bind,
+            cause,
+            ..
+        } = &ev
+        {
+            if self.exit_on_forward_failure
+                && self.remote_pending.get(*remote).copied().unwrap_or(false)
+            {
+                self.forward_failed = Some(format!(
+                    "remote port forwarding failed for listen {bind}: {cause} \
+                     (ExitOnForwardFailure=yes)"
+                ));
+                return;
+            }
+        }
         match &ev {
             Event::Stopped { error: Some(_) } => return, // the final line tells it
             Event::RouteFailed { .. } => {
@@ -259,20 +277,6 @@ impl Report {
                 if let Some(p) = self.remote_pending.get_mut(*remote) {
                     *p = false;
                 }
-            }
-            Event::RemoteForwardRefused {
-                remote,
-                bind,
-                cause,
-                ..
-            } if self.exit_on_forward_failure
-                && self.remote_pending.get(*remote).copied().unwrap_or(false) =>
-            {
-                self.forward_failed = Some(format!(
-                    "remote port forwarding failed for listen {bind}: {cause} \
-                     (ExitOnForwardFailure=yes)"
-                ));
-                return;
             }
             _ => {}
         }
