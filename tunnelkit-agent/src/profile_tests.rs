@@ -12,6 +12,7 @@ fn env() -> Environment {
         sources: Sources::default(),
         shell: PathBuf::from("/bin/sh"),
         interactive: false,
+        agent_socket: None,
     }
 }
 

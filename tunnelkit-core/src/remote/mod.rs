@@ -134,7 +134,8 @@ impl RemoteForward {
 
 /// Why a bastion did not set up a remote forward. The request is retried while the session
 /// carries the tunnel, whatever the cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum RemoteRefusal {
     /// The server answered no: the port is in use (often the stale listener of the previous
@@ -150,8 +151,10 @@ pub enum RemoteRefusal {
     SessionLost,
 }
 
-/// The state of one remote forward.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The state of one remote forward. Serialised as `{"state": "refused", "cause": ...,
+/// "retry_in": {"secs", "nanos"}}` and so on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum RemoteForwardState {
     /// No route carries the tunnel; requested as soon as one does.
@@ -182,7 +185,7 @@ impl RemoteForwardState {
 }
 
 /// A snapshot of one remote forward.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RemoteForwardStatus {
     /// The target on this side (`host:port`).
     pub target: String,
