@@ -191,7 +191,7 @@ impl<'a> Resolver<'a> {
             c.user.clone(),
             c.host_name.clone(),
             c.port,
-            Arc::new(c.options.hop_options(&self.env)),
+            Arc::new(c.options.hop_options(self.env)),
         );
         hop.host_key_alias = c.options.host_key_alias.clone();
         if let Some(cmd) = c.options.proxy_command.as_deref().filter(|c| !c.is_empty()) {
