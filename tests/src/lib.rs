@@ -37,8 +37,8 @@ pub use keys::KeyPair;
 pub use proxy::FaultProxy;
 pub use sshd::{HostCertificate, Sshd, SshdOptions};
 pub use targets::{
-    firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, RefusedPort, Server,
-    SinkServer, SpeakFirstServer,
+    firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, NeverReadsServer,
+    RefusedPort, Server, SinkServer, SpeakFirstServer,
 };
 
 /// Finds an OpenSSH program; panics with the Debian package to install when it is missing.

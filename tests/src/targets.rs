@@ -1,7 +1,7 @@
-//! Targets behind the bastion: echo, a server that speaks first (as VNC does), a half-close
-//! checker, a firehose and a sink (for loads), and a port that refuses connections. Each binds
-//! 127.0.0.1:0 (echo, firehose and sink also an address a test gives, on a link of its own) and
-//! stops on drop.
+//! Targets behind the bastion (or, for remote forwards, on this side): echo, a server that
+//! speaks first (as VNC does), a half-close checker, a firehose and a sink (for loads), one that
+//! never reads, and a port that refuses connections. Each binds 127.0.0.1:0 (echo, firehose and
+//! sink also an address a test gives, on a link of its own) and stops on drop.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -224,6 +224,23 @@ impl SinkServer {
     /// Bytes read so far, from every connection.
     pub fn read(&self) -> u64 {
         self.read.load(Ordering::SeqCst)
+    }
+}
+
+/// Accepts connections and never reads them (a frozen application): whatever is sent to it
+/// piles up in socket buffers until the sender is held back. Its connections stay open until the
+/// test's runtime ends.
+pub struct NeverReadsServer;
+
+impl NeverReadsServer {
+    /// Starts it.
+    #[allow(clippy::new_ret_no_self)]
+    pub async fn start() -> Server {
+        Server::start(|s| async move {
+            let _held = s;
+            std::future::pending::<()>().await
+        })
+        .await
     }
 }
 

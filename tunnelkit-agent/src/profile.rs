@@ -6,8 +6,10 @@
 //!
 //! Hops are resolved by the core's resolver ([`tunnelkit_core::resolve`]) exactly as the command
 //! line resolves them: a hop that names a `Host` alias of `~/.ssh/config` gets its HostName,
-//! User, Port, IdentityFile, ProxyJump, ProxyCommand and known_hosts options; a profile without
-//! `[[forward]]` takes the `LocalForward` lines of its primary destination. `[ssh]` options
+//! User, Port, IdentityFile, ProxyJump, ProxyCommand and known_hosts options; a profile with
+//! neither `[[forward]]` nor `[[remote]]` takes the `LocalForward` and `RemoteForward` lines of
+//! its primary destination. `[[remote]]` is a remote forward (`ssh -R`): the bastion of the
+//! route in use listens, and connections come back to a target on this side. `[ssh]` options
 //! apply to every hop, like `-o`; the keys that name one host or that a profile cannot apply
 //! are refused with their line and column.
 
@@ -20,7 +22,9 @@ use toml::Spanned;
 use tunnelkit_core::resolve::{self as core, Environment, Overrides, Resolver};
 use tunnelkit_core::spec;
 use tunnelkit_core::ssh_config::HostConfig;
-use tunnelkit_core::{defaults, Failback, Forward, Route, SshOptions, Target, TunnelConfig};
+use tunnelkit_core::{
+    defaults, Failback, Forward, RemoteBind, RemoteForward, Route, SshOptions, Target, TunnelConfig,
+};
 
 /// `[ssh]` keys a profile cannot apply to every hop, and where they belong instead.
 const NOT_IN_PROFILE: &[(&str, &str)] = &[
@@ -31,6 +35,7 @@ const NOT_IN_PROFILE: &[(&str, &str)] = &[
     ("ProxyCommand", "names one host: put it in ssh_config under the Host a hop names"),
     ("HostKeyAlias", "names one host: put it in ssh_config under the Host a hop names"),
     ("LocalForward", "use [[forward]] (or LocalForward under the primary destination's Host in ssh_config)"),
+    ("RemoteForward", "use [[remote]] (or RemoteForward under the primary destination's Host in ssh_config)"),
     ("GatewayPorts", "set the bind address in [[forward]]: local = \"0.0.0.0:PORT\""),
     ("ExitOnForwardFailure", "does not apply to the agent: a forward that cannot be bound is shown in `tunnelkit status`"),
     ("ConnectionAttempts", "does not apply to the agent: it retries every route with backoff until stopped"),
@@ -72,6 +77,9 @@ pub struct RawProfile {
     /// Local forwards.
     #[serde(default)]
     pub forward: Vec<RawForward>,
+    /// Remote forwards (`ssh -R`).
+    #[serde(default)]
+    pub remote: Vec<RawRemote>,
     /// Routes: the first is the primary, then DR routes in order.
     #[serde(default)]
     pub route: Vec<RawRoute>,
@@ -88,6 +96,24 @@ pub struct RawForward {
     /// Per-route targets: `route name = "host:port"`.
     #[serde(default)]
     pub remote_by_route: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Concurrent connections at most.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u64>>,
+}
+
+/// One `[[remote]]`: a port on the bastion of the route in use, forwarded back to a target on
+/// this side.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemote {
+    /// Where the bastion listens: `port` (its loopback), `"*:port"` (every address, if its
+    /// GatewayPorts allows), `"host:port"` or `"[v6]:port"`; port 0 lets it pick one.
+    pub bind: Spanned<toml::Value>,
+    /// `host:port` this side connects to for each connection.
+    pub target: Spanned<String>,
+    /// Per-route listen addresses: `route name = "host:port"` (or a port).
+    #[serde(default)]
+    pub bind_by_route: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     /// Concurrent connections at most.
     #[serde(default)]
     pub max_connections: Option<Spanned<u64>>,
@@ -256,21 +282,33 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
         routes.push(route);
     }
 
-    let mut forwards = match (&primary, raw.forward.is_empty()) {
-        (Some(dest), true) => core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
-            cx.err(
-                0..0,
-                format!("LocalForward of the primary destination: {e}"),
-            )
-        })?,
-        _ => Vec::new(),
+    let from_ssh_config = raw.forward.is_empty() && raw.remote.is_empty();
+    let (mut forwards, mut remote_forwards) = match (&primary, from_ssh_config) {
+        (Some(dest), true) => (
+            core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
+                cx.err(
+                    0..0,
+                    format!("LocalForward of the primary destination: {e}"),
+                )
+            })?,
+            core::remote_forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
+                cx.err(
+                    0..0,
+                    format!("RemoteForward of the primary destination: {e}"),
+                )
+            })?,
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
-    if raw.forward.is_empty() && forwards.is_empty() {
+    if from_ssh_config && forwards.is_empty() && remote_forwards.is_empty() {
         return Err(cx.err(
             0..0,
-            "no [[forward]], and the primary destination has no LocalForward in ssh_config: \
-             a profile needs at least one forward",
+            "no [[forward]] or [[remote]], and the primary destination has no LocalForward or \
+             RemoteForward in ssh_config: a profile needs at least one forward",
         ));
+    }
+    for r in &raw.remote {
+        remote_forwards.push(remote_forward(&cx, r, &routes)?);
     }
     for f in &raw.forward {
         let local_text = match f.local.get_ref() {
@@ -311,6 +349,7 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     }
 
     let mut config = TunnelConfig::new(routes, forwards);
+    config.remote_forwards = remote_forwards;
     config.give_up_after_rounds = None;
     if let Some(fb) = &raw.failback {
         config.failback = match fb.get_ref() {
@@ -347,183 +386,67 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tunnelkit_core::ssh_config::Sources;
-
-    /// No ssh_config at all: the tests do not depend on the machine's files.
-    fn env() -> Environment {
-        Environment {
-            local_user: "me".into(),
-            home: PathBuf::from("/nonexistent"),
-            sources: Sources::default(),
-            shell: PathBuf::from("/bin/sh"),
-            interactive: false,
-            agent_socket: None,
+/// A bastion listen address written as a port or a string.
+fn remote_bind(
+    cx: &Ctx<'_>,
+    v: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<RemoteBind, ProfileError> {
+    let text = match v.get_ref() {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        _ => {
+            return Err(cx.err(
+                v.span(),
+                format!("{key}: expected a port or \"host:port\" on the bastion"),
+            ))
         }
-    }
-
-    const GOOD: &str = r#"
-description = "RDP to the finance app server; DR via the Frankfurt site"
-autostart = true
-failback = 60
-
-[ssh]
-IdentityFile = "~/.ssh/id_ed25519"
-ServerAliveInterval = 5
-
-[[forward]]
-local = "127.0.0.1:13389"
-remote = "app.internal:3389"
-remote_by_route = { dr-frankfurt = "app.fra.internal:3389" }
-
-[[forward]]
-local = 5901
-remote = "vnc.internal:5901"
-
-[[route]]
-name = "primary"
-hops = ["ops@gw.example.com", "admin@bastion.prod.example.com:2222"]
-
-[[route]]
-name = "dr-frankfurt"
-hops = ["admin@bastion.fra.example.com"]
-"#;
-
-    #[test]
-    fn parses_the_documented_shape() {
-        let p = parse_in(Path::new("/p/finance-rdp.toml"), GOOD, &env()).unwrap();
-        assert_eq!(p.name, "finance-rdp");
-        assert!(p.autostart);
-        let c = &p.config;
-        assert_eq!(
-            c.routes[0].hops[1].label(),
-            "admin@bastion.prod.example.com:2222"
-        );
-        assert_eq!(c.routes[1].hops[0].user, "admin");
-        assert_eq!(c.forwards[1].bind_label(), "127.0.0.1:5901");
-        assert_eq!(
-            c.forwards[0].target_for("dr-frankfurt").host,
-            "app.fra.internal"
-        );
-        assert_eq!(c.forwards[0].target_for("primary").host, "app.internal");
-        assert_eq!(c.failback, Failback::After(Duration::from_secs(60)));
-        assert_eq!(
-            c.routes[0].hops[0].options.server_alive_interval,
-            Duration::from_secs(5)
-        );
-    }
-
-    fn err(text: &str) -> ProfileError {
-        parse_in(Path::new("/p/x.toml"), text, &env()).unwrap_err()
-    }
-
-    #[test]
-    fn errors_name_file_line_column() {
-        let e = err("autostart = true\nbogus = 1\n");
-        assert_eq!((e.line, e.column), (2, 1), "{e}");
-        assert!(e.to_string().starts_with("/p/x.toml:2:1: "), "{e}");
-        assert!(e.message.contains("bogus"), "{e}");
-
-        let e = err("autostart = \"yes\"\n");
-        assert_eq!(e.line, 1, "{e}");
-
-        let bad_hop = GOOD.replace("admin@bastion.fra.example.com", "admin@bastion:99999");
-        let e = err(&bad_hop);
-        let line = bad_hop.lines().position(|l| l.contains("99999")).unwrap() + 1;
-        assert_eq!(e.line, line, "{e}");
-        assert!(e.message.contains("invalid hop"), "{e}");
-
-        let bad_fwd = GOOD.replace("app.internal:3389\"", "app.internal\"");
-        let e = err(&bad_fwd);
-        assert!(e.message.contains("expected host:port"), "{e}");
-
-        let e = err(&GOOD.replace("ServerAliveInterval = 5", "Password = \"x\""));
-        assert!(e.message.contains("unknown option `Password`"), "{e}");
-
-        let e = err(&GOOD.replace(
-            "remote_by_route = { dr-frankfurt",
-            "remote_by_route = { nowhere",
-        ));
-        assert!(e.message.contains("no route named nowhere"), "{e}");
-
-        let e = err(&GOOD.replace("failback = 60", "failback = \"soon\""));
-        assert!(e.message.contains("\"never\""), "{e}");
-        assert_eq!(e.line, 4);
-    }
-
-    #[test]
-    fn keys_a_profile_cannot_apply_are_refused_where_they_are() {
-        for key in [
-            "HostName = \"x\"",
-            "HostKeyAlias = \"x\"",
-            "LocalForward = \"1 h:2\"",
-            "ExitOnForwardFailure = true",
-            "ProxyCommand = \"nc %h %p\"",
-            "User = \"root\"",
-        ] {
-            let text = GOOD.replace("ServerAliveInterval = 5", key);
-            let e = err(&text);
-            let line = text.lines().position(|l| l == key).unwrap() + 1;
-            assert_eq!((e.line, e.column), (line, 1), "{key}: {e}");
-            let name = key.split(' ').next().unwrap();
-            assert!(e.message.starts_with(&format!("[ssh] {name} ")), "{e}");
-        }
-        let e = err(&GOOD.replace("ServerAliveInterval = 5", "KexAlgorithms = \"x\""));
-        assert!(e.message.contains("is not supported by tunnelkit"), "{e}");
-    }
-
-    #[test]
-    fn hops_naming_ssh_config_hosts_resolve_as_the_command_line_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("config");
-        std::fs::write(
-            &cfg,
-            "Host prod-bastion\n  HostName bastion.prod.example\n  User admin\n  Port 2222\n  \
-             ProxyJump ops-gw\n  IdentityFile /keys/prod\n  LocalForward 13389 winserver:3389\n\
-             Host ops-gw\n  HostName gw.example\n  User ops\n\
-             Host dr-bastion\n  ProxyCommand socat - TCP:%h:%p\n  UserKnownHostsFile /kh/dr\n",
-        )
-        .unwrap();
-        let mut e = env();
-        e.sources = Sources::file(&cfg);
-        let text = "[[route]]\nname = \"primary\"\nhops = [\"prod-bastion\"]\n\
-                    [[route]]\nname = \"dr\"\nhops = [\"dr-bastion\"]\n";
-        let p = parse_in(Path::new("/p/x.toml"), text, &e).unwrap();
-        let c = &p.config;
-        let labels: Vec<String> = c.routes[0].hops.iter().map(|h| h.label()).collect();
-        assert_eq!(
-            labels,
-            ["ops@gw.example:22", "admin@bastion.prod.example:2222"]
-        );
-        assert_eq!(
-            c.routes[0].hops[1].options.auth.identity_files,
-            vec![PathBuf::from("/keys/prod")]
-        );
-        // No [[forward]]: the primary destination's LocalForward.
-        assert_eq!(c.forwards.len(), 1);
-        assert_eq!(c.forwards[0].target.host, "winserver");
-        let dr = &c.routes[1].hops[0];
-        assert_eq!(
-            dr.proxy_command.as_ref().unwrap().command,
-            "exec socat - TCP:dr-bastion:22"
-        );
-        assert_eq!(
-            dr.options.host_keys.user_files,
-            vec![PathBuf::from("/kh/dr")]
-        );
-        // An ssh_config mistake names the profile's hops and the ssh_config line.
-        std::fs::write(&cfg, "Host prod-bastion\n  Frobnicate yes\n").unwrap();
-        let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
-        assert_eq!((err.line, err.column), (3, 8), "{err}");
-        assert!(
-            err.message.contains("config:2: Bad configuration option"),
-            "{err}"
-        );
-        // Without forwards anywhere: an error.
-        std::fs::write(&cfg, "").unwrap();
-        let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
-        assert!(err.message.contains("no [[forward]]"), "{err}");
-    }
+    };
+    let (host, port) =
+        spec::parse_remote_listen(&text).map_err(|e| cx.err(v.span(), format!("{key}: {e}")))?;
+    Ok(RemoteBind {
+        host: host.unwrap_or_else(|| "localhost".into()),
+        port,
+    })
 }
+
+/// One `[[remote]]`, its routes checked against the profile's.
+fn remote_forward(
+    cx: &Ctx<'_>,
+    r: &RawRemote,
+    routes: &[Route],
+) -> Result<RemoteForward, ProfileError> {
+    let bind = remote_bind(cx, &r.bind, "bind")?;
+    let (host, port) = spec::parse_target(r.target.get_ref())
+        .map_err(|e| cx.err(r.target.span(), format!("target: {e}")))?;
+    let mut route_binds = Vec::new();
+    for (route, b) in &r.bind_by_route {
+        if !routes.iter().any(|x| &x.name == route.get_ref()) {
+            return Err(cx.err(
+                route.span(),
+                format!("bind_by_route: no route named {}", route.get_ref()),
+            ));
+        }
+        route_binds.push((
+            route.get_ref().clone(),
+            remote_bind(cx, b, "bind_by_route")?,
+        ));
+    }
+    let max_connections = match &r.max_connections {
+        None => defaults::MAX_CONNECTIONS_PER_FORWARD,
+        Some(m) if *m.get_ref() == 0 => {
+            return Err(cx.err(m.span(), "max_connections: expected at least 1"))
+        }
+        Some(m) => usize::try_from(*m.get_ref()).unwrap_or(usize::MAX),
+    };
+    Ok(RemoteForward {
+        bind,
+        route_binds,
+        target: Target { host, port },
+        max_connections,
+    })
+}
+
+#[cfg(test)]
+#[path = "profile_tests.rs"]
+mod tests;

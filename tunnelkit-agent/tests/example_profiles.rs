@@ -17,7 +17,7 @@ fn every_example_profile_loads() {
         }
     }
     names.sort();
-    assert_eq!(names, ["dr-pair", "finance-rdp", "lab-vnc"]);
+    assert_eq!(names, ["dr-pair", "finance-rdp", "lab-vnc", "nated-rdp"]);
 }
 
 #[test]
@@ -38,4 +38,10 @@ fn the_examples_say_what_they_do() {
     assert_eq!(pair.config.routes[1].name, "site-b");
     assert_eq!(pair.config.routes[1].hops.len(), 2);
     assert_eq!(pair.config.route_wait.as_secs(), 15);
+    let nated = load(&dir.join("nated-rdp.toml"), "me").unwrap();
+    assert!(nated.config.forwards.is_empty());
+    let r = &nated.config.remote_forwards[0];
+    assert_eq!(r.bind_for("primary").to_string(), "localhost:13389");
+    assert_eq!(r.bind_for("dr").to_string(), "0.0.0.0:13390");
+    assert_eq!(r.target.port, 3389);
 }

@@ -13,7 +13,7 @@ use crate::commands::completions::profile_candidates;
 pub const USAGE: &str = "\
 usage: tunnelkit [-46CfGgNnqTv] [-F configfile] [-i identity_file] [-J destination]
            [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
-           [-p port] [--dr destination] [--failback seconds|never]
+           [-p port] [-R [bind_address:]port:host:hostport] [--dr destination] [--failback seconds|never]
            [--route-wait seconds] [--retry] destination
        tunnelkit demo|agent|status|up|down|open|reload|logs|secret ...
        tunnelkit completions bash|zsh|fish
@@ -66,6 +66,10 @@ Examples:
 
   Try it with nothing installed:
     tunnelkit demo
+
+  Publish this NATed server's RDP port on the bastion (its port 13389, loopback only), and on
+  the DR bastion when the primary dies:
+    tunnelkit -N -R 13389:localhost:3389 admin@bastion.prod --dr admin@bastion.dr
 
   In the background once the forward is up (as ssh -fNT), on an IPv4 address:
     tunnelkit -fNT -4 -L 8443:intranet:443 admin@bastion.example.com
@@ -292,7 +296,7 @@ impl SshArgs {
     }
 
     /// Refuses what would smuggle a line into a config: a newline, carriage return or NUL in
-    /// any value (`-o`, `-L`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config has one
+    /// any value (`-o`, `-L`, `-R`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config has one
     /// keyword per line, and `-G` prints one per line.
     pub fn check_values(&self) -> Result<(), String> {
         let named = self
@@ -300,6 +304,7 @@ impl SshArgs {
             .iter()
             .map(|v| ("-o", v.as_str()))
             .chain(self.local.iter().map(|v| ("-L", v.as_str())))
+            .chain(self.remote.iter().map(|v| ("-R", v.as_str())))
             .chain(self.dr.iter().map(|v| ("--dr", v.as_str())))
             .chain(self.jump.iter().map(|v| ("-J", v.as_str())))
             .chain(self.login.iter().map(|v| ("-l", v.as_str())))
@@ -368,6 +373,15 @@ pub struct SshArgs {
     /// free port (printed at start). Repeatable.
     #[arg(short = 'L', value_name = "[bind_address:]port:host:hostport")]
     pub local: Vec<String>,
+
+    /// Forward a port of the bastion back to this side: [bind_address:]port:host:hostport.
+    /// The route's last hop listens (on its loopback unless a bind address is given; `*` asks
+    /// for every address, which the server's GatewayPorts must allow) and each connection goes
+    /// to host:hostport as this machine resolves it. Port 0 lets the bastion pick one (printed
+    /// as "Allocated port N"). Requested again after every reconnect and on the DR route after
+    /// a failover. Repeatable.
+    #[arg(short = 'R', value_name = "[bind_address:]port:host:hostport")]
+    pub remote: Vec<String>,
 
     /// Jump hosts, in order: [user@]host[:port][,...], or `none`. Each later hop is reached
     /// through the one before; keys and agent stay on this machine.

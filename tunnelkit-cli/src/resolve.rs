@@ -1,6 +1,7 @@
 //! Turns the ssh-style flags into one validated [`TunnelConfig`] through the core's resolver
 //! ([`tunnelkit_core::resolve`]): routes (the primary from `-J`/`ProxyJump`/`ProxyCommand` and
-//! the destination, DR routes from `--dr`), forwards from `-L` and `LocalForward`, options
+//! the destination, DR routes from `--dr`), forwards from `-L`/`LocalForward` and
+//! `-R`/`RemoteForward`, options
 //! from `-o`/`-i` and each host's own ssh_config entries. Every mistake is a [`UsageError`]
 //! that says what was wrong and where.
 
@@ -65,6 +66,7 @@ fn request(args: &SshArgs, interactive: bool) -> Result<(Environment, Request), 
         },
         dr: args.dr.clone(),
         local_forwards: args.local.clone(),
+        remote_forwards: args.remote.clone(),
     };
     Ok((env, req))
 }
@@ -87,13 +89,14 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
     }
     let (env, req) = request(args, interactive)?;
     let r = core::resolve(&env, &req)?;
-    if r.forwards.is_empty() {
+    if r.forwards.is_empty() && r.remote_forwards.is_empty() {
         return Err(UsageError(
-            "no forwards: give at least one -L [bind_address:]port:host:hostport (or LocalForward in ssh_config)".into(),
+            "no forwards: give at least one -L or -R [bind_address:]port:host:hostport (or LocalForward/RemoteForward in ssh_config)".into(),
         ));
     }
     let o = &r.destination.options;
     let mut config = TunnelConfig::new(r.routes, r.forwards);
+    config.remote_forwards = r.remote_forwards;
     if let Some(fb) = &args.failback {
         config.failback = parse_failback(fb)?;
     }

@@ -425,6 +425,8 @@ pub struct TunnelConfig {
     pub routes: Vec<Route>,
     /// Local forwards.
     pub forwards: Vec<Forward>,
+    /// Remote forwards (`-R`): requested on the bastion of whichever route carries the tunnel.
+    pub remote_forwards: Vec<crate::remote::RemoteForward>,
     /// Failback policy.
     pub failback: Failback,
     /// How often higher-priority routes are probed while on a DR route.
@@ -444,6 +446,7 @@ impl TunnelConfig {
         TunnelConfig {
             routes,
             forwards,
+            remote_forwards: Vec::new(),
             failback: Failback::After(defaults::FAILBACK),
             failback_probe_interval: defaults::FAILBACK_PROBE_INTERVAL,
             route_wait: defaults::ROUTE_WAIT,
@@ -487,6 +490,22 @@ impl TunnelConfig {
                     return Err(Config(format!(
                         "forward {}: no route named {r}",
                         f.bind_label()
+                    )));
+                }
+            }
+        }
+        for (i, f) in self.remote_forwards.iter().enumerate() {
+            if f.max_connections == 0 {
+                return Err(Config(format!(
+                    "remote forward {i} ({}): the connection limit must be at least 1",
+                    f.bind
+                )));
+            }
+            for (r, _) in &f.route_binds {
+                if !self.routes.iter().any(|x| &x.name == r) {
+                    return Err(Config(format!(
+                        "remote forward {i} ({}): no route named {r}",
+                        f.bind
                     )));
                 }
             }

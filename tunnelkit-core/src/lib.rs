@@ -8,6 +8,11 @@
 //! TunnelConfig (routes + forwards) ──► Tunnel::start ──► TunnelHandle (addresses, events, status)
 //! ```
 //!
+//! Local forwards ([`Forward`], `ssh -L`) listen here and open channels on the route in use;
+//! remote forwards ([`RemoteForward`], `ssh -R`, in [`TunnelConfig::remote_forwards`]) are
+//! requested on the bastion of the route in use and follow it through reconnects, failover and
+//! failback (see [`remote`]).
+//!
 //! Build a config with [`TunnelConfig::builder`] (or let [`resolve`] turn ssh-style strings and
 //! `~/.ssh/config` into one, as the tunnelkit CLI does), start it, watch its [`Event`]s and
 //! [`Status`]. `docs/embedding.md` in the repository walks through a whole program.
@@ -59,6 +64,7 @@ mod netwatch;
 pub mod options;
 pub mod prompt;
 mod pump;
+pub mod remote;
 pub mod resolve;
 #[cfg(feature = "internals")]
 pub mod session;
@@ -80,5 +86,8 @@ pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};
+pub use remote::{
+    RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,
+};
 pub use status::{Event, ForwardStatus, RouteState, Status};
 pub use tunnel::{Tunnel, TunnelHandle};

@@ -83,6 +83,62 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A remote forward was requested on the bastion of the route in use (`tcpip-forward`).
+    RemoteForwardRequested {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address the bastion is asked to listen on.
+        bind: String,
+    },
+    /// The bastion of the route in use listens for a remote forward.
+    RemoteForwardActive {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address the bastion was asked to listen on.
+        bind: String,
+        /// The port it listens on.
+        port: u16,
+        /// True when the bastion picked the port (0 was asked).
+        allocated: bool,
+        /// The target on this side, `host:port`.
+        target: String,
+    },
+    /// The bastion refused a remote forward (or did not answer); it is requested again after
+    /// `retry_in` while the route carries the tunnel.
+    RemoteForwardRefused {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address the bastion was asked to listen on.
+        bind: String,
+        /// Why.
+        cause: crate::remote::RemoteRefusal,
+        /// The delay before the next request.
+        retry_in: Duration,
+    },
+    /// A remote forward was cancelled on a session that no longer carries the tunnel (after a
+    /// failback); that session's open connections go on until they end.
+    RemoteForwardCancelled {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address and port the bastion stopped listening on.
+        bind: String,
+    },
+    /// A connection from a remote forward's listener could not be carried (target unreachable
+    /// from this side, connection limit).
+    RemoteConnectionFailed {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Why.
+        reason: String,
+    },
     /// The tunnel stopped (cancelled, or gave up).
     Stopped {
         /// `None` when cancelled; the last error when it gave up.
@@ -131,6 +187,58 @@ impl std::fmt::Display for Event {
             ),
             Event::ConnectionFailed { forward, reason } => {
                 write!(f, "forward {forward}: connection not carried: {reason}")
+            }
+            Event::RemoteForwardRequested {
+                remote,
+                route,
+                bind,
+            } => write!(
+                f,
+                "route {route}: remote forward {remote}: requesting {bind} on the bastion"
+            ),
+            Event::RemoteForwardActive {
+                route,
+                port,
+                allocated: true,
+                target,
+                ..
+            } => write!(
+                f,
+                "route {route}: Allocated port {port} for remote forward to {target}"
+            ),
+            Event::RemoteForwardActive {
+                route,
+                bind,
+                target,
+                ..
+            } => write!(
+                f,
+                "route {route}: the bastion listens on {bind} for remote forward to {target}"
+            ),
+            Event::RemoteForwardRefused {
+                remote,
+                route,
+                bind,
+                cause,
+                retry_in,
+            } => write!(
+                f,
+                "route {route}: remote forward {remote} on {bind}: {cause}; retrying in {:.1}s",
+                retry_in.as_secs_f32()
+            ),
+            Event::RemoteForwardCancelled {
+                remote,
+                route,
+                bind,
+            } => write!(
+                f,
+                "route {route}: remote forward {remote} on {bind} cancelled (the tunnel moved)"
+            ),
+            Event::RemoteConnectionFailed { remote, reason } => {
+                write!(
+                    f,
+                    "remote forward {remote}: connection not carried: {reason}"
+                )
             }
             Event::Stopped { error: None } => f.write_str("stopped"),
             Event::Stopped { error: Some(e) } => write!(f, "gave up: {e}"),
@@ -224,6 +332,9 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Per-forward counters, in config order.
     pub forwards: Vec<ForwardStatus>,
+    /// Remote forwards (`-R`), in config order: where the bastion listens, their state and
+    /// counters.
+    pub remote_forwards: Vec<crate::remote::RemoteForwardStatus>,
 }
 
 /// Serialises a time as whole seconds since the Unix epoch (0 before it).
@@ -252,6 +363,8 @@ pub(crate) struct Shared {
     pub cell: Mutex<StateCell>,
     pub forwards: Vec<(Option<SocketAddr>, String, Arc<ForwardCounters>)>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// The remote forwards, in config order.
+    pub remotes: Vec<crate::remote::RemoteSlot>,
 }
 
 impl Shared {
@@ -271,17 +384,30 @@ impl Shared {
                 .map(|(a, r)| (a, r, Arc::new(ForwardCounters::default())))
                 .collect(),
             events,
+            remotes: Vec::new(),
         }
+    }
+
+    /// The same, with a status slot for each remote forward.
+    pub fn with_remotes(mut self, remotes: &[crate::remote::RemoteForward]) -> Self {
+        self.remotes = remotes.iter().map(crate::remote::RemoteSlot::new).collect();
+        self
     }
 
     /// Logs and broadcasts an event.
     pub fn emit(&self, event: Event) {
         match &event {
-            Event::RouteFailed { .. } | Event::ConnectionFailed { .. } | Event::Failover { .. } => {
+            Event::RouteFailed { .. }
+            | Event::ConnectionFailed { .. }
+            | Event::Failover { .. }
+            | Event::RemoteForwardRefused { .. }
+            | Event::RemoteConnectionFailed { .. } => {
                 tracing::warn!("{event}")
             }
             Event::Stopped { error: Some(_) } => tracing::error!("{event}"),
-            Event::Connecting { .. } | Event::Listening { .. } => tracing::debug!("{event}"),
+            Event::Connecting { .. }
+            | Event::Listening { .. }
+            | Event::RemoteForwardRequested { .. } => tracing::debug!("{event}"),
             _ => tracing::info!("{event}"),
         }
         // No receiver is fine: nobody is listening.
@@ -339,6 +465,7 @@ impl Shared {
                     bytes_in: c.bytes_in.load(o),
                 })
                 .collect(),
+            remote_forwards: self.remotes.iter().map(|r| r.snapshot()).collect(),
         }
     }
 }

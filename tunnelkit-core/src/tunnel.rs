@@ -15,6 +15,7 @@ use crate::config::TunnelConfig;
 use crate::error::Error;
 use crate::forward::{serve, ForwardCtx, ForwardListener};
 pub use crate::prompt::Services;
+use crate::remote::follow::{follow, RemoteCtx};
 use crate::session::{connect_route, RouteSession};
 use crate::status::{Event, Shared, Status};
 use crate::supervisor::{Connector, Purpose, Supervisor, Triggers};
@@ -87,14 +88,17 @@ impl Tunnel {
                     .map_err(|e| Error::io("listener address", e))?,
             );
         }
-        let shared = Arc::new(Shared::new(
-            config
-                .forwards
-                .iter()
-                .zip(&addrs)
-                .map(|(f, a)| (*a, f.target.to_string()))
-                .collect(),
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                config
+                    .forwards
+                    .iter()
+                    .zip(&addrs)
+                    .map(|(f, a)| (*a, f.target.to_string()))
+                    .collect(),
+            )
+            .with_remotes(&config.remote_forwards),
+        );
         let first = shared.events.subscribe();
         let (current, sessions) = watch::channel(None);
         let tracker = TaskTracker::new();
@@ -126,6 +130,14 @@ impl Tunnel {
             });
             tracker.spawn(serve(ctx, listener, cancel.clone()).in_current_span());
         }
+        // Remote forwards follow the published session; they never change the supervisor.
+        let remote = Arc::new(RemoteCtx {
+            forwards: config.remote_forwards.clone(),
+            shared: shared.clone(),
+            tracker: tracker.clone(),
+            stopping: cancel.clone(),
+        });
+        tracker.spawn(follow(remote, sessions.clone()).in_current_span());
         let supervisor = Supervisor {
             config: config.clone(),
             connector: Arc::new(SshConnector {

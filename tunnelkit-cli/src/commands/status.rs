@@ -157,6 +157,28 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                 None,
             ));
         }
+        // Remote forwards (-R): the bastion listens, connections come to a target on this side.
+        for r in &p.remote_forwards {
+            let on = match (&r.route, r.port) {
+                (Some(route), Some(port)) => format!(" on {route} port {port}"),
+                (Some(route), None) => format!(" on {route}"),
+                (None, _) => String::new(),
+            };
+            let reason = r.reason.as_ref().map(|w| format!(": {w}")).unwrap_or_default();
+            rows.push((
+                [
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    r.target.clone(),
+                    format!("remote {} ({}{on}{reason})", r.bind, r.state),
+                    format!("{}/{}", r.active, r.total),
+                    bytes(r.bytes_in),
+                    bytes(r.bytes_out),
+                ],
+                None,
+            ));
+        }
         if let (Some(e), Some(last)) = (&p.last_error, rows.last_mut()) {
             last.1 = Some(e.clone());
         }
@@ -312,6 +334,7 @@ mod tests {
             reconnects: 0,
             failovers: 0,
             last_error: error.map(String::from),
+            remote_forwards: Vec::new(),
         }
     }
 

@@ -48,7 +48,7 @@ pub enum OptionError {
 
 /// Options gathered from flags, ssh_config or a profile, before defaults are applied.
 /// Single-valued options keep the first value set (OpenSSH's rule); `IdentityFile`,
-/// `CertificateFile` and `LocalForward` accumulate.
+/// `CertificateFile`, `LocalForward` and `RemoteForward` accumulate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SshOptions {
     /// `User`.
@@ -108,6 +108,8 @@ pub struct SshOptions {
     pub ignore_unknown: Option<String>,
     /// `LocalForward` values, as `-L` specs.
     pub local_forwards: Vec<String>,
+    /// `RemoteForward` values, as `-R` specs.
+    pub remote_forwards: Vec<String>,
     /// Keywords seen and ignored, for `-v`.
     pub ignored: Vec<String>,
 }
@@ -345,6 +347,12 @@ impl SshOptions {
                 crate::spec::parse_forward(&spec).map_err(|e| bad(key, v, &e.reason))?;
                 self.local_forwards.push(spec)
             }
+            "RemoteForward" => {
+                // `RemoteForward [bind:]port host:hostport`, as LocalForward.
+                let spec = v.split_whitespace().collect::<Vec<_>>().join(":");
+                crate::spec::parse_remote_forward(&spec).map_err(|e| bad(key, v, &e.reason))?;
+                self.remote_forwards.push(spec)
+            }
             other => {
                 check_unused(other, v)?;
                 if !self.ignored.iter().any(|k| k == other) {
@@ -509,6 +517,12 @@ mod tests {
         o.apply_kv("BatchMode=yes").unwrap();
         o.apply_kv("StrictHostKeyChecking=accept-new").unwrap();
         o.apply_kv("LocalForward 13389 winserver:3389").unwrap();
+        o.apply_kv("RemoteForward 0 localhost:3389").unwrap();
+        o.apply_kv("RemoteForward=*:5900 127.0.0.1:5900").unwrap();
+        assert!(
+            o.apply_kv("RemoteForward 5900").is_err(),
+            "dynamic -R is refused"
+        );
         o.apply_kv("ProxyJump=none").unwrap();
         // The first of ProxyJump and ProxyCommand wins.
         o.apply_kv("ProxyCommand=nc %h %p").unwrap();
@@ -528,6 +542,13 @@ mod tests {
         assert!(h.auth.batch_mode);
         assert_eq!(h.host_keys.strict, StrictHostKeyChecking::AcceptNew);
         assert_eq!(o.local_forwards, vec!["13389:winserver:3389".to_string()]);
+        assert_eq!(
+            o.remote_forwards,
+            vec![
+                "0:localhost:3389".to_string(),
+                "*:5900:127.0.0.1:5900".into()
+            ]
+        );
         assert_eq!(o.proxy_jump.as_deref(), Some(""));
         assert_eq!(h.ciphers.len(), 2);
     }

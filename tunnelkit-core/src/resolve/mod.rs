@@ -3,12 +3,12 @@
 //!
 //! - A destination (`[user@]host[:port]` or a `Host` alias) gets its ssh_config entry: HostName,
 //!   User, Port, IdentityFile, known_hosts options, ProxyJump or ProxyCommand (whichever is
-//!   obtained first, as in ssh), LocalForward.
+//!   obtained first, as in ssh), LocalForward, RemoteForward.
 //! - Jump hosts are resolved the same way; the first jump's own ProxyJump/ProxyCommand is
 //!   followed, later jumps are reached through the one before (ssh's `-J` rule).
 //! - Options given by the caller ([`Overrides`], like `-o` and `-i`) come before the files and
 //!   so win; the per-host ones (HostName, Port, ProxyJump, ProxyCommand, HostKeyAlias,
-//!   LocalForward) apply to the destination only, the others to every hop.
+//!   LocalForward, RemoteForward) apply to the destination only, the others to every hop.
 //!
 //! The process environment is read only by [`Environment::from_process`]; everything else
 //! takes an [`Environment`].
@@ -32,6 +32,7 @@ use std::sync::Arc;
 
 use crate::config::{Forward, Hop, Route};
 use crate::options::SshOptions;
+use crate::remote::RemoteForward;
 use crate::spec::{self, HopSpec, SpecError};
 use crate::ssh_config::{evaluate, ConfigError, HostConfig, Query};
 
@@ -49,6 +50,7 @@ const PER_HOST: &[&str] = &[
     "proxycommand",
     "hostkeyalias",
     "localforward",
+    "remoteforward",
 ];
 
 /// Why a request could not be resolved.
@@ -92,6 +94,8 @@ pub struct Request {
     pub dr: Vec<String>,
     /// Local forwards (`-L`), before the destination's `LocalForward` lines.
     pub local_forwards: Vec<String>,
+    /// Remote forwards (`-R`), before the destination's `RemoteForward` lines.
+    pub remote_forwards: Vec<String>,
 }
 
 /// A resolved [`Request`].
@@ -101,6 +105,8 @@ pub struct Resolved {
     pub routes: Vec<Route>,
     /// The `-L` forwards, then the destination's `LocalForward`s (`GatewayPorts` applied).
     pub forwards: Vec<Forward>,
+    /// The `-R` forwards, then the destination's `RemoteForward`s.
+    pub remote_forwards: Vec<RemoteForward>,
     /// The primary destination as resolved (its options hold `ExitOnForwardFailure`,
     /// `ConnectionAttempts`, the keywords accepted but unused, ...).
     pub destination: HostConfig,
@@ -185,7 +191,7 @@ impl<'a> Resolver<'a> {
             c.user.clone(),
             c.host_name.clone(),
             c.port,
-            Arc::new(c.options.hop_options(&self.env)),
+            Arc::new(c.options.hop_options(self.env)),
         );
         hop.host_key_alias = c.options.host_key_alias.clone();
         if let Some(cmd) = c.options.proxy_command.as_deref().filter(|c| !c.is_empty()) {
@@ -290,6 +296,25 @@ pub fn forwards(
     Ok(out)
 }
 
+/// The remote forwards of `-R` specs and a destination's `RemoteForward` lines. Without a bind
+/// address the bastion listens on its loopback (ssh sends `localhost`); the client's
+/// `GatewayPorts` does not apply (the server's does).
+pub fn remote_forwards(
+    specs: impl IntoIterator<Item = impl AsRef<str>>,
+    dest: &HostConfig,
+) -> Result<Vec<RemoteForward>, ResolveError> {
+    let given: Vec<String> = specs.into_iter().map(|s| s.as_ref().to_string()).collect();
+    given
+        .iter()
+        .chain(&dest.options.remote_forwards)
+        .map(|r| {
+            spec::parse_remote_forward(r)
+                .map(|s| RemoteForward::from_spec(&s))
+                .map_err(|e| ResolveError::Invalid(format!("-R: {e}")))
+        })
+        .collect()
+}
+
 /// Resolves a whole request: the primary route, the DR routes and the forwards.
 pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveError> {
     let r = Resolver::new(env, &req.overrides);
@@ -319,9 +344,11 @@ pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveErro
         routes.push(r.route(&name, &c)?);
     }
     let forwards = forwards(&req.local_forwards, &dest)?;
+    let remote_forwards = remote_forwards(&req.remote_forwards, &dest)?;
     Ok(Resolved {
         routes,
         forwards,
+        remote_forwards,
         destination: dest,
     })
 }
@@ -329,12 +356,16 @@ pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveErro
 /// `-G`: the destination's configuration in `ssh -G`'s format.
 pub fn print_config(env: &Environment, req: &Request) -> Result<String, ResolveError> {
     let r = Resolver::new(env, &req.overrides);
-    let c = r.destination(
+    let mut c = r.destination(
         &req.destination,
         req.login.as_deref(),
         req.port,
         req.jump.as_deref(),
     )?;
+    // As ssh -G: the -R flags first, then the destination's RemoteForward lines.
+    let mut remote = req.remote_forwards.clone();
+    remote.append(&mut c.options.remote_forwards);
+    c.options.remote_forwards = remote;
     Ok(crate::ssh_config::print_g(&c, &env.home))
 }
 

@@ -111,6 +111,28 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
             );
         }
     }
+    for f in &o.remote_forwards {
+        if let Ok(spec) = crate::spec::parse_remote_forward(f) {
+            // As ssh -G: the listen address bracketed as written (`[*]`, `[]`, `[localhost]`).
+            let written = if f.starts_with(':') {
+                Some("")
+            } else if f.starts_with("*:") {
+                Some("*")
+            } else if f.starts_with("localhost:") {
+                Some("localhost")
+            } else {
+                spec.bind_host.as_deref()
+            };
+            let bind = match written {
+                Some(b) => format!("[{b}]:{}", spec.bind_port),
+                None => spec.bind_port.to_string(),
+            };
+            line(
+                "remoteforward",
+                &format!("{bind} [{}]:{}", spec.target_host, spec.target_port),
+            );
+        }
+    }
     let identities: Vec<String> = if c.identity_files_raw.is_empty() && o.identity_files.is_empty()
     {
         DEFAULT_IDENTITIES.iter().map(|s| s.to_string()).collect()
