@@ -9,10 +9,14 @@
 //! [`netns`] gives a test a network namespace and a veth link of its own (down/up, tbf shaping)
 //! with an sshd behind it.
 //!
+//! [`TunnelkitAgent`] runs a real `tunnelkit agent`; [`SessionBus`] a private D-Bus session bus
+//! with a [`BusMonitor`] on it.
+//!
 //! [`chart`] draws the compare benchmark's results as a PNG.
 
 mod agent;
 pub mod chart;
+mod dbus;
 mod delay;
 mod forwarding;
 mod keys;
@@ -20,11 +24,13 @@ pub mod netns;
 mod proxy;
 mod sshd;
 mod targets;
+mod tunnelkit_agent;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use agent::SshAgent;
+pub use dbus::{BusMonitor, SessionBus};
 pub use delay::DelayLine;
 pub use forwarding::Forwarding;
 pub use keys::KeyPair;
@@ -34,6 +40,7 @@ pub use targets::{
     firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, RefusedPort, Server,
     SpeakFirstServer,
 };
+pub use tunnelkit_agent::{TunnelkitAgent, AGENT_DEADLINE};
 
 /// Finds an OpenSSH program; panics with the Debian package to install when it is missing.
 pub fn find_tool(name: &str) -> PathBuf {
