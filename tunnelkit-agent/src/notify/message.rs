@@ -135,6 +135,7 @@ mod tests {
         AgentEvent::Tunnel(Event::RouteFailed {
             route: "primary".into(),
             reason: "hop 1: the key needs a passphrase".into(),
+            failure: tunnelkit_core::AttemptFailure::NeedsInput,
             permanent: false,
             needs_input: true,
         })
@@ -215,6 +216,7 @@ mod tests {
             AgentEvent::Tunnel(Event::RouteFailed {
                 route: "primary".into(),
                 reason: "connection refused".into(),
+                failure: tunnelkit_core::AttemptFailure::Unreachable,
                 permanent: false,
                 needs_input: false,
             }),
