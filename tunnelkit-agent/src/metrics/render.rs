@@ -92,6 +92,20 @@ impl<'a> Family<'a> {
     }
 }
 
+/// A profile-level family: name, help, and how to read its value.
+type ProfileFamily = (
+    &'static str,
+    &'static str,
+    fn(&ProfileJson, &EventStats) -> u64,
+);
+/// A forward-level family: name, type, help, and how to read its value.
+type ForwardFamily = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::status::ForwardJson) -> u64,
+);
+
 /// A duration in seconds, to the millisecond.
 fn seconds(d: Duration) -> String {
     format!("{:.3}", d.as_secs_f64())
@@ -126,7 +140,7 @@ pub fn render(s: &Snapshot) -> String {
             f.sample(&[("profile", &p.name), ("route", r)], 1);
         }
     }
-    let profile_counters: [(&'static str, &str, fn(&ProfileJson, &EventStats) -> u64); 3] = [
+    let profile_counters: [ProfileFamily; 3] = [
         (
             "tunnelkit_profile_reconnects_total",
             "Sessions established after the first one since the tunnel started.",
@@ -174,12 +188,7 @@ pub fn render(s: &Snapshot) -> String {
             );
         }
     }
-    let forward_families: [(
-        &'static str,
-        &str,
-        &str,
-        fn(&crate::status::ForwardJson) -> u64,
-    ); 4] = [
+    let forward_families: [ForwardFamily; 4] = [
         (
             "tunnelkit_forward_connections_open",
             "gauge",
