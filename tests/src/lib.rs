@@ -11,12 +11,15 @@
 //! with an sshd behind it.
 //!
 //! [`desktop`] runs xrdp and TigerVNC's Xvnc in such a namespace, for `tunnelkit open`.
+//! [`TunnelkitAgent`] runs a real `tunnelkit agent`; [`SessionBus`] a private D-Bus session bus
+//! with a [`BusMonitor`] on it.
 //!
 //! [`chart`] draws the compare benchmark's results as a PNG.
 
 mod agent;
 mod agent_process;
 pub mod chart;
+mod dbus;
 mod delay;
 pub mod desktop;
 mod forwarding;
@@ -25,12 +28,14 @@ pub mod netns;
 mod proxy;
 mod sshd;
 mod targets;
+mod tunnelkit_agent;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use agent::SshAgent;
 pub use agent_process::AgentProcess;
+pub use dbus::{BusMonitor, SessionBus};
 pub use delay::DelayLine;
 pub use forwarding::Forwarding;
 pub use keys::KeyPair;
@@ -40,6 +45,7 @@ pub use targets::{
     firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, NeverReadsServer,
     RefusedPort, Server, SinkServer, SpeakFirstServer,
 };
+pub use tunnelkit_agent::{TunnelkitAgent, AGENT_DEADLINE};
 
 /// Finds an OpenSSH program; panics with the Debian package to install when it is missing.
 pub fn find_tool(name: &str) -> PathBuf {

@@ -8,6 +8,10 @@
 //!
 //! Inside, one task owns the profiles ([`registry`]); reloads are a pure [`diff`] of what is
 //! known and what the directory holds; the socket trusts only its own user ([`trust`]).
+//!
+//! Around it, subscribers to the agent's [`events`]: Prometheus [`metrics`] on a listener the
+//! caller binds, and desktop notifications ([`notify`]) on the D-Bus session bus. Under
+//! systemd, logs go to the journal with their priorities ([`journal`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,7 +19,10 @@ mod actor;
 pub mod client;
 pub mod diff;
 pub mod events;
+pub mod journal;
 pub mod launcher;
+pub mod metrics;
+pub mod notify;
 pub mod paths;
 pub mod profile;
 pub mod protocol;

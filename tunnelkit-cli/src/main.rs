@@ -35,12 +35,20 @@ fn main() -> std::process::ExitCode {
             filter = filter.add_directive(d);
         }
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // Under systemd (stderr is the journal): priorities as `<N>` prefixes, no timestamps.
+    let journal = std::env::var("JOURNAL_STREAM").ok();
+    if tunnelkit_agent::journal::stderr_is_journal(journal.as_deref()) {
+        logs.with_ansi(false)
+            .event_format(tunnelkit_agent::journal::JournalFormat)
+            .init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     if tunnel && opts.ssh.background && !background::is_child() {
         // Before any runtime or thread exists: the child does the work (see background.rs).
         return if tunnelkit_cli::commands::connect::check(&opts.ssh) {

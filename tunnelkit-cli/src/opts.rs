@@ -173,6 +173,20 @@ pub struct AgentArgs {
     /// Where to listen.
     #[command(flatten)]
     pub socket: SocketArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9187): per profile
+    /// and forward state, route, connections, bytes, failovers, reconnects, last failover
+    /// time. Loopback addresses only, unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on an address that is not loopback (anyone who reaches it sees every
+    /// profile's names, routes and traffic).
+    #[arg(long, requires = "metrics")]
+    pub metrics_allow_remote: bool,
+    /// No desktop notifications (by default the agent sends one on failover, failback, a
+    /// profile failing for good and a profile needing input, when a D-Bus session bus is
+    /// there: $DBUS_SESSION_BUS_ADDRESS).
+    #[arg(long)]
+    pub no_notify: bool,
     /// More log output.
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,

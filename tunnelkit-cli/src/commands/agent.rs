@@ -9,7 +9,7 @@ use tunnelkit_agent::client::{request, ClientError};
 use tunnelkit_agent::paths::{profiles_dir, socket_path};
 use tunnelkit_agent::protocol::{Request, Response};
 use tunnelkit_agent::secrets::Keyring;
-use tunnelkit_agent::server::{run as run_agent, AgentConfig};
+use tunnelkit_agent::server::{run_with, AgentConfig};
 
 use crate::exit::Exit;
 use crate::opts::{AgentArgs, NameArgs, SocketArgs};
@@ -21,6 +21,13 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
         Ok(k) => Arc::new(k),
         Err(e) => {
             eprintln!("tunnelkit agent: keyring: {e}");
+            return Exit::Failure;
+        }
+    };
+    let metrics = match bind_metrics(args).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tunnelkit agent: {e}");
             return Exit::Failure;
         }
     };
@@ -38,13 +45,57 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
             }
         }
     });
-    match run_agent(config, secrets, reload, cancel).await {
+    let bus = session_bus(args.no_notify);
+    let services = cancel.child_token();
+    let on_registry = |registry: &tunnelkit_agent::registry::RegistryHandle| {
+        if let Some(listener) = metrics {
+            tunnelkit_agent::metrics::spawn(listener, registry, services.clone());
+        }
+        if let Some(address) = bus {
+            tunnelkit_agent::notify::spawn(address, registry, services.clone());
+        }
+    };
+    let result = run_with(config, secrets, reload, cancel, on_registry).await;
+    services.cancel();
+    match result {
         Ok(()) => Exit::Success,
         Err(e) => {
             eprintln!("tunnelkit agent: {e}");
             Exit::Failure
         }
     }
+}
+
+/// The session bus notifications go to: none with `--no-notify` or without
+/// $DBUS_SESSION_BUS_ADDRESS.
+fn session_bus(no_notify: bool) -> Option<String> {
+    if no_notify {
+        tracing::info!("desktop notifications off (--no-notify)");
+        return None;
+    }
+    let address = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty());
+    if address.is_none() {
+        tracing::info!(
+            "no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS unset): no desktop notifications"
+        );
+    }
+    address
+}
+
+/// Binds `--metrics` (loopback only unless `--metrics-allow-remote`) before the agent starts,
+/// so that a taken port or a refused address stops it at once.
+async fn bind_metrics(args: &AgentArgs) -> Result<Option<tokio::net::TcpListener>, String> {
+    let Some(addr) = args.metrics else {
+        return Ok(None);
+    };
+    tunnelkit_agent::metrics::check_address(addr, args.metrics_allow_remote)
+        .map_err(|e| e.to_string())?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))
 }
 
 /// Sends one request to the agent (prompts relayed to the terminal when `interactive`).
