@@ -40,6 +40,7 @@
 
 pub mod bastion;
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod files;
 pub mod forward;
@@ -59,9 +60,10 @@ pub use config::{
     defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions,
     HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
+pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore};
-pub use status::{Event, ForwardStatus, RouteState, Status};
-pub use tunnel::{Services, Tunnel, TunnelHandle};
+pub use status::{Event, ForwardStatus, RouteState, RouteStatus, Status};
+pub use tunnel::{Services, Tunnel, TunnelControl, TunnelHandle};
