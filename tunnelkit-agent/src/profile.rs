@@ -66,6 +66,12 @@ pub struct RawProfile {
     /// Seconds a new connection waits for a route.
     #[serde(default)]
     pub route_wait: Option<Spanned<u64>>,
+    /// Seconds between background probes of each standby route, or "never".
+    #[serde(default)]
+    pub standby_probe: Option<Spanned<toml::Value>>,
+    /// Keep the next route's session up, so a failover needs no handshake.
+    #[serde(default)]
+    pub hot_standby: bool,
     /// OpenSSH options applied to every hop, as with `-o`.
     #[serde(default)]
     pub ssh: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
@@ -327,6 +333,19 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     if let Some(w) = &raw.route_wait {
         config.route_wait = Duration::from_secs(*w.get_ref());
     }
+    if let Some(p) = &raw.standby_probe {
+        config.standby_probe = match p.get_ref() {
+            toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
+            toml::Value::String(s) if s == "never" => None,
+            _ => {
+                return Err(cx.err(
+                    p.span(),
+                    "standby_probe: expected a number of seconds (at least 1) or \"never\"",
+                ))
+            }
+        };
+    }
+    config.hot_standby = raw.hot_standby;
     config.validate().map_err(|e| cx.err(0..0, e.to_string()))?;
     Ok(Profile {
         name,
@@ -399,6 +418,27 @@ hops = ["admin@bastion.fra.example.com"]
         assert_eq!(c.forwards[0].target_for("primary").host, "app.internal");
         assert_eq!(c.failback, Failback::After(Duration::from_secs(60)));
         assert_eq!(
+            c.standby_probe,
+            Some(defaults::STANDBY_PROBE),
+            "the default"
+        );
+        assert!(!c.hot_standby);
+        let p = parse_in(
+            Path::new("/p/x.toml"),
+            &GOOD.replace("failback = 60", "standby_probe = 30\nhot_standby = true"),
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(p.config.standby_probe, Some(Duration::from_secs(30)));
+        assert!(p.config.hot_standby);
+        let p = parse_in(
+            Path::new("/p/x.toml"),
+            &GOOD.replace("failback = 60", "standby_probe = \"never\""),
+            &env(),
+        )
+        .unwrap();
+        assert_eq!(p.config.standby_probe, None);
+        assert_eq!(
             c.routes[0].hops[0].options.server_alive_interval,
             Duration::from_secs(5)
         );
@@ -440,6 +480,19 @@ hops = ["admin@bastion.fra.example.com"]
         let e = err(&GOOD.replace("failback = 60", "failback = \"soon\""));
         assert!(e.message.contains("\"never\""), "{e}");
         assert_eq!(e.line, 4);
+
+        for bad in [
+            "standby_probe = 0",
+            "standby_probe = \"sometimes\"",
+            "standby_probe = -5",
+        ] {
+            let e = err(&GOOD.replace("failback = 60", bad));
+            assert!(
+                e.message.starts_with("standby_probe: expected"),
+                "{bad}: {e}"
+            );
+            assert_eq!((e.line, e.column), (4, 17), "{bad}: {e}");
+        }
     }
 
     #[test]

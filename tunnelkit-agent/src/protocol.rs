@@ -8,14 +8,17 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::status::{ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary};
+pub use crate::drill::{DrillForwardJson, DrillJson};
+pub use crate::status::{
+    ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary, RouteJson,
+};
 
 /// The largest line either side accepts; longer lines are an error and close the connection.
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// The protocol this build speaks. Changed whenever a message changes shape; a client and an
 /// agent that differ refuse each other with [`ProtocolError::Version`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A line that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +172,15 @@ pub enum Request {
         /// Profile name.
         name: String,
     },
+    /// A DR drill of a running profile: new connections move to the next route, a test
+    /// connection to every forward's target goes through it, then they move back.
+    Drill {
+        /// Profile name.
+        name: String,
+        /// Stay on the DR route afterwards.
+        #[serde(default)]
+        stay: bool,
+    },
 }
 
 /// What a client sends after its request: answers to prompts.
@@ -252,6 +264,13 @@ pub enum Response {
         /// The events.
         lines: Vec<LogLine>,
     },
+    /// To [`Request::Drill`]: what the drill showed (also when the DR route did not carry it).
+    Drill {
+        /// Profile name.
+        name: String,
+        /// The report.
+        report: DrillJson,
+    },
 }
 
 #[cfg(test)]
@@ -266,7 +285,7 @@ mod tests {
         };
         let l = encode_request(&r);
         assert!(l.ends_with(b"\n"));
-        assert!(String::from_utf8_lossy(&l).contains("\"version\":2"));
+        assert!(String::from_utf8_lossy(&l).contains("\"version\":3"));
         assert_eq!(decode_request(&l).unwrap(), r);
     }
 
@@ -281,7 +300,7 @@ mod tests {
             }
         );
         assert!(e.to_string().starts_with(
-            "the client speaks control protocol 1 (no version field), this agent speaks 2"
+            "the client speaks control protocol 1 (no version field), this agent speaks 3"
         ));
         let e = decode_request(b"{\"request\":\"status\",\"version\":7}").unwrap_err();
         assert!(e.to_string().contains("protocol 7"), "{e}");
@@ -324,16 +343,16 @@ mod tests {
         let e = decode_reply(old).unwrap_err();
         assert!(
             e.to_string().starts_with(
-                "the agent speaks control protocol 1 (no version field), this client speaks 2"
+                "the agent speaks control protocol 1 (no version field), this client speaks 3"
             ),
             "{e}"
         );
-        let newer = br#"{"version":3,"type":"done","result":{"kind":"status","profiles":[]}}"#;
+        let newer = br#"{"version":4,"type":"done","result":{"kind":"status","profiles":[]}}"#;
         assert!(decode_reply(newer)
             .unwrap_err()
             .to_string()
-            .contains("protocol 3"));
-        let odd = br#"{"version":2,"type":"done","result":{"kind":"teleport"}}"#;
+            .contains("protocol 4"));
+        let odd = br#"{"version":3,"type":"done","result":{"kind":"teleport"}}"#;
         assert!(matches!(
             decode_reply(odd),
             Err(ProtocolError::Malformed { what: "reply", .. })

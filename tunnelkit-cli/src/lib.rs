@@ -27,6 +27,7 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
         Some(Command::Down(args)) => commands::agent::down(&args, &cancel).await,
         Some(Command::Reload(args)) => commands::agent::reload(&args, &cancel).await,
         Some(Command::Logs(args)) => commands::agent::logs(&args, &cancel).await,
+        Some(Command::Drill(args)) => commands::drill::run(&args, &cancel).await,
         Some(Command::Secret(args)) => commands::secret::run(&args),
         None if opts.ssh.print_config => match opts
             .ssh

@@ -11,8 +11,9 @@ pub const USAGE: &str = "\
 usage: tunnelkit [-46CfGgNnqTv] [-F configfile] [-i identity_file] [-J destination]
            [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
            [-p port] [--dr destination] [--failback seconds|never]
-           [--route-wait seconds] [--retry] destination
-       tunnelkit demo|agent|status|up|down|reload|logs|secret ...
+           [--route-wait seconds] [--standby-probe seconds|never]
+           [--hot-standby] [--retry] destination
+       tunnelkit demo|agent|status|up|down|reload|logs|drill|secret ...
        tunnelkit --help
 ";
 
@@ -118,6 +119,11 @@ pub enum Command {
     Reload(SocketArgs),
     /// Show a profile's recent events.
     Logs(NameArgs),
+    /// Test a running profile's DR route on the real network: move new connections to it
+    /// (existing ones keep their session), open a test connection to every forward's target
+    /// through it, report the measured RTO, then move back (or stay, with --stay). Exits 255
+    /// when the DR route does not carry the test, saying why.
+    Drill(DrillArgs),
     /// Store or delete a password or key passphrase in the OS keyring.
     Secret(SecretArgs),
 }
@@ -161,6 +167,23 @@ pub struct StatusArgs {
 pub struct NameArgs {
     /// The profile's name (its file name without .toml).
     pub name: String,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// Options of `tunnelkit drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The profile's name (its file name without .toml); it must be running.
+    pub name: String,
+    /// Stay on the DR route afterwards (the profile's failback rule then applies, as after a
+    /// real failover).
+    #[arg(long)]
+    pub stay: bool,
+    /// Print the report as JSON (see README for the schema).
+    #[arg(long)]
+    pub json: bool,
     /// Where the agent is.
     #[command(flatten)]
     pub socket: SocketArgs,
@@ -345,6 +368,17 @@ pub struct SshArgs {
     /// Default 10.
     #[arg(long, value_name = "SECONDS")]
     pub route_wait: Option<u64>,
+
+    /// Seconds between background probes of each DR route below the one in use (connect,
+    /// host key, authenticate without prompting, close), so that a broken standby is reported
+    /// before it is needed; or `never`. Failed probes back off. Default 300.
+    #[arg(long, value_name = "SECONDS|never")]
+    pub standby_probe: Option<String>,
+
+    /// Keep the next DR route's session up and authenticated (with keepalives) while the
+    /// primary carries traffic, so a failover needs no handshake. Costs one more SSH session.
+    #[arg(long)]
+    pub hot_standby: bool,
 
     /// Keep retrying (with backoff) even if no route comes up at start. By default tunnelkit
     /// exits like ssh when it cannot connect at all at start; once up, it never gives up.

@@ -213,7 +213,11 @@ impl Report {
             _ => self.flush(),
         }
         match &ev {
-            Event::ConnectionFailed { .. } | Event::Failover { .. } => tracing::warn!("{ev}"),
+            Event::ConnectionFailed { .. }
+            | Event::Failover { .. }
+            | Event::StandbyBroken { .. } => {
+                tracing::warn!("{ev}")
+            }
             Event::Connecting { .. } | Event::Listening { .. } => tracing::debug!("{ev}"),
             _ => tracing::info!("{ev}"),
         }

@@ -3,4 +3,5 @@
 pub mod agent;
 pub mod connect;
 pub mod demo;
+pub mod drill;
 pub mod secret;

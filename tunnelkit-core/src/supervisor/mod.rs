@@ -205,6 +205,8 @@ impl<C: Connector> Supervisor<C> {
                             cause: loss.clone(),
                         });
                         if !loss.is_orderly() {
+                            self.shared
+                                .route_probed(i, Err(format!("session lost: {loss}")));
                             let e = Error::SessionLost(loss.to_string());
                             self.route_failed(i, &e);
                             last_error = Some(e);
