@@ -37,6 +37,7 @@ impl RunningTunnel for FakeTunnel {
             failovers: 0,
             last_error: None,
             forwards: vec![],
+            routes: vec![],
         }
     }
 

@@ -37,8 +37,11 @@ pub enum Event {
     RouteFailed {
         /// Route name.
         route: String,
-        /// Why, including the hop and stage.
+        /// Why, including the hop and stage, in words.
         reason: String,
+        /// Why, as the supervisor's rules see it: match on this, not on `reason`'s text (a
+        /// changed host key is [`AttemptFailure::HostKey`](crate::AttemptFailure::HostKey)).
+        failure: crate::error::AttemptFailure,
         /// True when the route will not be retried by itself (host key problem).
         permanent: bool,
         /// True when a person must supply something (a passphrase, password, one-time code or
@@ -195,8 +198,10 @@ impl std::fmt::Display for Event {
     }
 }
 
-/// The state of the tunnel as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The state of the tunnel as a whole. Serialised as the lowercase name of the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum RouteState {
     /// Trying to bring a route up; nothing carries traffic yet.
     Connecting,
@@ -242,7 +247,7 @@ pub struct ForwardCounters {
 }
 
 /// A snapshot of one forward.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForwardStatus {
     /// The bound local address, when bound.
     pub local: Option<SocketAddr>,
@@ -260,8 +265,9 @@ pub struct ForwardStatus {
     pub bytes_in: u64,
 }
 
-/// Readiness of one route, as the last probe (or the session in use) showed it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Readiness of one route, as the last probe (or the session in use) showed it. Serialised
+/// with `last_probe` as seconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RouteStatus {
     /// Route name.
     pub name: String,
@@ -272,6 +278,7 @@ pub struct RouteStatus {
     /// `None`: not probed yet, or standby probes are off.
     pub ready: Option<bool>,
     /// When it was last probed or came up.
+    #[serde(serialize_with = "unix_seconds_opt")]
     pub last_probe: Option<SystemTime>,
     /// Connect, handshake and authentication time of that probe, in milliseconds.
     pub probe_ms: Option<u64>,
@@ -279,14 +286,24 @@ pub struct RouteStatus {
     pub last_error: Option<String>,
 }
 
-/// A snapshot of a tunnel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialises an optional time as whole seconds since the Unix epoch, or null.
+fn unix_seconds_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => unix_seconds(t, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// A snapshot of a tunnel. Serialisable (e.g. `serde_json::to_string(&handle.status())`), with
+/// `since` as seconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Status {
     /// Overall state.
     pub state: RouteState,
     /// The route carrying new connections, if any.
     pub route: Option<String>,
     /// When the current state began.
+    #[serde(serialize_with = "unix_seconds")]
     pub since: SystemTime,
     /// Sessions established after the first one (reconnects and failovers).
     pub reconnects: u64,
@@ -298,6 +315,15 @@ pub struct Status {
     pub forwards: Vec<ForwardStatus>,
     /// Every route in priority order, with its readiness (standby probes).
     pub routes: Vec<RouteStatus>,
+}
+
+/// Serialises a time as whole seconds since the Unix epoch (0 before it).
+fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
 }
 
 /// The mutable part of a status, behind a mutex touched only on state changes.
