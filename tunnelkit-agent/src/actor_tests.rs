@@ -38,6 +38,7 @@ impl RunningTunnel for FakeTunnel {
             last_error: None,
             forwards: vec![],
             remote_forwards: vec![],
+            routes: vec![],
         }
     }
 

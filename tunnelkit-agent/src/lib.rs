@@ -2,7 +2,7 @@
 //!
 //! The background agent of tunnelkit: it keeps named TOML [`profile`]s alive, watches their
 //! directory, and is controlled over a local Unix socket ([`server`], [`protocol`]) by
-//! `tunnelkit status|up|down|reload|logs`. Passwords and passphrases come from the OS keyring
+//! `tunnelkit status|up|down|reload|logs|drill`. Passwords and passphrases come from the OS keyring
 //! ([`secrets`]); anything else a profile needs from a person is relayed to the terminal of
 //! whoever runs `tunnelkit up NAME` ([`relay`]).
 //!
@@ -18,6 +18,7 @@
 mod actor;
 pub mod client;
 pub mod diff;
+pub mod drill;
 pub mod events;
 pub mod journal;
 pub mod launcher;

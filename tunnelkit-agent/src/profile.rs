@@ -71,6 +71,12 @@ pub struct RawProfile {
     /// Seconds a new connection waits for a route.
     #[serde(default)]
     pub route_wait: Option<Spanned<u64>>,
+    /// Seconds between background probes of each standby route, or "never".
+    #[serde(default)]
+    pub standby_probe: Option<Spanned<toml::Value>>,
+    /// Keep the next route's session up, so a failover needs no handshake.
+    #[serde(default)]
+    pub hot_standby: bool,
     /// OpenSSH options applied to every hop, as with `-o`.
     #[serde(default)]
     pub ssh: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
@@ -376,6 +382,19 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     if let Some(w) = &raw.route_wait {
         config.route_wait = Duration::from_secs(*w.get_ref());
     }
+    if let Some(p) = &raw.standby_probe {
+        config.standby_probe = match p.get_ref() {
+            toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
+            toml::Value::String(s) if s == "never" => None,
+            _ => {
+                return Err(cx.err(
+                    p.span(),
+                    "standby_probe: expected a number of seconds (at least 1) or \"never\"",
+                ))
+            }
+        };
+    }
+    config.hot_standby = raw.hot_standby;
     config.validate().map_err(|e| cx.err(0..0, e.to_string()))?;
     Ok(Profile {
         name,

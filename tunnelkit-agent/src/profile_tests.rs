@@ -274,3 +274,35 @@ fn a_profile_without_forwards_takes_the_destinations_remote_forwards() {
     assert!(p.config.forwards.is_empty());
     assert_eq!(p.config.remote_forwards[0].bind.port, 13389);
 }
+
+#[test]
+fn standby_probe_and_hot_standby() {
+    let c = parse_in(Path::new("/p/x.toml"), GOOD, &env()).unwrap().config;
+    assert_eq!(c.standby_probe, Some(defaults::STANDBY_PROBE), "the default");
+    assert!(!c.hot_standby);
+    let p = parse_in(
+        Path::new("/p/x.toml"),
+        &GOOD.replace("failback = 60", "standby_probe = 30\nhot_standby = true"),
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(p.config.standby_probe, Some(Duration::from_secs(30)));
+    assert!(p.config.hot_standby);
+    let p = parse_in(
+        Path::new("/p/x.toml"),
+        &GOOD.replace("failback = 60", "standby_probe = \"never\""),
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(p.config.standby_probe, None);
+    for bad in [
+        "standby_probe = 0",
+        "standby_probe = \"sometimes\"",
+        "standby_probe = -5",
+    ] {
+        let e = err(&GOOD.replace("failback = 60", bad));
+        assert!(e.message.starts_with("standby_probe: expected"), "{bad}: {e}");
+        assert_eq!((e.line, e.column), (4, 17), "{bad}: {e}");
+    }
+}
+

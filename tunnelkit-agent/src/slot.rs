@@ -16,7 +16,7 @@ use crate::launcher::RunningTunnel;
 use crate::profile::Profile;
 use crate::registry::{Reply, UpStarted};
 use crate::relay::Relay;
-use crate::status::{ForwardJson, ProfileJson, ProfileState, RemoteForwardJson};
+use crate::status::{ForwardJson, ProfileJson, ProfileState, RemoteForwardJson, RouteJson};
 
 /// A client waiting in `up` for the profile to start: (answers prompts, where the answer goes).
 pub(crate) type UpWaiter = (bool, Reply<UpStarted>);
@@ -103,6 +103,7 @@ impl Slot {
             autostart: p.is_some_and(|p| p.autostart),
             forwards: p.map(configured_forwards).unwrap_or_default(),
             remote_forwards: p.map(configured_remotes).unwrap_or_default(),
+            routes: p.map(configured_routes).unwrap_or_default(),
             reconnects: 0,
             failovers: 0,
             last_error: None,
@@ -139,6 +140,18 @@ impl Slot {
                     })
                     .collect();
                 j.remote_forwards = s.remote_forwards.iter().map(remote_json).collect();
+                j.routes = s
+                    .routes
+                    .iter()
+                    .map(|r| RouteJson {
+                        name: r.name.clone(),
+                        in_use: r.in_use,
+                        ready: r.ready,
+                        last_probe: r.last_probe.map(secs),
+                        probe_ms: r.probe_ms,
+                        last_error: r.last_error.clone(),
+                    })
+                    .collect();
                 let waiting = matches!(
                     s.state,
                     RouteState::Connecting | RouteState::Backoff | RouteState::Failed
@@ -187,6 +200,21 @@ fn configured_remotes(p: &Profile) -> Vec<RemoteForwardJson> {
             total: 0,
             bytes_in: 0,
             bytes_out: 0,
+        })
+        .collect()
+}
+
+fn configured_routes(p: &Profile) -> Vec<RouteJson> {
+    p.config
+        .routes
+        .iter()
+        .map(|r| RouteJson {
+            name: r.name.clone(),
+            in_use: false,
+            ready: None,
+            last_probe: None,
+            probe_ms: None,
+            last_error: None,
         })
         .collect()
 }

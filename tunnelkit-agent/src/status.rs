@@ -108,6 +108,25 @@ pub struct RemoteForwardJson {
     pub bytes_out: u64,
 }
 
+/// One route of a profile in `tunnelkit status --json`: would a failover to it work?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteJson {
+    /// Route name.
+    pub name: String,
+    /// True when it carries new connections.
+    pub in_use: bool,
+    /// `true`: the last background probe connected and authenticated (or it carries
+    /// traffic); `false`: that probe failed (`last_error` says why); `null`: not probed yet,
+    /// standby probes off, or the profile is not running.
+    pub ready: Option<bool>,
+    /// Unix time (seconds) of the last probe, or of the route coming up.
+    pub last_probe: Option<u64>,
+    /// Connect, handshake and authentication time of that probe, in milliseconds.
+    pub probe_ms: Option<u64>,
+    /// Why the last probe failed.
+    pub last_error: Option<String>,
+}
+
 /// One profile in `tunnelkit status --json` (a list of these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileJson {
@@ -129,6 +148,9 @@ pub struct ProfileJson {
     /// Remote forwards, in profile order.
     #[serde(default)]
     pub remote_forwards: Vec<RemoteForwardJson>,
+    /// Routes in priority order, with their readiness (standby probes).
+    #[serde(default)]
+    pub routes: Vec<RouteJson>,
     /// Sessions established after the first.
     pub reconnects: u64,
     /// Failovers to a lower-priority route.
@@ -237,6 +259,7 @@ mod tests {
             autostart: false,
             forwards: vec![],
             remote_forwards: vec![],
+            routes: vec![],
             reconnects: 0,
             failovers: 0,
             last_error: None,

@@ -29,6 +29,7 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
         Some(Command::Open(args)) => commands::open::run(&args, &cancel).await,
         Some(Command::Reload(args)) => commands::agent::reload(&args, &cancel).await,
         Some(Command::Logs(args)) => commands::agent::logs(&args, &cancel).await,
+        Some(Command::Drill(args)) => commands::drill::run(&args, &cancel).await,
         Some(Command::Secret(args)) => commands::secret::run(&args),
         Some(Command::Completions(args)) => commands::completions::run(&args),
         Some(Command::Man) => commands::man::run(),

@@ -14,8 +14,9 @@ pub const USAGE: &str = "\
 usage: tunnelkit [-46CfGgNnqTv] [-F configfile] [-i identity_file] [-J destination]
            [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
            [-p port] [-R [bind_address:]port:host:hostport] [--dr destination] [--failback seconds|never]
-           [--route-wait seconds] [--retry] destination
-       tunnelkit demo|agent|status|up|down|open|reload|logs|secret ...
+           [--route-wait seconds] [--standby-probe seconds|never]
+           [--hot-standby] [--retry] destination
+       tunnelkit demo|agent|status|up|down|open|reload|logs|drill|secret ...
        tunnelkit completions bash|zsh|fish
        tunnelkit man
        tunnelkit --help
@@ -133,6 +134,11 @@ pub enum Command {
     Reload(SocketArgs),
     /// Show a profile's recent events.
     Logs(NameArgs),
+    /// Test a running profile's DR route on the real network: move new connections to it
+    /// (existing ones keep their session), open a test connection to every forward's target
+    /// through it, report the measured RTO, then move back (or stay, with --stay). Exits 255
+    /// when the DR route does not carry the test, saying why.
+    Drill(DrillArgs),
     /// Store or delete a password or key passphrase in the OS keyring.
     Secret(SecretArgs),
     /// Print the shell completion script for bash, zsh or fish (subcommands, flags, profile
@@ -243,6 +249,20 @@ pub struct OpenArgs {
     /// 'xfreerdp /u:admin /v:{host}:{port}'.
     #[arg(long, value_name = "CMD")]
     pub client: Option<String>,
+}
+
+/// Options of `tunnelkit drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The profile's name (its file name without .toml); it must be running.
+    pub name: String,
+    /// Stay on the DR route afterwards (the profile's failback rule then applies, as after a
+    /// real failover).
+    #[arg(long)]
+    pub stay: bool,
+    /// Print the report as JSON (see README for the schema).
+    #[arg(long)]
+    pub json: bool,
     /// Where the agent is.
     #[command(flatten)]
     pub socket: SocketArgs,
@@ -456,6 +476,17 @@ pub struct SshArgs {
     /// Default 10.
     #[arg(long, value_name = "SECONDS")]
     pub route_wait: Option<u64>,
+
+    /// Seconds between background probes of each DR route below the one in use (connect,
+    /// host key, authenticate without prompting, close), so that a broken standby is reported
+    /// before it is needed; or `never`. Failed probes back off. Default 300.
+    #[arg(long, value_name = "SECONDS|never")]
+    pub standby_probe: Option<String>,
+
+    /// Keep the next DR route's session up and authenticated (with keepalives) while the
+    /// primary carries traffic, so a failover needs no handshake. Costs one more SSH session.
+    #[arg(long)]
+    pub hot_standby: bool,
 
     /// Keep retrying (with backoff) even if no route comes up at start. By default tunnelkit
     /// exits like ssh when it cannot connect at all at start; once up, it never gives up.

@@ -103,6 +103,10 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
     if let Some(w) = args.route_wait {
         config.route_wait = Duration::from_secs(w);
     }
+    if let Some(p) = &args.standby_probe {
+        config.standby_probe = parse_standby_probe(p)?;
+    }
+    config.hot_standby = args.hot_standby;
     config.give_up_after_rounds = if args.retry {
         None
     } else {
@@ -121,6 +125,19 @@ pub fn parse_failback(s: &str) -> Result<Failback, UsageError> {
     tunnelkit_core::spec::parse_seconds_or_never("--failback", s)
         .map(Failback::from_hold)
         .map_err(|e| UsageError(format!("--failback {s}: {}", e.reason)))
+}
+
+/// `--standby-probe SECONDS|never`.
+pub fn parse_standby_probe(s: &str) -> Result<Option<Duration>, UsageError> {
+    if s.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
+        _ => Err(UsageError(format!(
+            "--standby-probe {s}: expected a number of seconds (at least 1) or `never`"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +186,31 @@ mod tests {
         assert_eq!(c.routes[1].hops[1].label(), "admin@bastion.dr:2222");
         assert_eq!(c.forwards[0].bind_label(), "127.0.0.1:13389");
         assert_eq!(c.give_up_after_rounds, Some(1));
+        assert_eq!(
+            c.standby_probe,
+            Some(tunnelkit_core::defaults::STANDBY_PROBE)
+        );
+        assert!(!c.hot_standby);
+        let r = resolve(
+            &args(&[
+                "-L",
+                "1:h:2",
+                "b",
+                "--dr",
+                "d",
+                "--standby-probe",
+                "never",
+                "--hot-standby",
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.config.standby_probe, None);
+        assert!(r.config.hot_standby);
+        assert_eq!(
+            parse_standby_probe("45").unwrap(),
+            Some(Duration::from_secs(45))
+        );
     }
 
     #[test]
@@ -239,6 +281,10 @@ mod tests {
             (
                 vec!["-L", "1:h:2", "--failback", "soon", "h"],
                 "--failback soon",
+            ),
+            (
+                vec!["-L", "1:h:2", "--standby-probe", "0", "h"],
+                "--standby-probe 0: expected",
             ),
         ] {
             let e = resolve(&args(&a), false).unwrap_err();

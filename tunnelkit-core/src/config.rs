@@ -21,6 +21,9 @@ pub mod defaults {
     pub const FAILBACK: Duration = Duration::from_secs(60);
     /// How often a higher-priority route is probed while a lower one carries traffic.
     pub const FAILBACK_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+    /// How often each standby route (below the one in use) is probed: connect, host key,
+    /// authenticate, close. Each probe falls at random within the last fifth of the interval.
+    pub const STANDBY_PROBE: Duration = Duration::from_secs(300);
     /// First delay of the reconnect backoff once every route has failed.
     pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
     /// Cap of the reconnect backoff.
@@ -438,6 +441,17 @@ pub struct TunnelConfig {
     /// Give up (the tunnel ends with an error) when no route has come up after this many
     /// rounds over all routes. `None` retries forever (what the agent does).
     pub give_up_after_rounds: Option<u32>,
+    /// How often every route below the one in use is probed in the background (connect, host
+    /// key, authenticate without asking anyone, close), so that [`Status::routes`] says
+    /// whether a failover would work. Failed probes back off on [`backoff`](Self::backoff),
+    /// never more often than this. `None` turns standby probes off.
+    ///
+    /// [`Status::routes`]: crate::Status::routes
+    pub standby_probe: Option<Duration>,
+    /// Keep the next route's session up and authenticated (with keepalives) while a route
+    /// above it carries traffic, so that a failover needs no handshake: one more SSH session
+    /// per tunnel.
+    pub hot_standby: bool,
 }
 
 impl TunnelConfig {
@@ -452,6 +466,8 @@ impl TunnelConfig {
             route_wait: defaults::ROUTE_WAIT,
             backoff: Backoff::default(),
             give_up_after_rounds: None,
+            standby_probe: Some(defaults::STANDBY_PROBE),
+            hot_standby: false,
         }
     }
 

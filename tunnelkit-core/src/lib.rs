@@ -55,6 +55,7 @@
 pub mod bastion;
 mod builder;
 pub mod config;
+pub mod drill;
 pub mod env;
 pub mod error;
 pub mod files;
@@ -81,6 +82,7 @@ pub use config::{
     defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions,
     HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
+pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 pub use env::Environment;
 pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
@@ -89,5 +91,5 @@ pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, Secret
 pub use remote::{
     RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,
 };
-pub use status::{Event, ForwardStatus, RouteState, Status};
-pub use tunnel::{Tunnel, TunnelHandle};
+pub use status::{Event, ForwardStatus, RouteState, RouteStatus, Status};
+pub use tunnel::{Tunnel, TunnelControl, TunnelHandle};

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::error::AttemptFailure;
+
 /// Something that happened to a tunnel. Every event is also logged at info level (warnings for
 /// failures) with the route's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +141,37 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A standby route (below the one in use) answered its background probe: it was reached,
+    /// its host key checked and it authenticated without asking anyone. Sent when it becomes
+    /// ready (first probe, or after being broken), not for every probe.
+    StandbyReady {
+        /// Route name.
+        route: String,
+        /// Connect, handshake and authentication of every hop.
+        took: Duration,
+    },
+    /// A standby route failed its background probe: a failover to it would fail now. Sent
+    /// when it becomes broken or its failure changes kind; logged as a warning.
+    StandbyBroken {
+        /// Route name.
+        route: String,
+        /// Why, including the hop and stage (a route that would need a passphrase, password
+        /// or host key decision says so).
+        reason: String,
+        /// The kind of failure, as the supervisor's rules see it.
+        failure: AttemptFailure,
+    },
+    /// A DR drill ended (see [`crate::drill`]).
+    DrillDone {
+        /// The DR route drilled.
+        route: String,
+        /// It carried every forward's test connection.
+        carried: bool,
+        /// The measured RTO, when it carried every forward.
+        rto: Option<Duration>,
+        /// The route carrying new connections after the drill.
+        back_on: String,
+    },
     /// The tunnel stopped (cancelled, or gave up).
     Stopped {
         /// `None` when cancelled; the last error when it gave up.
@@ -240,6 +273,33 @@ impl std::fmt::Display for Event {
                     "remote forward {remote}: connection not carried: {reason}"
                 )
             }
+            Event::StandbyReady { route, took } => write!(
+                f,
+                "standby route {route}: ready (connected and authenticated in {} ms)",
+                took.as_millis()
+            ),
+            Event::StandbyBroken { route, reason, .. } => {
+                write!(
+                    f,
+                    "standby route {route}: NOT READY, a failover to it would fail: {reason}"
+                )
+            }
+            Event::DrillDone {
+                route,
+                carried,
+                rto,
+                back_on,
+            } => {
+                match (carried, rto) {
+                    (true, Some(rto)) => write!(
+                        f,
+                        "drill: route {route} carried every forward (RTO {} ms)",
+                        rto.as_millis()
+                    )?,
+                    _ => write!(f, "drill: route {route} did NOT carry the test")?,
+                }
+                write!(f, "; new connections use {back_on}")
+            }
             Event::Stopped { error: None } => f.write_str("stopped"),
             Event::Stopped { error: Some(e) } => write!(f, "gave up: {e}"),
         }
@@ -313,6 +373,35 @@ pub struct ForwardStatus {
     pub bytes_in: u64,
 }
 
+/// Readiness of one route, as the last probe (or the session in use) showed it. Serialised
+/// with `last_probe` as seconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RouteStatus {
+    /// Route name.
+    pub name: String,
+    /// True when this route carries new connections.
+    pub in_use: bool,
+    /// Would a failover to it work? `Some(true)`: the last probe connected and authenticated
+    /// (or it carries traffic now); `Some(false)`: the last probe failed (see `last_error`);
+    /// `None`: not probed yet, or standby probes are off.
+    pub ready: Option<bool>,
+    /// When it was last probed or came up.
+    #[serde(serialize_with = "unix_seconds_opt")]
+    pub last_probe: Option<SystemTime>,
+    /// Connect, handshake and authentication time of that probe, in milliseconds.
+    pub probe_ms: Option<u64>,
+    /// Why the last probe failed; `None` once one succeeds.
+    pub last_error: Option<String>,
+}
+
+/// Serialises an optional time as whole seconds since the Unix epoch, or null.
+fn unix_seconds_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => unix_seconds(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A snapshot of a tunnel. Serialisable (e.g. `serde_json::to_string(&handle.status())`), with
 /// `since` as seconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -335,6 +424,8 @@ pub struct Status {
     /// Remote forwards (`-R`), in config order: where the bastion listens, their state and
     /// counters.
     pub remote_forwards: Vec<crate::remote::RemoteForwardStatus>,
+    /// Every route in priority order, with its readiness (standby probes).
+    pub routes: Vec<RouteStatus>,
 }
 
 /// Serialises a time as whole seconds since the Unix epoch (0 before it).
@@ -355,6 +446,8 @@ pub(crate) struct StateCell {
     pub reconnects: u64,
     pub failovers: u64,
     pub last_error: Option<String>,
+    /// Readiness per route (`in_use` is filled in by [`Shared::snapshot`]).
+    pub routes: Vec<RouteStatus>,
 }
 
 /// Shared by the supervisor, the forwards and the handle.
@@ -378,6 +471,7 @@ impl Shared {
                 reconnects: 0,
                 failovers: 0,
                 last_error: None,
+                routes: Vec::new(),
             }),
             forwards: forwards
                 .into_iter()
@@ -401,7 +495,9 @@ impl Shared {
             | Event::ConnectionFailed { .. }
             | Event::Failover { .. }
             | Event::RemoteForwardRefused { .. }
-            | Event::RemoteConnectionFailed { .. } => {
+            | Event::RemoteConnectionFailed { .. }
+            | Event::StandbyBroken { .. }
+            | Event::DrillDone { carried: false, .. } => {
                 tracing::warn!("{event}")
             }
             Event::Stopped { error: Some(_) } => tracing::error!("{event}"),
@@ -432,18 +528,69 @@ impl Shared {
         }
     }
 
+    /// Names the routes whose readiness [`Status::routes`] reports, in priority order.
+    pub fn set_routes<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        self.update(|c| {
+            c.routes = names
+                .into_iter()
+                .map(|name| RouteStatus {
+                    name: name.to_string(),
+                    in_use: false,
+                    ready: None,
+                    last_probe: None,
+                    probe_ms: None,
+                    last_error: None,
+                })
+                .collect()
+        });
+    }
+
+    /// Records what a probe of route `i` (or bringing it up) showed: `Ok(took)` or the error.
+    pub fn route_probed(&self, i: usize, result: Result<Duration, String>) {
+        self.update(|c| {
+            if let Some(r) = c.routes.get_mut(i) {
+                r.last_probe = Some(SystemTime::now());
+                match result {
+                    Ok(took) => {
+                        r.ready = Some(true);
+                        r.probe_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+                        r.last_error = None;
+                    }
+                    Err(e) => {
+                        r.ready = Some(false);
+                        r.probe_ms = None;
+                        r.last_error = Some(e);
+                    }
+                }
+            }
+        });
+    }
+
     pub fn snapshot(&self) -> Status {
-        let (state, route, since, reconnects, failovers, last_error) = match self.cell.lock() {
-            Ok(c) => (
-                c.state,
-                c.route.clone(),
-                c.since,
-                c.reconnects,
-                c.failovers,
-                c.last_error.clone(),
-            ),
-            Err(_) => (RouteState::Failed, None, SystemTime::now(), 0, 0, None),
-        };
+        let (state, route, since, reconnects, failovers, last_error, mut routes) =
+            match self.cell.lock() {
+                Ok(c) => (
+                    c.state,
+                    c.route.clone(),
+                    c.since,
+                    c.reconnects,
+                    c.failovers,
+                    c.last_error.clone(),
+                    c.routes.clone(),
+                ),
+                Err(_) => (
+                    RouteState::Failed,
+                    None,
+                    SystemTime::now(),
+                    0,
+                    0,
+                    None,
+                    Vec::new(),
+                ),
+            };
+        for r in &mut routes {
+            r.in_use = route.as_deref() == Some(r.name.as_str());
+        }
         let o = Ordering::Relaxed;
         Status {
             state,
@@ -466,6 +613,7 @@ impl Shared {
                 })
                 .collect(),
             remote_forwards: self.remotes.iter().map(|r| r.snapshot()).collect(),
+            routes,
         }
     }
 }

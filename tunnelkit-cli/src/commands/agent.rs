@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_agent::client::{request, ClientError};
 use tunnelkit_agent::paths::{profiles_dir, socket_path};
-use tunnelkit_agent::protocol::{Request, Response};
+use tunnelkit_agent::protocol::{Request, Response, RouteJson};
 use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_agent::server::{run_with, AgentConfig};
 
@@ -127,6 +127,39 @@ pub(crate) fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -
             Exit::Failure
         }
     }
+}
+
+/// Seconds since the Unix epoch now.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// One route under its profile in the status table: `route dr  standby  READY  42 ms, 12s ago`.
+pub fn route_line(r: &RouteJson, now: u64) -> String {
+    let role = if r.in_use { "in use" } else { "standby" };
+    let ready = match r.ready {
+        Some(true) => "READY",
+        Some(false) => "NOT READY",
+        None => "unknown",
+    };
+    let mut detail = Vec::new();
+    if let Some(ms) = r.probe_ms {
+        detail.push(format!("{ms} ms"));
+    }
+    if let Some(t) = r.last_probe {
+        detail.push(format!("{}s ago", now.saturating_sub(t)));
+    }
+    let mut line = format!("route {:<14} {:<8} {:<9}", r.name, role, ready);
+    if !detail.is_empty() {
+        line.push_str(&format!(" {}", detail.join(", ")));
+    }
+    if let (Some(false), Some(e)) = (r.ready, &r.last_error) {
+        line.push_str(&format!(": {e}"));
+    }
+    line.trim_end().to_string()
 }
 
 /// `tunnelkit up NAME`: waits until the profile is up, printing what the agent is doing; on

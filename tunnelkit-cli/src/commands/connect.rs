@@ -259,7 +259,8 @@ impl Report {
             Event::ConnectionFailed { .. }
             | Event::Failover { .. }
             | Event::RemoteForwardRefused { .. }
-            | Event::RemoteConnectionFailed { .. } => tracing::warn!("{ev}"),
+            | Event::RemoteConnectionFailed { .. }
+            | Event::StandbyBroken { .. } => tracing::warn!("{ev}"),
             Event::Connecting { .. }
             | Event::Listening { .. }
             | Event::RemoteForwardRequested { .. } => tracing::debug!("{ev}"),

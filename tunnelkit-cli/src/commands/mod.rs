@@ -6,5 +6,6 @@ pub mod connect;
 pub mod demo;
 pub mod man;
 pub mod open;
+pub mod drill;
 pub mod secret;
 pub mod status;

@@ -117,7 +117,7 @@ const SHRINK_ORDER: [usize; 4] = [4, 3, 0, 2];
 /// The table, one row per forward (a profile without forwards gets one row), and under a
 /// profile its last error. `width`: the terminal's, to fit; `None`: never shortened.
 pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
-    let mut rows: Vec<([String; 8], Option<String>)> = Vec::new();
+    let mut rows: Vec<([String; 8], Vec<String>)> = Vec::new();
     for p in profiles {
         let route = p.route.clone().unwrap_or_else(|| "-".into());
         let head = [p.name.clone(), p.state.to_string(), route];
@@ -134,7 +134,7 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                     String::new(),
                     String::new(),
                 ],
-                None,
+                Vec::new(),
             ));
         }
         for (i, f) in p.forwards.iter().enumerate() {
@@ -154,7 +154,7 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                     bytes(f.bytes_in),
                     bytes(f.bytes_out),
                 ],
-                None,
+                Vec::new(),
             ));
         }
         // Remote forwards (-R): the bastion listens, connections come to a target on this side.
@@ -176,11 +176,16 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                     bytes(r.bytes_in),
                     bytes(r.bytes_out),
                 ],
-                None,
+                Vec::new(),
             ));
         }
-        if let (Some(e), Some(last)) = (&p.last_error, rows.last_mut()) {
-            last.1 = Some(e.clone());
+        // Under the profile: one line per route with its readiness, then the last error.
+        if let Some(last) = rows.last_mut() {
+            let now = super::agent::now_secs();
+            last.1
+                .extend(p.routes.iter().map(|r| super::agent::route_line(r, now)));
+            last.1
+                .extend(p.last_error.iter().map(|e| format!("last error: {e}")));
         }
     }
     let mut widths: [usize; 8] = std::array::from_fn(|c| {
@@ -196,14 +201,13 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
     let mut out = String::new();
     let headers = HEADERS.map(String::from);
     line(&mut out, &headers, &widths);
-    for (cells, error) in &rows {
+    for (cells, notes) in &rows {
         line(&mut out, cells, &widths);
-        if let Some(e) = error {
+        for text in notes {
             let indent = "  ";
-            let text = format!("last error: {e}");
             match width {
                 Some(w) => {
-                    for l in wrap(&text, w.saturating_sub(indent.len()).max(20)) {
+                    for l in wrap(text, w.saturating_sub(indent.len()).max(20)) {
                         out.push_str(&format!("{indent}{l}\n"));
                     }
                 }
@@ -335,6 +339,7 @@ mod tests {
             failovers: 0,
             last_error: error.map(String::from),
             remote_forwards: Vec::new(),
+            routes: Vec::new(),
         }
     }
 
