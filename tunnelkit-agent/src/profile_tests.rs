@@ -277,8 +277,14 @@ fn a_profile_without_forwards_takes_the_destinations_remote_forwards() {
 
 #[test]
 fn standby_probe_and_hot_standby() {
-    let c = parse_in(Path::new("/p/x.toml"), GOOD, &env()).unwrap().config;
-    assert_eq!(c.standby_probe, Some(defaults::STANDBY_PROBE), "the default");
+    let c = parse_in(Path::new("/p/x.toml"), GOOD, &env())
+        .unwrap()
+        .config;
+    assert_eq!(
+        c.standby_probe,
+        Some(defaults::STANDBY_PROBE),
+        "the default"
+    );
     assert!(!c.hot_standby);
     let p = parse_in(
         Path::new("/p/x.toml"),
@@ -301,8 +307,10 @@ fn standby_probe_and_hot_standby() {
         "standby_probe = -5",
     ] {
         let e = err(&GOOD.replace("failback = 60", bad));
-        assert!(e.message.starts_with("standby_probe: expected"), "{bad}: {e}");
+        assert!(
+            e.message.starts_with("standby_probe: expected"),
+            "{bad}: {e}"
+        );
         assert_eq!((e.line, e.column), (4, 17), "{bad}: {e}");
     }
 }
-

@@ -249,6 +249,9 @@ pub struct OpenArgs {
     /// 'xfreerdp /u:admin /v:{host}:{port}'.
     #[arg(long, value_name = "CMD")]
     pub client: Option<String>,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
 }
 
 /// Options of `tunnelkit drill`.

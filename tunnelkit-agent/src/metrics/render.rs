@@ -256,6 +256,8 @@ mod tests {
             reconnects: 2,
             failovers: 1,
             last_error: None,
+            remote_forwards: vec![],
+            routes: vec![],
         }
     }
 

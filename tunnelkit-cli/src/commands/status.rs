@@ -164,7 +164,11 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                 (Some(route), None) => format!(" on {route}"),
                 (None, _) => String::new(),
             };
-            let reason = r.reason.as_ref().map(|w| format!(": {w}")).unwrap_or_default();
+            let reason = r
+                .reason
+                .as_ref()
+                .map(|w| format!(": {w}"))
+                .unwrap_or_default();
             rows.push((
                 [
                     String::new(),
