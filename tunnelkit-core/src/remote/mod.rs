@@ -34,7 +34,7 @@
 //!     "13389:localhost:3389",
 //! )?)];
 //! let cancel = tokio_util::sync::CancellationToken::new();
-//! let (handle, mut events) =
+//! let (mut handle, mut events) =
 //!     Tunnel::start_subscribed(config, Vec::new(), Default::default(), cancel)?;
 //! while let Ok(event) = events.recv().await {
 //!     if let Event::RemoteForwardActive { route, port, .. } = &event {
