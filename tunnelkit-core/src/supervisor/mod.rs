@@ -144,6 +144,9 @@ impl<C: Connector> Supervisor<C> {
             // Up: publish, then hold until lost, failback or cancel.
             let mut drilled = false;
             loop {
+                // New connections use the session before anyone is told they do: a client that
+                // connects on a Failover or Failback event must not get the old route.
+                self.current.send_replace(Some(session.clone()));
                 if let Some((from, t)) = lost_from.take() {
                     if from != i {
                         self.shared.emit(Event::Failover {
@@ -167,7 +170,6 @@ impl<C: Connector> Supervisor<C> {
                 };
                 self.shared.set_state(state, Some(self.name(i)));
                 let session_arc = session;
-                self.current.send_replace(Some(session_arc.clone()));
                 let held_since = Instant::now();
                 let end = self
                     .hold(i, &session_arc, &mut plan, &mut prober, &mut commands)
@@ -182,13 +184,14 @@ impl<C: Connector> Supervisor<C> {
                         return self.stopped(None);
                     }
                     HoldEnd::Failback(j, new) => {
+                        // Connections on the old session keep it alive until they end.
+                        session = Arc::new(new);
+                        self.current.send_replace(Some(session.clone()));
                         self.shared.emit(Event::Failback {
                             from: self.name(i).to_string(),
                             to: self.name(j).to_string(),
                         });
-                        // Connections on the old session keep it alive until they end.
                         i = j;
-                        session = Arc::new(new);
                     }
                     HoldEnd::Drilled(j, dr) => {
                         // Connections on the old session keep it alive until they end.
