@@ -131,10 +131,7 @@ pub(crate) fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -
 
 /// Seconds since the Unix epoch now.
 pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    tunnelkit_agent::events::unix_ms(std::time::SystemTime::now()) / 1000
 }
 
 /// One route under its profile in the status table: `route dr  standby  READY  42 ms, 12s ago`.

@@ -56,9 +56,7 @@ async fn watch(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
         if cancel.is_cancelled() {
             return Exit::Success;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now = tunnelkit_agent::events::unix_ms(std::time::SystemTime::now());
         let mut frame = String::new();
         if tty {
             frame.push_str("\x1b[H\x1b[2J"); // cursor home, clear the screen
