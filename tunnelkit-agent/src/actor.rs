@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -16,14 +16,17 @@ use crate::diff::{diff, Loaded};
 use crate::events::{AgentEvent, ProfileEvent, ProfileLog};
 use crate::launcher::{profile_span, Launcher};
 use crate::profile::{self, Profile};
-use crate::registry::{
-    Attached, Command, DownStarted, DrillTarget, RegistryConfig, RegistryError, UpStarted,
-    STOP_DEADLINE,
-};
 use crate::relay::Relay;
+use crate::requests::{
+    Attached, Command, DownStarted, DrillTarget, RegistryConfig, RegistryError, Reply, UpStarted,
+};
 use crate::scan::{read_dir_blocking, ProfileFile, Scanned};
 use crate::slot::{Run, Running, Slot, StopState, Then, UpWaiter};
 use crate::status::{InvalidProfile, ReloadSummary};
+
+/// A tunnel being stopped is waited for this long; after that it is reported stopped and its
+/// last tasks end in the background.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Reports from the registry's helpers.
 pub(crate) enum Internal {
@@ -459,7 +462,7 @@ impl Actor {
         }
     }
 
-    async fn up(&mut self, name: &str, attach: bool, reply: crate::registry::Reply<UpStarted>) {
+    async fn up(&mut self, name: &str, attach: bool, reply: Reply<UpStarted>) {
         let Some(slot) = self.slots.get_mut(name).filter(|s| !s.removed) else {
             let _ = reply.send(Err(no_such(name)));
             return;

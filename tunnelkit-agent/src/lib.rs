@@ -29,6 +29,7 @@ pub mod profile;
 pub mod protocol;
 pub mod registry;
 pub mod relay;
+mod requests;
 pub mod scan;
 pub mod secrets;
 pub mod server;

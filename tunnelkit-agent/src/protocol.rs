@@ -5,8 +5,11 @@
 //! carrying a typed [`Response`], or [`Reply::Error`]. Every agent line carries the version too,
 //! so a client and an agent from different builds say so instead of misreading each other.
 
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 pub use crate::drill::{DrillForwardJson, DrillJson};
 pub use crate::status::{
@@ -271,6 +274,41 @@ pub enum Response {
         /// The report.
         report: DrillJson,
     },
+}
+
+/// Reads one line of at most [`MAX_MESSAGE`] bytes, its newline included, within `deadline`.
+pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    deadline: Duration,
+) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    let read = async {
+        let mut limited = (&mut *r).take(MAX_MESSAGE as u64 + 1);
+        limited.read_until(b'\n', &mut buf).await
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Err(_) => Err(format!(
+            "no complete request within {}s",
+            deadline.as_secs()
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Ok(Ok(0)) => Err("connection closed".into()),
+        Ok(Ok(_)) if buf.len() > MAX_MESSAGE => {
+            Err(format!("message longer than {MAX_MESSAGE} bytes"))
+        }
+        Ok(Ok(_)) if buf.last() != Some(&b'\n') => Err("connection closed mid-message".into()),
+        Ok(Ok(_)) => Ok(buf),
+    }
+}
+
+/// The final reply carrying `result`.
+pub(crate) fn done(result: Response) -> Reply {
+    Reply::Done { result }
+}
+
+/// The final reply saying what went wrong.
+pub(crate) fn error(m: impl Into<String>) -> Reply {
+    Reply::Error { message: m.into() }
 }
 
 #[cfg(test)]

@@ -10,114 +10,26 @@
 //! [`RegistryHandle`] is the only way in: cheap to clone, one method per request, and
 //! [`RegistryHandle::subscribe`] for every profile's events.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tunnelkit_core::{Event, TunnelControl};
 
 use crate::actor::Actor;
+pub use crate::actor::STOP_DEADLINE;
 use crate::events::{ProfileEvent, EVENT_QUEUE};
 use crate::launcher::Launcher;
-use crate::relay::{PromptJob, Relay};
+use crate::requests::Command;
+pub use crate::requests::{
+    Attached, DownStarted, DrillTarget, RegistryConfig, RegistryError, UpStarted,
+};
 use crate::status::{LogLine, ProfileJson, ReloadSummary};
 
 /// Requests waiting for the registry at most; more wait for room.
 pub const REQUEST_QUEUE: usize = 64;
-/// A tunnel being stopped is waited for this long; after that it is reported stopped and its
-/// last tasks end in the background.
-pub const STOP_DEADLINE: Duration = Duration::from_secs(3);
 /// How often the profiles directory is re-read (changes apply within two of these).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What the registry needs to know.
-#[derive(Debug, Clone)]
-pub struct RegistryConfig {
-    /// The profiles directory.
-    pub dir: PathBuf,
-    /// The local user name (a profile's hops default to it).
-    pub local_user: String,
-    /// How often the directory is re-read.
-    pub poll: Duration,
-}
-
-/// The registry has stopped, or refused a request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegistryError {
-    /// The registry's task has ended (the agent is stopping).
-    #[error("the agent is shutting down")]
-    Gone,
-    /// The request was refused; the text says why (no such profile, broken file, ...).
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// What `up` found or started.
-pub enum UpStarted {
-    /// It was already up.
-    AlreadyUp {
-        /// The route carrying it.
-        route: Option<String>,
-    },
-    /// It was (re)started.
-    Started(Attached),
-}
-
-/// A freshly started tunnel, subscribed to before anything happened.
-pub struct Attached {
-    /// Its events.
-    pub events: broadcast::Receiver<Event>,
-    /// Its questions for the person, when the client asked to answer them.
-    pub jobs: Option<mpsc::Receiver<PromptJob>>,
-    /// Its prompter (detach when the client goes away).
-    pub relay: Arc<Relay>,
-}
-
-/// What `down` started.
-pub struct DownStarted {
-    /// False when the profile was not running.
-    pub was_running: bool,
-    /// Fires once it has stopped (absent when it was not running).
-    pub done: Option<oneshot::Receiver<()>>,
-}
-
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, RegistryError>>;
-
-/// A request to the registry's task.
-pub(crate) enum Command {
-    Status(oneshot::Sender<Vec<ProfileJson>>),
-    Reload(oneshot::Sender<ReloadSummary>),
-    Logs {
-        name: String,
-        reply: Reply<Vec<LogLine>>,
-    },
-    Up {
-        name: String,
-        attach: bool,
-        reply: Reply<UpStarted>,
-    },
-    Down {
-        name: String,
-        reply: Reply<DownStarted>,
-    },
-    Drill {
-        name: String,
-        reply: Reply<DrillTarget>,
-    },
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// A running profile a drill can be asked of.
-pub struct DrillTarget {
-    /// Asks the tunnel for the drill (without the registry: a drill takes seconds).
-    pub control: TunnelControl,
-    /// Each forward's local address, in profile order.
-    pub locals: Vec<String>,
-    /// The route carrying new connections now.
-    pub route: Option<String>,
-}
 
 /// The way to the registry's task. Cloning is cheap; the task ends after
 /// [`shutdown`](Self::shutdown) or when every handle is dropped (stopping every tunnel).

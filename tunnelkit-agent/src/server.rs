@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -18,7 +18,9 @@ use tunnelkit_core::{DrillOptions, SecretStore};
 
 use crate::drill::DrillJson;
 use crate::launcher::CoreLauncher;
-use crate::protocol::{decode_request, encode_reply, Reply, Request, Response, MAX_MESSAGE};
+use crate::protocol::{
+    decode_request, done, encode_reply, error, read_line, Reply, Request, Response,
+};
 use crate::registry::{RegistryConfig, RegistryHandle, POLL_INTERVAL, STOP_DEADLINE};
 use crate::trust::{prepare_dir, TrustError, Uid};
 
@@ -199,31 +201,6 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Reads one line of at most [`MAX_MESSAGE`] bytes, its newline included, within `deadline`.
-pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
-    r: &mut R,
-    deadline: Duration,
-) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
-    let read = async {
-        let mut limited = (&mut *r).take(MAX_MESSAGE as u64 + 1);
-        limited.read_until(b'\n', &mut buf).await
-    };
-    match tokio::time::timeout(deadline, read).await {
-        Err(_) => Err(format!(
-            "no complete request within {}s",
-            deadline.as_secs()
-        )),
-        Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(0)) => Err("connection closed".into()),
-        Ok(Ok(_)) if buf.len() > MAX_MESSAGE => {
-            Err(format!("message longer than {MAX_MESSAGE} bytes"))
-        }
-        Ok(Ok(_)) if buf.last() != Some(&b'\n') => Err("connection closed mid-message".into()),
-        Ok(Ok(_)) => Ok(buf),
-    }
-}
-
 async fn serve_client(stream: UnixStream, registry: RegistryHandle) {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
@@ -235,14 +212,6 @@ async fn serve_client(stream: UnixStream, registry: RegistryHandle) {
         },
     };
     let _ = write.write_all(&encode_reply(&reply)).await;
-}
-
-pub(crate) fn done(result: Response) -> Reply {
-    Reply::Done { result }
-}
-
-pub(crate) fn error(m: impl Into<String>) -> Reply {
-    Reply::Error { message: m.into() }
 }
 
 async fn handle(

@@ -14,8 +14,8 @@ use crate::diff::Loaded;
 use crate::events::{unix_ms, ProfileLog};
 use crate::launcher::RunningTunnel;
 use crate::profile::Profile;
-use crate::registry::{Reply, UpStarted};
 use crate::relay::Relay;
+use crate::requests::{Reply, UpStarted};
 use crate::status::{ForwardJson, ProfileJson, ProfileState, RemoteForwardJson, RouteJson};
 
 /// A client waiting in `up` for the profile to start: (answers prompts, where the answer goes).

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use tunnelkit_core::Event;
 
 use crate::protocol::{decode_client_message, encode_reply, ClientMessage, Reply, Response};
+use crate::protocol::{done, error, read_line};
 use crate::registry::{Attached, RegistryHandle, UpStarted};
-use crate::server::{done, error, read_line};
 
 /// `up` replies within this time (time spent waiting for a person's answer is not counted).
 pub const UP_DEADLINE: Duration = Duration::from_secs(60);

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod background;
+pub mod candidates;
 pub mod commands;
 pub mod exit;
 pub mod opts;

@@ -7,7 +7,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
 
-use crate::commands::completions::profile_candidates;
+use crate::candidates::profile_candidates;
 
 /// ssh's one-line usage, adapted: printed after a usage error.
 pub const USAGE: &str = "\
