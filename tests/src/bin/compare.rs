@@ -18,6 +18,8 @@
 //! `bench-results.png` (`--png PATH`; default: the JSON's path with `.png`). The chart needs a
 //! TTF font at run time (fonts-dejavu-core, or `TUNNELKIT_CHART_FONT`); without one the JSON is
 //! written anyway. `--chart-only FILE` draws the chart of an existing results file and exits.
+//! With `TUNNELKIT_LOG` set (a tracing filter, e.g. `russh=debug`), each tunnelkit run keeps its
+//! log in `$TMPDIR/compare-tunnelkit-PORT.log`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -184,6 +186,11 @@ impl Env {
             Client::Tunnelkit => {
                 let mut c = Command::new(tunnelkit_bin());
                 common(&mut c);
+                // With TUNNELKIT_LOG set (a tracing filter), tunnelkit's log is kept.
+                if std::env::var_os("TUNNELKIT_LOG").is_some() {
+                    let log = std::env::temp_dir().join(format!("compare-tunnelkit-{port}.log"));
+                    c.stderr(std::fs::File::create(&log).expect("create the tunnelkit log"));
+                }
                 c.args(["-q", "-L"]).arg(format!("0:{target}"));
                 c.arg(format!("{}@127.0.0.1", self.user))
                     .stdout(Stdio::piped());
