@@ -154,9 +154,9 @@ fn blocking_echo_on(s: &mut std::net::TcpStream, msg: &[u8]) -> Vec<u8> {
 }
 
 /// How long the tunnel process is frozen. With ServerAliveInterval 1 x ServerAliveCountMax 3 the
-/// session would be declared dead after 3 s of silence: 10 s is more than three times that, so a
-/// judgement from elapsed time alone (the bug) cuts the connection for sure; 20 s proves no more.
-const FREEZE: Duration = Duration::from_secs(10);
+/// session would be declared dead after 3 s of silence; 20 s is the case (a laptop
+/// suspend, a VM pause), where a judgement from elapsed time alone (the bug) cuts the connection.
+const FREEZE: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn a_stopped_process_keeps_its_healthy_sessions() {
@@ -280,8 +280,9 @@ async fn a_waiting_client_cuts_the_backoff_short() {
     assert_eq!(r.unwrap(), b"waited");
     let took = done.duration_since(back);
     println!("first successful connection {took:?} after sshd was back");
-    // At most one attempt per second while a client waits (rate limit), plus the handshake.
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // At most one attempt per 0.5 s while a client waits (rate limit), plus the handshake: the
+    // issue's figure is 1 s.
+    assert!(took < Duration::from_secs(1), "{took:?}");
 }
 
 #[tokio::test]

@@ -18,8 +18,10 @@ use tokio::time::Instant;
 use crate::config::Backoff;
 use crate::error::{AttemptFailure, SessionLoss};
 
-/// Rounds started by demand, a network change or an orderly close are at least this far apart.
-pub(crate) const MIN_RETRY_GAP: Duration = Duration::from_secs(1);
+/// Rounds started by demand, a network change or an orderly close are at least this far apart:
+/// a waiting client gets a route within this (plus the handshake) of the bastion being back,
+/// and a bastion that stays down sees at most two attempts a second while someone waits.
+pub(crate) const MIN_RETRY_GAP: Duration = Duration::from_millis(500);
 /// After a network change, wait this long for the kernel's related changes (link, address, route)
 /// before trying, so one change leads to one attempt.
 pub(crate) const NET_SETTLE: Duration = Duration::from_millis(200);
@@ -283,13 +285,13 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_gate_allows_one_early_round_per_second() {
+    async fn the_gate_allows_one_early_round_per_gap() {
         let t0 = Instant::now();
         let mut g = Gate::default();
         assert_eq!(g.next_allowed(t0), t0);
         g.started(t0);
-        assert_eq!(g.next_allowed(t0 + ms(300)), t0 + MIN_RETRY_GAP);
-        assert_eq!(g.next_allowed(t0 + ms(1500)), t0 + ms(1500));
+        assert_eq!(g.next_allowed(t0 + ms(300)), t0 + ms(500));
+        assert_eq!(g.next_allowed(t0 + ms(700)), t0 + ms(700));
         fn ms(x: u64) -> Duration {
             Duration::from_millis(x)
         }
