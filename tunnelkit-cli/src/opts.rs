@@ -1,5 +1,9 @@
 //! The command line: OpenSSH's flags for the tunnel face (`tunnelkit [options] destination`),
 //! plus subcommands. Parsing only; [`crate::resolve`] turns these into a validated config.
+//!
+//! The doc comments here are the `--help` text, written in ssh's own syntax (`[user@]host[:port]`),
+//! which rustdoc would read as links: hence the `allow` below.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::path::PathBuf;
 

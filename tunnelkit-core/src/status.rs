@@ -40,7 +40,7 @@ pub enum Event {
         /// Why, including the hop and stage, in words.
         reason: String,
         /// Why, as the supervisor's rules see it: match on this, not on `reason`'s text (a
-        /// changed host key is [`AttemptFailure::HostKey`](crate::AttemptFailure::HostKey)).
+        /// changed host key is [`AttemptFailure::HostKey`]).
         failure: crate::error::AttemptFailure,
         /// True when the route will not be retried by itself (host key problem).
         permanent: bool,

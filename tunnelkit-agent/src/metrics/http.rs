@@ -2,7 +2,7 @@
 //! in size ([`MAX_REQUEST`]) and read time ([`REQUEST_DEADLINE`]); `GET /metrics` (a query
 //! string is ignored) is answered with the page, any other path with 404, another method with
 //! 405, anything malformed with 400; then the connection is closed. Deciding the answer is a
-//! pure function ([`route`]) of the bytes read.
+//! pure function (`route`) of the bytes read.
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! A small hand-written HTTP/1.1 responder ([`http`]), not a web framework: a scrape is one
 //! request per connection, and the whole protocol needed fits in a hundred lines with bounded
 //! size and time, where a framework would add a dozen crates to the agent. The page is a pure
-//! function ([`render`]) of the registry's status (asked per scrape, answered from the
+//! function ([`render()`]) of the registry's status (asked per scrape, answered from the
 //! registry's state without waiting for any tunnel) and of what a subscriber to the agent's
 //! events has learnt (failovers, their RTO, failbacks). Nothing here can hold up the registry:
 //! a slow scrape only waits for itself, and a subscriber that falls behind misses events (and

@@ -1,5 +1,5 @@
 //! Which agent events become a desktop notification, and what it says: a pure function of the
-//! event and of what was already said ([`Said`]), so that a profile asking for a passphrase
+//! event and of what was already said (`Said`), so that a profile asking for a passphrase
 //! round after round produces one notification, not one per round.
 
 use std::collections::HashSet;

@@ -3,7 +3,7 @@
 //! side (a NATed server's RDP or VNC port, published on the bastion).
 //!
 //! They follow the published session, as local forwards do, and never change the supervisor:
-//! [`follow`] watches the same current session ([`CurrentSession`](crate::forward::CurrentSession))
+//! `follow` watches the same current session (`CurrentSession`)
 //! and, on every newly published one (first start, reconnect, failover to a DR route, failback),
 //! requests every remote forward there; on the session it leaves it cancels them (that session
 //! may live on for its connections). A refused request (the stale listener of the old session

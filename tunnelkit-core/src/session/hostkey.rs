@@ -1,6 +1,6 @@
 //! Host key policy: whether to trust the key (or host certificate) a server shows, following
 //! ssh's rules. The known_hosts format lives in [`super::known_hosts`], certificate checks in
-//! [`super::hostcert`].
+//! `hostcert`.
 //!
 //! - A matching line with the same key is *known*; a matching line with a different key of the
 //!   same algorithm means the key *changed*, refused under every `StrictHostKeyChecking`
@@ -9,7 +9,7 @@
 //! - `@revoked` refuses its key for the hosts its patterns match, whatever other lines say; as in
 //!   ssh, the patterns count: `@revoked * ...` revokes a key for every host.
 //! - A host certificate is trusted when an `@cert-authority` line for the host names its CA and
-//!   every check of [`super::hostcert`] passes. When one fails, it is refused unless a plain line
+//!   every check of `hostcert` passes. When one fails, it is refused unless a plain line
 //!   records the key inside it (ssh's fallback); unlike ssh, such a key is then never learned or
 //!   asked about: a host an admin put under a CA is not silently trusted outside it. When no
 //!   `@cert-authority` line applies, the key inside is checked like a plain key (as ssh does);

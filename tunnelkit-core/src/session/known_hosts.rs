@@ -1,6 +1,6 @@
 //! The OpenSSH `known_hosts` file format: reading the lines that apply to a name, and appending
 //! one. What the lines *mean* for a connection is decided in [`super::hostkey`] (plain keys) and
-//! [`super::hostcert`] (certificates).
+//! `hostcert` (certificates).
 //!
 //! - A line is `[marker] patterns keytype base64 [comment]`, fields separated by spaces or tabs;
 //!   blank lines and `#` comments are skipped, and so is a malformed line (logged at debug), as

@@ -2,7 +2,7 @@
 //! over a `direct-tcpip` channel of the one before (ProxyJump semantics, end to end: no keys or
 //! agent on any bastion). Forwards open their channels on the last hop's session.
 //!
-//! - [`connect`] brings up the hop chain with a deadline on every step.
+//! - `connect` brings up the hop chain with a deadline on every step.
 //! - `proxy` runs a hop's `ProxyCommand` as its transport.
 //! - [`auth`] authenticates one hop in OpenSSH's order.
 //! - [`hostkey`] decides whether to trust a host key or certificate; [`known_hosts`] reads and
