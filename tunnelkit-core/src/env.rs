@@ -7,7 +7,39 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::ssh_config::Sources;
+/// Which ssh_config files to read (the user's and the system's).
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The user's file (`~/.ssh/config`, or `-F FILE`); relative Includes are under `~/.ssh`.
+    pub user: Option<PathBuf>,
+    /// Whether a missing user file is an error (true for `-F FILE`).
+    pub user_required: bool,
+    /// The system file (`/etc/ssh/ssh_config`); relative Includes are under `/etc/ssh`.
+    pub system: Option<PathBuf>,
+}
+
+impl Sources {
+    /// What ssh reads without `-F`: `~/.ssh/config` then `/etc/ssh/ssh_config`.
+    pub fn standard(home: &Path) -> Self {
+        Sources {
+            user: Some(home.join(".ssh/config")),
+            user_required: false,
+            system: Some(PathBuf::from("/etc/ssh/ssh_config")),
+        }
+    }
+
+    /// What ssh reads with `-F FILE`: that file only; `-F none` reads nothing.
+    pub fn file(f: &Path) -> Self {
+        if f.as_os_str() == "none" {
+            return Sources::default();
+        }
+        Sources {
+            user: Some(f.to_path_buf()),
+            user_required: true,
+            system: None,
+        }
+    }
+}
 
 fn var(key: &str) -> Option<std::ffi::OsString> {
     std::env::var_os(key).filter(|v| !v.is_empty())

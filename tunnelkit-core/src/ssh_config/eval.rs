@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use super::lex::split_line;
 use super::ConfigError;
+use crate::env::Sources;
 use crate::glob::match_list;
 use crate::options::{canonical, SshOptions};
 
@@ -19,40 +20,6 @@ pub struct Query {
     pub local_user: String,
     /// The home directory (`~`, `%d`).
     pub home: PathBuf,
-}
-
-/// Which files to read.
-#[derive(Debug, Clone, Default)]
-pub struct Sources {
-    /// The user's file (`~/.ssh/config`, or `-F FILE`); relative Includes are under `~/.ssh`.
-    pub user: Option<PathBuf>,
-    /// Whether a missing user file is an error (true for `-F FILE`).
-    pub user_required: bool,
-    /// The system file (`/etc/ssh/ssh_config`); relative Includes are under `/etc/ssh`.
-    pub system: Option<PathBuf>,
-}
-
-impl Sources {
-    /// What ssh reads without `-F`: `~/.ssh/config` then `/etc/ssh/ssh_config`.
-    pub fn standard(home: &Path) -> Self {
-        Sources {
-            user: Some(home.join(".ssh/config")),
-            user_required: false,
-            system: Some(PathBuf::from("/etc/ssh/ssh_config")),
-        }
-    }
-
-    /// What ssh reads with `-F FILE`: that file only; `-F none` reads nothing.
-    pub fn file(f: &Path) -> Self {
-        if f.as_os_str() == "none" {
-            return Sources::default();
-        }
-        Sources {
-            user: Some(f.to_path_buf()),
-            user_required: true,
-            system: None,
-        }
-    }
 }
 
 /// The configuration resolved for one destination.
