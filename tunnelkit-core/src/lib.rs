@@ -49,6 +49,7 @@ pub mod prompt;
 mod pump;
 pub mod resolve;
 pub mod session;
+pub mod socks;
 pub mod spec;
 pub mod ssh_config;
 pub mod status;
