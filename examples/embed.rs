@@ -12,7 +12,8 @@ use anyhow::{bail, Context, Result};
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::spec::{parse_hop, parse_target};
 use tunnelkit_core::{
-    bind_forwards, Forward, Hop, HopOptions, Route, Services, Target, Tunnel, TunnelConfig,
+    bind_forwards, Forward, ForwardKind, Hop, HopOptions, Route, Services, Target, Tunnel,
+    TunnelConfig,
 };
 
 #[tokio::main]
@@ -42,8 +43,7 @@ async fn main() -> Result<()> {
         vec![Forward {
             bind_host: "127.0.0.1".into(),
             bind_port: 0,
-            target: Target { host, port },
-            route_targets: Vec::new(),
+            kind: ForwardKind::local(Target { host, port }),
             max_connections: 256,
         }],
     );

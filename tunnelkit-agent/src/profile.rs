@@ -7,7 +7,8 @@
 //! Hops are resolved by the core's resolver ([`tunnelkit_core::resolve`]) exactly as the command
 //! line resolves them: a hop that names a `Host` alias of `~/.ssh/config` gets its HostName,
 //! User, Port, IdentityFile, ProxyJump, ProxyCommand and known_hosts options; a profile without
-//! `[[forward]]` takes the `LocalForward` lines of its primary destination. `[ssh]` options
+//! `[[forward]]` or `[[dynamic]]` takes the `LocalForward` and `DynamicForward` lines of its
+//! primary destination. `[[dynamic]]` is a SOCKS proxy (`ssh -D`). `[ssh]` options
 //! apply to every hop, like `-o`; the keys that name one host or that a profile cannot apply
 //! are refused with their line and column.
 
@@ -20,7 +21,11 @@ use toml::Spanned;
 use tunnelkit_core::resolve::{self as core, Environment, Overrides, Resolver};
 use tunnelkit_core::spec;
 use tunnelkit_core::ssh_config::HostConfig;
-use tunnelkit_core::{defaults, Failback, Forward, Route, SshOptions, Target, TunnelConfig};
+use tunnelkit_core::{Failback, Forward, ForwardKind, Route, SshOptions, Target, TunnelConfig};
+
+mod listen;
+
+pub use listen::RawDynamic;
 
 /// `[ssh]` keys a profile cannot apply to every hop, and where they belong instead.
 const NOT_IN_PROFILE: &[(&str, &str)] = &[
@@ -31,6 +36,7 @@ const NOT_IN_PROFILE: &[(&str, &str)] = &[
     ("ProxyCommand", "names one host: put it in ssh_config under the Host a hop names"),
     ("HostKeyAlias", "names one host: put it in ssh_config under the Host a hop names"),
     ("LocalForward", "use [[forward]] (or LocalForward under the primary destination's Host in ssh_config)"),
+    ("DynamicForward", "use [[dynamic]] (or DynamicForward under the primary destination's Host in ssh_config)"),
     ("GatewayPorts", "set the bind address in [[forward]]: local = \"0.0.0.0:PORT\""),
     ("ExitOnForwardFailure", "does not apply to the agent: a forward that cannot be bound is shown in `tunnelkit status`"),
     ("ConnectionAttempts", "does not apply to the agent: it retries every route with backoff until stopped"),
@@ -72,6 +78,9 @@ pub struct RawProfile {
     /// Local forwards.
     #[serde(default)]
     pub forward: Vec<RawForward>,
+    /// SOCKS proxies (dynamic forwards).
+    #[serde(default)]
+    pub dynamic: Vec<RawDynamic>,
     /// Routes: the first is the primary, then DR routes in order.
     #[serde(default)]
     pub route: Vec<RawRoute>,
@@ -256,30 +265,25 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
         routes.push(route);
     }
 
-    let mut forwards = match (&primary, raw.forward.is_empty()) {
+    let none_given = raw.forward.is_empty() && raw.dynamic.is_empty();
+    let mut forwards = match (&primary, none_given) {
         (Some(dest), true) => core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
             cx.err(
                 0..0,
-                format!("LocalForward of the primary destination: {e}"),
+                format!("LocalForward or DynamicForward of the primary destination: {e}"),
             )
         })?,
         _ => Vec::new(),
     };
-    if raw.forward.is_empty() && forwards.is_empty() {
+    if none_given && forwards.is_empty() {
         return Err(cx.err(
             0..0,
-            "no [[forward]], and the primary destination has no LocalForward in ssh_config: \
-             a profile needs at least one forward",
+            "no [[forward]] or [[dynamic]], and the primary destination has no LocalForward or \
+             DynamicForward in ssh_config: a profile needs at least one forward",
         ));
     }
     for f in &raw.forward {
-        let local_text = match f.local.get_ref() {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(i) => i.to_string(),
-            _ => return Err(cx.err(f.local.span(), "local: expected a port or \"host:port\"")),
-        };
-        let (bind, port) =
-            spec::parse_listen(&local_text).map_err(|e| cx.err(f.local.span(), e.to_string()))?;
+        let (bind, port) = listen::local_address(&cx, &f.local)?;
         let (host, rport) = spec::parse_target(f.remote.get_ref())
             .map_err(|e| cx.err(f.remote.span(), e.to_string()))?;
         let mut route_targets = Vec::new();
@@ -294,20 +298,18 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
                 spec::parse_target(t.get_ref()).map_err(|e| cx.err(t.span(), e.to_string()))?;
             route_targets.push((route.get_ref().clone(), Target { host: h, port: p }));
         }
-        let max_connections = match &f.max_connections {
-            None => defaults::MAX_CONNECTIONS_PER_FORWARD,
-            Some(m) if *m.get_ref() == 0 => {
-                return Err(cx.err(m.span(), "max_connections: expected at least 1"))
-            }
-            Some(m) => usize::try_from(*m.get_ref()).unwrap_or(usize::MAX),
-        };
         forwards.push(Forward {
             bind_host: bind.unwrap_or_else(|| "127.0.0.1".into()),
             bind_port: port,
-            target: Target { host, port: rport },
-            route_targets,
-            max_connections,
+            kind: ForwardKind::Local {
+                target: Target { host, port: rport },
+                route_targets,
+            },
+            max_connections: listen::max_connections(&cx, &f.max_connections)?,
         });
+    }
+    for d in &raw.dynamic {
+        forwards.push(listen::dynamic(&cx, d)?);
     }
 
     let mut config = TunnelConfig::new(routes, forwards);
@@ -393,10 +395,13 @@ hops = ["admin@bastion.fra.example.com"]
         assert_eq!(c.routes[1].hops[0].user, "admin");
         assert_eq!(c.forwards[1].bind_label(), "127.0.0.1:5901");
         assert_eq!(
-            c.forwards[0].target_for("dr-frankfurt").host,
+            c.forwards[0].target_for("dr-frankfurt").unwrap().host,
             "app.fra.internal"
         );
-        assert_eq!(c.forwards[0].target_for("primary").host, "app.internal");
+        assert_eq!(
+            c.forwards[0].target_for("primary").unwrap().host,
+            "app.internal"
+        );
         assert_eq!(c.failback, Failback::After(Duration::from_secs(60)));
         assert_eq!(
             c.routes[0].hops[0].options.server_alive_interval,
@@ -443,11 +448,50 @@ hops = ["admin@bastion.fra.example.com"]
     }
 
     #[test]
+    fn dynamic_tables_are_socks_proxies() {
+        let text = format!(
+            "{GOOD}\n[[dynamic]]\nlocal = 1080\n\n[[dynamic]]\nlocal = \"[::1]:1081\"\nmax_connections = 8\n"
+        );
+        let c = parse_in(Path::new("/p/x.toml"), &text, &env())
+            .unwrap()
+            .config;
+        assert_eq!(c.forwards.len(), 4);
+        assert_eq!(c.forwards[2].kind, ForwardKind::Dynamic);
+        assert_eq!(c.forwards[2].bind_label(), "127.0.0.1:1080");
+        assert_eq!(c.forwards[3].bind_label(), "[::1]:1081");
+        assert_eq!(c.forwards[3].max_connections, 8);
+        // Only [[dynamic]]: enough, without [[forward]].
+        let only = "[[dynamic]]\nlocal = 1080\n[[route]]\nname = \"p\"\nhops = [\"b\"]\n";
+        let c = parse_in(Path::new("/p/x.toml"), only, &env())
+            .unwrap()
+            .config;
+        assert_eq!(c.forwards.len(), 1);
+        for (bad, line, col, needle) in [
+            (
+                "local = 1080\nremote = \"a:1\"",
+                3,
+                1,
+                "unknown field `remote`",
+            ),
+            ("local = true", 2, 9, "expected a port"),
+            ("local = \"h:x\"", 2, 9, "invalid local address"),
+            ("local = 1080\nmax_connections = 0", 3, 19, "at least 1"),
+            ("max_connections = 3", 1, 1, "missing field `local`"),
+        ] {
+            let text = format!("[[dynamic]]\n{bad}\n[[route]]\nname = \"p\"\nhops = [\"b\"]\n");
+            let e = err(&text);
+            assert!(e.message.contains(needle), "{bad}: {e}");
+            assert_eq!((e.line, e.column), (line, col), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn keys_a_profile_cannot_apply_are_refused_where_they_are() {
         for key in [
             "HostName = \"x\"",
             "HostKeyAlias = \"x\"",
             "LocalForward = \"1 h:2\"",
+            "DynamicForward = 1080",
             "ExitOnForwardFailure = true",
             "ProxyCommand = \"nc %h %p\"",
             "User = \"root\"",
@@ -492,7 +536,10 @@ hops = ["admin@bastion.fra.example.com"]
         );
         // No [[forward]]: the primary destination's LocalForward.
         assert_eq!(c.forwards.len(), 1);
-        assert_eq!(c.forwards[0].target.host, "winserver");
+        assert_eq!(
+            c.forwards[0].target_for("primary").unwrap().host,
+            "winserver"
+        );
         let dr = &c.routes[1].hops[0];
         assert_eq!(
             dr.proxy_command.as_ref().unwrap().command,
@@ -510,6 +557,11 @@ hops = ["admin@bastion.fra.example.com"]
             err.message.contains("config:2: Bad configuration option"),
             "{err}"
         );
+        // DynamicForward in ssh_config counts as a forward too.
+        std::fs::write(&cfg, "Host prod-bastion\n  DynamicForward 1080\n").unwrap();
+        let p = parse_in(Path::new("/p/x.toml"), text, &e).unwrap();
+        assert_eq!(p.config.forwards[0].kind, ForwardKind::Dynamic);
+        assert_eq!(p.config.forwards[0].bind_label(), "127.0.0.1:1080");
         // Without forwards anywhere: an error.
         std::fs::write(&cfg, "").unwrap();
         let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();

@@ -15,7 +15,7 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// The protocol this build speaks. Changed whenever a message changes shape; a client and an
 /// agent that differ refuse each other with [`ProtocolError::Version`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A line that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -266,7 +266,7 @@ mod tests {
         };
         let l = encode_request(&r);
         assert!(l.ends_with(b"\n"));
-        assert!(String::from_utf8_lossy(&l).contains("\"version\":2"));
+        assert!(String::from_utf8_lossy(&l).contains("\"version\":3"));
         assert_eq!(decode_request(&l).unwrap(), r);
     }
 
@@ -281,7 +281,7 @@ mod tests {
             }
         );
         assert!(e.to_string().starts_with(
-            "the client speaks control protocol 1 (no version field), this agent speaks 2"
+            "the client speaks control protocol 1 (no version field), this agent speaks 3"
         ));
         let e = decode_request(b"{\"request\":\"status\",\"version\":7}").unwrap_err();
         assert!(e.to_string().contains("protocol 7"), "{e}");
@@ -324,16 +324,16 @@ mod tests {
         let e = decode_reply(old).unwrap_err();
         assert!(
             e.to_string().starts_with(
-                "the agent speaks control protocol 1 (no version field), this client speaks 2"
+                "the agent speaks control protocol 1 (no version field), this client speaks 3"
             ),
             "{e}"
         );
-        let newer = br#"{"version":3,"type":"done","result":{"kind":"status","profiles":[]}}"#;
+        let newer = br#"{"version":4,"type":"done","result":{"kind":"status","profiles":[]}}"#;
         assert!(decode_reply(newer)
             .unwrap_err()
             .to_string()
-            .contains("protocol 3"));
-        let odd = br#"{"version":2,"type":"done","result":{"kind":"teleport"}}"#;
+            .contains("protocol 4"));
+        let odd = br#"{"version":3,"type":"done","result":{"kind":"teleport"}}"#;
         assert!(matches!(
             decode_reply(odd),
             Err(ProtocolError::Malformed { what: "reply", .. })

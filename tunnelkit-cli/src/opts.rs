@@ -8,7 +8,8 @@ use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 
 /// ssh's one-line usage, adapted: printed after a usage error.
 pub const USAGE: &str = "\
-usage: tunnelkit [-46CfGgNnqTv] [-F configfile] [-i identity_file] [-J destination]
+usage: tunnelkit [-46CfGgNnqTv] [-D [bind_address:]port] [-F configfile]
+           [-i identity_file] [-J destination]
            [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
            [-p port] [--dr destination] [--failback seconds|never]
            [--route-wait seconds] [--retry] destination
@@ -61,6 +62,10 @@ Examples:
   Try it with nothing installed:
     tunnelkit demo
 
+  A SOCKS proxy for the web consoles (iLO, iDRAC, vCenter) behind the bastion; names are
+  resolved by the bastion (in the browser: SOCKS5 proxy 127.0.0.1:1080, proxy DNS):
+    tunnelkit -N -D 1080 admin@bastion.example.com
+
   In the background once the forward is up (as ssh -fNT), on an IPv4 address:
     tunnelkit -fNT -4 -L 8443:intranet:443 admin@bastion.example.com
 
@@ -73,8 +78,8 @@ nohup), 255 on errors (as ssh); with -f, 0 once the tunnel runs in the backgroun
     name = "tunnelkit",
     version,
     about,
-    long_about = "tunnelkit opens SSH local port forwards (ssh -L) through a bastion or a chain of jump \
-hosts (-J), keeps them alive with keepalives and reconnects, and moves them to a disaster-recovery \
+    long_about = "tunnelkit opens SSH local port forwards (ssh -L) and SOCKS proxies (ssh -D) through a \
+bastion or a chain of jump hosts (-J), keeps them alive with keepalives and reconnects, and moves them to a disaster-recovery \
 route (--dr) when the primary bastion dies or goes silent. Its flags mean what they mean to ssh.",
     args_conflicts_with_subcommands = true,
     after_help = EXAMPLES
@@ -209,7 +214,7 @@ impl SshArgs {
     }
 
     /// Refuses what would smuggle a line into a config: a newline, carriage return or NUL in
-    /// any value (`-o`, `-L`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config has one
+    /// any value (`-o`, `-L`, `-D`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config has one
     /// keyword per line, and `-G` prints one per line.
     pub fn check_values(&self) -> Result<(), String> {
         let named = self
@@ -217,6 +222,7 @@ impl SshArgs {
             .iter()
             .map(|v| ("-o", v.as_str()))
             .chain(self.local.iter().map(|v| ("-L", v.as_str())))
+            .chain(self.dynamic.iter().map(|v| ("-D", v.as_str())))
             .chain(self.dr.iter().map(|v| ("--dr", v.as_str())))
             .chain(self.jump.iter().map(|v| ("-J", v.as_str())))
             .chain(self.login.iter().map(|v| ("-l", v.as_str())))
@@ -286,6 +292,13 @@ pub struct SshArgs {
     #[arg(short = 'L', value_name = "[bind_address:]port:host:hostport")]
     pub local: Vec<String>,
 
+    /// A SOCKS proxy on a local port: [bind_address:]port. Each connection goes where its
+    /// client asks (SOCKS5 without authentication, SOCKS4, SOCKS4a), through the route in use;
+    /// names are resolved by the route's last hop. Binds to 127.0.0.1 unless a bind address is
+    /// given; port 0 picks a free port (printed at start). Repeatable.
+    #[arg(short = 'D', value_name = "[bind_address:]port")]
+    pub dynamic: Vec<String>,
+
     /// Jump hosts, in order: [user@]host[:port][,...], or `none`. Each later hop is reached
     /// through the one before; keys and agent stay on this machine.
     #[arg(short = 'J', value_name = "[user@]host[:port][,...]")]
@@ -304,8 +317,8 @@ pub struct SshArgs {
     pub identity: Vec<PathBuf>,
 
     /// ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config; `none`
-    /// reads no file. Host aliases, HostName, User, Port, IdentityFile, ProxyJump, LocalForward
-    /// and the other keywords tunnelkit uses are taken from it, as ssh does.
+    /// reads no file. Host aliases, HostName, User, Port, IdentityFile, ProxyJump, LocalForward,
+    /// DynamicForward and the other keywords tunnelkit uses are taken from it, as ssh does.
     #[arg(short = 'F', value_name = "configfile")]
     pub config_file: Option<PathBuf>,
 
@@ -318,7 +331,7 @@ pub struct SshArgs {
     /// GlobalKnownHostsFile, StrictHostKeyChecking, HashKnownHosts, BatchMode, ConnectTimeout,
     /// ConnectionAttempts, Ciphers, ServerAliveInterval, ServerAliveCountMax,
     /// ExitOnForwardFailure, PasswordAuthentication, KbdInteractiveAuthentication, GatewayPorts,
-    /// AddressFamily, Compression. A newline or NUL in a value is an error.
+    /// AddressFamily, Compression, DynamicForward. A newline or NUL in a value is an error.
     #[arg(short = 'o', value_name = "Key=Value")]
     pub options: Vec<String>,
 

@@ -1,8 +1,10 @@
 //! # tunnelkit-core
 //!
-//! The engine of [tunnelkit](https://example.invalid/tunnelkit): SSH local port forwards carried over
-//! chains of jump hosts, kept alive by a supervisor that reconnects, detects silent peers, fails
-//! over to disaster-recovery routes and fails back when the primary is healthy.
+//! The engine of [tunnelkit](https://example.invalid/tunnelkit): SSH local port forwards and SOCKS
+//! proxies carried over chains of jump hosts, kept alive by a supervisor that reconnects, detects
+//! silent peers, fails over to disaster-recovery routes and fails back when the primary is
+//! healthy. A [`Forward`]'s [`ForwardKind`] says which: `Local` (`ssh -L`, one target) or
+//! `Dynamic` (`ssh -D`, a SOCKS proxy whose clients name their targets; see [`socks`]).
 //!
 //! ```text
 //! TunnelConfig (routes + forwards) ──► Tunnel::start ──► TunnelHandle (addresses, events, status)
@@ -57,12 +59,12 @@ mod supervisor;
 pub mod tunnel;
 
 pub use config::{
-    defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions,
+    defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, ForwardKind, Hop, HopOptions,
     HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
 pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore};
-pub use status::{Event, ForwardStatus, RouteState, Status};
+pub use status::{Event, ForwardStatus, ForwardType, RouteState, Status};
 pub use tunnel::{Services, Tunnel, TunnelHandle};

@@ -128,7 +128,7 @@ impl Tunnel {
                 .forwards
                 .iter()
                 .zip(&addrs)
-                .map(|(f, a)| (*a, f.target.to_string()))
+                .map(|(f, a)| (f.kind.forward_type(), *a, f.remote_label()))
                 .collect(),
         ));
         let first = shared.events.subscribe();
@@ -154,7 +154,7 @@ impl Tunnel {
                 index,
                 forward,
                 sessions: sessions.clone(),
-                counters: shared.forwards[index].2.clone(),
+                counters: shared.forwards[index].counters.clone(),
                 shared: shared.clone(),
                 route_wait: config.route_wait,
                 tracker: tracker.clone(),

@@ -92,8 +92,8 @@ pub async fn status(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
                 return;
             }
             println!(
-                "{:<20} {:<11} {:<14} {:<44} {:>9} {:>10} {:>10}",
-                "PROFILE", "STATE", "ROUTE", "FORWARDS", "CONN", "IN", "OUT"
+                "{:<20} {:<11} {:<14} {:<8} {:<44} {:>9} {:>10} {:>10}",
+                "PROFILE", "STATE", "ROUTE", "KIND", "FORWARDS", "CONN", "IN", "OUT"
             );
             for p in profiles {
                 let route = p.route.clone().unwrap_or_else(|| "-".into());
@@ -108,10 +108,11 @@ pub async fn status(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
                         ("", "", "")
                     };
                     println!(
-                        "{:<20} {:<11} {:<14} {:<44} {:>9} {:>10} {:>10}",
+                        "{:<20} {:<11} {:<14} {:<8} {:<44} {:>9} {:>10} {:>10}",
                         name,
                         state,
                         route,
+                        f.kind.as_str(),
                         format!("{} -> {}", f.local, f.remote),
                         format!("{}/{}", f.active, f.total),
                         f.bytes_in,

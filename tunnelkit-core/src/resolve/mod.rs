@@ -3,12 +3,14 @@
 //!
 //! - A destination (`[user@]host[:port]` or a `Host` alias) gets its ssh_config entry: HostName,
 //!   User, Port, IdentityFile, known_hosts options, ProxyJump or ProxyCommand (whichever is
-//!   obtained first, as in ssh), LocalForward.
+//!   obtained first, as in ssh), LocalForward, DynamicForward.
 //! - Jump hosts are resolved the same way; the first jump's own ProxyJump/ProxyCommand is
 //!   followed, later jumps are reached through the one before (ssh's `-J` rule).
 //! - Options given by the caller ([`Overrides`], like `-o` and `-i`) come before the files and
 //!   so win; the per-host ones (HostName, Port, ProxyJump, ProxyCommand, HostKeyAlias,
-//!   LocalForward) apply to the destination only, the others to every hop.
+//!   LocalForward, DynamicForward) apply to the destination only, the others to every hop.
+//!   `-D` specs ([`Request::dynamic_forwards`]) are the destination's first `DynamicForward`s,
+//!   as in ssh (and `-G` prints them so).
 //!
 //! The process environment is read only by [`Environment::from_process`]; everything else
 //! takes an [`Environment`].
@@ -48,6 +50,7 @@ const PER_HOST: &[&str] = &[
     "proxycommand",
     "hostkeyalias",
     "localforward",
+    "dynamicforward",
 ];
 
 /// Why a request could not be resolved.
@@ -134,6 +137,24 @@ pub struct Request {
     pub dr: Vec<String>,
     /// Local forwards (`-L`), before the destination's `LocalForward` lines.
     pub local_forwards: Vec<String>,
+    /// Dynamic (SOCKS) forwards (`-D [bind_address:]port`), before the destination's
+    /// `DynamicForward` lines.
+    pub dynamic_forwards: Vec<String>,
+}
+
+impl Request {
+    /// The caller's options with the `-D` specs first, as the destination's
+    /// `DynamicForward`s (checked here, so that a bad one is reported as `-D`).
+    fn overrides(&self) -> Result<Overrides, ResolveError> {
+        let mut o = self.overrides.clone();
+        let mut dynamic = Vec::with_capacity(self.dynamic_forwards.len());
+        for d in &self.dynamic_forwards {
+            spec::parse_dynamic(d).map_err(|e| ResolveError::Invalid(format!("-D: {e}")))?;
+            dynamic.push(format!("DynamicForward={d}"));
+        }
+        o.options.splice(0..0, dynamic);
+        Ok(o)
+    }
 }
 
 /// A resolved [`Request`].
@@ -141,7 +162,8 @@ pub struct Request {
 pub struct Resolved {
     /// The primary route, then the DR routes (`dr`, `dr2`, ...).
     pub routes: Vec<Route>,
-    /// The `-L` forwards, then the destination's `LocalForward`s (`GatewayPorts` applied).
+    /// The `-L` forwards, then the destination's `LocalForward`s, then its `DynamicForward`s
+    /// (`-D` first), `GatewayPorts` applied.
     pub forwards: Vec<Forward>,
     /// The primary destination as resolved (its options hold `ExitOnForwardFailure`,
     /// `ConnectionAttempts`, the keywords accepted but unused, ...).
@@ -306,7 +328,8 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// The forwards of `-L` specs and a destination's `LocalForward` lines, with `GatewayPorts`.
+/// The forwards of `-L` specs and a destination's `LocalForward` lines, then its
+/// `DynamicForward` lines (SOCKS proxies), with `GatewayPorts`.
 pub fn forwards(
     specs: impl IntoIterator<Item = impl AsRef<str>>,
     dest: &HostConfig,
@@ -318,23 +341,37 @@ pub fn forwards(
         let f = spec::parse_forward(l).map_err(|e| ResolveError::Invalid(format!("-L: {e}")))?;
         let mut fwd = Forward::from_spec(&f);
         if f.bind_host.is_none() {
-            // As ssh binds "localhost" (or every address with GatewayPorts) in the family asked.
-            let v6 = o.address_family == Some(crate::config::AddressFamily::Inet6);
-            match (o.gateway_ports == Some(true), v6) {
-                (true, false) => fwd.bind_host = "0.0.0.0".into(),
-                (true, true) => fwd.bind_host = "::".into(),
-                (false, true) => fwd.bind_host = "::1".into(),
-                (false, false) => {}
-            }
+            default_bind(&mut fwd, o);
+        }
+        out.push(fwd);
+    }
+    for d in &o.dynamic_forwards {
+        let spec = spec::parse_dynamic(d).map_err(|e| ResolveError::Invalid(format!("-D: {e}")))?;
+        let mut fwd = Forward::from_dynamic_spec(&spec);
+        if spec.bind_host.is_none() {
+            default_bind(&mut fwd, o);
         }
         out.push(fwd);
     }
     Ok(out)
 }
 
+/// The address of a forward given without one: as ssh binds "localhost" (or every address
+/// with `GatewayPorts`) in the family asked.
+fn default_bind(fwd: &mut Forward, o: &SshOptions) {
+    let v6 = o.address_family == Some(crate::config::AddressFamily::Inet6);
+    match (o.gateway_ports == Some(true), v6) {
+        (true, false) => fwd.bind_host = "0.0.0.0".into(),
+        (true, true) => fwd.bind_host = "::".into(),
+        (false, true) => fwd.bind_host = "::1".into(),
+        (false, false) => {}
+    }
+}
+
 /// Resolves a whole request: the primary route, the DR routes and the forwards.
 pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveError> {
-    let r = Resolver::new(env, &req.overrides);
+    let overrides = req.overrides()?;
+    let r = Resolver::new(env, &overrides);
     let dest = r.destination(
         &req.destination,
         req.login.as_deref(),
@@ -370,7 +407,8 @@ pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveErro
 
 /// `-G`: the destination's configuration in `ssh -G`'s format.
 pub fn print_config(env: &Environment, req: &Request) -> Result<String, ResolveError> {
-    let r = Resolver::new(env, &req.overrides);
+    let overrides = req.overrides()?;
+    let r = Resolver::new(env, &overrides);
     let c = r.destination(
         &req.destination,
         req.login.as_deref(),

@@ -10,8 +10,9 @@
 //! answered the same way by [`Handshake::refusal`] when the client closes or the deadline
 //! ([`defaults::SOCKS_HANDSHAKE_TIMEOUT`](crate::defaults::SOCKS_HANDSHAKE_TIMEOUT)) passes.
 //!
-//! The async shell around it (read, write, deadline) comes with the forward code.
+//! The async shell around it (read, write, deadline) is [`io`].
 
+pub(crate) mod io;
 #[cfg(test)]
 mod tests;
 mod wire;

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::HostConfig;
 use crate::config::StrictHostKeyChecking;
-use crate::spec::parse_forward;
+use crate::spec::{parse_dynamic, parse_forward};
 
 /// OpenSSH 9's default cipher order, printed when `Ciphers` is not set.
 const DEFAULT_CIPHERS: &str = "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,\
@@ -112,6 +112,11 @@ pub fn print_g(c: &HostConfig) -> String {
             );
         }
     }
+    for d in &o.dynamic_forwards {
+        if let Ok(spec) = parse_dynamic(d) {
+            line("dynamicforward", &dynamic_forward(d, spec.bind_port));
+        }
+    }
     let identities: Vec<String> = if c.identity_files_raw.is_empty() && o.identity_files.is_empty()
     {
         DEFAULT_IDENTITIES.iter().map(|s| s.to_string()).collect()
@@ -172,4 +177,19 @@ pub fn print_g(c: &HostConfig) -> String {
         line("proxycommand", c);
     }
     s
+}
+
+/// A `DynamicForward` as `ssh -G` prints it: the port alone, or the bind address as written
+/// (`*`, `localhost`, empty) in brackets before it.
+fn dynamic_forward(spec: &str, port: u16) -> String {
+    match spec.rsplit_once(':') {
+        Some((bind, _)) => {
+            let bind = bind
+                .strip_prefix('[')
+                .and_then(|b| b.strip_suffix(']'))
+                .unwrap_or(bind);
+            format!("[{bind}]:{port}")
+        }
+        None => port.to_string(),
+    }
 }
