@@ -19,8 +19,17 @@ fn well_formed(o: &SshOptions) {
     if let Some(j) = o.proxy_jump.as_deref().filter(|j| !j.is_empty()) {
         assert!(parse_jump_list(j).is_ok(), "ProxyJump kept {j:?}");
     }
-    let _ = o.hop_options(false);
-    let _ = o.hop_options(true);
+    for interactive in [false, true] {
+        let env = tunnelkit_core::Environment {
+            local_user: "fuzz".into(),
+            home: "/home/fuzz".into(),
+            sources: Default::default(),
+            shell: "/bin/sh".into(),
+            interactive,
+            agent_socket: None,
+        };
+        let _ = o.hop_options(&env);
+    }
 }
 
 fuzz_target!(|data: &[u8]| {

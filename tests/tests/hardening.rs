@@ -78,6 +78,7 @@ impl Prompter for Answers {
             PromptRequest::Passphrase { .. } => PASSPHRASE,
             PromptRequest::Password { .. } => PASSWORD,
             PromptRequest::KeyboardInteractive { .. } => KBD_ANSWER,
+            other => return Err(format!("no answer for {other:?}")),
         };
         Ok(Some(SecretString::from(a.to_string())))
     }
@@ -125,7 +126,7 @@ async fn secrets_never_reach_the_log_even_at_trace_level() {
         if user == "otpuser" {
             o.auth.password = false;
         }
-        let (handle, addr, _events) = start(
+        let (mut handle, addr, _events) = start(
             one_route(&lab, user, o, echo_server.addr()),
             services.clone(),
         )
@@ -158,7 +159,7 @@ async fn a_private_key_others_can_read_is_refused_with_openssh_words() {
     let mut o = options(&lab.key.private, &lab.known_hosts);
     o.auth.password = false;
     o.auth.keyboard_interactive = false;
-    let (handle, _addr, _events) = start(
+    let (mut handle, _addr, _events) = start(
         one_route(&lab, "keyuser", o, echo_server.addr()),
         Services::default(),
     )
@@ -187,7 +188,7 @@ async fn fault_error(fault: Fault) -> (Error, Duration) {
     let mut o = options(&lab.key.private, &lab.known_hosts);
     o.connect_timeout = Duration::from_secs(2);
     let t = Instant::now();
-    let (handle, _addr, _events) = start(
+    let (mut handle, _addr, _events) = start(
         one_route(&lab, "keyuser", o, echo_server.addr()),
         Services::default(),
     )

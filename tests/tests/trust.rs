@@ -51,8 +51,8 @@ async fn run(
         vec![forward_to(target.addr())],
     );
     config.give_up_after_rounds = if once { Some(1) } else { None };
-    let (handle, addr, _events) = start(config, Services::default()).await;
-    let mut stopped = tokio::spawn(handle.wait());
+    let (mut handle, addr, _events) = start(config, Services::default()).await;
+    let mut stopped = tokio::spawn(async move { handle.wait().await });
     let echoed = tokio::select! {
         r = echo(addr, b"through") => r,
         r = &mut stopped => return Err(r.unwrap().expect_err("stopped without an error")),

@@ -22,7 +22,7 @@ async fn one_hop_echo_and_counters() {
     let sshd = sshd_for(&key);
     let echo_server = EchoServer::start().await;
     let config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
-    let (handle, addr, mut events) = start(config, Services::default()).await;
+    let (mut handle, addr, mut events) = start(config, Services::default()).await;
     wait_event(&mut events, "route up", |e| {
         matches!(e, Event::RouteUp { .. })
     })
@@ -221,7 +221,7 @@ async fn changed_host_key_is_refused_and_not_retried() {
         vec![forward_to(echo_server.addr())],
     );
     config.give_up_after_rounds = None; // even when told to retry forever, a changed key stops it
-    let (handle, addr, _events) = start(config, Services::default()).await;
+    let (mut handle, addr, _events) = start(config, Services::default()).await;
     let mut s = TcpStream::connect(addr).await.unwrap();
     let err = tokio::time::timeout(DEADLINE, handle.wait())
         .await
@@ -256,7 +256,7 @@ async fn unknown_host_refused_under_strict_yes() {
         vec![route("primary", vec![hop(sshd.port(), &opts)])],
         vec![forward_to(echo_server.addr())],
     );
-    let (handle, _addr, _events) = start(config, Services::default()).await;
+    let (mut handle, _addr, _events) = start(config, Services::default()).await;
     let err = tokio::time::timeout(DEADLINE, handle.wait())
         .await
         .unwrap()
@@ -377,7 +377,7 @@ async fn encrypted_key_under_batch_mode_needs_input() {
     let echo_server = EchoServer::start().await;
     let mut config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
     config.give_up_after_rounds = Some(1);
-    let (handle, _addr, _events) = start(config, Services::default()).await;
+    let (mut handle, _addr, _events) = start(config, Services::default()).await;
     let err = tokio::time::timeout(DEADLINE, handle.wait())
         .await
         .unwrap()

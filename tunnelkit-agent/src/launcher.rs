@@ -40,8 +40,9 @@ impl RunningTunnel for TunnelHandle {
 
     fn stop(self: Box<Self>) -> Stopping {
         TunnelHandle::stop(&self);
+        let mut handle = self;
         Box::pin(async move {
-            let _ = self.wait().await;
+            let _ = handle.wait().await;
         })
     }
 }

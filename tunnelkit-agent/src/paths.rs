@@ -33,9 +33,6 @@ pub fn profiles_dir(flag: Option<PathBuf>) -> PathBuf {
     }
     match std::env::var_os("XDG_CONFIG_HOME").filter(|s| !s.is_empty()) {
         Some(dir) => PathBuf::from(dir).join("tunnelkit/profiles"),
-        None => std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"))
-            .join(".config/tunnelkit/profiles"),
+        None => tunnelkit_core::env::home_dir().join(".config/tunnelkit/profiles"),
     }
 }

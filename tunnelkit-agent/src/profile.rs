@@ -317,7 +317,17 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     if let Some(fb) = &raw.failback {
         config.failback = match fb.get_ref() {
             toml::Value::Integer(n) if *n >= 0 => Failback::After(Duration::from_secs(*n as u64)),
-            toml::Value::String(s) if s == "never" => Failback::Never,
+            toml::Value::String(s) => {
+                match tunnelkit_core::spec::parse_seconds_or_never("failback", s) {
+                    Ok(hold) => Failback::from_hold(hold),
+                    Err(_) => {
+                        return Err(cx.err(
+                            fb.span(),
+                            "failback: expected a number of seconds or \"never\"",
+                        ))
+                    }
+                }
+            }
             _ => {
                 return Err(cx.err(
                     fb.span(),
@@ -352,6 +362,7 @@ mod tests {
             sources: Sources::default(),
             shell: PathBuf::from("/bin/sh"),
             interactive: false,
+            agent_socket: None,
         }
     }
 

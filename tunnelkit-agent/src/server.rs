@@ -109,7 +109,7 @@ pub async fn run_with(
     on_registry: impl FnOnce(&RegistryHandle),
 ) -> Result<(), AgentError> {
     let listener = bind_socket(&config.socket).await?;
-    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let user = tunnelkit_core::env::local_user();
     let (registry, registry_task) = RegistryHandle::spawn(
         RegistryConfig {
             dir: config.profiles.clone(),

@@ -39,6 +39,8 @@ impl ProfileState {
             RouteState::Degraded => ProfileState::Degraded,
             RouteState::Stopped => ProfileState::Down,
             RouteState::Failed => ProfileState::Failed,
+            // RouteState is non-exhaustive; a state added later is still a state on the way.
+            _ => ProfileState::Connecting,
         }
     }
 

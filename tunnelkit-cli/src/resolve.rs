@@ -43,7 +43,7 @@ pub struct Resolved {
 
 /// The local user name, as ssh uses it when no user is given.
 pub fn local_user() -> String {
-    Environment::from_process(None, false).local_user
+    tunnelkit_core::env::local_user()
 }
 
 /// The flags as a core [`Request`], and the environment they are resolved in.
@@ -118,16 +118,9 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
 
 /// `--failback SECONDS|never`.
 pub fn parse_failback(s: &str) -> Result<Failback, UsageError> {
-    if s.eq_ignore_ascii_case("never") {
-        return Ok(Failback::Never);
-    }
-    s.parse::<u64>()
-        .map(|n| Failback::After(Duration::from_secs(n)))
-        .map_err(|_| {
-            UsageError(format!(
-                "--failback {s}: expected a number of seconds or `never`"
-            ))
-        })
+    tunnelkit_core::spec::parse_seconds_or_never("--failback", s)
+        .map(Failback::from_hold)
+        .map_err(|e| UsageError(format!("--failback {s}: {}", e.reason)))
 }
 
 #[cfg(test)]

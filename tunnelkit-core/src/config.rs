@@ -41,6 +41,7 @@ pub mod defaults {
 
 /// `AddressFamily` (`-4`, `-6`): which addresses of a hop's name are tried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum AddressFamily {
     /// Every address the name resolves to, in resolver order (`any`, the default).
     #[default]
@@ -74,6 +75,7 @@ impl AddressFamily {
 /// `StrictHostKeyChecking`: what to do with a host whose key is not in known_hosts.
 /// A *changed* key is refused under every setting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum StrictHostKeyChecking {
     /// Refuse unknown hosts (the default when no person can be asked).
     #[default]
@@ -100,8 +102,16 @@ pub struct HostKeyPolicy {
 }
 
 impl Default for HostKeyPolicy {
+    /// [`HostKeyPolicy::standard`] under this process's [home](crate::env::home_dir).
     fn default() -> Self {
-        let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
+        HostKeyPolicy::standard(&crate::env::home_dir())
+    }
+}
+
+impl HostKeyPolicy {
+    /// OpenSSH's defaults for a user whose home is `home`: `StrictHostKeyChecking yes`,
+    /// `~/.ssh/known_hosts{,2}`, `/etc/ssh/ssh_known_hosts{,2}`, learned keys hashed.
+    pub fn standard(home: &std::path::Path) -> Self {
         HostKeyPolicy {
             strict: StrictHostKeyChecking::Yes,
             user_files: vec![
@@ -120,8 +130,10 @@ impl Default for HostKeyPolicy {
 /// How a hop authenticates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthOptions {
-    /// Identity files to try (after the agent), in order. Empty means OpenSSH's defaults.
+    /// Identity files to try (after the agent), in order. Empty means `default_identity_files`.
     pub identity_files: Vec<PathBuf>,
+    /// OpenSSH's default identities (`~/.ssh/id_*`), tried when `identity_files` is empty.
+    pub default_identity_files: Vec<PathBuf>,
     /// `CertificateFile`s: OpenSSH certificates tried with the identity whose key they certify
     /// (a `KEY-cert.pub` beside a key is always tried too).
     pub certificate_files: Vec<PathBuf>,
@@ -138,38 +150,45 @@ pub struct AuthOptions {
 }
 
 impl Default for AuthOptions {
+    /// [`AuthOptions::standard`] for this process ([`home_dir`](crate::env::home_dir),
+    /// [`agent_socket`](crate::env::agent_socket)).
     fn default() -> Self {
+        AuthOptions::standard(&crate::env::home_dir(), crate::env::agent_socket())
+    }
+}
+
+impl AuthOptions {
+    /// OpenSSH's defaults for a user whose home is `home`, with `agent_socket` as the agent:
+    /// every method on, the identity files `~/.ssh/id_{rsa,ecdsa,ecdsa_sk,ed25519,ed25519_sk}`
+    /// when none is configured.
+    pub fn standard(home: &std::path::Path, agent_socket: Option<PathBuf>) -> Self {
         AuthOptions {
             identity_files: Vec::new(),
+            default_identity_files: [
+                "id_rsa",
+                "id_ecdsa",
+                "id_ecdsa_sk",
+                "id_ed25519",
+                "id_ed25519_sk",
+            ]
+            .iter()
+            .map(|n| home.join(".ssh").join(n))
+            .collect(),
             certificate_files: Vec::new(),
             identities_only: false,
-            agent_socket: std::env::var_os("SSH_AUTH_SOCK")
-                .filter(|s| !s.is_empty())
-                .map(PathBuf::from),
+            agent_socket,
             batch_mode: false,
             password: true,
             keyboard_interactive: true,
         }
     }
-}
 
-impl AuthOptions {
     /// The identity files that will be tried: the configured ones, or OpenSSH's defaults.
     pub fn effective_identity_files(&self) -> Vec<PathBuf> {
         if !self.identity_files.is_empty() {
             return self.identity_files.clone();
         }
-        let home = dirs::home_dir().unwrap_or_else(|| PathBuf::from("/"));
-        [
-            "id_rsa",
-            "id_ecdsa",
-            "id_ecdsa_sk",
-            "id_ed25519",
-            "id_ed25519_sk",
-        ]
-        .iter()
-        .map(|n| home.join(".ssh").join(n))
-        .collect()
+        self.default_identity_files.clone()
     }
 }
 
@@ -196,10 +215,26 @@ pub struct HopOptions {
 }
 
 impl Default for HopOptions {
+    /// tunnelkit's defaults, with this process's home and agent socket (see [`crate::env`]).
     fn default() -> Self {
+        HopOptions::with(AuthOptions::default(), HostKeyPolicy::default())
+    }
+}
+
+impl HopOptions {
+    /// tunnelkit's defaults for the user of a captured [`Environment`](crate::Environment): its
+    /// home's known_hosts and identities, its agent socket. Nothing is read from the process.
+    pub fn for_env(env: &crate::Environment) -> Self {
+        HopOptions::with(
+            AuthOptions::standard(&env.home, env.agent_socket.clone()),
+            HostKeyPolicy::standard(&env.home),
+        )
+    }
+
+    fn with(auth: AuthOptions, host_keys: HostKeyPolicy) -> Self {
         HopOptions {
-            auth: AuthOptions::default(),
-            host_keys: HostKeyPolicy::default(),
+            auth,
+            host_keys,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             server_alive_interval: defaults::SERVER_ALIVE_INTERVAL,
             server_alive_count_max: defaults::SERVER_ALIVE_COUNT_MAX,
@@ -412,11 +447,20 @@ impl Forward {
 
 /// When traffic returns to a higher-priority route after a failover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Failback {
     /// Once the route has been healthy for this long.
     After(Duration),
     /// Stay on the route in use until it fails.
     Never,
+}
+
+impl Failback {
+    /// From [`parse_seconds_or_never`](crate::spec::parse_seconds_or_never)'s value: `None`
+    /// (`never`) is [`Failback::Never`].
+    pub fn from_hold(hold: Option<Duration>) -> Self {
+        hold.map_or(Failback::Never, Failback::After)
+    }
 }
 
 /// Reconnect backoff, used only once every route has failed.

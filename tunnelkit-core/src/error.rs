@@ -9,6 +9,7 @@ pub use crate::spec::SpecError;
 
 /// Which step of bringing up a hop failed or ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Stage {
     /// Resolving the name and opening the TCP connection (first hop only).
     Connect,
@@ -111,7 +112,9 @@ impl std::fmt::Display for SessionLoss {
 }
 
 /// What kind of failure a route attempt ended with, as the supervisor's rules see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum AttemptFailure {
     /// Not reachable, timed out, closed during the handshake: try the next route, retry later.
     Unreachable,
@@ -127,6 +130,7 @@ pub enum AttemptFailure {
 
 /// Everything that can go wrong in tunnelkit-core.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A hop, forward or port string could not be parsed. Permanent.
     #[error(transparent)]

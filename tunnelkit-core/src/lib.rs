@@ -10,47 +10,62 @@
 //! TunnelConfig (routes + forwards) ──► Tunnel::start ──► TunnelHandle (addresses, events, status)
 //! ```
 //!
+//! Build a config with [`TunnelConfig::builder`] (or let [`resolve`] turn ssh-style strings and
+//! `~/.ssh/config` into one, as the tunnelkit CLI does), start it, watch its [`Event`]s and
+//! [`Status`]. `docs/embedding.md` in the repository walks through a whole program.
+//!
 //! The caller owns the resources: it binds the listeners ([`bind_forwards`]), owns the root
 //! [`CancellationToken`](tokio_util::sync::CancellationToken), and supplies a [`Prompter`] (how to
 //! reach a person) and a [`SecretStore`] (where stored passwords and passphrases live).
 //!
 //! ```no_run
-//! use std::sync::Arc;
-//! use tunnelkit_core::{bind_forwards, Forward, Hop, HopOptions, Route, Tunnel, TunnelConfig};
-//! use tunnelkit_core::spec::parse_forward;
+//! use tunnelkit_core::{bind_forwards, Environment, Event, Forward, Hop, Services, Target, Tunnel, TunnelConfig};
 //!
 //! # async fn run() -> Result<(), tunnelkit_core::Error> {
-//! let opts = Arc::new(HopOptions::default());
-//! let route = Route {
-//!     name: "primary".into(),
-//!     hops: vec![
-//!         Hop::new("ops", "gw.example.com", 22, opts.clone()),
-//!         Hop::new("admin", "bastion.example.com", 22, opts),
-//!     ],
-//! };
-//! let forward = Forward::from_spec(&parse_forward("13389:winserver:3389")?);
-//! let config = TunnelConfig::new(vec![route], vec![forward]);
+//! // Read once: the local user, ~/.ssh, $SSH_AUTH_SOCK. Nothing below reads the environment.
+//! let env = Environment::from_process(None, false);
+//! let config = TunnelConfig::builder()
+//!     .route("primary", [
+//!         Hop::builder("gw.example.com").user("ops").build(&env)?,
+//!         Hop::builder("bastion.example.com").user("admin").build(&env)?,
+//!     ])
+//!     .route("dr", [Hop::builder("bastion.dr.example.com").user("admin").build(&env)?])
+//!     .forward(Forward::local(13389, Target::new("winserver", 3389)?))
+//!     .build()?;
 //! let listeners = bind_forwards(&config.forwards).await?;
 //! let cancel = tokio_util::sync::CancellationToken::new();
-//! let handle = Tunnel::start(config, listeners, Default::default(), cancel)?;
+//! // The receiver is subscribed before the tunnel starts: it sees every event from the first.
+//! let (handle, mut events) = Tunnel::start_subscribed(config, listeners, Services::default(), cancel)?;
 //! println!("listening on {:?}", handle.local_addrs());
-//! handle.wait().await
+//! while let Ok(event) = events.recv().await {
+//!     if let Event::Failover { from, to, took, .. } = &event {
+//!         println!("moved from {from} to {to} in {took:?}");
+//!     }
+//! }
+//! # Ok(())
 //! # }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "bastion")]
 pub mod bastion;
+mod builder;
 pub mod config;
+pub mod env;
 pub mod error;
 pub mod files;
 pub mod forward;
+pub mod glob;
 mod netwatch;
 pub mod options;
 pub mod prompt;
 mod pump;
 pub mod resolve;
+#[cfg(feature = "internals")]
 pub mod session;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod session;
 pub mod socks;
 pub mod spec;
 pub mod ssh_config;
@@ -58,13 +73,15 @@ pub mod status;
 mod supervisor;
 pub mod tunnel;
 
+pub use builder::{HopBuilder, TunnelConfigBuilder};
 pub use config::{
     defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, ForwardKind, Hop, HopOptions,
     HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
+pub use env::Environment;
 pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
-pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore};
+pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};
 pub use status::{Event, ForwardStatus, ForwardType, RouteState, Status};
-pub use tunnel::{Services, Tunnel, TunnelHandle};
+pub use tunnel::{Tunnel, TunnelHandle};

@@ -5,12 +5,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 pub use secrecy::{ExposeSecret, SecretString};
 
 /// What is being asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PromptRequest {
     /// The passphrase of an encrypted private key.
     Passphrase {
@@ -109,6 +111,7 @@ impl Prompter for NoPrompt {
 
 /// The kinds of secret a [`SecretStore`] holds, with tunnelkit's naming.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SecretKey {
     /// A login password for `user@host[:port]` (port omitted when 22).
     Password {
@@ -172,5 +175,41 @@ mod tests {
         assert_eq!(k.entry_name(), "password:admin@bastion:2222");
         let s = SecretString::from("hunter2".to_string());
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
+
+/// What a tunnel needs from its host program: how to reach a person and where stored secrets
+/// are. The default asks nobody and stores nothing.
+#[derive(Clone)]
+pub struct Services {
+    /// Asks for passphrases, passwords, keyboard-interactive answers and host key decisions.
+    pub prompter: Arc<dyn Prompter>,
+    /// Stored passwords and key passphrases (the OS keyring in tunnelkit's CLI and agent).
+    pub secrets: Arc<dyn SecretStore>,
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services {
+            prompter: Arc::new(NoPrompt),
+            secrets: Arc::new(NoSecrets),
+        }
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Services")
+    }
+}
+
+impl Services {
+    /// The same services without a person: for background work such as failback probes,
+    /// which must never interrupt anyone.
+    pub fn background(&self) -> Services {
+        Services {
+            prompter: Arc::new(NoPrompt),
+            secrets: self.secrets.clone(),
+        }
     }
 }

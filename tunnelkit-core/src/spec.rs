@@ -74,7 +74,21 @@ pub fn parse_port(s: &str, allow_zero: bool) -> Result<u16, SpecError> {
     }
 }
 
-fn check_host(what: &'static str, input: &str, host: &str) -> Result<(), SpecError> {
+/// Parses a number of whole seconds, or `never` (any case): `None` for `never`. The one parser
+/// of the `SECONDS|never` settings (`--failback`, `failback` in profiles, and their kin).
+pub fn parse_seconds_or_never(
+    what: &'static str,
+    s: &str,
+) -> Result<Option<std::time::Duration>, SpecError> {
+    if s.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    s.parse::<u64>()
+        .map(|n| Some(std::time::Duration::from_secs(n)))
+        .map_err(|_| err(what, s, "expected a number of seconds or `never`"))
+}
+
+pub(crate) fn check_host(what: &'static str, input: &str, host: &str) -> Result<(), SpecError> {
     if host.is_empty() {
         return Err(err(what, input, "the host name is empty"));
     }
@@ -523,5 +537,26 @@ mod tests {
             (Some("127.0.0.2".into()), 5901)
         );
         assert!(parse_listen("host:x").is_err());
+    }
+
+    #[test]
+    fn seconds_or_never() {
+        use std::time::Duration;
+        assert_eq!(
+            parse_seconds_or_never("failback", "60"),
+            Ok(Some(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            parse_seconds_or_never("failback", "0"),
+            Ok(Some(Duration::ZERO))
+        );
+        assert_eq!(parse_seconds_or_never("failback", "Never"), Ok(None));
+        let e = parse_seconds_or_never("failback", "-1").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid failback `-1`: expected a number of seconds or `never`"
+        );
+        assert!(parse_seconds_or_never("failback", "1.5").is_err());
+        assert!(parse_seconds_or_never("failback", "").is_err());
     }
 }

@@ -35,8 +35,11 @@ pub enum Event {
     RouteFailed {
         /// Route name.
         route: String,
-        /// Why, including the hop and stage.
+        /// Why, including the hop and stage, in words.
         reason: String,
+        /// Why, as the supervisor's rules see it: match on this, not on `reason`'s text (a
+        /// changed host key is [`AttemptFailure::HostKey`](crate::AttemptFailure::HostKey)).
+        failure: crate::error::AttemptFailure,
         /// True when the route will not be retried by itself (host key problem).
         permanent: bool,
         /// True when a person must supply something (a passphrase, password, one-time code or
@@ -135,8 +138,10 @@ impl std::fmt::Display for Event {
     }
 }
 
-/// The state of the tunnel as a whole.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The state of the tunnel as a whole. Serialised as the lowercase name of the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum RouteState {
     /// Trying to bring a route up; nothing carries traffic yet.
     Connecting,
@@ -209,7 +214,7 @@ impl std::fmt::Display for ForwardType {
 }
 
 /// A snapshot of one forward.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForwardStatus {
     /// Local port forward or SOCKS proxy.
     pub kind: ForwardType,
@@ -229,14 +234,16 @@ pub struct ForwardStatus {
     pub bytes_in: u64,
 }
 
-/// A snapshot of a tunnel.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A snapshot of a tunnel. Serialisable (e.g. `serde_json::to_string(&handle.status())`), with
+/// `since` as seconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Status {
     /// Overall state.
     pub state: RouteState,
     /// The route carrying new connections, if any.
     pub route: Option<String>,
     /// When the current state began.
+    #[serde(serialize_with = "unix_seconds")]
     pub since: SystemTime,
     /// Sessions established after the first one (reconnects and failovers).
     pub reconnects: u64,
@@ -246,6 +253,15 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Per-forward counters, in config order.
     pub forwards: Vec<ForwardStatus>,
+}
+
+/// Serialises a time as whole seconds since the Unix epoch (0 before it).
+fn unix_seconds<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
 }
 
 /// The mutable part of a status, behind a mutex touched only on state changes.

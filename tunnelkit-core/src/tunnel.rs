@@ -14,46 +14,10 @@ use tracing::Instrument;
 use crate::config::TunnelConfig;
 use crate::error::Error;
 use crate::forward::{serve, ForwardCtx, ForwardListener};
-use crate::prompt::{NoPrompt, NoSecrets, Prompter, SecretStore};
+pub use crate::prompt::Services;
 use crate::session::{connect_route, RouteSession};
 use crate::status::{Event, Shared, Status};
 use crate::supervisor::{Connector, Purpose, Supervisor, Triggers};
-
-/// What a tunnel needs from its host program: how to reach a person and where stored secrets
-/// are. The default asks nobody and stores nothing.
-#[derive(Clone)]
-pub struct Services {
-    /// Asks for passphrases, passwords, keyboard-interactive answers and host key decisions.
-    pub prompter: Arc<dyn Prompter>,
-    /// Stored passwords and key passphrases (the OS keyring in tunnelkit's CLI and agent).
-    pub secrets: Arc<dyn SecretStore>,
-}
-
-impl Default for Services {
-    fn default() -> Self {
-        Services {
-            prompter: Arc::new(NoPrompt),
-            secrets: Arc::new(NoSecrets),
-        }
-    }
-}
-
-impl std::fmt::Debug for Services {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Services")
-    }
-}
-
-impl Services {
-    /// The same services without a person: for background work such as failback probes,
-    /// which must never interrupt anyone.
-    pub fn background(&self) -> Services {
-        Services {
-            prompter: Arc::new(NoPrompt),
-            secrets: self.secrets.clone(),
-        }
-    }
-}
 
 /// The supervisor's connector: SSH to every hop of a route.
 struct SshConnector {
@@ -233,8 +197,9 @@ impl TunnelHandle {
 
     /// Waits until the tunnel has stopped and every connection task has ended. `Ok` when it
     /// was stopped; the last error when it gave up (every route failed permanently, or the
-    /// configured rounds ran out).
-    pub async fn wait(mut self) -> crate::Result<()> {
+    /// configured rounds ran out). The handle stays usable: [`status`](Self::status) then
+    /// shows the final state, and a second `wait` returns `Ok` at once.
+    pub async fn wait(&mut self) -> crate::Result<()> {
         let r = match self.task.take() {
             Some(t) => t
                 .await

@@ -91,7 +91,7 @@ proptest! {
     fn dash_o_options(k in "[A-Za-z]{0,24}", sep in "[ =\t]{0,3}", v in ".{0,40}") {
         let mut o = SshOptions::default();
         let _ = o.apply_kv(&format!("{k}{sep}{v}"));
-        let _ = o.hop_options(false);
+        let _ = o.hop_options(&tunnelkit_core::Environment::from_process(None, false));
     }
 
     #[test]
@@ -105,7 +105,7 @@ proptest! {
         std::fs::write(&file, lines.join("\n")).unwrap();
         let q = Query { host, local_user: "me".into(), home: dir.path().to_path_buf() };
         if let Ok(c) = evaluate(&q, SshOptions::default(), &Sources::file(&file)) {
-            let _ = tunnelkit_core::ssh_config::print_g(&c);
+            let _ = tunnelkit_core::ssh_config::print_g(&c, std::path::Path::new("/home/u"));
         }
     }
 

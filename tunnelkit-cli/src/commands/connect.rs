@@ -138,13 +138,14 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
         secrets: secret_store(),
     };
     let forwards = config.forwards.clone();
-    let (handle, mut events) = match Tunnel::start_subscribed(config, listeners, services, cancel) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("tunnelkit: {e}");
-            return Exit::Failure;
-        }
-    };
+    let (mut handle, mut events) =
+        match Tunnel::start_subscribed(config, listeners, services, cancel) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("tunnelkit: {e}");
+                return Exit::Failure;
+            }
+        };
     let mut report = Report {
         forwards,
         addrs: handle.local_addrs().to_vec(),

@@ -131,7 +131,7 @@ async fn demo(args: &DemoArgs) -> Result<()> {
         dr.addr().port()
     );
     let listeners = bind_forwards(&config.forwards).await?;
-    let handle = Tunnel::start(
+    let mut handle = Tunnel::start(
         config,
         listeners,
         Services::default(),

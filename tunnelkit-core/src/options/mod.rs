@@ -15,6 +15,7 @@ pub use keywords::{ignored_keywords, HARMLESS, REFUSED, REFUSED_UNLESS, SUPPORTE
 
 /// Why an option was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OptionError {
     /// Not an OpenSSH keyword at all.
     #[error("unknown option `{0}`")]
@@ -170,12 +171,10 @@ fn number(key: &'static str, v: &str) -> Result<u32, OptionError> {
 /// Expands a leading `~` or `~/` to the home directory.
 pub fn expand_tilde(p: &str) -> PathBuf {
     if p == "~" {
-        return dirs::home_dir().unwrap_or_else(|| PathBuf::from(p));
+        return crate::env::home_dir();
     }
     if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = dirs::home_dir() {
-            return home.join(rest);
-        }
+        return crate::env::home_dir().join(rest);
     }
     PathBuf::from(p)
 }
@@ -238,7 +237,7 @@ impl SshOptions {
                 let a = if v.eq_ignore_ascii_case("none") {
                     None
                 } else if v == "SSH_AUTH_SOCK" {
-                    std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from)
+                    crate::env::agent_socket()
                 } else {
                     Some(expand_tilde(v))
                 };
@@ -362,11 +361,12 @@ impl SshOptions {
         Ok(())
     }
 
-    /// The per-hop options with tunnelkit's defaults for anything not set.
-    /// `interactive` says whether a person can be asked (a TTY): it makes `ask` the default
+    /// The per-hop options with tunnelkit's defaults for `env`'s user for anything not set.
+    /// `env.interactive` says whether a person can be asked (a TTY): it makes `ask` the default
     /// host key policy, as in ssh; without one the default is `yes`.
-    pub fn hop_options(&self, interactive: bool) -> HopOptions {
-        let mut o = HopOptions::default();
+    pub fn hop_options(&self, env: &crate::Environment) -> HopOptions {
+        let interactive = env.interactive;
+        let mut o = HopOptions::for_env(env);
         if !self.identity_files.is_empty() {
             o.auth.identity_files = self.identity_files.clone();
         }
@@ -421,6 +421,17 @@ impl SshOptions {
 mod tests {
     use super::*;
 
+    fn env(interactive: bool) -> crate::Environment {
+        crate::Environment {
+            local_user: "alice".into(),
+            home: PathBuf::from("/home/alice"),
+            sources: crate::ssh_config::Sources::default(),
+            shell: PathBuf::from("/bin/sh"),
+            interactive,
+            agent_socket: None,
+        }
+    }
+
     #[test]
     fn first_value_wins_and_lists_accumulate() {
         let mut o = SshOptions::default();
@@ -435,12 +446,12 @@ mod tests {
             o.identity_files,
             vec![PathBuf::from("/k1"), PathBuf::from("/k2")]
         );
-        let h = o.hop_options(false);
+        let h = o.hop_options(&env(false));
         assert_eq!(h.server_alive_interval, Duration::from_secs(1));
         assert_eq!(h.server_alive_count_max, 3);
         assert_eq!(h.host_keys.strict, StrictHostKeyChecking::Yes);
         assert_eq!(
-            o.hop_options(true).host_keys.strict,
+            o.hop_options(&env(true)).host_keys.strict,
             StrictHostKeyChecking::Ask
         );
     }
@@ -483,12 +494,15 @@ mod tests {
     #[test]
     fn address_family_and_compression() {
         let mut o = SshOptions::default();
-        assert_eq!(o.hop_options(false).address_family, AddressFamily::Any);
-        assert!(!o.hop_options(false).compression);
+        assert_eq!(
+            o.hop_options(&env(false)).address_family,
+            AddressFamily::Any
+        );
+        assert!(!o.hop_options(&env(false)).compression);
         o.apply_kv("AddressFamily=inet6").unwrap();
         o.apply_kv("AddressFamily=inet").unwrap();
         o.apply_kv("Compression yes").unwrap();
-        let h = o.hop_options(false);
+        let h = o.hop_options(&env(false));
         assert_eq!(h.address_family, AddressFamily::Inet6, "first value wins");
         assert!(h.compression);
         assert!(o.ignored.is_empty());
@@ -515,7 +529,7 @@ mod tests {
         assert_eq!(p.proxy_jump, None);
         o.apply_kv("Ciphers=aes128-gcm@openssh.com,chacha20-poly1305@openssh.com")
             .unwrap();
-        let h = o.hop_options(true);
+        let h = o.hop_options(&env(true));
         assert_eq!(
             h.host_keys.user_files,
             vec![PathBuf::from("/a"), PathBuf::from("/b")]

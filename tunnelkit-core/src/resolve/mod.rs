@@ -29,14 +29,15 @@
 
 mod proxy_command;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::config::{Forward, Hop, Route};
 use crate::options::SshOptions;
 use crate::spec::{self, HopSpec, SpecError};
-use crate::ssh_config::{evaluate, ConfigError, HostConfig, Query, Sources};
+use crate::ssh_config::{evaluate, ConfigError, HostConfig, Query};
 
+pub use crate::env::Environment;
 pub use proxy_command::expand_proxy_command;
 
 /// ProxyJump chains nest at most this deep (a loop in ssh_config is an error, not a hang).
@@ -55,6 +56,7 @@ const PER_HOST: &[&str] = &[
 
 /// Why a request could not be resolved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResolveError {
     /// A hop, jump list or forward string is malformed.
     #[error(transparent)]
@@ -65,50 +67,6 @@ pub enum ResolveError {
     /// Anything else, described (e.g. `-o Bogus=1: unknown option`).
     #[error("{0}")]
     Invalid(String),
-}
-
-/// What the resolver may know about the machine it runs on: captured once by the caller and
-/// passed in, so that nothing below reads the process environment.
-#[derive(Debug, Clone)]
-pub struct Environment {
-    /// The local user name (default `User`, `%u`, `Match localuser`).
-    pub local_user: String,
-    /// The home directory (`~`, `%d`, `~/.ssh/config`).
-    pub home: PathBuf,
-    /// Which ssh_config files to read.
-    pub sources: Sources,
-    /// The shell that runs a ProxyCommand (`$SHELL`, else `/bin/sh`, as ssh).
-    pub shell: PathBuf,
-    /// Whether a person can answer prompts: makes `StrictHostKeyChecking ask` the default.
-    pub interactive: bool,
-}
-
-impl Environment {
-    /// The environment of this process: `$USER` (else `$LOGNAME`, else `root`), `$HOME`,
-    /// `$SHELL`; `config_file` is `-F` (`none` reads no file), else ssh's standard files.
-    pub fn from_process(config_file: Option<&Path>, interactive: bool) -> Self {
-        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-        let local_user = var("USER")
-            .or_else(|| var("LOGNAME"))
-            .and_then(|v| v.into_string().ok())
-            .unwrap_or_else(|| "root".to_string());
-        let home = var("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        let sources = match config_file {
-            Some(f) => Sources::file(f),
-            None => Sources::standard(&home),
-        };
-        Environment {
-            local_user,
-            sources,
-            shell: var("SHELL")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/bin/sh")),
-            home,
-            interactive,
-        }
-    }
 }
 
 /// Options the caller gives for every hop, before ssh_config (so they win).
@@ -249,7 +207,7 @@ impl<'a> Resolver<'a> {
             c.user.clone(),
             c.host_name.clone(),
             c.port,
-            Arc::new(c.options.hop_options(self.env.interactive)),
+            Arc::new(c.options.hop_options(&self.env)),
         );
         hop.host_key_alias = c.options.host_key_alias.clone();
         if let Some(cmd) = c.options.proxy_command.as_deref().filter(|c| !c.is_empty()) {
@@ -415,7 +373,7 @@ pub fn print_config(env: &Environment, req: &Request) -> Result<String, ResolveE
         req.port,
         req.jump.as_deref(),
     )?;
-    Ok(crate::ssh_config::print_g(&c))
+    Ok(crate::ssh_config::print_g(&c, &env.home))
 }
 
 #[cfg(test)]

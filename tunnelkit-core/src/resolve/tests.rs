@@ -1,6 +1,7 @@
 //! Table tests of the resolver against ssh_config files in a temporary directory.
 
 use super::*;
+use crate::ssh_config::Sources;
 
 fn env_with(config: &str) -> (tempfile::TempDir, Environment) {
     let dir = tempfile::tempdir().unwrap();
@@ -12,6 +13,7 @@ fn env_with(config: &str) -> (tempfile::TempDir, Environment) {
         sources: Sources::file(&file),
         shell: PathBuf::from("/bin/sh"),
         interactive: false,
+        agent_socket: None,
     };
     (dir, env)
 }

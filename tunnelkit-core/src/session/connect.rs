@@ -16,7 +16,7 @@ use super::proxy::{self, ProxyGuard};
 use super::{auth, with_deadline, Activity, ClientHandler, Heard, LossSlot, RouteSession};
 use crate::config::{Hop, Route};
 use crate::error::{os_reason, Error, Stage};
-use crate::tunnel::Services;
+use crate::prompt::Services;
 
 /// Connects and authenticates every hop of `route`. On error, the failing hop is named in an
 /// [`Error::Hop`].

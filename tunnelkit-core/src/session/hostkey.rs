@@ -102,7 +102,9 @@ fn decide(entries: &[Entry], key: &PublicKey) -> Verdict {
 
 /// Reads `files` in order and decides what they say about `key` for `name` (matched
 /// case-insensitively). Missing files are skipped; a file that exists but cannot be read, is
-/// not a regular file or is too large is an [`Error::Io`] naming it. Blocking.
+/// not a regular file or is too large is an [`Error::Io`] naming it. Blocking. (The fuzz
+/// target's entry point; connections use the async path.)
+#[cfg(any(test, feature = "internals"))]
 pub fn check(files: &[PathBuf], name: &str, key: &PublicKey) -> crate::Result<Verdict> {
     let entries = matching_entries(files, &name.to_ascii_lowercase())?;
     Ok(decide(&entries, key))
@@ -111,6 +113,8 @@ pub fn check(files: &[PathBuf], name: &str, key: &PublicKey) -> crate::Result<Ve
 /// The algorithms of the keys `files` record for `name`, first seen first, each once. Offer
 /// these host key algorithms first when connecting (ssh does), so that a server with several
 /// host keys shows one that can be checked rather than one that is merely unknown. Blocking.
+/// (The fuzz target's entry point; connections use the async path.)
+#[cfg(any(test, feature = "internals"))]
 pub fn known_algorithms(files: &[PathBuf], name: &str) -> crate::Result<Vec<Algorithm>> {
     let entries = matching_entries(files, &name.to_ascii_lowercase())?;
     Ok(plain_algorithms(&entries))

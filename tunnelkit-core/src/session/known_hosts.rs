@@ -123,51 +123,9 @@ fn hosts_match(hosts: &str, name: &str) -> Result<bool, &'static str> {
     Ok(name_mac(&salt, name).is_some_and(|mac| mac.verify_slice(&hash).is_ok()))
 }
 
-/// ssh's `match_pattern_list`: true when a pattern matches and no negated one does.
+/// ssh's `match_pattern_list` on a host field (comma-separated, case-insensitive).
 pub(crate) fn pattern_list_matches(patterns: &str, name: &str) -> bool {
-    let mut matched = false;
-    for pattern in patterns.split(',') {
-        let pattern = pattern.to_ascii_lowercase();
-        let (negated, pattern) = match pattern.strip_prefix('!') {
-            Some(p) => (true, p),
-            None => (false, pattern.as_str()),
-        };
-        if wildcard_matches(pattern.as_bytes(), name.as_bytes()) {
-            if negated {
-                return false;
-            }
-            matched = true;
-        }
-    }
-    matched
-}
-
-/// `*` matches any run of bytes, `?` exactly one.
-pub(crate) fn wildcard_matches(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    // Where the last `*` was, and the text position it is currently matched up to.
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    star = Some((sp, st + 1));
-                    p = sp + 1;
-                    t = st + 1;
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
+    crate::glob::match_list(patterns.split(','), name, true)
 }
 
 /// One line of the files whose patterns match a name.

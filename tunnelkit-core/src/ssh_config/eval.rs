@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::lex::{match_list, split_line};
+use super::lex::split_line;
 use super::ConfigError;
+use crate::glob::match_list;
 use crate::options::{canonical, SshOptions};
 
 /// Include files nest at most this deep, as in OpenSSH.

@@ -89,56 +89,6 @@ pub fn split_args(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-/// Glob match with `*` and `?`. OpenSSH compares `Host` lines and user names case-sensitively
-/// and host names in `Match` and known_hosts case-insensitively: `fold` selects the latter.
-pub fn glob(pattern: &str, text: &str, fold: bool) -> bool {
-    let (p, t) = if fold {
-        (pattern.to_lowercase(), text.to_lowercase())
-    } else {
-        (pattern.to_string(), text.to_string())
-    };
-    let p: Vec<char> = p.chars().collect();
-    let t: Vec<char> = t.chars().collect();
-    let (mut pi, mut ti) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if *c == '?' || *c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-/// OpenSSH's pattern-list match: true when some pattern matches and no negated one does.
-pub fn match_list<'a>(patterns: impl IntoIterator<Item = &'a str>, text: &str, fold: bool) -> bool {
-    let mut matched = false;
-    for p in patterns {
-        if let Some(neg) = p.strip_prefix('!') {
-            if glob(neg, text, fold) {
-                return false;
-            }
-        } else if glob(p, text, fold) {
-            matched = true;
-        }
-    }
-    matched
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,26 +112,5 @@ mod tests {
         assert_eq!(split_line("").unwrap(), None);
         assert!(split_line("User").unwrap_err().contains("missing argument"));
         assert!(split_line("User \"x").unwrap_err().contains("unterminated"));
-    }
-
-    #[test]
-    fn patterns() {
-        assert!(glob("*.example.com", "a.EXAMPLE.com", true));
-        assert!(!glob("*.example.com", "a.EXAMPLE.com", false));
-        assert!(glob("web?", "web1", false));
-        assert!(!glob("web?", "web12", false));
-        assert!(glob("*", "", false));
-        assert!(glob("a*b*c", "aXXbYYc", false));
-        assert!(!glob("a*b*c", "aXXbYY", false));
-        assert!(match_list(["*.corp", "!secret.corp"], "www.corp", false));
-        assert!(!match_list(
-            ["*.corp", "!secret.corp"],
-            "secret.corp",
-            false
-        ));
-        assert!(
-            !match_list(["!secret.corp"], "other", false),
-            "a lone negation matches nothing"
-        );
     }
 }

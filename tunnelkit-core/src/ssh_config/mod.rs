@@ -13,8 +13,8 @@ mod print;
 
 use std::path::PathBuf;
 
+pub use crate::glob::{glob, match_list};
 pub use eval::{evaluate, HostConfig, Query, Sources};
-pub use lex::{glob, match_list};
 pub use print::print_g;
 
 /// An ssh_config error, with the file and line.

@@ -30,10 +30,9 @@ fn yn(v: Option<bool>, default: bool) -> &'static str {
     }
 }
 
-/// Formats `c` as `ssh -G` would.
-pub fn print_g(c: &HostConfig) -> String {
+/// Formats `c` as `ssh -G` would, for a user whose home is `home` (default known_hosts files).
+pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
     let o = &c.options;
-    let home = dirs::home_dir().unwrap_or_default();
     let mut s = String::new();
     let mut line = |k: &str, v: &str| {
         let _ = writeln!(s, "{k} {v}");
@@ -142,25 +141,15 @@ pub fn print_g(c: &HostConfig) -> String {
             .collect::<Vec<_>>()
             .join(" ")
     };
+    // The defaults are the ones connections use: one list, in HostKeyPolicy::standard.
+    let standard = crate::config::HostKeyPolicy::standard(home);
     line(
         "globalknownhostsfile",
-        &files(
-            &o.global_known_hosts,
-            vec![
-                "/etc/ssh/ssh_known_hosts".into(),
-                "/etc/ssh/ssh_known_hosts2".into(),
-            ],
-        ),
+        &files(&o.global_known_hosts, standard.global_files),
     );
     line(
         "userknownhostsfile",
-        &files(
-            &o.user_known_hosts,
-            vec![
-                home.join(".ssh/known_hosts"),
-                home.join(".ssh/known_hosts2"),
-            ],
-        ),
+        &files(&o.user_known_hosts, standard.user_files),
     );
     line(
         "connecttimeout",

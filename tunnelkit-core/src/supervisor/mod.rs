@@ -256,6 +256,7 @@ impl<C: Connector> Supervisor<C> {
         self.shared.emit(Event::RouteFailed {
             route: self.name(i).to_string(),
             reason,
+            failure: e.attempt_failure(),
             permanent: e.is_host_key(),
             needs_input: matches!(e.root(), Error::NeedsInput(_)),
         });

@@ -147,7 +147,7 @@ async fn main() {
         ..Default::default()
     }));
     let target = EchoServer::start().await;
-    let handle = start_tunnel(&sshd, &dir, &key, target.addr()).await;
+    let mut handle = start_tunnel(&sshd, &dir, &key, target.addr()).await;
     let addr = handle.local_addrs()[0].expect("bound");
     if let Outcome::Failed(e) | Outcome::DataError(e) = exchange(addr, b"warm up").await {
         panic!(

@@ -9,21 +9,26 @@
 //! next key, then password and keyboard-interactive are tried. Key files are read on tokio's
 //! blocking pool and never waited on (see [`crate::files`]).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
-use russh::keys::{Certificate, HashAlg, PrivateKey, PrivateKeyWithHashAlg};
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 use russh::MethodKind;
 use secrecy::{ExposeSecret, SecretString};
+
+mod keys;
+
+#[cfg(feature = "internals")]
+pub use keys::check_key_permissions;
+use keys::read_public;
 
 use super::ClientHandler;
 use crate::config::Hop;
 use crate::error::{Error, Stage};
-use crate::files::{read_regular_async, KEY_FILE_MAX};
+use crate::prompt::Services;
 use crate::prompt::{PromptRequest, SecretKey};
-use crate::tunnel::Services;
 
 /// How many times a wrong passphrase or password is asked again, as ssh does.
 const PROMPT_TRIES: usize = 3;
@@ -279,76 +284,6 @@ impl Attempt<'_> {
         }
     }
 
-    /// Reads a private key (a regular file of at most `KEY_FILE_MAX` bytes), refusing files
-    /// others can read (as ssh does) and unlocking encrypted ones with the keyring or a prompt.
-    /// `None` means skip this key (logged, and listed in what was tried).
-    async fn load_key(&mut self, path: &Path) -> crate::Result<Option<PrivateKey>> {
-        let bytes = match read_regular_async(path.to_path_buf(), KEY_FILE_MAX).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("Load key \"{}\": {e}", path.display());
-                self.tried
-                    .push(format!("{} (ignored: cannot read it: {e})", path.display()));
-                return Ok(None);
-            }
-        };
-        if let Err(e) = check_key_permissions(path) {
-            tracing::error!("{e}");
-            self.tried
-                .push(format!("{} (ignored: bad permissions)", path.display()));
-            return Ok(None);
-        }
-        let parsed = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(|text| PrivateKey::from_openssh(text).ok());
-        let Some(key) = parsed else {
-            tracing::warn!("Load key \"{}\": invalid format", path.display());
-            self.tried
-                .push(format!("{} (ignored: invalid format)", path.display()));
-            return Ok(None);
-        };
-        if !key.is_encrypted() {
-            return Ok(Some(key));
-        }
-        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-        if let Some(stored) = self.stored(&SecretKey::Passphrase(abs.clone())) {
-            match key.decrypt(stored.expose_secret().as_bytes()) {
-                Ok(k) => return Ok(Some(k)),
-                Err(_) => tracing::warn!("the stored passphrase for {} is wrong", path.display()),
-            }
-        }
-        let request = PromptRequest::Passphrase { key_file: abs };
-        for _ in 0..PROMPT_TRIES {
-            let Some(pass) = self.ask(&request).await? else {
-                self.needed
-                    .push(format!("passphrase for key {}", path.display()));
-                return Ok(None);
-            };
-            match key.decrypt(pass.expose_secret().as_bytes()) {
-                Ok(k) => return Ok(Some(k)),
-                Err(_) => tracing::warn!("bad passphrase for {}", path.display()),
-            }
-        }
-        self.tried
-            .push(format!("{} (wrong passphrase)", path.display()));
-        Ok(None)
-    }
-
-    /// Certificates for `key`: `KEY-cert.pub` beside it, then each `CertificateFile` that
-    /// certifies the same public key.
-    async fn certificates_for(&self, path: &Path, key: &PrivateKey) -> Vec<(PathBuf, Certificate)> {
-        let beside = sibling(path, "-cert.pub");
-        let mut found = Vec::new();
-        for p in std::iter::once(beside).chain(self.hop.options.auth.certificate_files.clone()) {
-            if let Some(c) = read_cert(&p).await {
-                if c.public_key() == key.public_key().key_data() {
-                    found.push((p, c));
-                }
-            }
-        }
-        found
-    }
-
     fn stored(&self, key: &SecretKey) -> Option<SecretString> {
         match self.services.secrets.get(key) {
             Ok(s) => s,
@@ -472,65 +407,5 @@ impl Attempt<'_> {
             }
         }
         Ok(false)
-    }
-}
-
-/// Refuses private keys that group or others can read, with OpenSSH's words.
-pub fn check_key_permissions(path: &Path) -> crate::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| Error::KeyFile {
-            path: path.to_path_buf(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Error::KeyFile {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "UNPROTECTED PRIVATE KEY FILE! Permissions 0{mode:o} for '{}' are too open. \
-                     It is required that your private key files are NOT accessible by others. \
-                     This private key will be ignored.",
-                    path.display()
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(suffix);
-    PathBuf::from(s)
-}
-
-/// The public key beside a private key file (`KEY.pub`), if it can be read.
-async fn read_public(private: &Path) -> Option<russh::keys::PublicKey> {
-    let bytes = read_regular_async(sibling(private, ".pub"), KEY_FILE_MAX)
-        .await
-        .ok()?;
-    let text = String::from_utf8(bytes).ok()?;
-    russh::keys::PublicKey::from_openssh(text.trim()).ok()
-}
-
-/// A certificate file, if it exists; one that cannot be read or parsed is logged and skipped.
-async fn read_cert(file: &Path) -> Option<Certificate> {
-    let bytes = match read_regular_async(file.to_path_buf(), KEY_FILE_MAX).await {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => {
-            tracing::warn!("Load certificate \"{}\": {e}", file.display());
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    match Certificate::from_openssh(text.trim()) {
-        Ok(c) => Some(c),
-        Err(e) => {
-            tracing::warn!("{}: not an OpenSSH certificate: {e}", file.display());
-            None
-        }
     }
 }
