@@ -43,7 +43,7 @@ async fn main() -> Result<()> {
     let config = TunnelConfig::new(vec![route], vec![socks]);
     let listeners = bind_forwards(&config.forwards).await?;
     let cancel = CancellationToken::new();
-    let handle = Tunnel::start(config, listeners, Services::default(), cancel.clone())?;
+    let mut handle = Tunnel::start(config, listeners, Services::default(), cancel.clone())?;
     println!("SOCKS proxy on {:?}", handle.local_addrs());
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {

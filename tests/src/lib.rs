@@ -1,7 +1,8 @@
 //! The test harness of tunnelkit: real OpenSSH `sshd` processes on loopback (random ports,
 //! throwaway host keys, their own config), real targets (echo, speak-first like VNC,
 //! half-close), a fault proxy that can go silent without RST, a delay line that makes loopback a
-//! long path ([`DelayLine`]), and a real `ssh-agent`.
+//! long path ([`DelayLine`]), a real `ssh-agent`, and `tunnelkit agent` processes
+//! ([`AgentProcess`]).
 //!
 //! Nothing here picks a fixed port or sleeps to wait for readiness: listeners bind port 0 and
 //! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
@@ -9,31 +10,42 @@
 //! [`netns`] gives a test a network namespace and a veth link of its own (down/up, tbf shaping)
 //! with an sshd behind it, names of its own and an HTTP server only it can reach.
 //!
+//! [`desktop`] runs xrdp and TigerVNC's Xvnc in such a namespace, for `tunnelkit open`.
+//! [`TunnelkitAgent`] runs a real `tunnelkit agent`; [`SessionBus`] a private D-Bus session bus
+//! with a [`BusMonitor`] on it.
+//!
 //! [`chart`] draws the compare benchmark's results as a PNG.
 
 mod agent;
+mod agent_process;
 pub mod chart;
+mod dbus;
 mod delay;
+pub mod desktop;
 mod forwarding;
 mod keys;
 pub mod netns;
 mod proxy;
 mod sshd;
 mod targets;
+mod tunnelkit_agent;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use agent::SshAgent;
+pub use agent_process::AgentProcess;
+pub use dbus::{BusMonitor, SessionBus};
 pub use delay::DelayLine;
 pub use forwarding::Forwarding;
 pub use keys::KeyPair;
 pub use proxy::FaultProxy;
 pub use sshd::{HostCertificate, Sshd, SshdOptions};
 pub use targets::{
-    firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, RefusedPort, Server,
-    SpeakFirstServer,
+    firehose_byte, refused_port, EchoServer, FirehoseServer, HalfCloseServer, NeverReadsServer,
+    RefusedPort, Server, SinkServer, SpeakFirstServer,
 };
+pub use tunnelkit_agent::{TunnelkitAgent, AGENT_DEADLINE};
 
 /// Finds an OpenSSH program; panics with the Debian package to install when it is missing.
 pub fn find_tool(name: &str) -> PathBuf {

@@ -136,6 +136,13 @@ impl Netns {
         std::fs::write(dir.join("hosts"), lines).expect("write /etc/netns/NAME/hosts");
     }
 
+    /// A command that runs `program` inside the namespace (`ip netns exec NAME program`).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(ip_tool());
+        c.args(["netns", "exec", &self.name]).arg(program);
+        c
+    }
+
     /// Takes the link down (`false`) or up (`true`) at the namespace's end: our end loses its
     /// carrier, so packets to the namespace are dropped here (nothing goes anywhere else).
     pub fn set_link(&self, up: bool) {
@@ -146,6 +153,19 @@ impl Netns {
             &self.ns_if,
             if up { "up" } else { "down" },
         ]);
+    }
+
+    /// Bytes sent and received so far by this side's end of the link (the kernel's interface
+    /// counters: every frame, headers included), as `(tx, rx)`.
+    pub fn link_bytes(&self) -> (u64, u64) {
+        let read = |what: &str| {
+            let p = format!("/sys/class/net/{}/statistics/{what}_bytes", self.root_if);
+            let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {p}: {e}"));
+            text.trim()
+                .parse::<u64>()
+                .unwrap_or_else(|e| panic!("{p}: {text:?}: {e}"))
+        };
+        (read("tx"), read("rx"))
     }
 
     /// Limits both directions of the link to `rate` (tc syntax, e.g. `8mbit`) with a token

@@ -219,6 +219,16 @@ impl Sshd {
         }
     }
 
+    /// Replaces the public keys allowed to log in (new connections use the new list): a key
+    /// removed from `authorized_keys`, or put back.
+    pub fn set_authorized_keys(&self, lines: &[String]) {
+        std::fs::write(
+            self.dir.path().join("authorized_keys"),
+            lines.join("\n") + "\n",
+        )
+        .expect("authorized_keys");
+    }
+
     /// Replaces the host key (new connections present the new key): a host key change.
     pub fn replace_host_key(&self) {
         let d = self.dir.path();

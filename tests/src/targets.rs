@@ -1,6 +1,7 @@
-//! Targets behind the bastion: echo, a server that speaks first (as VNC does), a half-close
-//! checker, and a port that refuses connections. Each binds 127.0.0.1:0 (the echo server also an
-//! address a test gives, on a link of its own) and stops on drop.
+//! Targets behind the bastion (or, for remote forwards, on this side): echo, a server that
+//! speaks first (as VNC does), a half-close checker, a firehose and a sink (for loads), one that
+//! never reads, and a port that refuses connections. Each binds 127.0.0.1:0 (echo, firehose and
+//! sink also an address a test gives, on a link of its own) and stops on drop.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -146,9 +147,14 @@ pub struct FirehoseServer {
 impl FirehoseServer {
     /// Starts it.
     pub async fn start() -> FirehoseServer {
+        FirehoseServer::start_on("127.0.0.1".parse().expect("loopback")).await
+    }
+
+    /// Starts it on `ip` (an address of a test's own network namespace link), port 0.
+    pub async fn start_on(ip: std::net::IpAddr) -> FirehoseServer {
         let written: Arc<Mutex<Vec<Arc<AtomicU64>>>> = Arc::default();
         let all = written.clone();
-        let server = Server::start(move |mut s: TcpStream| {
+        let server = Server::start_on(ip, move |mut s: TcpStream| {
             let count = Arc::new(AtomicU64::new(0));
             all.lock().expect("firehose counters").push(count.clone());
             async move {
@@ -179,6 +185,61 @@ impl FirehoseServer {
     pub fn written(&self, n: usize) -> u64 {
         let all = self.written.lock().expect("firehose counters");
         all.get(n).map_or(0, |c| c.load(Ordering::SeqCst))
+    }
+}
+
+/// Reads and discards everything sent to it, counting the bytes (all connections together).
+pub struct SinkServer {
+    server: Server,
+    read: Arc<AtomicU64>,
+}
+
+impl SinkServer {
+    /// Starts it on `ip`, port 0.
+    pub async fn start_on(ip: std::net::IpAddr) -> SinkServer {
+        let read = Arc::new(AtomicU64::new(0));
+        let count = read.clone();
+        let server = Server::start_on(ip, move |mut s: TcpStream| {
+            let count = count.clone();
+            async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    count.fetch_add(n as u64, Ordering::SeqCst);
+                }
+            }
+        })
+        .await;
+        SinkServer { server, read }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// Bytes read so far, from every connection.
+    pub fn read(&self) -> u64 {
+        self.read.load(Ordering::SeqCst)
+    }
+}
+
+/// Accepts connections and never reads them (a frozen application): whatever is sent to it
+/// piles up in socket buffers until the sender is held back. Its connections stay open until the
+/// test's runtime ends.
+pub struct NeverReadsServer;
+
+impl NeverReadsServer {
+    /// Starts it.
+    #[allow(clippy::new_ret_no_self)]
+    pub async fn start() -> Server {
+        Server::start(|s| async move {
+            let _held = s;
+            std::future::pending::<()>().await
+        })
+        .await
     }
 }
 

@@ -69,6 +69,8 @@ async fn idle_close_by_the_bastion_reconnects_to_the_same_route() {
         vec![forward_to(echo_target.addr())],
     );
     config.failback = Failback::After(Duration::from_secs(60));
+    // No standby probes: any connection the DR sshd sees is then an attempt to carry traffic.
+    config.standby_probe = None;
     let (handle, addr, events) = start(config, Services::default()).await;
     let log = record(events);
     let began = Instant::now();

@@ -17,7 +17,8 @@ use crate::events::{AgentEvent, ProfileEvent, ProfileLog};
 use crate::launcher::{profile_span, Launcher};
 use crate::profile::{self, Profile};
 use crate::registry::{
-    Attached, Command, DownStarted, RegistryConfig, RegistryError, UpStarted, STOP_DEADLINE,
+    Attached, Command, DownStarted, DrillTarget, RegistryConfig, RegistryError, UpStarted,
+    STOP_DEADLINE,
 };
 use crate::relay::Relay;
 use crate::scan::{read_dir_blocking, ProfileFile, Scanned};
@@ -123,6 +124,32 @@ impl Actor {
             } => self.up(&name, attach, reply).await,
             Command::Down { name, reply } => {
                 let r = self.down(&name);
+                let _ = reply.send(r);
+            }
+            Command::Drill { name, reply } => {
+                let r = match self.slots.get(&name).filter(|s| !s.removed).map(|s| &s.run) {
+                    None => Err(no_such(&name)),
+                    Some(Run::Running(r)) => {
+                        let s = r.tunnel.status();
+                        r.tunnel
+                            .control()
+                            .map(|control| DrillTarget {
+                                control,
+                                locals: s
+                                    .forwards
+                                    .iter()
+                                    .map(|f| f.local.map(|a| a.to_string()).unwrap_or_default())
+                                    .collect(),
+                                route: s.route,
+                            })
+                            .ok_or_else(|| {
+                                RegistryError::Refused(format!("{name} cannot run a drill"))
+                            })
+                    }
+                    Some(_) => Err(RegistryError::Refused(format!(
+                        "{name} is not running: start it with `tunnelkit up {name}` first"
+                    ))),
+                };
                 let _ = reply.send(r);
             }
             Command::Shutdown(_) => {}

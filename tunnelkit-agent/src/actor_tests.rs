@@ -37,6 +37,8 @@ impl RunningTunnel for FakeTunnel {
             failovers: 0,
             last_error: None,
             forwards: vec![],
+            remote_forwards: vec![],
+            routes: vec![],
         }
     }
 

@@ -154,6 +154,7 @@ fn expect(request: &Request, response: Response) -> Result<Response, ClientError
             | (Request::Down { .. }, Response::Down { .. })
             | (Request::Reload, Response::Reload(_))
             | (Request::Logs { .. }, Response::Logs { .. })
+            | (Request::Drill { .. }, Response::Drill { .. })
     );
     if fits {
         return Ok(response);
@@ -164,5 +165,6 @@ fn expect(request: &Request, response: Response) -> Result<Response, ClientError
         Response::Down { .. } => "a down reply",
         Response::Reload(_) => "a reload summary",
         Response::Logs { .. } => "log lines",
+        Response::Drill { .. } => "a drill report",
     }))
 }

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tunnelkit_core::{bind_forward, Event, SecretStore, Services, Status, Tunnel, TunnelHandle};
+use tunnelkit_core::{
+    bind_forward, Event, SecretStore, Services, Status, Tunnel, TunnelControl, TunnelHandle,
+};
 
 use crate::profile::Profile;
 use crate::relay::Relay;
@@ -27,6 +29,10 @@ pub trait RunningTunnel: Send + Sync {
     fn events(&self) -> broadcast::Receiver<Event>;
     /// Asks it to stop; the future resolves once it has.
     fn stop(self: Box<Self>) -> Stopping;
+    /// A way to ask it for a drill while it runs; `None` when it cannot run one.
+    fn control(&self) -> Option<TunnelControl> {
+        None
+    }
 }
 
 impl RunningTunnel for TunnelHandle {
@@ -36,6 +42,10 @@ impl RunningTunnel for TunnelHandle {
 
     fn events(&self) -> broadcast::Receiver<Event> {
         TunnelHandle::events(self)
+    }
+
+    fn control(&self) -> Option<TunnelControl> {
+        Some(TunnelHandle::control(self))
     }
 
     fn stop(self: Box<Self>) -> Stopping {

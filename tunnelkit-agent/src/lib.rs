@@ -2,20 +2,28 @@
 //!
 //! The background agent of tunnelkit: it keeps named TOML [`profile`]s alive, watches their
 //! directory, and is controlled over a local Unix socket ([`server`], [`protocol`]) by
-//! `tunnelkit status|up|down|reload|logs`. Passwords and passphrases come from the OS keyring
+//! `tunnelkit status|up|down|reload|logs|drill`. Passwords and passphrases come from the OS keyring
 //! ([`secrets`]); anything else a profile needs from a person is relayed to the terminal of
 //! whoever runs `tunnelkit up NAME` ([`relay`]).
 //!
 //! Inside, one task owns the profiles ([`registry`]); reloads are a pure [`diff`] of what is
 //! known and what the directory holds; the socket trusts only its own user ([`trust`]).
+//!
+//! Around it, subscribers to the agent's [`events`]: Prometheus [`metrics`] on a listener the
+//! caller binds, and desktop notifications ([`notify`]) on the D-Bus session bus. Under
+//! systemd, logs go to the journal with their priorities ([`journal`]).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod actor;
 pub mod client;
 pub mod diff;
+pub mod drill;
 pub mod events;
+pub mod journal;
 pub mod launcher;
+pub mod metrics;
+pub mod notify;
 pub mod paths;
 pub mod profile;
 pub mod protocol;

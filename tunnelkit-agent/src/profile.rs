@@ -6,9 +6,11 @@
 //!
 //! Hops are resolved by the core's resolver ([`tunnelkit_core::resolve`]) exactly as the command
 //! line resolves them: a hop that names a `Host` alias of `~/.ssh/config` gets its HostName,
-//! User, Port, IdentityFile, ProxyJump, ProxyCommand and known_hosts options; a profile without
-//! `[[forward]]` or `[[dynamic]]` takes the `LocalForward` and `DynamicForward` lines of its
-//! primary destination. `[[dynamic]]` is a SOCKS proxy (`ssh -D`). `[ssh]` options
+//! User, Port, IdentityFile, ProxyJump, ProxyCommand and known_hosts options; a profile with
+//! none of `[[forward]]`, `[[dynamic]]` and `[[remote]]` takes the `LocalForward`,
+//! `DynamicForward` and `RemoteForward` lines of its primary destination. `[[dynamic]]` is a
+//! SOCKS proxy (`ssh -D`). `[[remote]]` is a remote forward (`ssh -R`): the bastion of the
+//! route in use listens, and connections come back to a target on this side. `[ssh]` options
 //! apply to every hop, like `-o`; the keys that name one host or that a profile cannot apply
 //! are refused with their line and column.
 
@@ -21,7 +23,10 @@ use toml::Spanned;
 use tunnelkit_core::resolve::{self as core, Environment, Overrides, Resolver};
 use tunnelkit_core::spec;
 use tunnelkit_core::ssh_config::HostConfig;
-use tunnelkit_core::{Failback, Forward, ForwardKind, Route, SshOptions, Target, TunnelConfig};
+use tunnelkit_core::{
+    Failback, Forward, ForwardKind, RemoteBind, RemoteForward, Route, SshOptions, Target,
+    TunnelConfig,
+};
 
 mod listen;
 
@@ -37,6 +42,7 @@ const NOT_IN_PROFILE: &[(&str, &str)] = &[
     ("HostKeyAlias", "names one host: put it in ssh_config under the Host a hop names"),
     ("LocalForward", "use [[forward]] (or LocalForward under the primary destination's Host in ssh_config)"),
     ("DynamicForward", "use [[dynamic]] (or DynamicForward under the primary destination's Host in ssh_config)"),
+    ("RemoteForward", "use [[remote]] (or RemoteForward under the primary destination's Host in ssh_config)"),
     ("GatewayPorts", "set the bind address in [[forward]]: local = \"0.0.0.0:PORT\""),
     ("ExitOnForwardFailure", "does not apply to the agent: a forward that cannot be bound is shown in `tunnelkit status`"),
     ("ConnectionAttempts", "does not apply to the agent: it retries every route with backoff until stopped"),
@@ -72,6 +78,12 @@ pub struct RawProfile {
     /// Seconds a new connection waits for a route.
     #[serde(default)]
     pub route_wait: Option<Spanned<u64>>,
+    /// Seconds between background probes of each standby route, or "never".
+    #[serde(default)]
+    pub standby_probe: Option<Spanned<toml::Value>>,
+    /// Keep the next route's session up, so a failover needs no handshake.
+    #[serde(default)]
+    pub hot_standby: bool,
     /// OpenSSH options applied to every hop, as with `-o`.
     #[serde(default)]
     pub ssh: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
@@ -81,6 +93,9 @@ pub struct RawProfile {
     /// SOCKS proxies (dynamic forwards).
     #[serde(default)]
     pub dynamic: Vec<RawDynamic>,
+    /// Remote forwards (`ssh -R`).
+    #[serde(default)]
+    pub remote: Vec<RawRemote>,
     /// Routes: the first is the primary, then DR routes in order.
     #[serde(default)]
     pub route: Vec<RawRoute>,
@@ -97,6 +112,24 @@ pub struct RawForward {
     /// Per-route targets: `route name = "host:port"`.
     #[serde(default)]
     pub remote_by_route: BTreeMap<Spanned<String>, Spanned<String>>,
+    /// Concurrent connections at most.
+    #[serde(default)]
+    pub max_connections: Option<Spanned<u64>>,
+}
+
+/// One `[[remote]]`: a port on the bastion of the route in use, forwarded back to a target on
+/// this side.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRemote {
+    /// Where the bastion listens: `port` (its loopback), `"*:port"` (every address, if its
+    /// GatewayPorts allows), `"host:port"` or `"[v6]:port"`; port 0 lets it pick one.
+    pub bind: Spanned<toml::Value>,
+    /// `host:port` this side connects to for each connection.
+    pub target: Spanned<String>,
+    /// Per-route listen addresses: `route name = "host:port"` (or a port).
+    #[serde(default)]
+    pub bind_by_route: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     /// Concurrent connections at most.
     #[serde(default)]
     pub max_connections: Option<Spanned<u64>>,
@@ -265,22 +298,34 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
         routes.push(route);
     }
 
-    let none_given = raw.forward.is_empty() && raw.dynamic.is_empty();
-    let mut forwards = match (&primary, none_given) {
-        (Some(dest), true) => core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
-            cx.err(
-                0..0,
-                format!("LocalForward or DynamicForward of the primary destination: {e}"),
-            )
-        })?,
-        _ => Vec::new(),
+    let from_ssh_config = raw.forward.is_empty() && raw.dynamic.is_empty() && raw.remote.is_empty();
+    let (mut forwards, mut remote_forwards) = match (&primary, from_ssh_config) {
+        (Some(dest), true) => (
+            core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
+                cx.err(
+                    0..0,
+                    format!("LocalForward or DynamicForward of the primary destination: {e}"),
+                )
+            })?,
+            core::remote_forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
+                cx.err(
+                    0..0,
+                    format!("RemoteForward of the primary destination: {e}"),
+                )
+            })?,
+        ),
+        _ => (Vec::new(), Vec::new()),
     };
-    if none_given && forwards.is_empty() {
+    if from_ssh_config && forwards.is_empty() && remote_forwards.is_empty() {
         return Err(cx.err(
             0..0,
-            "no [[forward]] or [[dynamic]], and the primary destination has no LocalForward or \
-             DynamicForward in ssh_config: a profile needs at least one forward",
+            "no [[forward]], [[dynamic]] or [[remote]], and the primary destination has no \
+             LocalForward, DynamicForward or RemoteForward in ssh_config: a profile needs at \
+             least one forward",
         ));
+    }
+    for r in &raw.remote {
+        remote_forwards.push(remote_forward(&cx, r, &routes)?);
     }
     for f in &raw.forward {
         let (bind, port) = listen::local_address(&cx, &f.local)?;
@@ -313,6 +358,7 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     }
 
     let mut config = TunnelConfig::new(routes, forwards);
+    config.remote_forwards = remote_forwards;
     config.give_up_after_rounds = None;
     if let Some(fb) = &raw.failback {
         config.failback = match fb.get_ref() {
@@ -339,6 +385,19 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     if let Some(w) = &raw.route_wait {
         config.route_wait = Duration::from_secs(*w.get_ref());
     }
+    if let Some(p) = &raw.standby_probe {
+        config.standby_probe = match p.get_ref() {
+            toml::Value::Integer(n) if *n > 0 => Some(Duration::from_secs(*n as u64)),
+            toml::Value::String(s) if s == "never" => None,
+            _ => {
+                return Err(cx.err(
+                    p.span(),
+                    "standby_probe: expected a number of seconds (at least 1) or \"never\"",
+                ))
+            }
+        };
+    }
+    config.hot_standby = raw.hot_standby;
     config.validate().map_err(|e| cx.err(0..0, e.to_string()))?;
     Ok(Profile {
         name,
@@ -349,233 +408,61 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tunnelkit_core::ssh_config::Sources;
-
-    /// No ssh_config at all: the tests do not depend on the machine's files.
-    fn env() -> Environment {
-        Environment {
-            local_user: "me".into(),
-            home: PathBuf::from("/nonexistent"),
-            sources: Sources::default(),
-            shell: PathBuf::from("/bin/sh"),
-            interactive: false,
-            agent_socket: None,
+/// A bastion listen address written as a port or a string.
+fn remote_bind(
+    cx: &Ctx<'_>,
+    v: &Spanned<toml::Value>,
+    key: &str,
+) -> Result<RemoteBind, ProfileError> {
+    let text = match v.get_ref() {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        _ => {
+            return Err(cx.err(
+                v.span(),
+                format!("{key}: expected a port or \"host:port\" on the bastion"),
+            ))
         }
-    }
-
-    const GOOD: &str = r#"
-description = "RDP to the finance app server; DR via the Frankfurt site"
-autostart = true
-failback = 60
-
-[ssh]
-IdentityFile = "~/.ssh/id_ed25519"
-ServerAliveInterval = 5
-
-[[forward]]
-local = "127.0.0.1:13389"
-remote = "app.internal:3389"
-remote_by_route = { dr-frankfurt = "app.fra.internal:3389" }
-
-[[forward]]
-local = 5901
-remote = "vnc.internal:5901"
-
-[[route]]
-name = "primary"
-hops = ["ops@gw.example.com", "admin@bastion.prod.example.com:2222"]
-
-[[route]]
-name = "dr-frankfurt"
-hops = ["admin@bastion.fra.example.com"]
-"#;
-
-    #[test]
-    fn parses_the_documented_shape() {
-        let p = parse_in(Path::new("/p/finance-rdp.toml"), GOOD, &env()).unwrap();
-        assert_eq!(p.name, "finance-rdp");
-        assert!(p.autostart);
-        let c = &p.config;
-        assert_eq!(
-            c.routes[0].hops[1].label(),
-            "admin@bastion.prod.example.com:2222"
-        );
-        assert_eq!(c.routes[1].hops[0].user, "admin");
-        assert_eq!(c.forwards[1].bind_label(), "127.0.0.1:5901");
-        assert_eq!(
-            c.forwards[0].target_for("dr-frankfurt").unwrap().host,
-            "app.fra.internal"
-        );
-        assert_eq!(
-            c.forwards[0].target_for("primary").unwrap().host,
-            "app.internal"
-        );
-        assert_eq!(c.failback, Failback::After(Duration::from_secs(60)));
-        assert_eq!(
-            c.routes[0].hops[0].options.server_alive_interval,
-            Duration::from_secs(5)
-        );
-    }
-
-    fn err(text: &str) -> ProfileError {
-        parse_in(Path::new("/p/x.toml"), text, &env()).unwrap_err()
-    }
-
-    #[test]
-    fn errors_name_file_line_column() {
-        let e = err("autostart = true\nbogus = 1\n");
-        assert_eq!((e.line, e.column), (2, 1), "{e}");
-        assert!(e.to_string().starts_with("/p/x.toml:2:1: "), "{e}");
-        assert!(e.message.contains("bogus"), "{e}");
-
-        let e = err("autostart = \"yes\"\n");
-        assert_eq!(e.line, 1, "{e}");
-
-        let bad_hop = GOOD.replace("admin@bastion.fra.example.com", "admin@bastion:99999");
-        let e = err(&bad_hop);
-        let line = bad_hop.lines().position(|l| l.contains("99999")).unwrap() + 1;
-        assert_eq!(e.line, line, "{e}");
-        assert!(e.message.contains("invalid hop"), "{e}");
-
-        let bad_fwd = GOOD.replace("app.internal:3389\"", "app.internal\"");
-        let e = err(&bad_fwd);
-        assert!(e.message.contains("expected host:port"), "{e}");
-
-        let e = err(&GOOD.replace("ServerAliveInterval = 5", "Password = \"x\""));
-        assert!(e.message.contains("unknown option `Password`"), "{e}");
-
-        let e = err(&GOOD.replace(
-            "remote_by_route = { dr-frankfurt",
-            "remote_by_route = { nowhere",
-        ));
-        assert!(e.message.contains("no route named nowhere"), "{e}");
-
-        let e = err(&GOOD.replace("failback = 60", "failback = \"soon\""));
-        assert!(e.message.contains("\"never\""), "{e}");
-        assert_eq!(e.line, 4);
-    }
-
-    #[test]
-    fn dynamic_tables_are_socks_proxies() {
-        let text = format!(
-            "{GOOD}\n[[dynamic]]\nlocal = 1080\n\n[[dynamic]]\nlocal = \"[::1]:1081\"\nmax_connections = 8\n"
-        );
-        let c = parse_in(Path::new("/p/x.toml"), &text, &env())
-            .unwrap()
-            .config;
-        assert_eq!(c.forwards.len(), 4);
-        assert_eq!(c.forwards[2].kind, ForwardKind::Dynamic);
-        assert_eq!(c.forwards[2].bind_label(), "127.0.0.1:1080");
-        assert_eq!(c.forwards[3].bind_label(), "[::1]:1081");
-        assert_eq!(c.forwards[3].max_connections, 8);
-        // Only [[dynamic]]: enough, without [[forward]].
-        let only = "[[dynamic]]\nlocal = 1080\n[[route]]\nname = \"p\"\nhops = [\"b\"]\n";
-        let c = parse_in(Path::new("/p/x.toml"), only, &env())
-            .unwrap()
-            .config;
-        assert_eq!(c.forwards.len(), 1);
-        for (bad, line, col, needle) in [
-            (
-                "local = 1080\nremote = \"a:1\"",
-                3,
-                1,
-                "unknown field `remote`",
-            ),
-            ("local = true", 2, 9, "expected a port"),
-            ("local = \"h:x\"", 2, 9, "invalid local address"),
-            ("local = 1080\nmax_connections = 0", 3, 19, "at least 1"),
-            ("max_connections = 3", 1, 1, "missing field `local`"),
-        ] {
-            let text = format!("[[dynamic]]\n{bad}\n[[route]]\nname = \"p\"\nhops = [\"b\"]\n");
-            let e = err(&text);
-            assert!(e.message.contains(needle), "{bad}: {e}");
-            assert_eq!((e.line, e.column), (line, col), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn keys_a_profile_cannot_apply_are_refused_where_they_are() {
-        for key in [
-            "HostName = \"x\"",
-            "HostKeyAlias = \"x\"",
-            "LocalForward = \"1 h:2\"",
-            "DynamicForward = 1080",
-            "ExitOnForwardFailure = true",
-            "ProxyCommand = \"nc %h %p\"",
-            "User = \"root\"",
-        ] {
-            let text = GOOD.replace("ServerAliveInterval = 5", key);
-            let e = err(&text);
-            let line = text.lines().position(|l| l == key).unwrap() + 1;
-            assert_eq!((e.line, e.column), (line, 1), "{key}: {e}");
-            let name = key.split(' ').next().unwrap();
-            assert!(e.message.starts_with(&format!("[ssh] {name} ")), "{e}");
-        }
-        let e = err(&GOOD.replace("ServerAliveInterval = 5", "KexAlgorithms = \"x\""));
-        assert!(e.message.contains("is not supported by tunnelkit"), "{e}");
-    }
-
-    #[test]
-    fn hops_naming_ssh_config_hosts_resolve_as_the_command_line_does() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = dir.path().join("config");
-        std::fs::write(
-            &cfg,
-            "Host prod-bastion\n  HostName bastion.prod.example\n  User admin\n  Port 2222\n  \
-             ProxyJump ops-gw\n  IdentityFile /keys/prod\n  LocalForward 13389 winserver:3389\n\
-             Host ops-gw\n  HostName gw.example\n  User ops\n\
-             Host dr-bastion\n  ProxyCommand socat - TCP:%h:%p\n  UserKnownHostsFile /kh/dr\n",
-        )
-        .unwrap();
-        let mut e = env();
-        e.sources = Sources::file(&cfg);
-        let text = "[[route]]\nname = \"primary\"\nhops = [\"prod-bastion\"]\n\
-                    [[route]]\nname = \"dr\"\nhops = [\"dr-bastion\"]\n";
-        let p = parse_in(Path::new("/p/x.toml"), text, &e).unwrap();
-        let c = &p.config;
-        let labels: Vec<String> = c.routes[0].hops.iter().map(|h| h.label()).collect();
-        assert_eq!(
-            labels,
-            ["ops@gw.example:22", "admin@bastion.prod.example:2222"]
-        );
-        assert_eq!(
-            c.routes[0].hops[1].options.auth.identity_files,
-            vec![PathBuf::from("/keys/prod")]
-        );
-        // No [[forward]]: the primary destination's LocalForward.
-        assert_eq!(c.forwards.len(), 1);
-        assert_eq!(
-            c.forwards[0].target_for("primary").unwrap().host,
-            "winserver"
-        );
-        let dr = &c.routes[1].hops[0];
-        assert_eq!(
-            dr.proxy_command.as_ref().unwrap().command,
-            "exec socat - TCP:dr-bastion:22"
-        );
-        assert_eq!(
-            dr.options.host_keys.user_files,
-            vec![PathBuf::from("/kh/dr")]
-        );
-        // An ssh_config mistake names the profile's hops and the ssh_config line.
-        std::fs::write(&cfg, "Host prod-bastion\n  Frobnicate yes\n").unwrap();
-        let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
-        assert_eq!((err.line, err.column), (3, 8), "{err}");
-        assert!(
-            err.message.contains("config:2: Bad configuration option"),
-            "{err}"
-        );
-        // DynamicForward in ssh_config counts as a forward too.
-        std::fs::write(&cfg, "Host prod-bastion\n  DynamicForward 1080\n").unwrap();
-        let p = parse_in(Path::new("/p/x.toml"), text, &e).unwrap();
-        assert_eq!(p.config.forwards[0].kind, ForwardKind::Dynamic);
-        assert_eq!(p.config.forwards[0].bind_label(), "127.0.0.1:1080");
-        // Without forwards anywhere: an error.
-        std::fs::write(&cfg, "").unwrap();
-        let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
-        assert!(err.message.contains("no [[forward]]"), "{err}");
-    }
+    };
+    let (host, port) =
+        spec::parse_remote_listen(&text).map_err(|e| cx.err(v.span(), format!("{key}: {e}")))?;
+    Ok(RemoteBind {
+        host: host.unwrap_or_else(|| "localhost".into()),
+        port,
+    })
 }
+
+/// One `[[remote]]`, its routes checked against the profile's.
+fn remote_forward(
+    cx: &Ctx<'_>,
+    r: &RawRemote,
+    routes: &[Route],
+) -> Result<RemoteForward, ProfileError> {
+    let bind = remote_bind(cx, &r.bind, "bind")?;
+    let (host, port) = spec::parse_target(r.target.get_ref())
+        .map_err(|e| cx.err(r.target.span(), format!("target: {e}")))?;
+    let mut route_binds = Vec::new();
+    for (route, b) in &r.bind_by_route {
+        if !routes.iter().any(|x| &x.name == route.get_ref()) {
+            return Err(cx.err(
+                route.span(),
+                format!("bind_by_route: no route named {}", route.get_ref()),
+            ));
+        }
+        route_binds.push((
+            route.get_ref().clone(),
+            remote_bind(cx, b, "bind_by_route")?,
+        ));
+    }
+    let max_connections = listen::max_connections(cx, &r.max_connections)?;
+    Ok(RemoteForward {
+        bind,
+        route_binds,
+        target: Target { host, port },
+        max_connections,
+    })
+}
+
+#[cfg(test)]
+#[path = "profile_tests.rs"]
+mod tests;

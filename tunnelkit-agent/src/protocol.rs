@@ -8,7 +8,10 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use crate::status::{ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary};
+pub use crate::drill::{DrillForwardJson, DrillJson};
+pub use crate::status::{
+    ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary, RemoteForwardJson, RouteJson,
+};
 
 /// The largest line either side accepts; longer lines are an error and close the connection.
 pub const MAX_MESSAGE: usize = 64 * 1024;
@@ -169,6 +172,15 @@ pub enum Request {
         /// Profile name.
         name: String,
     },
+    /// A DR drill of a running profile: new connections move to the next route, a test
+    /// connection to every forward's target goes through it, then they move back.
+    Drill {
+        /// Profile name.
+        name: String,
+        /// Stay on the DR route afterwards.
+        #[serde(default)]
+        stay: bool,
+    },
 }
 
 /// What a client sends after its request: answers to prompts.
@@ -251,6 +263,13 @@ pub enum Response {
         name: String,
         /// The events.
         lines: Vec<LogLine>,
+    },
+    /// To [`Request::Drill`]: what the drill showed (also when the DR route did not carry it).
+    Drill {
+        /// Profile name.
+        name: String,
+        /// The report.
+        report: DrillJson,
     },
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tunnelkit_core::Event;
+use tunnelkit_core::{Event, TunnelControl};
 
 use crate::actor::Actor;
 use crate::events::{ProfileEvent, EVENT_QUEUE};
@@ -102,7 +102,21 @@ pub(crate) enum Command {
         name: String,
         reply: Reply<DownStarted>,
     },
+    Drill {
+        name: String,
+        reply: Reply<DrillTarget>,
+    },
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A running profile a drill can be asked of.
+pub struct DrillTarget {
+    /// Asks the tunnel for the drill (without the registry: a drill takes seconds).
+    pub control: TunnelControl,
+    /// Each forward's local address, in profile order.
+    pub locals: Vec<String>,
+    /// The route carrying new connections now.
+    pub route: Option<String>,
 }
 
 /// The way to the registry's task. Cloning is cheap; the task ends after
@@ -177,6 +191,13 @@ impl RegistryHandle {
     pub async fn down(&self, name: &str) -> Result<DownStarted, RegistryError> {
         let name = name.to_string();
         self.ask(|reply| Command::Down { name, reply }).await?
+    }
+
+    /// What a drill of a running profile needs: its control and its forwards' addresses. The
+    /// drill itself runs outside the registry, so `status` never waits for it.
+    pub async fn drill_target(&self, name: &str) -> Result<DrillTarget, RegistryError> {
+        let name = name.to_string();
+        self.ask(|reply| Command::Drill { name, reply }).await?
     }
 
     /// Stops every tunnel (each waited for at most [`STOP_DEADLINE`], all at once) and ends

@@ -40,6 +40,17 @@ pub enum Backend {
     Mock,
 }
 
+impl Backend {
+    /// Where a secret in this store is, in words: `the Secret Service`, `the kernel keyring`.
+    pub fn place(self) -> &'static str {
+        match self {
+            Backend::SecretService => "the Secret Service (the desktop keyring)",
+            Backend::Keyutils => "the kernel keyring (keyutils: kept until the next reboot)",
+            Backend::Mock => "the in-memory test keyring",
+        }
+    }
+}
+
 /// The kernel's user keyring, through `linux-keyutils`.
 mod user_keyring {
     use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
@@ -154,6 +165,11 @@ impl Keyring {
         };
         tracing::info!("secrets: using the {backend:?} keyring");
         Ok(Keyring { store, backend })
+    }
+
+    /// The store this keyring uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Checks that the store answers (a lookup of an entry that does not exist).

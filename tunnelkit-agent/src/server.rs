@@ -14,8 +14,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
-use tunnelkit_core::SecretStore;
+use tunnelkit_core::{DrillOptions, SecretStore};
 
+use crate::drill::DrillJson;
 use crate::launcher::CoreLauncher;
 use crate::protocol::{decode_request, encode_reply, Reply, Request, Response, MAX_MESSAGE};
 use crate::registry::{RegistryConfig, RegistryHandle, POLL_INTERVAL, STOP_DEADLINE};
@@ -273,6 +274,23 @@ async fn handle(
                     name,
                     was_running: started.was_running,
                 }))
+            }
+            Err(e) => Err(e),
+        },
+        Request::Drill { name, stay } => match registry.drill_target(&name).await {
+            Ok(target) => {
+                let span = crate::launcher::profile_span(&name);
+                let drill = target.control.drill(DrillOptions { stay });
+                match tracing::Instrument::instrument(drill, span).await {
+                    Ok(r) => Ok(done(Response::Drill {
+                        report: DrillJson::from_report(&r, &target.locals),
+                        name,
+                    })),
+                    Err(e) => match DrillJson::from_error(&e, target.route.as_deref()) {
+                        Some(report) => Ok(done(Response::Drill { name, report })),
+                        None => Ok(error(format!("{name}: {e}"))),
+                    },
+                }
             }
             Err(e) => Err(e),
         },

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tunnelkit_core::RouteState;
+use tunnelkit_core::{RemoteForwardState, RemoteForwardStatus, RouteState};
 
 use crate::diff::Loaded;
 use crate::events::{unix_ms, ProfileLog};
@@ -16,7 +16,7 @@ use crate::launcher::RunningTunnel;
 use crate::profile::Profile;
 use crate::registry::{Reply, UpStarted};
 use crate::relay::Relay;
-use crate::status::{ForwardJson, ProfileJson, ProfileState};
+use crate::status::{ForwardJson, ProfileJson, ProfileState, RemoteForwardJson, RouteJson};
 
 /// A client waiting in `up` for the profile to start: (answers prompts, where the answer goes).
 pub(crate) type UpWaiter = (bool, Reply<UpStarted>);
@@ -102,6 +102,8 @@ impl Slot {
             description: p.map(|p| p.description.clone()).unwrap_or_default(),
             autostart: p.is_some_and(|p| p.autostart),
             forwards: p.map(configured_forwards).unwrap_or_default(),
+            remote_forwards: p.map(configured_remotes).unwrap_or_default(),
+            routes: p.map(configured_routes).unwrap_or_default(),
             reconnects: 0,
             failovers: 0,
             last_error: None,
@@ -138,6 +140,19 @@ impl Slot {
                         bytes_out: f.bytes_out,
                     })
                     .collect();
+                j.remote_forwards = s.remote_forwards.iter().map(remote_json).collect();
+                j.routes = s
+                    .routes
+                    .iter()
+                    .map(|r| RouteJson {
+                        name: r.name.clone(),
+                        in_use: r.in_use,
+                        ready: r.ready,
+                        last_probe: r.last_probe.map(secs),
+                        probe_ms: r.probe_ms,
+                        last_error: r.last_error.clone(),
+                    })
+                    .collect();
                 let waiting = matches!(
                     s.state,
                     RouteState::Connecting | RouteState::Backoff | RouteState::Failed
@@ -170,6 +185,62 @@ fn configured_forwards(p: &Profile) -> Vec<ForwardJson> {
             bytes_out: 0,
         })
         .collect()
+}
+
+fn configured_remotes(p: &Profile) -> Vec<RemoteForwardJson> {
+    p.config
+        .remote_forwards
+        .iter()
+        .map(|r| RemoteForwardJson {
+            bind: r.bind.to_string(),
+            port: None,
+            target: r.target.to_string(),
+            route: None,
+            state: RemoteForwardState::Waiting.as_str().into(),
+            reason: None,
+            active: 0,
+            total: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        })
+        .collect()
+}
+
+fn configured_routes(p: &Profile) -> Vec<RouteJson> {
+    p.config
+        .routes
+        .iter()
+        .map(|r| RouteJson {
+            name: r.name.clone(),
+            in_use: false,
+            ready: None,
+            last_probe: None,
+            probe_ms: None,
+            last_error: None,
+        })
+        .collect()
+}
+
+fn remote_json(r: &RemoteForwardStatus) -> RemoteForwardJson {
+    let reason = match &r.state {
+        RemoteForwardState::Refused { cause, retry_in } => Some(format!(
+            "{cause}; retrying in {:.1}s",
+            retry_in.as_secs_f32()
+        )),
+        _ => None,
+    };
+    RemoteForwardJson {
+        bind: r.bind.clone(),
+        port: r.port,
+        target: r.target.clone(),
+        route: r.route.clone(),
+        state: r.state.as_str().into(),
+        reason,
+        active: r.active,
+        total: r.total,
+        bytes_in: r.bytes_in,
+        bytes_out: r.bytes_out,
+    }
 }
 
 fn secs(t: SystemTime) -> u64 {

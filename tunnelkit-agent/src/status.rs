@@ -84,6 +84,51 @@ pub struct ForwardJson {
     pub bytes_out: u64,
 }
 
+/// One remote forward (`[[remote]]`) in `tunnelkit status --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteForwardJson {
+    /// Where the bastion is asked to listen (`localhost:13389`, `*:0`, ...).
+    pub bind: String,
+    /// The port the bastion listens on while active (the allocated one for port 0).
+    pub port: Option<u16>,
+    /// `host:port` of the target on this side.
+    pub target: String,
+    /// The route whose bastion carries it, if any.
+    pub route: Option<String>,
+    /// `waiting`, `requested`, `active` or `refused`.
+    pub state: String,
+    /// Why it was refused, while `refused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Connections open now.
+    pub active: u64,
+    /// Connections since the profile started.
+    pub total: u64,
+    /// Bytes from the target to the bastion's clients.
+    pub bytes_in: u64,
+    /// Bytes from the bastion's clients to the target.
+    pub bytes_out: u64,
+}
+
+/// One route of a profile in `tunnelkit status --json`: would a failover to it work?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteJson {
+    /// Route name.
+    pub name: String,
+    /// True when it carries new connections.
+    pub in_use: bool,
+    /// `true`: the last background probe connected and authenticated (or it carries
+    /// traffic); `false`: that probe failed (`last_error` says why); `null`: not probed yet,
+    /// standby probes off, or the profile is not running.
+    pub ready: Option<bool>,
+    /// Unix time (seconds) of the last probe, or of the route coming up.
+    pub last_probe: Option<u64>,
+    /// Connect, handshake and authentication time of that probe, in milliseconds.
+    pub probe_ms: Option<u64>,
+    /// Why the last probe failed.
+    pub last_error: Option<String>,
+}
+
 /// One profile in `tunnelkit status --json` (a list of these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileJson {
@@ -102,6 +147,12 @@ pub struct ProfileJson {
     pub autostart: bool,
     /// Forwards, in profile order.
     pub forwards: Vec<ForwardJson>,
+    /// Remote forwards, in profile order.
+    #[serde(default)]
+    pub remote_forwards: Vec<RemoteForwardJson>,
+    /// Routes in priority order, with their readiness (standby probes).
+    #[serde(default)]
+    pub routes: Vec<RouteJson>,
     /// Sessions established after the first.
     pub reconnects: u64,
     /// Failovers to a lower-priority route.
@@ -209,6 +260,8 @@ mod tests {
             description: String::new(),
             autostart: false,
             forwards: vec![],
+            remote_forwards: vec![],
+            routes: vec![],
             reconnects: 0,
             failovers: 0,
             last_error: None,

@@ -18,7 +18,16 @@ fn every_example_profile_loads() {
         }
     }
     names.sort();
-    assert_eq!(names, ["dr-pair", "finance-rdp", "lab-vnc", "web-consoles"]);
+    assert_eq!(
+        names,
+        [
+            "dr-pair",
+            "finance-rdp",
+            "lab-vnc",
+            "nated-rdp",
+            "web-consoles"
+        ]
+    );
 }
 
 #[test]
@@ -51,4 +60,10 @@ fn the_examples_say_what_they_do() {
     assert_eq!(f.bind_label(), "127.0.0.1:1080");
     assert_eq!(f.max_connections, 256);
     assert_eq!(socks.config.routes.len(), 2);
+    let nated = load(&dir.join("nated-rdp.toml"), "me").unwrap();
+    assert!(nated.config.forwards.is_empty());
+    let r = &nated.config.remote_forwards[0];
+    assert_eq!(r.bind_for("primary").to_string(), "localhost:13389");
+    assert_eq!(r.bind_for("dr").to_string(), "0.0.0.0:13390");
+    assert_eq!(r.target.port, 3389);
 }

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod exit;
 pub mod opts;
 pub mod prompt;
+pub mod remote_desktop;
 pub mod resolve;
 pub mod signals;
 
@@ -22,12 +23,16 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
     match opts.command {
         Some(Command::Demo(args)) => commands::demo::run(&args, cancel).await,
         Some(Command::Agent(args)) => commands::agent::agent(&args, cancel).await,
-        Some(Command::Status(args)) => commands::agent::status(&args, &cancel).await,
+        Some(Command::Status(args)) => commands::status::run(&args, &cancel).await,
         Some(Command::Up(args)) => commands::agent::up(&args, &cancel).await,
         Some(Command::Down(args)) => commands::agent::down(&args, &cancel).await,
+        Some(Command::Open(args)) => commands::open::run(&args, &cancel).await,
         Some(Command::Reload(args)) => commands::agent::reload(&args, &cancel).await,
         Some(Command::Logs(args)) => commands::agent::logs(&args, &cancel).await,
+        Some(Command::Drill(args)) => commands::drill::run(&args, &cancel).await,
         Some(Command::Secret(args)) => commands::secret::run(&args),
+        Some(Command::Completions(args)) => commands::completions::run(&args),
+        Some(Command::Man) => commands::man::run(),
         None if opts.ssh.print_config => match opts
             .ssh
             .check_values()
@@ -48,7 +53,8 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
 }
 
 /// The log filter for `-q` and the number of `-v`: tunnel events at info by default. In a
-/// tunnel run (`tunnel`), the keyring's choice of store is shown from `-v` on.
+/// tunnel run (`tunnel`), the keyring's choice of store is shown from `-v` on. Commands that
+/// answer with a sentence or a document use [`Command::is_quiet`] instead.
 pub fn log_filter(verbose: u8, quiet: bool, tunnel: bool) -> &'static str {
     match (quiet, verbose, tunnel) {
         (true, _, _) => "error",

@@ -7,6 +7,8 @@ use tunnelkit_cli::signals::{hangup_ignored_at_start, stop_on_signal};
 use tunnelkit_cli::{background, log_filter, opts, run, Exit, Opts};
 
 fn main() -> std::process::ExitCode {
+    // A shell asking what TAB should offer: answered and exited here, before any output.
+    tunnelkit_cli::commands::completions::complete_from_env();
     let opts = match Opts::try_parse() {
         Ok(o) => o,
         Err(e) => {
@@ -21,20 +23,32 @@ fn main() -> std::process::ExitCode {
         }
     };
     let tunnel = opts.command.is_none() && !opts.ssh.print_config;
-    let mut filter = EnvFilter::try_from_env("TUNNELKIT_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(log_filter(opts.verbosity(), opts.ssh.quiet, tunnel)));
+    let level = match &opts.command {
+        Some(c) if c.is_quiet() && opts.verbosity() == 0 && !opts.ssh.quiet => "warn",
+        _ => log_filter(opts.verbosity(), opts.ssh.quiet, tunnel),
+    };
+    let mut filter =
+        EnvFilter::try_from_env("TUNNELKIT_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     if tunnel {
         // The tunnel's events are reported by the command itself (one line per failure).
         if let Ok(d) = "tunnelkit_core::status=off".parse() {
             filter = filter.add_directive(d);
         }
     }
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // Under systemd (stderr is the journal): priorities as `<N>` prefixes, no timestamps.
+    let journal = std::env::var("JOURNAL_STREAM").ok();
+    if tunnelkit_agent::journal::stderr_is_journal(journal.as_deref()) {
+        logs.with_ansi(false)
+            .event_format(tunnelkit_agent::journal::JournalFormat)
+            .init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     if tunnel && opts.ssh.background && !background::is_child() {
         // Before any runtime or thread exists: the child does the work (see background.rs).
         return if tunnelkit_cli::commands::connect::check(&opts.ssh) {

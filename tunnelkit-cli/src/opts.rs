@@ -4,16 +4,23 @@
 use std::path::PathBuf;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+use crate::commands::completions::profile_candidates;
 
 /// ssh's one-line usage, adapted: printed after a usage error.
 pub const USAGE: &str = "\
 usage: tunnelkit [-46CfGgNnqTv] [-D [bind_address:]port] [-F configfile]
            [-i identity_file] [-J destination]
            [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
-           [-p port] [--dr destination] [--failback seconds|never]
-           [--route-wait seconds] [--retry] destination
-       tunnelkit demo|agent|status|up|down|reload|logs|secret ...
+           [-p port] [-R [bind_address:]port:host:hostport]
+           [--dr destination] [--failback seconds|never]
+           [--route-wait seconds] [--standby-probe seconds|never]
+           [--hot-standby] [--retry] destination
+       tunnelkit demo|agent|status|up|down|open|reload|logs|drill|secret ...
+       tunnelkit completions bash|zsh|fish
+       tunnelkit man
        tunnelkit --help
 ";
 
@@ -50,7 +57,8 @@ pub fn similar_subcommand(word: &str) -> Option<String> {
         .map(|(_, name)| name)
 }
 
-const EXAMPLES: &str = "\
+/// The `--help` epilogue (also the man page's EXAMPLES).
+pub const EXAMPLES: &str = "\
 Examples:
   RDP to a Windows server that only the bastion can reach, through a gateway:
     tunnelkit -N -L 13389:winserver:3389 -J ops@gw.example.com admin@bastion.example.com
@@ -65,6 +73,10 @@ Examples:
   A SOCKS proxy for the web consoles (iLO, iDRAC, vCenter) behind the bastion; names are
   resolved by the bastion (in the browser: SOCKS5 proxy 127.0.0.1:1080, proxy DNS):
     tunnelkit -N -D 1080 admin@bastion.example.com
+
+  Publish this NATed server's RDP port on the bastion (its port 13389, loopback only), and on
+  the DR bastion when the primary dies:
+    tunnelkit -N -R 13389:localhost:3389 admin@bastion.prod --dr admin@bastion.dr
 
   In the background once the forward is up (as ssh -fNT), on an IPv4 address:
     tunnelkit -fNT -4 -L 8443:intranet:443 admin@bastion.example.com
@@ -119,12 +131,40 @@ pub enum Command {
     Up(NameArgs),
     /// Stop a profile.
     Down(NameArgs),
+    /// Start the RDP or VNC client for a profile's forward, bringing the profile up first if it
+    /// is down (answering on the terminal what it needs, as `up` does). The client is chosen by
+    /// the forward's remote port: 3389 RDP (xfreerdp, wlfreerdp, remmina), 5900-5999 VNC
+    /// (TigerVNC vncviewer, remmina); --client names another. Exits with the client.
+    Open(OpenArgs),
     /// Make the agent re-read the profiles directory now.
     Reload(SocketArgs),
     /// Show a profile's recent events.
     Logs(NameArgs),
+    /// Test a running profile's DR route on the real network: move new connections to it
+    /// (existing ones keep their session), open a test connection to every forward's target
+    /// through it, report the measured RTO, then move back (or stay, with --stay). Exits 255
+    /// when the DR route does not carry the test, saying why.
+    Drill(DrillArgs),
     /// Store or delete a password or key passphrase in the OS keyring.
     Secret(SecretArgs),
+    /// Print the shell completion script for bash, zsh or fish (subcommands, flags, profile
+    /// names). In ~/.bashrc: `source <(tunnelkit completions bash)`.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff): `tunnelkit man | man -l -`, or save it as
+    /// /usr/local/share/man/man1/tunnelkit.1.
+    Man,
+}
+
+impl Command {
+    /// Commands whose output is one sentence or a document (`secret`, `completions`, `man`):
+    /// they log only warnings and errors unless `-v` is given, so `secret set` prints its
+    /// sentence and no log line.
+    pub fn is_quiet(&self) -> bool {
+        matches!(
+            self,
+            Command::Secret(_) | Command::Completions(_) | Command::Man
+        )
+    }
 }
 
 /// Where the agent's socket is.
@@ -145,6 +185,20 @@ pub struct AgentArgs {
     /// Where to listen.
     #[command(flatten)]
     pub socket: SocketArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9187): per profile
+    /// and forward state, route, connections, bytes, failovers, reconnects, last failover
+    /// time. Loopback addresses only, unless --metrics-allow-remote.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Allow --metrics on an address that is not loopback (anyone who reaches it sees every
+    /// profile's names, routes and traffic).
+    #[arg(long, requires = "metrics")]
+    pub metrics_allow_remote: bool,
+    /// No desktop notifications (by default the agent sends one on failover, failback, a
+    /// profile failing for good and a profile needing input, when a D-Bus session bus is
+    /// there: $DBUS_SESSION_BUS_ADDRESS).
+    #[arg(long)]
+    pub no_notify: bool,
     /// More log output.
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
@@ -153,7 +207,69 @@ pub struct AgentArgs {
 /// Options of `tunnelkit status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print JSON (a list of profiles; see README for the schema).
+    /// Print JSON (a list of profiles; see README for the schema). Never shortened.
+    #[arg(long, conflicts_with = "watch")]
+    pub json: bool,
+    /// Redraw the table every --interval seconds until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Seconds between redraws with --watch (0.2 to 3600). Default 2.
+    #[arg(long, value_name = "SECONDS", requires = "watch", value_parser = parse_interval)]
+    pub interval: Option<std::time::Duration>,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// The `--watch` interval: seconds, 0.2 to 3600.
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.2..=3600.0).contains(&s) => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err(format!("{text}: expected seconds from 0.2 to 3600")),
+    }
+}
+
+/// A profile name and the agent's socket.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The profile's name (its file name without .toml).
+    #[arg(add = ArgValueCandidates::new(profile_candidates))]
+    pub name: String,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// Options of `tunnelkit open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// The profile's name (its file name without .toml).
+    #[arg(add = ArgValueCandidates::new(profile_candidates))]
+    pub name: String,
+    /// Which forward, when the profile has several: its local port, its remote port, or its
+    /// remote host:port. Default: the only forward, or the only one with an RDP or VNC port.
+    #[arg(value_name = "FORWARD")]
+    pub forward: Option<String>,
+    /// The client to start instead of the built-in choice, split into words as a shell would
+    /// (no shell runs it); {host} and {port} are replaced by the forward's local address, e.g.
+    /// 'xfreerdp /u:admin /v:{host}:{port}'.
+    #[arg(long, value_name = "CMD")]
+    pub client: Option<String>,
+    /// Where the agent is.
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// Options of `tunnelkit drill`.
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The profile's name (its file name without .toml); it must be running.
+    pub name: String,
+    /// Stay on the DR route afterwards (the profile's failback rule then applies, as after a
+    /// real failover).
+    #[arg(long)]
+    pub stay: bool,
+    /// Print the report as JSON (see README for the schema).
     #[arg(long)]
     pub json: bool,
     /// Where the agent is.
@@ -161,14 +277,23 @@ pub struct StatusArgs {
     pub socket: SocketArgs,
 }
 
-/// A profile name and the agent's socket.
+/// A shell `tunnelkit completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[non_exhaustive]
+pub enum Shell {
+    /// GNU bash.
+    Bash,
+    /// zsh.
+    Zsh,
+    /// fish.
+    Fish,
+}
+
+/// Options of `tunnelkit completions`.
 #[derive(Debug, Args)]
-pub struct NameArgs {
-    /// The profile's name (its file name without .toml).
-    pub name: String,
-    /// Where the agent is.
-    #[command(flatten)]
-    pub socket: SocketArgs,
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: Shell,
 }
 
 /// `tunnelkit secret set|delete KIND NAME`.
@@ -214,8 +339,8 @@ impl SshArgs {
     }
 
     /// Refuses what would smuggle a line into a config: a newline, carriage return or NUL in
-    /// any value (`-o`, `-L`, `-D`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config has one
-    /// keyword per line, and `-G` prints one per line.
+    /// any value (`-o`, `-L`, `-D`, `-R`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config
+    /// has one keyword per line, and `-G` prints one per line.
     pub fn check_values(&self) -> Result<(), String> {
         let named = self
             .options
@@ -223,6 +348,7 @@ impl SshArgs {
             .map(|v| ("-o", v.as_str()))
             .chain(self.local.iter().map(|v| ("-L", v.as_str())))
             .chain(self.dynamic.iter().map(|v| ("-D", v.as_str())))
+            .chain(self.remote.iter().map(|v| ("-R", v.as_str())))
             .chain(self.dr.iter().map(|v| ("--dr", v.as_str())))
             .chain(self.jump.iter().map(|v| ("-J", v.as_str())))
             .chain(self.login.iter().map(|v| ("-l", v.as_str())))
@@ -299,6 +425,15 @@ pub struct SshArgs {
     #[arg(short = 'D', value_name = "[bind_address:]port")]
     pub dynamic: Vec<String>,
 
+    /// Forward a port of the bastion back to this side: [bind_address:]port:host:hostport.
+    /// The route's last hop listens (on its loopback unless a bind address is given; `*` asks
+    /// for every address, which the server's GatewayPorts must allow) and each connection goes
+    /// to host:hostport as this machine resolves it. Port 0 lets the bastion pick one (printed
+    /// as "Allocated port N"). Requested again after every reconnect and on the DR route after
+    /// a failover. Repeatable.
+    #[arg(short = 'R', value_name = "[bind_address:]port:host:hostport")]
+    pub remote: Vec<String>,
+
     /// Jump hosts, in order: [user@]host[:port][,...], or `none`. Each later hop is reached
     /// through the one before; keys and agent stay on this machine.
     #[arg(short = 'J', value_name = "[user@]host[:port][,...]")]
@@ -358,6 +493,17 @@ pub struct SshArgs {
     /// Default 10.
     #[arg(long, value_name = "SECONDS")]
     pub route_wait: Option<u64>,
+
+    /// Seconds between background probes of each DR route below the one in use (connect,
+    /// host key, authenticate without prompting, close), so that a broken standby is reported
+    /// before it is needed; or `never`. Failed probes back off. Default 300.
+    #[arg(long, value_name = "SECONDS|never")]
+    pub standby_probe: Option<String>,
+
+    /// Keep the next DR route's session up and authenticated (with keepalives) while the
+    /// primary carries traffic, so a failover needs no handshake. Costs one more SSH session.
+    #[arg(long)]
+    pub hot_standby: bool,
 
     /// Keep retrying (with backoff) even if no route comes up at start. By default tunnelkit
     /// exits like ssh when it cannot connect at all at start; once up, it never gives up.

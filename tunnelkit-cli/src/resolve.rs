@@ -1,7 +1,7 @@
 //! Turns the ssh-style flags into one validated [`TunnelConfig`] through the core's resolver
 //! ([`tunnelkit_core::resolve`]): routes (the primary from `-J`/`ProxyJump`/`ProxyCommand` and
-//! the destination, DR routes from `--dr`), forwards from `-L`/`LocalForward` and SOCKS
-//! proxies from `-D`/`DynamicForward`, options
+//! the destination, DR routes from `--dr`), forwards from `-L`/`LocalForward`, SOCKS proxies
+//! from `-D`/`DynamicForward` and remote forwards from `-R`/`RemoteForward`, options
 //! from `-o`/`-i` and each host's own ssh_config entries. Every mistake is a [`UsageError`]
 //! that says what was wrong and where.
 
@@ -67,6 +67,7 @@ fn request(args: &SshArgs, interactive: bool) -> Result<(Environment, Request), 
         dr: args.dr.clone(),
         local_forwards: args.local.clone(),
         dynamic_forwards: args.dynamic.clone(),
+        remote_forwards: args.remote.clone(),
     };
     Ok((env, req))
 }
@@ -89,20 +90,26 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
     }
     let (env, req) = request(args, interactive)?;
     let r = core::resolve(&env, &req)?;
-    if r.forwards.is_empty() {
+    if r.forwards.is_empty() && r.remote_forwards.is_empty() {
         return Err(UsageError(
-            "no forwards: give at least one -L [bind_address:]port:host:hostport or -D [bind_address:]port \
-             (or LocalForward/DynamicForward in ssh_config)".into(),
+            "no forwards: give at least one -L or -R [bind_address:]port:host:hostport or \
+             -D [bind_address:]port (or LocalForward/RemoteForward/DynamicForward in ssh_config)"
+                .into(),
         ));
     }
     let o = &r.destination.options;
     let mut config = TunnelConfig::new(r.routes, r.forwards);
+    config.remote_forwards = r.remote_forwards;
     if let Some(fb) = &args.failback {
         config.failback = parse_failback(fb)?;
     }
     if let Some(w) = args.route_wait {
         config.route_wait = Duration::from_secs(w);
     }
+    if let Some(p) = &args.standby_probe {
+        config.standby_probe = parse_standby_probe(p)?;
+    }
+    config.hot_standby = args.hot_standby;
     config.give_up_after_rounds = if args.retry {
         None
     } else {
@@ -121,6 +128,19 @@ pub fn parse_failback(s: &str) -> Result<Failback, UsageError> {
     tunnelkit_core::spec::parse_seconds_or_never("--failback", s)
         .map(Failback::from_hold)
         .map_err(|e| UsageError(format!("--failback {s}: {}", e.reason)))
+}
+
+/// `--standby-probe SECONDS|never`.
+pub fn parse_standby_probe(s: &str) -> Result<Option<Duration>, UsageError> {
+    if s.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
+        _ => Err(UsageError(format!(
+            "--standby-probe {s}: expected a number of seconds (at least 1) or `never`"
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +189,31 @@ mod tests {
         assert_eq!(c.routes[1].hops[1].label(), "admin@bastion.dr:2222");
         assert_eq!(c.forwards[0].bind_label(), "127.0.0.1:13389");
         assert_eq!(c.give_up_after_rounds, Some(1));
+        assert_eq!(
+            c.standby_probe,
+            Some(tunnelkit_core::defaults::STANDBY_PROBE)
+        );
+        assert!(!c.hot_standby);
+        let r = resolve(
+            &args(&[
+                "-L",
+                "1:h:2",
+                "b",
+                "--dr",
+                "d",
+                "--standby-probe",
+                "never",
+                "--hot-standby",
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(r.config.standby_probe, None);
+        assert!(r.config.hot_standby);
+        assert_eq!(
+            parse_standby_probe("45").unwrap(),
+            Some(Duration::from_secs(45))
+        );
     }
 
     #[test]
@@ -246,6 +291,10 @@ mod tests {
             (
                 vec!["-L", "1:h:2", "--failback", "soon", "h"],
                 "--failback soon",
+            ),
+            (
+                vec!["-L", "1:h:2", "--standby-probe", "0", "h"],
+                "--standby-probe 0: expected",
             ),
         ] {
             let e = resolve(&args(&a), false).unwrap_err();

@@ -7,121 +7,37 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tunnelkit_tests::{
-    blocking_echo as echo, wait_until, EchoServer, KeyPair, Sshd, SshdOptions, TestDir,
+    blocking_echo as echo, wait_until, AgentProcess, EchoServer, KeyPair, Sshd, SshdOptions,
+    TestDir,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-struct Agent {
-    child: Child,
-    socket: PathBuf,
-    keyring: &'static str,
+/// The agent of these tests: the harness's [`AgentProcess`] with this crate's binary.
+struct Agent;
+
+impl Agent {
+    fn start(dir: &Path, profiles: &Path, keyring: &'static str) -> AgentProcess {
+        Self::start_with(Command::new(bin()), dir, profiles, keyring)
+    }
+
+    fn start_with(
+        cmd: Command,
+        dir: &Path,
+        profiles: &Path,
+        keyring: &'static str,
+    ) -> AgentProcess {
+        AgentProcess::start(Path::new(bin()), cmd, dir, profiles, keyring)
+    }
 }
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_tunnelkit")
-}
-
-impl Agent {
-    fn start(dir: &Path, profiles: &Path, keyring: &'static str) -> Agent {
-        Self::start_with(Command::new(bin()), dir, profiles, keyring)
-    }
-
-    fn start_with(mut cmd: Command, dir: &Path, profiles: &Path, keyring: &'static str) -> Agent {
-        let socket = dir.join("run/agent.sock");
-        if !cmd.get_envs().any(|(k, _)| k == "TUNNELKIT_LOG") {
-            cmd.env("TUNNELKIT_LOG", "info");
-        }
-        let child = cmd
-            .args(["agent", "--profiles"])
-            .arg(profiles)
-            .arg("--socket")
-            .arg(&socket)
-            .env("TUNNELKIT_KEYRING", keyring)
-            .env_remove("SSH_AUTH_SOCK")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(
-                std::fs::File::create(dir.join("agent.log")).unwrap(),
-            ))
-            .spawn()
-            .unwrap();
-        let s = socket.clone();
-        wait_until(DEADLINE, "the agent's socket", || {
-            std::os::unix::net::UnixStream::connect(&s).is_ok()
-        });
-        Agent {
-            child,
-            socket,
-            keyring,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(
-            self.socket
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("agent.log"),
-        )
-        .unwrap_or_default()
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(bin())
-            .args(args)
-            .arg("--socket")
-            .arg(&self.socket)
-            .env("TUNNELKIT_KEYRING", self.keyring)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> Vec<Value> {
-        let out = self.cli(&["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}\nagent log:\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn profile(&self, name: &str) -> Value {
-        self.status()
-            .into_iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no {name}"))
-    }
-
-    fn wait_state(&self, name: &str, state: &str) -> Value {
-        let mut last = Value::Null;
-        wait_until(DEADLINE, &format!("{name} to be {state}"), || {
-            last = self.profile(name);
-            last["state"] == state
-        });
-        last
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 struct Site {
@@ -605,4 +521,158 @@ wait $AGENT
         .output()
         .unwrap();
     assert!(!kernel.status.success(), "not stored in the kernel keyring");
+}
+
+/// A two-site profile: forwards to an echo server and to a target that speaks first (VNC's
+/// `RFB 003.008`), routes `primary` and `dr` through two sshds, standby probes every second.
+fn write_dr_profile(s: &Site, dr: &Sshd, vnc: &tunnelkit_tests::Server) {
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let text = format!(
+        "autostart = true\nstandby_probe = 1\nfailback = \"never\"\n\n[ssh]\nIdentityFile = \"{}\"\n\
+         UserKnownHostsFile = \"{}\"\nServerAliveInterval = 1\nConnectTimeout = 3\n\n\
+         [[forward]]\nlocal = 0\nremote = \"127.0.0.1:{}\"\n\n\
+         [[forward]]\nlocal = 0\nremote = \"127.0.0.1:{}\"\n\n\
+         [[route]]\nname = \"primary\"\nhops = [\"{user}@127.0.0.1:{}\"]\n\n\
+         [[route]]\nname = \"dr\"\nhops = [\"{user}@127.0.0.1:{}\"]\n",
+        s.key.private.display(),
+        s.known_hosts.display(),
+        s.echo.addr().port(),
+        vnc.addr().port(),
+        s.sshd.port(),
+        dr.port()
+    );
+    std::fs::write(s.profiles.join("twosite.toml"), text).unwrap();
+}
+
+fn dr_route(p: &Value) -> Value {
+    p["routes"][1].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn standby_readiness_in_status_and_a_drill_that_reports_its_rto() {
+    let s = site(None).await;
+    let dr = Sshd::start(SshdOptions {
+        authorized_keys: vec![s.key.public_line.clone()],
+        ..Default::default()
+    });
+    let vnc = tunnelkit_tests::SpeakFirstServer::start(b"RFB 003.008\n").await;
+    let trust = |dr: &Sshd| {
+        std::fs::write(
+            &s.known_hosts,
+            format!("{}\n{}\n", s.sshd.known_hosts_line(), dr.known_hosts_line()),
+        )
+        .unwrap()
+    };
+    trust(&dr);
+    write_dr_profile(&s, &dr, &vnc);
+    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    let p = agent.wait_state("twosite", "up");
+    assert_eq!(p["routes"][0]["in_use"], true, "{p}");
+    let mut last = Value::Null;
+    wait_until(DEADLINE, "dr ready", || {
+        last = dr_route(&agent.profile("twosite"));
+        last["ready"] == true
+    });
+    assert!(
+        last["probe_ms"].is_u64() && last["last_probe"].is_u64(),
+        "{last}"
+    );
+    let table = String::from_utf8_lossy(&agent.cli(&["status"]).stdout).to_string();
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("route dr") && l.contains("standby") && l.contains("READY")),
+        "{table}"
+    );
+
+    // A connection held through the drill.
+    let echo_addr = local_of(&p);
+    let mut held = TcpStream::connect(echo_addr).unwrap();
+    held.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut b = [0u8; 4];
+    held.write_all(b"held").unwrap();
+    held.read_exact(&mut b).unwrap();
+    let dr_before = dr.connections();
+
+    let out = agent.cli(&["drill", "twosite", "--json"]);
+    assert!(out.status.success(), "{out:?}\n{}", agent.log());
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (report["from"].as_str(), report["to"].as_str()),
+        (Some("primary"), Some("dr")),
+        "{report}"
+    );
+    assert_eq!(report["carried"], true, "{report}");
+    let rto = report["rto_ms"].as_u64().unwrap();
+    assert!(rto < 10_000, "{report}");
+    assert_eq!(report["forwards"][1]["reached"], true, "{report}");
+    assert_eq!(
+        report["forwards"][1]["first_bytes"], 12,
+        "the VNC greeting arrived: {report}"
+    );
+    assert_eq!(report["back_on"], "primary", "{report}");
+    assert!(
+        dr.connections() > dr_before,
+        "the drill went through the DR bastion"
+    );
+    eprintln!("drill RTO {rto} ms: {report}");
+    let text = agent.cli(&["drill", "twosite"]);
+    let lines = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.status.success(), "{text:?}");
+    assert!(
+        lines.contains("route   dr") && lines.contains("CARRIED  RTO"),
+        "{lines}"
+    );
+    assert_eq!(
+        lines.lines().filter(|l| l.starts_with("forward ")).count(),
+        2,
+        "{lines}"
+    );
+
+    let after = agent.profile("twosite");
+    assert_eq!(after["route"], "primary", "back on the primary: {after}");
+    held.write_all(b"live").unwrap();
+    held.read_exact(&mut b).unwrap();
+    assert_eq!(
+        &b, b"live",
+        "the held connection still echoes after the drill"
+    );
+
+    // The DR bastion's host key changes: not ready, with the reason, and a drill says why.
+    dr.replace_host_key();
+    wait_until(DEADLINE, "dr not ready", || {
+        last = dr_route(&agent.profile("twosite"));
+        last["ready"] == false
+    });
+    let why = last["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(why.contains("IDENTIFICATION HAS CHANGED"), "{last}");
+    let logs = String::from_utf8_lossy(&agent.cli(&["logs", "twosite"]).stdout).to_string();
+    assert!(logs.contains("standby route dr: NOT READY"), "{logs}");
+    assert!(
+        agent
+            .log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("standby route dr: NOT READY")),
+        "a warning in the agent's log:\n{}",
+        agent.log()
+    );
+    let out = agent.cli(&["drill", "twosite"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot be brought up") && err.contains("IDENTIFICATION HAS CHANGED"),
+        "{err}"
+    );
+    assert_eq!(echo(echo_addr, b"primary serves"), b"primary serves");
+    // Fixed: ready again.
+    trust(&dr);
+    wait_until(DEADLINE, "dr ready again", || {
+        dr_route(&agent.profile("twosite"))["ready"] == true
+    });
+    let p = agent.profile("twosite");
+    assert_eq!(
+        (p["reconnects"].as_u64(), p["failovers"].as_u64()),
+        (Some(0), Some(0)),
+        "{p}"
+    );
 }

@@ -639,6 +639,23 @@ async fn passphrase_from_the_kernel_keyring_without_a_terminal() {
     .unwrap();
     let out = set.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
+    // One plain sentence, no log line (issue 17).
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "stored the passphrase for {} in the kernel keyring (keyutils: kept until the next \
+             reboot)\n",
+            s.key.private.display()
+        )
+    );
+    // Nothing of ours on stderr (keyctl itself says which session keyring it joined).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .all(|l| l.starts_with("Joined session keyring")),
+        "{stderr}"
+    );
     let a = args.clone();
     let stderr = tokio::task::spawn_blocking(move || {
         let mut run = Running::start(in_session().args(&a));

@@ -209,6 +209,35 @@ async fn dev_zero_and_a_fifo_as_known_hosts_fail_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn dev_zero_as_identity_is_named_and_refused_at_once() {
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "good", None);
+    let sshd = sshd_for(&key);
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(&kh, sshd.known_hosts_line() + "\n").unwrap();
+    let zero = PathBuf::from("/dev/zero");
+    let logged = format!("Load key \"{}\": not a regular file", zero.display());
+    let a = args(&[&zero], &kh, &sshd, 9, &[]);
+    let (status, took, stderr) = tokio::task::spawn_blocking(move || {
+        let mut r = Running::start(&a);
+        let (status, took) = r.wait_exit(DEADLINE);
+        (status, took, r.stderr())
+    })
+    .await
+    .unwrap();
+    println!(
+        "/dev/zero as identity: exit {:?} after {took:?}",
+        status.code()
+    );
+    assert_eq!(status.code(), Some(255), "{stderr}");
+    assert!(
+        stderr.contains(&logged) && stderr.contains("character device"),
+        "{stderr}"
+    );
+    assert!(took < PROMPT_EXIT, "exit after {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_fifo_as_identity_is_named_and_sigterm_ends_a_retrying_tunnel_at_once() {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "good", None);

@@ -21,6 +21,9 @@ pub mod defaults {
     pub const FAILBACK: Duration = Duration::from_secs(60);
     /// How often a higher-priority route is probed while a lower one carries traffic.
     pub const FAILBACK_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+    /// How often each standby route (below the one in use) is probed: connect, host key,
+    /// authenticate, close. Each probe falls at random within the last fifth of the interval.
+    pub const STANDBY_PROBE: Duration = Duration::from_secs(300);
     /// First delay of the reconnect backoff once every route has failed.
     pub const BACKOFF_MIN: Duration = Duration::from_millis(500);
     /// Cap of the reconnect backoff.
@@ -494,6 +497,8 @@ pub struct TunnelConfig {
     /// connection cap, the counters and failover; they differ only in where a connection's
     /// channel goes.
     pub forwards: Vec<Forward>,
+    /// Remote forwards (`-R`): requested on the bastion of whichever route carries the tunnel.
+    pub remote_forwards: Vec<crate::remote::RemoteForward>,
     /// Failback policy.
     pub failback: Failback,
     /// How often higher-priority routes are probed while on a DR route.
@@ -505,6 +510,17 @@ pub struct TunnelConfig {
     /// Give up (the tunnel ends with an error) when no route has come up after this many
     /// rounds over all routes. `None` retries forever (what the agent does).
     pub give_up_after_rounds: Option<u32>,
+    /// How often every route below the one in use is probed in the background (connect, host
+    /// key, authenticate without asking anyone, close), so that [`Status::routes`] says
+    /// whether a failover would work. Failed probes back off on [`backoff`](Self::backoff),
+    /// never more often than this. `None` turns standby probes off.
+    ///
+    /// [`Status::routes`]: crate::Status::routes
+    pub standby_probe: Option<Duration>,
+    /// Keep the next route's session up and authenticated (with keepalives) while a route
+    /// above it carries traffic, so that a failover needs no handshake: one more SSH session
+    /// per tunnel.
+    pub hot_standby: bool,
 }
 
 impl TunnelConfig {
@@ -513,11 +529,14 @@ impl TunnelConfig {
         TunnelConfig {
             routes,
             forwards,
+            remote_forwards: Vec::new(),
             failback: Failback::After(defaults::FAILBACK),
             failback_probe_interval: defaults::FAILBACK_PROBE_INTERVAL,
             route_wait: defaults::ROUTE_WAIT,
             backoff: Backoff::default(),
             give_up_after_rounds: None,
+            standby_probe: Some(defaults::STANDBY_PROBE),
+            hot_standby: false,
         }
     }
 
@@ -560,6 +579,22 @@ impl TunnelConfig {
                     return Err(Config(format!(
                         "forward {}: no route named {r}",
                         f.bind_label()
+                    )));
+                }
+            }
+        }
+        for (i, f) in self.remote_forwards.iter().enumerate() {
+            if f.max_connections == 0 {
+                return Err(Config(format!(
+                    "remote forward {i} ({}): the connection limit must be at least 1",
+                    f.bind
+                )));
+            }
+            for (r, _) in &f.route_binds {
+                if !self.routes.iter().any(|x| &x.name == r) {
+                    return Err(Config(format!(
+                        "remote forward {i} ({}): no route named {r}",
+                        f.bind
                     )));
                 }
             }

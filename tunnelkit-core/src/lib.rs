@@ -1,14 +1,24 @@
 //! # tunnelkit-core
 //!
-//! The engine of [tunnelkit](https://example.invalid/tunnelkit): SSH local port forwards and SOCKS
+//! The engine of [tunnelkit](https://example.invalid/tunnelkit): SSH port forwards and SOCKS
 //! proxies carried over chains of jump hosts, kept alive by a supervisor that reconnects, detects
 //! silent peers, fails over to disaster-recovery routes and fails back when the primary is
-//! healthy. A [`Forward`]'s [`ForwardKind`] says which: `Local` (`ssh -L`, one target) or
-//! `Dynamic` (`ssh -D`, a SOCKS proxy whose clients name their targets; see [`socks`]).
+//! healthy.
 //!
 //! ```text
 //! TunnelConfig (routes + forwards) ──► Tunnel::start ──► TunnelHandle (addresses, events, status)
 //! ```
+//!
+//! A tunnel carries three kinds of forward:
+//!
+//! - local ([`Forward::local`], `ssh -L`): listens here, and each connection becomes a channel to
+//!   one fixed [`Target`] on the route in use;
+//! - dynamic ([`Forward::dynamic`], `ssh -D`): listens here as a SOCKS4/4a/5 proxy whose clients
+//!   name their targets, each connection one channel on the route in use (see [`socks`]);
+//!   a [`Forward`]'s [`ForwardKind`] says which of these two it is;
+//! - remote ([`RemoteForward`], `ssh -R`, in [`TunnelConfig::remote_forwards`]): requested on the
+//!   bastion of the route in use, following it through reconnects, failover and failback (see
+//!   [`remote`]).
 //!
 //! Build a config with [`TunnelConfig::builder`] (or let [`resolve`] turn ssh-style strings and
 //! `~/.ssh/config` into one, as the tunnelkit CLI does), start it, watch its [`Event`]s and
@@ -52,6 +62,7 @@
 pub mod bastion;
 mod builder;
 pub mod config;
+pub mod drill;
 pub mod env;
 pub mod error;
 pub mod files;
@@ -61,6 +72,7 @@ mod netwatch;
 pub mod options;
 pub mod prompt;
 mod pump;
+pub mod remote;
 pub mod resolve;
 #[cfg(feature = "internals")]
 pub mod session;
@@ -78,10 +90,14 @@ pub use config::{
     defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, ForwardKind, Hop, HopOptions,
     HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
+pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 pub use env::Environment;
 pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};
-pub use status::{Event, ForwardStatus, ForwardType, RouteState, Status};
-pub use tunnel::{Tunnel, TunnelHandle};
+pub use remote::{
+    RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,
+};
+pub use status::{Event, ForwardStatus, ForwardType, RouteState, RouteStatus, Status};
+pub use tunnel::{Tunnel, TunnelControl, TunnelHandle};

@@ -1,6 +1,6 @@
 //! Parsing of the short strings admins type: hops (`[user@]host[:port]`), jump lists
-//! (`host1,host2`), local forwards (`[bind_address:]port:host:hostport`) and dynamic (SOCKS)
-//! forwards (`[bind_address:]port`).
+//! (`host1,host2`), local forwards (`[bind_address:]port:host:hostport`), dynamic (SOCKS)
+//! forwards (`[bind_address:]port`) and remote forwards (`[bind_address:]port:host:hostport`).
 //!
 //! These are pure functions with OpenSSH's syntax, including bracketed IPv6 addresses
 //! (`[::1]:2222`, `[::1]:8080:[fe80::1]:80`) and `ssh://[user@]host[:port]` URIs in hop position.
@@ -359,6 +359,120 @@ pub fn parse_dynamic(input: &str) -> Result<DynamicSpec, SpecError> {
     })
 }
 
+/// A parsed `-R` value: the route's last hop listens on `bind_host:bind_port` and sends each
+/// connection back to `target_host:target_port`, which this side connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteForwardSpec {
+    /// The address the bastion listens on, as sent in the `tcpip-forward` request: `None` means
+    /// its loopback only (ssh sends `localhost`); `Some("")` every address (written `*` or an
+    /// empty field; the server's `GatewayPorts` decides); otherwise the address given.
+    pub bind_host: Option<String>,
+    /// The port on the bastion; 0 lets the bastion pick one (reported once allocated).
+    pub bind_port: u16,
+    /// The target host, resolved on this side.
+    pub target_host: String,
+    /// The target port.
+    pub target_port: u16,
+}
+
+impl fmt::Display for RemoteForwardSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.bind_host.as_deref() {
+            None => {}
+            Some("") => f.write_str("*:")?,
+            Some(b) => write!(f, "{}:", bracket(b))?,
+        }
+        write!(
+            f,
+            "{}:{}:{}",
+            self.bind_port,
+            bracket(&self.target_host),
+            self.target_port
+        )
+    }
+}
+
+/// Parses a remote forward: `[bind_address:]port:host:hostport`, the syntax of `ssh -R`. The
+/// bastion listens on its loopback unless a bind address is given (`*` or an empty field: every
+/// address, if the server's `GatewayPorts` allows it). ssh's other `-R` forms (a dynamic
+/// `-R [bind_address:]port`, Unix sockets) are refused by name.
+pub fn parse_remote_forward(input: &str) -> Result<RemoteForwardSpec, SpecError> {
+    let what = "remote forward";
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(what, input, "it is empty"));
+    }
+    if s.contains('/') {
+        return Err(err(
+            what,
+            input,
+            "Unix socket forwards are not supported; use [bind_address:]port:host:hostport",
+        ));
+    }
+    let fields = split_fields(what, s)?;
+    let (bind, port, host, hostport) = match fields.as_slice() {
+        [p, h, hp] => (None, *p, *h, *hp),
+        [b, p, h, hp] => (Some(*b), *p, *h, *hp),
+        [_] | [_, _] => {
+            return Err(err(
+                what,
+                input,
+                "a dynamic remote forward (-R [bind_address:]port, a SOCKS proxy on the \
+                 bastion) is not supported; use [bind_address:]port:host:hostport",
+            ))
+        }
+        _ => {
+            return Err(err(
+                what,
+                input,
+                "expected [bind_address:]port:host:hostport (IPv6 addresses in brackets)",
+            ))
+        }
+    };
+    let bind_port = parse_port(port, true)
+        .map_err(|e| err(what, input, format!("listen port: {}", e.reason)))?;
+    let bind_host = match bind {
+        None | Some("localhost") => None,
+        Some("") | Some("*") => Some(String::new()),
+        Some(b) => {
+            check_host(what, input, b)?;
+            Some(b.to_string())
+        }
+    };
+    check_host(what, input, host)?;
+    let target_port = parse_port(hostport, false)
+        .map_err(|e| err(what, input, format!("target port: {}", e.reason)))?;
+    Ok(RemoteForwardSpec {
+        bind_host,
+        bind_port,
+        target_host: host.to_string(),
+        target_port,
+    })
+}
+
+/// Parses where a bastion listens for a remote forward, as profiles write it: a bare port (the
+/// bastion's loopback), `*:port` (every address), `host:port` or `[v6]:port`. The address comes
+/// back as [`RemoteForwardSpec::bind_host`] has it.
+pub fn parse_remote_listen(input: &str) -> Result<(Option<String>, u16), SpecError> {
+    let what = "bastion listen address";
+    let s = input.trim();
+    if let Ok(p) = parse_port(s, true) {
+        return Ok((None, p));
+    }
+    let (host, port) = split_host_port(what, input, s)?;
+    let port = port.ok_or_else(|| err(what, input, "expected a port, or host:port"))?;
+    let port = parse_port(port, true).map_err(|e| err(what, input, e.reason))?;
+    let host = match host {
+        "" | "*" => Some(String::new()),
+        "localhost" => None,
+        h => {
+            check_host(what, input, h)?;
+            Some(h.to_string())
+        }
+    };
+    Ok((host, port))
+}
+
 /// Parses a remote target `host:port` (or `[v6]:port`), as used in profiles.
 pub fn parse_target(input: &str) -> Result<(String, u16), SpecError> {
     let what = "target";
@@ -386,6 +500,75 @@ pub fn parse_listen(input: &str) -> Result<(Option<String>, u16), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remote_forwards() {
+        let r = parse_remote_forward("13389:winserver:3389").unwrap();
+        assert_eq!(
+            (
+                r.bind_host.as_deref(),
+                r.bind_port,
+                r.target_host.as_str(),
+                r.target_port
+            ),
+            (None, 13389, "winserver", 3389)
+        );
+        assert_eq!(r.to_string(), "13389:winserver:3389");
+        let r = parse_remote_forward("0:localhost:5900").unwrap();
+        assert_eq!(r.bind_port, 0);
+        let r = parse_remote_forward("*:8080:127.0.0.1:80").unwrap();
+        assert_eq!(r.bind_host.as_deref(), Some(""));
+        assert_eq!(r.to_string(), "*:8080:127.0.0.1:80");
+        let r = parse_remote_forward(":8080:127.0.0.1:80").unwrap();
+        assert_eq!(r.bind_host.as_deref(), Some(""));
+        let r = parse_remote_forward("localhost:8080:h:80").unwrap();
+        assert_eq!(r.bind_host, None);
+        let r = parse_remote_forward("[::1]:8080:[fe80::1]:80").unwrap();
+        assert_eq!(
+            (r.bind_host.as_deref(), r.target_host.as_str()),
+            (Some("::1"), "fe80::1")
+        );
+        assert_eq!(r.to_string(), "[::1]:8080:[fe80::1]:80");
+        let r = parse_remote_forward("10.0.0.5:13389:dc1:3389").unwrap();
+        assert_eq!(r.bind_host.as_deref(), Some("10.0.0.5"));
+        for (bad, why) in [
+            ("", "empty"),
+            ("8080", "dynamic"),
+            ("0.0.0.0:8080", "dynamic"),
+            ("8080:/tmp/sock", "Unix socket"),
+            ("8080:host", "dynamic"),
+            ("70000:h:80", "listen port"),
+            ("8080:h:0", "target port"),
+            ("8080:h:x", "target port"),
+            ("8080::80", "empty"),
+            ("a:b:8080:h:80", "expected"),
+            ("8080:-oProxy:80", "'-'"),
+        ] {
+            let e = parse_remote_forward(bad).unwrap_err();
+            assert!(e.reason.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn remote_listen_addresses() {
+        assert_eq!(parse_remote_listen("13389").unwrap(), (None, 13389));
+        assert_eq!(parse_remote_listen("localhost:0").unwrap(), (None, 0));
+        assert_eq!(
+            parse_remote_listen("*:5900").unwrap(),
+            (Some(String::new()), 5900)
+        );
+        assert_eq!(
+            parse_remote_listen("0.0.0.0:13389").unwrap(),
+            (Some("0.0.0.0".into()), 13389)
+        );
+        assert_eq!(
+            parse_remote_listen("[::1]:80").unwrap(),
+            (Some("::1".into()), 80)
+        );
+        for bad in ["", "host", "h:99999", "a b:1", "-x:1"] {
+            assert!(parse_remote_listen(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn hops() {

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use crate::error::AttemptFailure;
+
 /// Something that happened to a tunnel. Every event is also logged at info level (warnings for
 /// failures) with the route's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +85,93 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A remote forward was requested on the bastion of the route in use (`tcpip-forward`).
+    RemoteForwardRequested {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address the bastion is asked to listen on.
+        bind: String,
+    },
+    /// The bastion of the route in use listens for a remote forward.
+    RemoteForwardActive {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address the bastion was asked to listen on.
+        bind: String,
+        /// The port it listens on.
+        port: u16,
+        /// True when the bastion picked the port (0 was asked).
+        allocated: bool,
+        /// The target on this side, `host:port`.
+        target: String,
+    },
+    /// The bastion refused a remote forward (or did not answer); it is requested again after
+    /// `retry_in` while the route carries the tunnel.
+    RemoteForwardRefused {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address the bastion was asked to listen on.
+        bind: String,
+        /// Why.
+        cause: crate::remote::RemoteRefusal,
+        /// The delay before the next request.
+        retry_in: Duration,
+    },
+    /// A remote forward was cancelled on a session that no longer carries the tunnel (after a
+    /// failback); that session's open connections go on until they end.
+    RemoteForwardCancelled {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Route name.
+        route: String,
+        /// The address and port the bastion stopped listening on.
+        bind: String,
+    },
+    /// A connection from a remote forward's listener could not be carried (target unreachable
+    /// from this side, connection limit).
+    RemoteConnectionFailed {
+        /// Index of the remote forward in the config.
+        remote: usize,
+        /// Why.
+        reason: String,
+    },
+    /// A standby route (below the one in use) answered its background probe: it was reached,
+    /// its host key checked and it authenticated without asking anyone. Sent when it becomes
+    /// ready (first probe, or after being broken), not for every probe.
+    StandbyReady {
+        /// Route name.
+        route: String,
+        /// Connect, handshake and authentication of every hop.
+        took: Duration,
+    },
+    /// A standby route failed its background probe: a failover to it would fail now. Sent
+    /// when it becomes broken or its failure changes kind; logged as a warning.
+    StandbyBroken {
+        /// Route name.
+        route: String,
+        /// Why, including the hop and stage (a route that would need a passphrase, password
+        /// or host key decision says so).
+        reason: String,
+        /// The kind of failure, as the supervisor's rules see it.
+        failure: AttemptFailure,
+    },
+    /// A DR drill ended (see [`crate::drill`]).
+    DrillDone {
+        /// The DR route drilled.
+        route: String,
+        /// It carried every forward's test connection.
+        carried: bool,
+        /// The measured RTO, when it carried every forward.
+        rto: Option<Duration>,
+        /// The route carrying new connections after the drill.
+        back_on: String,
+    },
     /// The tunnel stopped (cancelled, or gave up).
     Stopped {
         /// `None` when cancelled; the last error when it gave up.
@@ -131,6 +220,85 @@ impl std::fmt::Display for Event {
             ),
             Event::ConnectionFailed { forward, reason } => {
                 write!(f, "forward {forward}: connection not carried: {reason}")
+            }
+            Event::RemoteForwardRequested {
+                remote,
+                route,
+                bind,
+            } => write!(
+                f,
+                "route {route}: remote forward {remote}: requesting {bind} on the bastion"
+            ),
+            Event::RemoteForwardActive {
+                route,
+                port,
+                allocated: true,
+                target,
+                ..
+            } => write!(
+                f,
+                "route {route}: Allocated port {port} for remote forward to {target}"
+            ),
+            Event::RemoteForwardActive {
+                route,
+                bind,
+                target,
+                ..
+            } => write!(
+                f,
+                "route {route}: the bastion listens on {bind} for remote forward to {target}"
+            ),
+            Event::RemoteForwardRefused {
+                remote,
+                route,
+                bind,
+                cause,
+                retry_in,
+            } => write!(
+                f,
+                "route {route}: remote forward {remote} on {bind}: {cause}; retrying in {:.1}s",
+                retry_in.as_secs_f32()
+            ),
+            Event::RemoteForwardCancelled {
+                remote,
+                route,
+                bind,
+            } => write!(
+                f,
+                "route {route}: remote forward {remote} on {bind} cancelled (the tunnel moved)"
+            ),
+            Event::RemoteConnectionFailed { remote, reason } => {
+                write!(
+                    f,
+                    "remote forward {remote}: connection not carried: {reason}"
+                )
+            }
+            Event::StandbyReady { route, took } => write!(
+                f,
+                "standby route {route}: ready (connected and authenticated in {} ms)",
+                took.as_millis()
+            ),
+            Event::StandbyBroken { route, reason, .. } => {
+                write!(
+                    f,
+                    "standby route {route}: NOT READY, a failover to it would fail: {reason}"
+                )
+            }
+            Event::DrillDone {
+                route,
+                carried,
+                rto,
+                back_on,
+            } => {
+                match (carried, rto) {
+                    (true, Some(rto)) => write!(
+                        f,
+                        "drill: route {route} carried every forward (RTO {} ms)",
+                        rto.as_millis()
+                    )?,
+                    _ => write!(f, "drill: route {route} did NOT carry the test")?,
+                }
+                write!(f, "; new connections use {back_on}")
             }
             Event::Stopped { error: None } => f.write_str("stopped"),
             Event::Stopped { error: Some(e) } => write!(f, "gave up: {e}"),
@@ -234,6 +402,35 @@ pub struct ForwardStatus {
     pub bytes_in: u64,
 }
 
+/// Readiness of one route, as the last probe (or the session in use) showed it. Serialised
+/// with `last_probe` as seconds since the Unix epoch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RouteStatus {
+    /// Route name.
+    pub name: String,
+    /// True when this route carries new connections.
+    pub in_use: bool,
+    /// Would a failover to it work? `Some(true)`: the last probe connected and authenticated
+    /// (or it carries traffic now); `Some(false)`: the last probe failed (see `last_error`);
+    /// `None`: not probed yet, or standby probes are off.
+    pub ready: Option<bool>,
+    /// When it was last probed or came up.
+    #[serde(serialize_with = "unix_seconds_opt")]
+    pub last_probe: Option<SystemTime>,
+    /// Connect, handshake and authentication time of that probe, in milliseconds.
+    pub probe_ms: Option<u64>,
+    /// Why the last probe failed; `None` once one succeeds.
+    pub last_error: Option<String>,
+}
+
+/// Serialises an optional time as whole seconds since the Unix epoch, or null.
+fn unix_seconds_opt<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => unix_seconds(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// A snapshot of a tunnel. Serialisable (e.g. `serde_json::to_string(&handle.status())`), with
 /// `since` as seconds since the Unix epoch.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -253,6 +450,11 @@ pub struct Status {
     pub last_error: Option<String>,
     /// Per-forward counters, in config order.
     pub forwards: Vec<ForwardStatus>,
+    /// Remote forwards (`-R`), in config order: where the bastion listens, their state and
+    /// counters.
+    pub remote_forwards: Vec<crate::remote::RemoteForwardStatus>,
+    /// Every route in priority order, with its readiness (standby probes).
+    pub routes: Vec<RouteStatus>,
 }
 
 /// Serialises a time as whole seconds since the Unix epoch (0 before it).
@@ -273,6 +475,8 @@ pub(crate) struct StateCell {
     pub reconnects: u64,
     pub failovers: u64,
     pub last_error: Option<String>,
+    /// Readiness per route (`in_use` is filled in by [`Shared::snapshot`]).
+    pub routes: Vec<RouteStatus>,
 }
 
 /// One forward as status reports it: what it is, and its live counters.
@@ -290,6 +494,8 @@ pub(crate) struct Shared {
     pub cell: Mutex<StateCell>,
     pub forwards: Vec<ForwardSlot>,
     pub events: tokio::sync::broadcast::Sender<Event>,
+    /// The remote forwards, in config order.
+    pub remotes: Vec<crate::remote::RemoteSlot>,
 }
 
 impl Shared {
@@ -303,6 +509,7 @@ impl Shared {
                 reconnects: 0,
                 failovers: 0,
                 last_error: None,
+                routes: Vec::new(),
             }),
             forwards: forwards
                 .into_iter()
@@ -314,17 +521,32 @@ impl Shared {
                 })
                 .collect(),
             events,
+            remotes: Vec::new(),
         }
+    }
+
+    /// The same, with a status slot for each remote forward.
+    pub fn with_remotes(mut self, remotes: &[crate::remote::RemoteForward]) -> Self {
+        self.remotes = remotes.iter().map(crate::remote::RemoteSlot::new).collect();
+        self
     }
 
     /// Logs and broadcasts an event.
     pub fn emit(&self, event: Event) {
         match &event {
-            Event::RouteFailed { .. } | Event::ConnectionFailed { .. } | Event::Failover { .. } => {
+            Event::RouteFailed { .. }
+            | Event::ConnectionFailed { .. }
+            | Event::Failover { .. }
+            | Event::RemoteForwardRefused { .. }
+            | Event::RemoteConnectionFailed { .. }
+            | Event::StandbyBroken { .. }
+            | Event::DrillDone { carried: false, .. } => {
                 tracing::warn!("{event}")
             }
             Event::Stopped { error: Some(_) } => tracing::error!("{event}"),
-            Event::Connecting { .. } | Event::Listening { .. } => tracing::debug!("{event}"),
+            Event::Connecting { .. }
+            | Event::Listening { .. }
+            | Event::RemoteForwardRequested { .. } => tracing::debug!("{event}"),
             _ => tracing::info!("{event}"),
         }
         // No receiver is fine: nobody is listening.
@@ -349,18 +571,69 @@ impl Shared {
         }
     }
 
+    /// Names the routes whose readiness [`Status::routes`] reports, in priority order.
+    pub fn set_routes<'a>(&self, names: impl IntoIterator<Item = &'a str>) {
+        self.update(|c| {
+            c.routes = names
+                .into_iter()
+                .map(|name| RouteStatus {
+                    name: name.to_string(),
+                    in_use: false,
+                    ready: None,
+                    last_probe: None,
+                    probe_ms: None,
+                    last_error: None,
+                })
+                .collect()
+        });
+    }
+
+    /// Records what a probe of route `i` (or bringing it up) showed: `Ok(took)` or the error.
+    pub fn route_probed(&self, i: usize, result: Result<Duration, String>) {
+        self.update(|c| {
+            if let Some(r) = c.routes.get_mut(i) {
+                r.last_probe = Some(SystemTime::now());
+                match result {
+                    Ok(took) => {
+                        r.ready = Some(true);
+                        r.probe_ms = Some(u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+                        r.last_error = None;
+                    }
+                    Err(e) => {
+                        r.ready = Some(false);
+                        r.probe_ms = None;
+                        r.last_error = Some(e);
+                    }
+                }
+            }
+        });
+    }
+
     pub fn snapshot(&self) -> Status {
-        let (state, route, since, reconnects, failovers, last_error) = match self.cell.lock() {
-            Ok(c) => (
-                c.state,
-                c.route.clone(),
-                c.since,
-                c.reconnects,
-                c.failovers,
-                c.last_error.clone(),
-            ),
-            Err(_) => (RouteState::Failed, None, SystemTime::now(), 0, 0, None),
-        };
+        let (state, route, since, reconnects, failovers, last_error, mut routes) =
+            match self.cell.lock() {
+                Ok(c) => (
+                    c.state,
+                    c.route.clone(),
+                    c.since,
+                    c.reconnects,
+                    c.failovers,
+                    c.last_error.clone(),
+                    c.routes.clone(),
+                ),
+                Err(_) => (
+                    RouteState::Failed,
+                    None,
+                    SystemTime::now(),
+                    0,
+                    0,
+                    None,
+                    Vec::new(),
+                ),
+            };
+        for r in &mut routes {
+            r.in_use = route.as_deref() == Some(r.name.as_str());
+        }
         let o = Ordering::Relaxed;
         Status {
             state,
@@ -384,6 +657,8 @@ impl Shared {
                     bytes_in: c.bytes_in.load(o),
                 })
                 .collect(),
+            remote_forwards: self.remotes.iter().map(|r| r.snapshot()).collect(),
+            routes,
         }
     }
 }

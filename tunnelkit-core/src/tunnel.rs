@@ -5,19 +5,21 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::config::TunnelConfig;
+use crate::drill::{DrillError, DrillOptions, DrillReport, FIRST_BYTES_WAIT};
 use crate::error::Error;
 use crate::forward::{serve, ForwardCtx, ForwardListener};
 pub use crate::prompt::Services;
+use crate::remote::follow::{follow, RemoteCtx};
 use crate::session::{connect_route, RouteSession};
 use crate::status::{Event, Shared, Status};
-use crate::supervisor::{Connector, Purpose, Supervisor, Triggers};
+use crate::supervisor::{Command, Connector, Purpose, Supervisor, Triggers, COMMAND_QUEUE};
 
 /// The supervisor's connector: SSH to every hop of a route.
 struct SshConnector {
@@ -39,6 +41,74 @@ impl Connector for SshConnector {
             // Background work must never interrupt anyone.
             Purpose::Background => connect_route(route, &self.services.background()).await,
         }
+    }
+
+    async fn check_forward(
+        &self,
+        session: &RouteSession,
+        route: usize,
+        forward: usize,
+    ) -> crate::Result<Option<usize>> {
+        let (Some(r), Some(f)) = (
+            self.config.routes.get(route),
+            self.config.forwards.get(forward),
+        ) else {
+            return Err(Error::Config(format!(
+                "no route {route} or forward {forward}"
+            )));
+        };
+        // The supervisor tests local forwards only; a SOCKS proxy has no target of its own.
+        let Some(target) = f.target_for(&r.name) else {
+            return Err(Error::Config(format!(
+                "forward {} is a SOCKS proxy: it has no target to test",
+                f.bind_label()
+            )));
+        };
+        let origin = SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut channel = session.open(target, origin).await?;
+        let first = tokio::time::timeout(FIRST_BYTES_WAIT, async {
+            for _ in 0..MAX_DRILL_MESSAGES {
+                match channel.wait().await {
+                    Some(russh::ChannelMsg::Data { data }) => return Some(data.len()),
+                    Some(russh::ChannelMsg::Eof | russh::ChannelMsg::Close) | None => return None,
+                    Some(_) => {}
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let _ = channel.eof().await;
+        let _ = channel.close().await;
+        Ok(first)
+    }
+}
+
+/// Channel messages a drill's test connection reads at most while it waits for first bytes.
+const MAX_DRILL_MESSAGES: usize = 64;
+
+/// A cheap, cloneable way to ask a running tunnel for something while it runs (a drill), for
+/// host programs that keep the [`TunnelHandle`] elsewhere (the agent's registry).
+#[derive(Debug, Clone)]
+pub struct TunnelControl {
+    commands: mpsc::Sender<Command>,
+}
+
+impl TunnelControl {
+    /// Runs a DR drill (see [`crate::drill`]): new connections move to the next route below
+    /// the one in use, a test connection to every forward's target goes through it, and new
+    /// connections move back unless `options.stay`. Existing connections are never cut.
+    /// `Ok` holds the report, whether or not the DR route carried every forward
+    /// ([`DrillReport::carried`]); `Err` says why there was nothing to test (no route up, no
+    /// DR route, the DR route cannot be brought up, a drill already running).
+    pub async fn drill(&self, options: DrillOptions) -> Result<DrillReport, DrillError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Drill { options, reply })
+            .await
+            .map_err(|_| DrillError::Stopped)?;
+        answer.await.map_err(|_| DrillError::Stopped)?
     }
 }
 
@@ -87,14 +157,18 @@ impl Tunnel {
                     .map_err(|e| Error::io("listener address", e))?,
             );
         }
-        let shared = Arc::new(Shared::new(
-            config
-                .forwards
-                .iter()
-                .zip(&addrs)
-                .map(|(f, a)| (f.kind.forward_type(), *a, f.remote_label()))
-                .collect(),
-        ));
+        let shared = Arc::new(
+            Shared::new(
+                config
+                    .forwards
+                    .iter()
+                    .zip(&addrs)
+                    .map(|(f, a)| (f.kind.forward_type(), *a, f.remote_label()))
+                    .collect(),
+            )
+            .with_remotes(&config.remote_forwards),
+        );
+        shared.set_routes(config.routes.iter().map(|r| r.name.as_str()));
         let first = shared.events.subscribe();
         let (current, sessions) = watch::channel(None);
         let tracker = TaskTracker::new();
@@ -126,7 +200,17 @@ impl Tunnel {
             });
             tracker.spawn(serve(ctx, listener, cancel.clone()).in_current_span());
         }
+        // Remote forwards follow the published session; they never change the supervisor.
+        let remote = Arc::new(RemoteCtx {
+            forwards: config.remote_forwards.clone(),
+            shared: shared.clone(),
+            tracker: tracker.clone(),
+            stopping: cancel.clone(),
+        });
+        tracker.spawn(follow(remote, sessions.clone()).in_current_span());
+        let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let supervisor = Supervisor {
+            commands: commands_rx,
             config: config.clone(),
             connector: Arc::new(SshConnector {
                 config: config.clone(),
@@ -149,6 +233,7 @@ impl Tunnel {
         );
         tracker.close();
         let handle = TunnelHandle {
+            control: TunnelControl { commands },
             addrs,
             shared,
             cancel,
@@ -162,6 +247,7 @@ impl Tunnel {
 /// A running tunnel. Dropping it cancels the tunnel.
 #[derive(Debug)]
 pub struct TunnelHandle {
+    control: TunnelControl,
     addrs: Vec<Option<SocketAddr>>,
     shared: Arc<Shared>,
     cancel: CancellationToken,
@@ -183,6 +269,16 @@ impl TunnelHandle {
     /// A snapshot of the state and counters.
     pub fn status(&self) -> Status {
         self.shared.snapshot()
+    }
+
+    /// A cloneable way to ask this tunnel for a drill while the handle is kept elsewhere.
+    pub fn control(&self) -> TunnelControl {
+        self.control.clone()
+    }
+
+    /// Runs a DR drill: see [`TunnelControl::drill`].
+    pub async fn drill(&self, options: DrillOptions) -> Result<DrillReport, DrillError> {
+        self.control.drill(options).await
     }
 
     /// The token that stops this tunnel.

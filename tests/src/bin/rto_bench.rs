@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p tunnelkit-tests --bin rto_bench [-- TRIALS]
 //! ```
-//! Two scenarios, each TRIALS times (default 7), median reported:
+//! Two scenarios, each without and with a hot standby (the DR session kept up, so the failover
+//! needs no handshake), each TRIALS times (default 7), median reported:
 //! - dead: the primary's sshd is killed (listener closed, every process SIGKILLed: RST/EOF);
 //! - silent: the primary's traffic is black-holed by a proxy (no RST, no FIN), detected by
 //!   keepalives with ServerAliveInterval=1, ServerAliveCountMax=3.
@@ -49,7 +50,7 @@ async fn echo_once(addr: SocketAddr) -> bool {
         .is_some()
 }
 
-async fn trial(scenario: Scenario) -> Duration {
+async fn trial(scenario: Scenario, hot: bool) -> Duration {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "client", None);
     let sshd_opts = || SshdOptions {
@@ -99,6 +100,8 @@ async fn trial(scenario: Scenario) -> Duration {
         }],
     );
     config.failback = Failback::Never;
+    config.hot_standby = hot;
+    config.standby_probe = Some(Duration::from_secs(1));
     let listeners = bind_forwards(&config.forwards).await.expect("bind");
     let handle = Tunnel::start(
         config,
@@ -109,16 +112,17 @@ async fn trial(scenario: Scenario) -> Duration {
     .expect("start");
     let mut events = handle.events();
     let addr = handle.local_addrs()[0].expect("bound");
-    // Wait for the primary, and prove the path works.
+    // Wait for the primary (and the standby's first probe: with a hot standby, its session is
+    // then up), and prove the path works.
     tokio::time::timeout(GIVE_UP, async {
         while let Ok(e) = events.recv().await {
-            if matches!(e, Event::RouteUp { .. }) {
+            if matches!(e, Event::StandbyReady { .. }) {
                 break;
             }
         }
     })
     .await
-    .expect("primary up");
+    .expect("primary up, standby ready");
     assert!(echo_once(addr).await, "round trip through the primary");
 
     let fault_at = Instant::now();
@@ -183,14 +187,20 @@ async fn main() {
     );
     println!("real OpenSSH sshd on loopback; ServerAliveInterval=1, ServerAliveCountMax=3; {trials} trials each\n");
     println!(
-        "{:<8} {:>10} {:>10} {:>10}  all (ms)",
+        "{:<12} {:>10} {:>10} {:>10}  all (ms)",
         "scenario", "median ms", "min ms", "max ms"
     );
     let mut json = Vec::new();
-    for (name, s) in [("dead", Scenario::Dead), ("silent", Scenario::Silent)] {
+    let rows = [
+        ("dead", Scenario::Dead, false),
+        ("dead_hot", Scenario::Dead, true),
+        ("silent", Scenario::Silent, false),
+        ("silent_hot", Scenario::Silent, true),
+    ];
+    for (name, s, hot) in rows {
         let mut v = Vec::new();
         for _ in 0..trials {
-            v.push(trial(s).await);
+            v.push(trial(s, hot).await);
         }
         let all: Vec<String> = v
             .iter()
@@ -198,7 +208,7 @@ async fn main() {
             .collect();
         let m = median(&mut v);
         println!(
-            "{name:<8} {:>10.0} {:>10.0} {:>10.0}  {}",
+            "{name:<12} {:>10.0} {:>10.0} {:>10.0}  {}",
             m.as_secs_f64() * 1e3,
             v[0].as_secs_f64() * 1e3,
             v[v.len() - 1].as_secs_f64() * 1e3,

@@ -68,6 +68,16 @@ pub async fn start(
     (handle, addr, events)
 }
 
+/// Starts a tunnel that may have no local forward (remote forwards only); returns its handle
+/// and an event receiver subscribed before anything could happen.
+pub async fn start_any(
+    config: TunnelConfig,
+    services: Services,
+) -> (TunnelHandle, broadcast::Receiver<Event>) {
+    let listeners = bind_forwards(&config.forwards).await.expect("bind");
+    Tunnel::start_subscribed(config, listeners, services, CancellationToken::new()).expect("start")
+}
+
 /// Waits for the first event matching `want`, failing on a stop or after the deadline.
 pub async fn wait_event(
     events: &mut broadcast::Receiver<Event>,

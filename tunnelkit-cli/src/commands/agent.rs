@@ -1,4 +1,5 @@
-//! `tunnelkit agent` (run the agent) and its clients: `status`, `up`, `down`, `reload`, `logs`.
+//! `tunnelkit agent` (run the agent) and its clients: `up`, `down`, `reload`, `logs` (`status`
+//! is in [`super::status`], `open` in [`super::open`]).
 
 use std::sync::Arc;
 
@@ -6,12 +7,12 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_agent::client::{request, ClientError};
 use tunnelkit_agent::paths::{profiles_dir, socket_path};
-use tunnelkit_agent::protocol::{Request, Response};
+use tunnelkit_agent::protocol::{Request, Response, RouteJson};
 use tunnelkit_agent::secrets::Keyring;
-use tunnelkit_agent::server::{run as run_agent, AgentConfig};
+use tunnelkit_agent::server::{run_with, AgentConfig};
 
 use crate::exit::Exit;
-use crate::opts::{AgentArgs, NameArgs, SocketArgs, StatusArgs};
+use crate::opts::{AgentArgs, NameArgs, SocketArgs};
 use crate::prompt::{has_tty, TtyPrompter};
 
 /// Runs the agent until SIGTERM/SIGINT (`cancel`); SIGHUP re-reads the profiles.
@@ -20,6 +21,13 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
         Ok(k) => Arc::new(k),
         Err(e) => {
             eprintln!("tunnelkit agent: keyring: {e}");
+            return Exit::Failure;
+        }
+    };
+    let metrics = match bind_metrics(args).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("tunnelkit agent: {e}");
             return Exit::Failure;
         }
     };
@@ -37,7 +45,19 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
             }
         }
     });
-    match run_agent(config, secrets, reload, cancel).await {
+    let bus = session_bus(args.no_notify);
+    let services = cancel.child_token();
+    let on_registry = |registry: &tunnelkit_agent::registry::RegistryHandle| {
+        if let Some(listener) = metrics {
+            tunnelkit_agent::metrics::spawn(listener, registry, services.clone());
+        }
+        if let Some(address) = bus {
+            tunnelkit_agent::notify::spawn(address, registry, services.clone());
+        }
+    };
+    let result = run_with(config, secrets, reload, cancel, on_registry).await;
+    services.cancel();
+    match result {
         Ok(()) => Exit::Success,
         Err(e) => {
             eprintln!("tunnelkit agent: {e}");
@@ -46,7 +66,40 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
     }
 }
 
-async fn call(
+/// The session bus notifications go to: none with `--no-notify` or without
+/// $DBUS_SESSION_BUS_ADDRESS.
+fn session_bus(no_notify: bool) -> Option<String> {
+    if no_notify {
+        tracing::info!("desktop notifications off (--no-notify)");
+        return None;
+    }
+    let address = std::env::var("DBUS_SESSION_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty());
+    if address.is_none() {
+        tracing::info!(
+            "no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS unset): no desktop notifications"
+        );
+    }
+    address
+}
+
+/// Binds `--metrics` (loopback only unless `--metrics-allow-remote`) before the agent starts,
+/// so that a taken port or a refused address stops it at once.
+async fn bind_metrics(args: &AgentArgs) -> Result<Option<tokio::net::TcpListener>, String> {
+    let Some(addr) = args.metrics else {
+        return Ok(None);
+    };
+    tunnelkit_agent::metrics::check_address(addr, args.metrics_allow_remote)
+        .map_err(|e| e.to_string())?;
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))
+}
+
+/// Sends one request to the agent (prompts relayed to the terminal when `interactive`).
+pub(crate) async fn call(
     socket: &SocketArgs,
     req: Request,
     interactive: bool,
@@ -62,7 +115,8 @@ async fn call(
         .map_err(|e| e.to_string())
 }
 
-fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -> Exit {
+/// Prints the agent's answer with `show`, or the error.
+pub(crate) fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -> Exit {
     match r {
         Ok(v) => {
             show(v);
@@ -75,69 +129,66 @@ fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -> Exit {
     }
 }
 
-/// `tunnelkit status [--json]`.
-pub async fn status(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
-    let json = args.json;
-    finish(
-        call(&args.socket, Request::Status, false, cancel).await,
-        |r| {
-            let Response::Status { profiles } = r else {
-                return;
-            };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&profiles).unwrap_or_default()
-                );
-                return;
-            }
-            println!(
-                "{:<20} {:<11} {:<14} {:<8} {:<44} {:>9} {:>10} {:>10}",
-                "PROFILE", "STATE", "ROUTE", "KIND", "FORWARDS", "CONN", "IN", "OUT"
-            );
-            for p in profiles {
-                let route = p.route.clone().unwrap_or_else(|| "-".into());
-                let state = p.state.as_str();
-                if p.forwards.is_empty() {
-                    println!("{:<20} {:<11} {:<14}", p.name, state, route);
-                }
-                for (i, f) in p.forwards.iter().enumerate() {
-                    let (name, state, route) = if i == 0 {
-                        (p.name.as_str(), state, route.as_str())
-                    } else {
-                        ("", "", "")
-                    };
-                    println!(
-                        "{:<20} {:<11} {:<14} {:<8} {:<44} {:>9} {:>10} {:>10}",
-                        name,
-                        state,
-                        route,
-                        f.kind.as_str(),
-                        format!("{} -> {}", f.local, f.remote),
-                        format!("{}/{}", f.active, f.total),
-                        f.bytes_in,
-                        f.bytes_out
-                    );
-                }
-                if let Some(e) = &p.last_error {
-                    println!("{:<20} last error: {e}", "");
-                }
-            }
-        },
-    )
+/// Seconds since the Unix epoch now.
+pub(crate) fn now_secs() -> u64 {
+    tunnelkit_agent::events::unix_ms(std::time::SystemTime::now()) / 1000
+}
+
+/// One route under its profile in the status table: `route dr  standby  READY  42 ms, 12s ago`.
+pub fn route_line(r: &RouteJson, now: u64) -> String {
+    let role = if r.in_use { "in use" } else { "standby" };
+    let ready = match r.ready {
+        Some(true) => "READY",
+        Some(false) => "NOT READY",
+        None => "unknown",
+    };
+    let mut detail = Vec::new();
+    if let Some(ms) = r.probe_ms {
+        detail.push(format!("{ms} ms"));
+    }
+    if let Some(t) = r.last_probe {
+        detail.push(format!("{}s ago", now.saturating_sub(t)));
+    }
+    let mut line = format!("route {:<14} {:<8} {:<9}", r.name, role, ready);
+    if !detail.is_empty() {
+        line.push_str(&format!(" {}", detail.join(", ")));
+    }
+    if let (Some(false), Some(e)) = (r.ready, &r.last_error) {
+        line.push_str(&format!(": {e}"));
+    }
+    line.trim_end().to_string()
 }
 
 /// `tunnelkit up NAME`: waits until the profile is up, printing what the agent is doing; on
 /// Ctrl-C or SIGTERM it stops waiting at once and says what it was waiting for (the agent keeps
 /// trying on its own).
 pub async fn up(args: &NameArgs, cancel: &CancellationToken) -> Exit {
+    match bring_up(&args.name, &args.socket, cancel).await {
+        Ok(line) => {
+            println!("{line}");
+            Exit::Success
+        }
+        Err(e) => {
+            eprintln!("tunnelkit: {e}");
+            Exit::Failure
+        }
+    }
+}
+
+/// Asks the agent to start profile `name` and waits until it is up, relaying its prompts to
+/// the terminal (when there is one) and its progress to stderr. Returns `NAME is up via ROUTE`,
+/// or why not.
+pub async fn bring_up(
+    name: &str,
+    socket: &SocketArgs,
+    cancel: &CancellationToken,
+) -> Result<String, String> {
     let interactive = has_tty();
-    let name = args.name.clone();
     let req = Request::Up {
-        name: name.clone(),
+        name: name.to_string(),
         interactive,
     };
-    let path = socket_path(args.socket.socket.clone());
+    let path = socket_path(socket.socket.clone());
     let tty = TtyPrompter;
     let prompter: Option<&dyn tunnelkit_core::Prompter> =
         if interactive { Some(&tty) } else { None };
@@ -148,27 +199,19 @@ pub async fn up(args: &NameArgs, cancel: &CancellationToken) -> Exit {
     };
     let r = request(&path, &req, prompter, &mut progress, cancel).await;
     match r {
-        Ok(Response::Up { name, route }) => {
-            match route {
-                Some(route) => println!("{name} is up via {route}"),
-                None => println!("{name} is up"),
-            }
-            Exit::Success
-        }
-        Ok(_) => Exit::Failure,
+        Ok(Response::Up { name, route }) => Ok(match route {
+            Some(route) => format!("{name} is up via {route}"),
+            None => format!("{name} is up"),
+        }),
+        Ok(_) => Err(format!("the agent did not answer `up {name}`")),
         Err(ClientError::Interrupted) => {
             let doing = last.map(|l| format!(" (last: {l})")).unwrap_or_default();
-            eprintln!(
-                "tunnelkit: interrupted while waiting for {} to come up{doing}; the agent keeps \
-                 trying: see `tunnelkit status`, or `tunnelkit down {}` to stop it",
-                args.name, args.name
-            );
-            Exit::Failure
+            Err(format!(
+                "interrupted while waiting for {name} to come up{doing}; the agent keeps \
+                 trying: see `tunnelkit status`, or `tunnelkit down {name}` to stop it"
+            ))
         }
-        Err(e) => {
-            eprintln!("tunnelkit: {e}");
-            Exit::Failure
-        }
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -38,7 +38,9 @@ fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
             let typo = args
                 .destination
                 .as_deref()
-                .filter(|_| args.local.is_empty() && args.dynamic.is_empty())
+                .filter(|_| {
+                    args.local.is_empty() && args.dynamic.is_empty() && args.remote.is_empty()
+                })
                 .and_then(|d| similar_subcommand(d).map(|s| (d, s)));
             match typo {
                 Some((word, cmd)) => eprintln!(
@@ -47,8 +49,8 @@ fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
                 ),
                 None if args.background && e.0.starts_with("no forwards") => eprintln!(
                     "tunnelkit: Cannot fork into background without a forward to keep open: \
-                     give -L [bind_address:]port:host:hostport or -D [bind_address:]port \
-                     (or LocalForward/DynamicForward in ssh_config)."
+                     give -L or -R [bind_address:]port:host:hostport or -D [bind_address:]port \
+                     (or LocalForward/RemoteForward/DynamicForward in ssh_config)."
                 ),
                 None => eprintln!("tunnelkit: {e}"),
             }
@@ -119,7 +121,7 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
             Err(e) => tracing::warn!("{e}; the other forwards stay up"),
         }
     }
-    if listeners.is_empty() {
+    if listeners.is_empty() && config.remote_forwards.is_empty() {
         eprintln!("tunnelkit: no forward could be bound");
         return Exit::Failure;
     }
@@ -138,6 +140,7 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
         secrets: secret_store(),
     };
     let forwards = config.forwards.clone();
+    let remote_pending = vec![true; config.remote_forwards.len()];
     let (mut handle, mut events) =
         match Tunnel::start_subscribed(config, listeners, services, cancel) {
             Ok(h) => h,
@@ -153,14 +156,28 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
         held: None,
         background: background::is_child(),
         keep_stderr: args.verbose > 0,
+        route_up: false,
+        remote_pending,
+        exit_on_forward_failure: resolved.exit_on_forward_failure,
+        forward_failed: None,
     };
+    let stop = handle.cancel_token().clone();
     let wait = handle.wait();
     tokio::pin!(wait);
     let result = loop {
         tokio::select! {
             r = &mut wait => break r,
             ev = events.recv() => match ev {
-                Ok(ev) => report.event(ev),
+                Ok(ev) => {
+                    report.event(ev);
+                    if let Some(e) = report.forward_failed.take() {
+                        // ExitOnForwardFailure: the first request of a remote forward was refused.
+                        eprintln!("tunnelkit: {e}");
+                        stop.cancel();
+                        let _ = (&mut wait).await;
+                        return Exit::Failure;
+                    }
+                }
                 Err(RecvError::Lagged(n)) => tracing::debug!("{n} events not shown"),
                 Err(RecvError::Closed) => break (&mut wait).await,
             },
@@ -195,6 +212,15 @@ struct Report {
     /// This is the child of a `-f` run: detach once announced.
     background: bool,
     keep_stderr: bool,
+    /// A route came up (the `Forwarding` lines may be printed).
+    route_up: bool,
+    /// Remote forwards never active yet, by index.
+    remote_pending: Vec<bool>,
+    /// `ExitOnForwardFailure`: a refused first request of a remote forward ends the run, and
+    /// `-f` waits until every remote forward is active.
+    exit_on_forward_failure: bool,
+    /// Set when the run must end on a forward failure (the message).
+    forward_failed: Option<String>,
 }
 
 impl Report {
@@ -205,6 +231,24 @@ impl Report {
     }
 
     fn event(&mut self, ev: Event) {
+        // ExitOnForwardFailure: a refused first request ends the run, told by the final line.
+        if let Event::RemoteForwardRefused {
+            remote,
+            bind,
+            cause,
+            ..
+        } = &ev
+        {
+            if self.exit_on_forward_failure
+                && self.remote_pending.get(*remote).copied().unwrap_or(false)
+            {
+                self.forward_failed = Some(format!(
+                    "remote port forwarding failed for listen {bind}: {cause} \
+                     (ExitOnForwardFailure=yes)"
+                ));
+                return;
+            }
+        }
         match &ev {
             Event::Stopped { error: Some(_) } => return, // the final line tells it
             Event::RouteFailed { .. } => {
@@ -215,11 +259,35 @@ impl Report {
             _ => self.flush(),
         }
         match &ev {
-            Event::ConnectionFailed { .. } | Event::Failover { .. } => tracing::warn!("{ev}"),
-            Event::Connecting { .. } | Event::Listening { .. } => tracing::debug!("{ev}"),
+            Event::ConnectionFailed { .. }
+            | Event::Failover { .. }
+            | Event::RemoteForwardRefused { .. }
+            | Event::RemoteConnectionFailed { .. }
+            | Event::StandbyBroken { .. } => tracing::warn!("{ev}"),
+            Event::Connecting { .. }
+            | Event::Listening { .. }
+            | Event::RemoteForwardRequested { .. } => tracing::debug!("{ev}"),
+            // As ssh, on stderr whatever the log level.
+            Event::RemoteForwardActive {
+                port,
+                allocated: true,
+                target,
+                ..
+            } => eprintln!("Allocated port {port} for remote forward to {target}"),
             _ => tracing::info!("{ev}"),
         }
-        if matches!(ev, Event::RouteUp { .. }) {
+        match &ev {
+            Event::RouteUp { .. } => self.route_up = true,
+            Event::RemoteForwardActive { remote, .. } => {
+                if let Some(p) = self.remote_pending.get_mut(*remote) {
+                    *p = false;
+                }
+            }
+            _ => {}
+        }
+        // With ExitOnForwardFailure, as ssh -f: only once every remote forward is set up.
+        let remote_ready = !self.exit_on_forward_failure || !self.remote_pending.contains(&true);
+        if self.route_up && remote_ready {
             self.announce();
         }
     }

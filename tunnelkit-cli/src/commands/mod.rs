@@ -1,6 +1,11 @@
 //! One module per thing the binary does.
 
 pub mod agent;
+pub mod completions;
 pub mod connect;
 pub mod demo;
+pub mod drill;
+pub mod man;
+pub mod open;
 pub mod secret;
+pub mod status;

@@ -28,6 +28,11 @@ fn key(kind: &str, name: &str) -> Result<SecretKey, String> {
     })
 }
 
+/// `password for admin@bastion:2222`, `passphrase for /home/me/.ssh/id_ed25519`.
+fn what(key: &SecretKey) -> String {
+    key.entry_name().replacen(':', " for ", 1)
+}
+
 fn read_secret(what: &str) -> Result<SecretString, String> {
     let text = if std::io::stdin().is_terminal() {
         rpassword::prompt_password(format!("{what}: ")).map_err(|e| e.to_string())?
@@ -51,17 +56,19 @@ pub fn run(args: &SecretArgs) -> Exit {
         let key = key(&args.kind, &args.name)?;
         let keyring = Keyring::from_env()?;
         if args.action == "delete" {
+            let place = keyring.backend().place();
             return Ok(if keyring.delete(&key)? {
-                format!("deleted {}", key.entry_name())
+                format!("deleted the {} from {place}", what(&key))
             } else {
-                format!("no {} was stored", key.entry_name())
+                format!("no {} was stored in {place}", what(&key))
             });
         }
         let secret = read_secret(&format!("{} for {}", args.kind, args.name))?;
         keyring.set(&key, &secret)?;
         Ok(format!(
-            "stored {} in the keyring (kernel keyutils secrets do not survive a reboot)",
-            key.entry_name()
+            "stored the {} in {}",
+            what(&key),
+            keyring.backend().place()
         ))
     })();
     match r {

@@ -48,7 +48,7 @@ pub enum OptionError {
 
 /// Options gathered from flags, ssh_config or a profile, before defaults are applied.
 /// Single-valued options keep the first value set (OpenSSH's rule); `IdentityFile`,
-/// `CertificateFile`, `LocalForward` and `DynamicForward` accumulate.
+/// `CertificateFile`, `LocalForward`, `DynamicForward` and `RemoteForward` accumulate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SshOptions {
     /// `User`.
@@ -110,6 +110,8 @@ pub struct SshOptions {
     pub local_forwards: Vec<String>,
     /// `DynamicForward` values, as `-D` specs (as written, for `-G`).
     pub dynamic_forwards: Vec<String>,
+    /// `RemoteForward` values, as `-R` specs.
+    pub remote_forwards: Vec<String>,
     /// Keywords seen and ignored, for `-v`.
     pub ignored: Vec<String>,
 }
@@ -351,6 +353,12 @@ impl SshOptions {
                 crate::spec::parse_dynamic(v).map_err(|e| bad(key, v, &e.reason))?;
                 self.dynamic_forwards.push(v.trim().to_string())
             }
+            "RemoteForward" => {
+                // `RemoteForward [bind:]port host:hostport`, as LocalForward.
+                let spec = v.split_whitespace().collect::<Vec<_>>().join(":");
+                crate::spec::parse_remote_forward(&spec).map_err(|e| bad(key, v, &e.reason))?;
+                self.remote_forwards.push(spec)
+            }
             other => {
                 check_unused(other, v)?;
                 if !self.ignored.iter().any(|k| k == other) {
@@ -518,6 +526,12 @@ mod tests {
         o.apply_kv("DynamicForward 1080").unwrap();
         o.apply_kv("DynamicForward=[::1]:1081").unwrap();
         assert!(o.apply_kv("DynamicForward 1080 x").is_err());
+        o.apply_kv("RemoteForward 0 localhost:3389").unwrap();
+        o.apply_kv("RemoteForward=*:5900 127.0.0.1:5900").unwrap();
+        assert!(
+            o.apply_kv("RemoteForward 5900").is_err(),
+            "dynamic -R is refused"
+        );
         o.apply_kv("ProxyJump=none").unwrap();
         // The first of ProxyJump and ProxyCommand wins.
         o.apply_kv("ProxyCommand=nc %h %p").unwrap();
@@ -538,6 +552,13 @@ mod tests {
         assert_eq!(h.host_keys.strict, StrictHostKeyChecking::AcceptNew);
         assert_eq!(o.local_forwards, vec!["13389:winserver:3389".to_string()]);
         assert_eq!(o.dynamic_forwards, ["1080", "[::1]:1081"]);
+        assert_eq!(
+            o.remote_forwards,
+            vec![
+                "0:localhost:3389".to_string(),
+                "*:5900:127.0.0.1:5900".into()
+            ]
+        );
         assert_eq!(o.proxy_jump.as_deref(), Some(""));
         assert_eq!(h.ciphers.len(), 2);
     }

@@ -3,14 +3,14 @@
 //!
 //! - A destination (`[user@]host[:port]` or a `Host` alias) gets its ssh_config entry: HostName,
 //!   User, Port, IdentityFile, known_hosts options, ProxyJump or ProxyCommand (whichever is
-//!   obtained first, as in ssh), LocalForward, DynamicForward.
+//!   obtained first, as in ssh), LocalForward, DynamicForward, RemoteForward.
 //! - Jump hosts are resolved the same way; the first jump's own ProxyJump/ProxyCommand is
 //!   followed, later jumps are reached through the one before (ssh's `-J` rule).
 //! - Options given by the caller ([`Overrides`], like `-o` and `-i`) come before the files and
 //!   so win; the per-host ones (HostName, Port, ProxyJump, ProxyCommand, HostKeyAlias,
-//!   LocalForward, DynamicForward) apply to the destination only, the others to every hop.
-//!   `-D` specs ([`Request::dynamic_forwards`]) are the destination's first `DynamicForward`s,
-//!   as in ssh (and `-G` prints them so).
+//!   LocalForward, DynamicForward, RemoteForward) apply to the destination only, the others to
+//!   every hop. `-D` specs ([`Request::dynamic_forwards`]) are the destination's first
+//!   `DynamicForward`s, as in ssh (and `-G` prints them so).
 //!
 //! The process environment is read only by [`Environment::from_process`]; everything else
 //! takes an [`Environment`].
@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use crate::config::{Forward, Hop, Route};
 use crate::options::SshOptions;
+use crate::remote::RemoteForward;
 use crate::spec::{self, HopSpec, SpecError};
 use crate::ssh_config::{evaluate, ConfigError, HostConfig, Query};
 
@@ -52,6 +53,7 @@ const PER_HOST: &[&str] = &[
     "hostkeyalias",
     "localforward",
     "dynamicforward",
+    "remoteforward",
 ];
 
 /// Why a request could not be resolved.
@@ -98,6 +100,8 @@ pub struct Request {
     /// Dynamic (SOCKS) forwards (`-D [bind_address:]port`), before the destination's
     /// `DynamicForward` lines.
     pub dynamic_forwards: Vec<String>,
+    /// Remote forwards (`-R`), before the destination's `RemoteForward` lines.
+    pub remote_forwards: Vec<String>,
 }
 
 impl Request {
@@ -123,6 +127,8 @@ pub struct Resolved {
     /// The `-L` forwards, then the destination's `LocalForward`s, then its `DynamicForward`s
     /// (`-D` first), `GatewayPorts` applied.
     pub forwards: Vec<Forward>,
+    /// The `-R` forwards, then the destination's `RemoteForward`s.
+    pub remote_forwards: Vec<RemoteForward>,
     /// The primary destination as resolved (its options hold `ExitOnForwardFailure`,
     /// `ConnectionAttempts`, the keywords accepted but unused, ...).
     pub destination: HostConfig,
@@ -207,7 +213,7 @@ impl<'a> Resolver<'a> {
             c.user.clone(),
             c.host_name.clone(),
             c.port,
-            Arc::new(c.options.hop_options(&self.env)),
+            Arc::new(c.options.hop_options(self.env)),
         );
         hop.host_key_alias = c.options.host_key_alias.clone();
         if let Some(cmd) = c.options.proxy_command.as_deref().filter(|c| !c.is_empty()) {
@@ -326,6 +332,25 @@ fn default_bind(fwd: &mut Forward, o: &SshOptions) {
     }
 }
 
+/// The remote forwards of `-R` specs and a destination's `RemoteForward` lines. Without a bind
+/// address the bastion listens on its loopback (ssh sends `localhost`); the client's
+/// `GatewayPorts` does not apply (the server's does).
+pub fn remote_forwards(
+    specs: impl IntoIterator<Item = impl AsRef<str>>,
+    dest: &HostConfig,
+) -> Result<Vec<RemoteForward>, ResolveError> {
+    let given: Vec<String> = specs.into_iter().map(|s| s.as_ref().to_string()).collect();
+    given
+        .iter()
+        .chain(&dest.options.remote_forwards)
+        .map(|r| {
+            spec::parse_remote_forward(r)
+                .map(|s| RemoteForward::from_spec(&s))
+                .map_err(|e| ResolveError::Invalid(format!("-R: {e}")))
+        })
+        .collect()
+}
+
 /// Resolves a whole request: the primary route, the DR routes and the forwards.
 pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveError> {
     let overrides = req.overrides()?;
@@ -356,9 +381,11 @@ pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveErro
         routes.push(r.route(&name, &c)?);
     }
     let forwards = forwards(&req.local_forwards, &dest)?;
+    let remote_forwards = remote_forwards(&req.remote_forwards, &dest)?;
     Ok(Resolved {
         routes,
         forwards,
+        remote_forwards,
         destination: dest,
     })
 }
@@ -367,12 +394,16 @@ pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveErro
 pub fn print_config(env: &Environment, req: &Request) -> Result<String, ResolveError> {
     let overrides = req.overrides()?;
     let r = Resolver::new(env, &overrides);
-    let c = r.destination(
+    let mut c = r.destination(
         &req.destination,
         req.login.as_deref(),
         req.port,
         req.jump.as_deref(),
     )?;
+    // As ssh -G: the -R flags first, then the destination's RemoteForward lines.
+    let mut remote = req.remote_forwards.clone();
+    remote.append(&mut c.options.remote_forwards);
+    c.options.remote_forwards = remote;
     Ok(crate::ssh_config::print_g(&c, &env.home))
 }
 

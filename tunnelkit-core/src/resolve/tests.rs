@@ -240,3 +240,47 @@ fn dynamic_forwards_come_from_dash_d_then_ssh_config() {
     let e = resolve(&env, &bad).unwrap_err().to_string();
     assert!(e.starts_with("-D: invalid dynamic forward `1:2:3`"), "{e}");
 }
+
+#[test]
+fn remote_forwards_come_from_flags_then_the_destination_and_print_as_ssh_g() {
+    let (_d, env) = env_with(
+        "Host nated\n  HostName bastion.example\n  RemoteForward 13389 localhost:3389\n  \
+         RemoteForward *:0 [::1]:5900\n  RemoteForward :7000 h:70\n",
+    );
+    let req = Request {
+        destination: "nated".into(),
+        remote_forwards: vec!["10.0.0.5:8080:web:80".into()],
+        ..Default::default()
+    };
+    let res = resolve(&env, &req).unwrap();
+    let got: Vec<(String, u16, String)> = res
+        .remote_forwards
+        .iter()
+        .map(|r| (r.bind.host.clone(), r.bind.port, r.target.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("10.0.0.5".into(), 8080, "web:80".into()),
+            ("localhost".into(), 13389, "localhost:3389".into()),
+            ("".into(), 0, "[::1]:5900".into()),
+            ("".into(), 7000, "h:70".into()),
+        ]
+    );
+    let g = print_config(&env, &req).unwrap();
+    assert!(g.contains("remoteforward 13389 [localhost]:3389\n"), "{g}");
+    assert!(g.contains("remoteforward [*]:0 [::1]:5900\n"), "{g}");
+    assert!(g.contains("remoteforward []:7000 [h]:70\n"), "{g}");
+    assert!(
+        g.contains("remoteforward [10.0.0.5]:8080 [web]:80\n"),
+        "{g}"
+    );
+    // A dynamic -R is refused with its name, not dropped.
+    let bad = Request {
+        destination: "nated".into(),
+        remote_forwards: vec!["8080".into()],
+        ..Default::default()
+    };
+    let e = resolve(&env, &bad).unwrap_err();
+    assert!(e.to_string().contains("dynamic remote forward"), "{e}");
+}

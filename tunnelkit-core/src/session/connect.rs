@@ -26,6 +26,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
     let mut activity = Arc::new(Activity::new());
     let mut handles: Vec<Handle<ClientHandler>> = Vec::with_capacity(route.hops.len());
     let mut proxies = Vec::new();
+    let (forwarded, forwarded_rx) = tokio::sync::mpsc::channel(super::FORWARDED_QUEUE);
     for (i, hop) in route.hops.iter().enumerate() {
         activity = Arc::new(Activity::new());
         let handler = ClientHandler::new(
@@ -34,6 +35,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
             lost.clone(),
             slot.clone(),
             activity.clone(),
+            forwarded.clone(),
         );
         let handle = connect_hop(hop, handles.last(), handler, services, &mut proxies)
             .await
@@ -58,6 +60,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
         slot,
         activity,
         _proxies: proxies,
+        forwarded: std::sync::Mutex::new(Some(forwarded_rx)),
     })
 }
 

@@ -3,12 +3,18 @@
 //! SSH_MSG_DISCONNECT, or EOF while no forwarded connection was open, is an orderly close; any
 //! other end is a reset. russh drops the handler when the session task ends, however it ends, so
 //! the drop is the one reliable "this hop is gone" signal.
+//!
+//! `forwarded-tcpip` channels (connections to a remote forward's listener on the bastion) are
+//! handed to the remote forwards ([`crate::remote`]) through a bounded queue, never waited on:
+//! the session loop runs this handler.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use russh::client::{DisconnectReason, Handler};
+use russh::client::{ChannelOpenHandle, DisconnectReason, Handler, Msg, Session};
 use russh::keys::PublicKeyOrCertificate;
+use russh::{Channel, ChannelOpenFailure};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Hop;
@@ -16,6 +22,7 @@ use crate::error::{Error, SessionLoss};
 use crate::prompt::Prompter;
 use crate::session::activity::Activity;
 use crate::session::hostkey;
+use crate::session::Forwarded;
 
 /// What a route's hops share: why the session ended (first cause wins) and how many forwarded
 /// connections are open on it (an EOF with none open lost nothing).
@@ -51,6 +58,8 @@ pub struct ClientHandler {
     slot: Arc<LossSlot>,
     /// When bytes were last read from this hop's transport.
     pub(crate) activity: Arc<Activity>,
+    /// Where `forwarded-tcpip` channels go (the remote forwards of the session).
+    forwarded: mpsc::Sender<Forwarded>,
 }
 
 impl ClientHandler {
@@ -60,8 +69,10 @@ impl ClientHandler {
         lost: CancellationToken,
         slot: Arc<LossSlot>,
         activity: Arc<Activity>,
+        forwarded: mpsc::Sender<Forwarded>,
     ) -> Self {
         ClientHandler {
+            forwarded,
             hop,
             prompter,
             host_key_error: Arc::new(Mutex::new(None)),
@@ -169,5 +180,44 @@ impl Handler for ClientHandler {
             DisconnectReason::ReceivedDisconnect(_) => Ok(()),
             DisconnectReason::Error(e) => Err(e),
         }
+    }
+
+    /// A connection to a remote forward's listener: queued for the remote forwards, refused at
+    /// once (`resource shortage`) when the queue is full or nobody takes them.
+    #[allow(clippy::too_many_arguments)]
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let f = Forwarded {
+            channel,
+            reply,
+            connected_address: connected_address.to_string(),
+            connected_port,
+            originator: format!(
+                "{}:{originator_port}",
+                crate::spec::bracket(originator_address)
+            ),
+        };
+        if let Err(e) = self.forwarded.try_send(f) {
+            let f = match e {
+                mpsc::error::TrySendError::Full(f) | mpsc::error::TrySendError::Closed(f) => f,
+            };
+            tracing::warn!(
+                hop = %self.hop.label(),
+                "connection from {} to the bastion's {}:{} refused: no remote forward takes it now",
+                f.originator,
+                f.connected_address,
+                f.connected_port
+            );
+            f.reply.reject(ChannelOpenFailure::ResourceShortage).await;
+        }
+        Ok(())
     }
 }

@@ -29,7 +29,9 @@ use std::path::PathBuf;
 use russh::keys::ssh_key::{Algorithm, Certificate, HashAlg};
 
 use super::hostcert::{self, CertVerdict};
-use super::known_hosts::{matching_entries, matching_entries_async, Entry, Marker};
+#[cfg(any(test, feature = "internals"))]
+use super::known_hosts::matching_entries;
+use super::known_hosts::{matching_entries_async, Entry, Marker};
 use crate::config::{Hop, StrictHostKeyChecking};
 use crate::prompt::{Confirm, Prompter};
 use crate::Error;

@@ -34,8 +34,25 @@ pub(crate) use activity::{Activity, Heard};
 pub use connect::connect_route;
 pub(crate) use handler::{ClientHandler, LossSlot};
 
-/// The data stream of one forwarded connection: a `direct-tcpip` channel.
+/// The data stream of one forwarded connection: a `direct-tcpip` channel (or, for a remote
+/// forward, a `forwarded-tcpip` channel the server opened).
 pub type Channel = russh::Channel<Msg>;
+
+/// How many `forwarded-tcpip` opens may wait for the remote forwards at once; more are refused.
+pub(crate) const FORWARDED_QUEUE: usize = 64;
+
+/// A connection the server opened to us for a remote forward (`forwarded-tcpip`), not yet
+/// accepted: accepting or refusing it is `reply`'s (dropping it refuses).
+pub(crate) struct Forwarded {
+    pub channel: Channel,
+    pub reply: russh::client::ChannelOpenHandle,
+    /// The listen address the server reports (as requested).
+    pub connected_address: String,
+    /// The listening port (the allocated one when 0 was requested).
+    pub connected_port: u32,
+    /// The connecting client on the server's side, `addr:port`.
+    pub originator: String,
+}
 
 /// Authenticated sessions to every hop of one route, the last one carrying forwards.
 /// Dropping it closes every hop.
@@ -50,6 +67,8 @@ pub struct RouteSession {
     activity: Arc<Activity>,
     /// The hops' ProxyCommands: their process groups are killed when the session is dropped.
     _proxies: Vec<proxy::ProxyGuard>,
+    /// `forwarded-tcpip` opens from the last hop, until the remote forwards take the queue.
+    forwarded: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Forwarded>>>,
 }
 
 impl std::fmt::Debug for RouteSession {
@@ -156,6 +175,54 @@ impl RouteSession {
                 hop: self.last_hop.label(),
                 reason: e.to_string(),
             }),
+        }
+    }
+
+    /// The queue of `forwarded-tcpip` opens of this session; `None` once taken. While nobody
+    /// holds it, or once it is dropped, such opens are refused.
+    pub(crate) fn take_forwarded(&self) -> Option<tokio::sync::mpsc::Receiver<Forwarded>> {
+        self.forwarded.lock().ok().and_then(|mut f| f.take())
+    }
+
+    /// Asks the last hop to listen on `host:port` (`tcpip-forward`), within the hop's
+    /// `ConnectTimeout`. Returns the port it listens on (the allocated one for port 0).
+    pub(crate) async fn request_remote(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<u16, crate::remote::RemoteRefusal> {
+        use crate::remote::RemoteRefusal;
+        let last = self.handles.last().ok_or(RemoteRefusal::SessionLost)?;
+        let deadline = self.last_hop.options.connect_timeout;
+        match tokio::time::timeout(deadline, last.tcpip_forward(host, u32::from(port))).await {
+            Err(_) => Err(RemoteRefusal::Timeout),
+            // The answer to a request for a given port carries no port.
+            Ok(Ok(_)) if port != 0 => Ok(port),
+            Ok(Ok(got)) => u16::try_from(got)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or(RemoteRefusal::Denied),
+            Ok(Err(russh::Error::RequestDenied)) => Err(RemoteRefusal::Denied),
+            Ok(Err(_)) => Err(RemoteRefusal::SessionLost),
+        }
+    }
+
+    /// Asks the last hop to stop listening on `host:port` (`cancel-tcpip-forward`), within the
+    /// hop's `ConnectTimeout`. Connections already forwarded stay open.
+    pub(crate) async fn cancel_remote(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<(), crate::remote::RemoteRefusal> {
+        use crate::remote::RemoteRefusal;
+        let last = self.handles.last().ok_or(RemoteRefusal::SessionLost)?;
+        let deadline = self.last_hop.options.connect_timeout;
+        let cancel = last.cancel_tcpip_forward(host, u32::from(port));
+        match tokio::time::timeout(deadline, cancel).await {
+            Err(_) => Err(RemoteRefusal::Timeout),
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(russh::Error::RequestDenied)) => Err(RemoteRefusal::Denied),
+            Ok(Err(_)) => Err(RemoteRefusal::SessionLost),
         }
     }
 

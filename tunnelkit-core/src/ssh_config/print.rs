@@ -99,6 +99,12 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
         Some(None) => line("identityagent", "none"),
         None => {}
     }
+    // As ssh -G: dynamic forwards, then local, then remote.
+    for d in &o.dynamic_forwards {
+        if let Ok(spec) = parse_dynamic(d) {
+            line("dynamicforward", &dynamic_forward(d, spec.bind_port));
+        }
+    }
     for f in &o.local_forwards {
         if let Ok(spec) = parse_forward(f) {
             let bind = match &spec.bind_host {
@@ -111,9 +117,26 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
             );
         }
     }
-    for d in &o.dynamic_forwards {
-        if let Ok(spec) = parse_dynamic(d) {
-            line("dynamicforward", &dynamic_forward(d, spec.bind_port));
+    for f in &o.remote_forwards {
+        if let Ok(spec) = crate::spec::parse_remote_forward(f) {
+            // As ssh -G: the listen address bracketed as written (`[*]`, `[]`, `[localhost]`).
+            let written = if f.starts_with(':') {
+                Some("")
+            } else if f.starts_with("*:") {
+                Some("*")
+            } else if f.starts_with("localhost:") {
+                Some("localhost")
+            } else {
+                spec.bind_host.as_deref()
+            };
+            let bind = match written {
+                Some(b) => format!("[{b}]:{}", spec.bind_port),
+                None => spec.bind_port.to_string(),
+            };
+            line(
+                "remoteforward",
+                &format!("{bind} [{}]:{}", spec.target_host, spec.target_port),
+            );
         }
     }
     let identities: Vec<String> = if c.identity_files_raw.is_empty() && o.identity_files.is_empty()

@@ -19,8 +19,8 @@ use crate::session::RouteSession;
 pub(crate) enum Purpose {
     /// To carry traffic: a person may be asked for a passphrase.
     Carry,
-    /// In the background (a failback probe, or a second attempt raced after a network change):
-    /// never asks anyone.
+    /// In the background (a failback or standby probe, a drill, or a second attempt raced
+    /// after a network change): never asks anyone.
     Background,
 }
 
@@ -48,6 +48,15 @@ pub(crate) trait Connector: Send + Sync + 'static {
         route: usize,
         purpose: Purpose,
     ) -> impl Future<Output = crate::Result<Self::Session>> + Send;
+    /// A drill's test connection: opens a channel to forward `forward`'s target on route
+    /// `route` through `session`, waits a little for bytes from a target that speaks first
+    /// (their count; `None` when it waits for its client), then closes it.
+    fn check_forward(
+        &self,
+        session: &Self::Session,
+        route: usize,
+        forward: usize,
+    ) -> impl Future<Output = crate::Result<Option<usize>>> + Send;
 }
 
 impl Link for RouteSession {

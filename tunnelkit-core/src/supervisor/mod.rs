@@ -1,17 +1,29 @@
 //! The supervisor keeps one tunnel's session healthy: it brings up the first route that works
 //! (in priority order), publishes it to the forwards, watches its liveness, replaces it when it
 //! ends, backs off only when every route failed, and while on a DR route probes the routes above
-//! it so that traffic fails back after they have been healthy for the hold time.
+//! it so that traffic fails back after they have been healthy for the hold time. The routes
+//! below the one in use are probed in the background too (standby readiness), and the next one
+//! may be kept up as a hot standby, so a failover needs no handshake.
 //!
 //! It decides; a [`Connector`] acts. The decisions are pure code with table tests:
 //! [`plan`] (route order, orderly close vs failure, give up, backoff with jitter inside the cap,
-//! rate limit of early rounds) and [`liveness`] (keepalives, any packet as life, our own process
-//! stopping, network changes). This file only moves data between them, the connector, the clock
-//! and the tunnel's shared state; [`tests`] runs it with a scripted connector in paused time.
+//! rate limit of early rounds), [`liveness`] (keepalives, any packet as life, our own process
+//! stopping, network changes) and [`standby`] (when to probe which standby route, what is
+//! news). This file runs the rounds, [`hold`] watches the session in use, [`prober`] runs the
+//! standby probes; they only move data between the rules, the connector, the clock and the
+//! tunnel's shared state. [`tests`] runs it all with a scripted connector in paused time.
 
 mod connector;
+mod drill;
+#[cfg(test)]
+mod drill_tests;
+mod hold;
 mod liveness;
 mod plan;
+mod prober;
+mod standby;
+#[cfg(test)]
+mod standby_tests;
 #[cfg(test)]
 mod tests;
 
@@ -20,33 +32,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Failback, TunnelConfig};
-use crate::error::{AttemptFailure, Error, SessionLoss};
+use crate::config::TunnelConfig;
+use crate::error::{Error, SessionLoss};
 use crate::status::{Event, RouteState, Shared};
 
 pub(crate) use connector::{Connector, Demand, Link, Purpose, Triggers};
-use liveness::{Check, Liveness, NET_PROBE_WAIT};
+pub(crate) use drill::{Command, COMMAND_QUEUE};
+use hold::HoldEnd;
 use plan::{Delays, Gate, Plan, RoundEnd, NET_SETTLE};
-
-type FailbackProbe<S> = Pin<Box<dyn Future<Output = (usize, crate::Result<S>)> + Send>>;
-type Ping = Pin<Box<dyn Future<Output = bool> + Send>>;
-
-/// A keepalive on `session`, answered within `within`.
-fn ping<S: Link>(session: &Arc<S>, within: std::time::Duration) -> Ping {
-    let s = session.clone();
-    Box::pin(async move { s.probe(within).await })
-}
-
-/// How holding a session ended.
-enum HoldEnd<S> {
-    Cancelled,
-    Lost(SessionLoss),
-    Failback(usize, S),
-}
+use prober::Prober;
 
 /// One tunnel's supervisor.
 pub(crate) struct Supervisor<C: Connector> {
@@ -56,6 +54,8 @@ pub(crate) struct Supervisor<C: Connector> {
     pub current: watch::Sender<Option<Arc<C::Session>>>,
     pub cancel: CancellationToken,
     pub triggers: Triggers,
+    /// Commands from the tunnel's [`TunnelControl`](crate::tunnel::TunnelControl) (drills).
+    pub commands: mpsc::Receiver<Command>,
 }
 
 impl<C: Connector> Supervisor<C> {
@@ -68,13 +68,16 @@ impl<C: Connector> Supervisor<C> {
     }
 
     /// Runs until cancelled (`Ok`) or until no route can ever come up (`Err`).
-    pub async fn run(self) -> crate::Result<()> {
+    pub async fn run(mut self) -> crate::Result<()> {
+        let (_, closed) = mpsc::channel(1);
+        let mut commands = std::mem::replace(&mut self.commands, closed);
         let mut plan = Plan::new(self.config.routes.len(), self.config.give_up_after_rounds);
         let mut delays = Delays::new(self.config.backoff);
         let mut gate = Gate::default();
         let mut lost_from: Option<(usize, Instant)> = None;
         let mut last_error: Option<Error> = None;
         let mut ever_up = false;
+        let mut prober = Prober::new(&self.config);
         loop {
             if plan.after_orderly_close {
                 // Reconnect at once, but never more than once per MIN_RETRY_GAP.
@@ -91,19 +94,35 @@ impl<C: Connector> Supervisor<C> {
                     route: self.name(i).to_string(),
                 });
                 let began = Instant::now();
+                if let Some(s) = prober.take_hot(i) {
+                    tracing::info!(
+                        route = self.name(i),
+                        "taking over the hot standby session: no handshake"
+                    );
+                    self.shared.route_probed(i, Ok(began.elapsed()));
+                    self.shared.emit(Event::RouteUp {
+                        route: self.name(i).to_string(),
+                        took: began.elapsed(),
+                    });
+                    up = Some((i, s));
+                    break;
+                }
                 let Some(attempt) = self.attempt(i).await else {
                     return self.stopped(None);
                 };
                 match attempt {
                     Ok(s) => {
+                        let took = began.elapsed();
+                        self.shared.route_probed(i, Ok(took));
                         self.shared.emit(Event::RouteUp {
                             route: self.name(i).to_string(),
-                            took: began.elapsed(),
+                            took,
                         });
-                        up = Some((i, s));
+                        up = Some((i, Arc::new(s)));
                         break;
                     }
                     Err(e) => {
+                        self.shared.route_probed(i, Err(e.to_string()));
                         self.route_failed(i, &e);
                         plan.attempt_failed(i, e.attempt_failure());
                         last_error = Some(e);
@@ -123,7 +142,11 @@ impl<C: Connector> Supervisor<C> {
                 continue;
             };
             // Up: publish, then hold until lost, failback or cancel.
+            let mut drilled = false;
             loop {
+                // New connections use the session before anyone is told they do: a client that
+                // connects on a Failover or Failback event must not get the old route.
+                self.current.send_replace(Some(session.clone()));
                 if let Some((from, t)) = lost_from.take() {
                     if from != i {
                         self.shared.emit(Event::Failover {
@@ -134,7 +157,8 @@ impl<C: Connector> Supervisor<C> {
                         self.shared.update(|c| c.failovers += 1);
                     }
                 }
-                if ever_up {
+                // A drill that stays on the DR route moved no session: nothing to count.
+                if ever_up && !std::mem::take(&mut drilled) {
                     self.shared.update(|c| c.reconnects += 1);
                 }
                 ever_up = true;
@@ -145,10 +169,11 @@ impl<C: Connector> Supervisor<C> {
                     RouteState::Degraded
                 };
                 self.shared.set_state(state, Some(self.name(i)));
-                let session_arc = Arc::new(session);
-                self.current.send_replace(Some(session_arc.clone()));
+                let session_arc = session;
                 let held_since = Instant::now();
-                let end = self.hold(i, &session_arc, &mut plan).await;
+                let end = self
+                    .hold(i, &session_arc, &mut plan, &mut prober, &mut commands)
+                    .await;
                 if held_since.elapsed() >= self.config.backoff.reset_after {
                     delays.reset();
                 }
@@ -159,15 +184,23 @@ impl<C: Connector> Supervisor<C> {
                         return self.stopped(None);
                     }
                     HoldEnd::Failback(j, new) => {
+                        // Connections on the old session keep it alive until they end.
+                        session = Arc::new(new);
+                        self.current.send_replace(Some(session.clone()));
                         self.shared.emit(Event::Failback {
                             from: self.name(i).to_string(),
                             to: self.name(j).to_string(),
                         });
+                        i = j;
+                    }
+                    HoldEnd::Drilled(j, dr) => {
                         // Connections on the old session keep it alive until they end.
                         i = j;
-                        session = new;
+                        session = dr;
+                        drilled = true;
                     }
                     HoldEnd::Lost(loss) => {
+                        prober.cancel_probes();
                         self.current.send_replace(None);
                         session_arc.abandon(loss.clone());
                         self.shared.emit(Event::SessionEnded {
@@ -175,6 +208,8 @@ impl<C: Connector> Supervisor<C> {
                             cause: loss.clone(),
                         });
                         if !loss.is_orderly() {
+                            self.shared
+                                .route_probed(i, Err(format!("session lost: {loss}")));
                             let e = Error::SessionLost(loss.to_string());
                             self.route_failed(i, &e);
                             last_error = Some(e);
@@ -276,104 +311,6 @@ impl<C: Connector> Supervisor<C> {
                     error: Some(e.to_string()),
                 });
                 Err(e)
-            }
-        }
-    }
-
-    /// Watches the session in use: liveness, loss, network changes, and failback probes of the
-    /// routes above it.
-    async fn hold(
-        &self,
-        i: usize,
-        session: &Arc<C::Session>,
-        plan: &mut Plan,
-    ) -> HoldEnd<C::Session> {
-        let opts = self.config.routes[i]
-            .hops
-            .last()
-            .map(|h| h.options.clone())
-            .unwrap_or_default();
-        let interval = opts.server_alive_interval;
-        let count_max = opts.server_alive_count_max.max(1);
-        let within = if interval.is_zero() {
-            NET_PROBE_WAIT
-        } else {
-            interval * count_max
-        };
-        let mut live = Liveness::new(interval, count_max, Instant::now());
-        let mut pings: FuturesUnordered<Ping> = FuturesUnordered::new();
-        let mut probe: Option<FailbackProbe<C::Session>> = None;
-        let mut next_probe = Instant::now() + self.config.failback_probe_interval;
-        let mut healthy_since: Option<Instant> = None;
-        // Credentials refused by a higher route are retried on the capped backoff only, so an
-        // account is never locked out by failback probes.
-        let mut refused_delays = Delays::new(self.config.backoff);
-        let hold_time = match self.config.failback {
-            Failback::After(d) => Some(d),
-            Failback::Never => None,
-        };
-        loop {
-            let probe_due = probe.is_none() && i > 0 && hold_time.is_some();
-            tokio::select! {
-                _ = self.cancel.cancelled() => return HoldEnd::Cancelled,
-                _ = session.lost().cancelled() => return HoldEnd::Lost(session.loss()),
-                _ = tokio::time::sleep_until(live.next_wake()) => {
-                    live.heard(session.last_heard());
-                    match live.check(Instant::now()) {
-                        Check::Wait => {}
-                        Check::Probe => pings.push(ping(session, within)),
-                        Check::Resumed { late } => {
-                            tracing::info!(route = self.name(i), "this process did not run for {:.1}s (suspend or stop): probing the session before judging it", late.as_secs_f32());
-                            pings.push(ping(session, within));
-                        }
-                        Check::Dead(loss) => return HoldEnd::Lost(loss),
-                    }
-                }
-                _ = self.triggers.network.notified() => {
-                    tracing::info!(route = self.name(i), "network changed: probing the session in use");
-                    live.heard(session.last_heard());
-                    live.network_changed(Instant::now());
-                    pings.push(ping(session, NET_PROBE_WAIT));
-                }
-                Some(answered) = pings.next(), if !pings.is_empty() => {
-                    tracing::trace!(route = self.name(i), answered, "keepalive done");
-                }
-                _ = tokio::time::sleep_until(next_probe), if probe_due => {
-                    if let Some(j) = (0..i).find(|j| plan.usable(*j)) {
-                        let c = self.connector.clone();
-                        probe = Some(Box::pin(async move { (j, c.connect(j, Purpose::Background).await) }));
-                    } else {
-                        next_probe = Instant::now() + self.config.failback_probe_interval;
-                    }
-                }
-                (j, result) = async { match probe.as_mut() { Some(p) => p.await, None => std::future::pending().await } } => {
-                    probe = None;
-                    next_probe = Instant::now() + self.config.failback_probe_interval;
-                    match result {
-                        Ok(candidate) => {
-                            let since = *healthy_since.get_or_insert_with(Instant::now);
-                            tracing::debug!(route = self.name(j), "failback probe ok, healthy for {:?}", since.elapsed());
-                            if hold_time.is_some_and(|h| since.elapsed() >= h) {
-                                return HoldEnd::Failback(j, candidate);
-                            }
-                        }
-                        Err(e) => {
-                            healthy_since = None;
-                            tracing::debug!(route = self.name(j), "failback probe: {e}");
-                            match e.attempt_failure() {
-                                AttemptFailure::HostKey => {
-                                    plan.attempt_failed(j, AttemptFailure::HostKey);
-                                    self.route_failed(j, &e);
-                                }
-                                AttemptFailure::Unreachable => {}
-                                _ => {
-                                    let delay = refused_delays.next_delay();
-                                    next_probe = Instant::now() + delay.max(self.config.failback_probe_interval);
-                                }
-                            }
-                        }
-                    }
-                }
             }
         }
     }

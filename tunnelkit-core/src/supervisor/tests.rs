@@ -9,11 +9,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
-use crate::config::{Backoff, Hop, HopOptions, Route};
+use crate::config::{Backoff, Failback, Hop, HopOptions, Route};
+use crate::status::Status;
 
 /// What a connection attempt to a route does.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Reach {
+pub(super) enum Reach {
     Up,
     Refused,
     AuthRefused,
@@ -24,7 +25,7 @@ enum Reach {
 
 /// One step of a script.
 #[derive(Debug, Clone, Copy)]
-enum Act {
+pub(super) enum Act {
     /// From now on, attempts to the route do this.
     Set(usize, Reach),
     /// The route's live session ends in order (sshd's UnusedConnectionTimeout).
@@ -37,6 +38,10 @@ enum Act {
     Waiting(bool),
     /// The network changed.
     NetChange,
+    /// A drill is asked (`true`: stay on the DR route).
+    Drill(bool),
+    /// From now on, test connections through the route fail (the target is down there).
+    TargetDown(usize),
 }
 
 /// Time one attempt takes.
@@ -45,6 +50,7 @@ const CONNECT: Duration = Duration::from_millis(20);
 const RTT: Duration = Duration::from_millis(10);
 
 struct FakeLink {
+    route: usize,
     lost: CancellationToken,
     loss: Mutex<Option<SessionLoss>>,
     heard: Mutex<Instant>,
@@ -94,6 +100,7 @@ impl Link for FakeSession {
 #[derive(Default)]
 struct Sim {
     reach: Vec<Reach>,
+    target_down: Vec<bool>,
     live: Vec<Option<Arc<FakeLink>>>,
     /// (ms since start, route, purpose) of every attempt.
     attempts: Vec<(u64, usize, Purpose)>,
@@ -129,6 +136,7 @@ impl Connector for FakeConnector {
             }
             Reach::Up => {
                 let link = Arc::new(FakeLink {
+                    route,
                     lost: CancellationToken::new(),
                     loss: Mutex::new(None),
                     heard: Mutex::new(Instant::now()),
@@ -159,6 +167,28 @@ impl Connector for FakeConnector {
             }),
         }
     }
+
+    async fn check_forward(
+        &self,
+        session: &FakeSession,
+        route: usize,
+        _forward: usize,
+    ) -> crate::Result<Option<usize>> {
+        tokio::time::sleep(RTT).await;
+        let down = self
+            .sim
+            .lock()
+            .map(|s| s.target_down[route])
+            .unwrap_or(true);
+        if session.0.lost.is_cancelled() || down {
+            return Err(Error::ChannelRefused {
+                target: "t:1".into(),
+                hop: format!("route{route}"),
+                reason: "connect failed".into(),
+            });
+        }
+        Ok(Some(12))
+    }
 }
 
 fn ms(t0: Instant) -> u64 {
@@ -183,30 +213,32 @@ fn short(e: &Event) -> String {
         Event::Failover { from, to, .. } => format!("failover {from}->{to}"),
         Event::Failback { from, to } => format!("failback {from}->{to}"),
         Event::Backoff { .. } => "backoff".into(),
+        Event::StandbyReady { route, .. } => format!("standby ready {route}"),
+        Event::StandbyBroken { route, .. } => format!("standby broken {route}"),
         Event::Stopped { error } => format!("stopped {}", error.is_some()),
         other => other.to_string(),
     }
 }
 
-struct Case {
-    name: &'static str,
-    routes: usize,
-    backoff: Backoff,
+pub(super) struct Case {
+    pub(super) name: &'static str,
+    pub(super) routes: usize,
+    pub(super) backoff: Backoff,
     /// ServerAliveInterval (s) x ServerAliveCountMax.
-    keepalive: (u64, u32),
-    script: &'static [(u64, Act)],
-    run_ms: u64,
+    pub(super) keepalive: (u64, u32),
+    pub(super) script: &'static [(u64, Act)],
+    pub(super) run_ms: u64,
     /// (event, earliest ms, latest ms), in order (other events may come in between).
-    expect: &'static [(&'static str, u64, u64)],
+    pub(super) expect: &'static [(&'static str, u64, u64)],
     /// Events that must not happen at all.
-    forbid: &'static [&'static str],
+    pub(super) forbid: &'static [&'static str],
     /// (route, earliest ms, latest ms, how many carry attempts to it in that window, at most).
-    attempts: &'static [(usize, u64, u64, usize)],
+    pub(super) attempts: &'static [(usize, u64, u64, usize)],
 }
 
 const NAMES: [&str; 3] = ["primary", "dr", "dr2"];
 
-fn config(routes: usize, backoff: Backoff, keepalive: (u64, u32)) -> TunnelConfig {
+pub(super) fn config(routes: usize, backoff: Backoff, keepalive: (u64, u32)) -> TunnelConfig {
     let o = HopOptions {
         server_alive_interval: Duration::from_secs(keepalive.0),
         server_alive_count_max: keepalive.1,
@@ -225,10 +257,12 @@ fn config(routes: usize, backoff: Backoff, keepalive: (u64, u32)) -> TunnelConfi
     c.failback = Failback::After(Duration::from_secs(2));
     c.failback_probe_interval = Duration::from_millis(300);
     c.backoff = backoff;
+    // The cases here are about the route in use; standby probes have their own file.
+    c.standby_probe = None;
     c
 }
 
-const FAST: Backoff = Backoff {
+pub(super) const FAST: Backoff = Backoff {
     min: Duration::from_millis(200),
     max: Duration::from_secs(2),
     reset_after: Duration::from_secs(30),
@@ -240,14 +274,39 @@ const SLOW: Backoff = Backoff {
     reset_after: Duration::from_secs(30),
 };
 
-async fn run_case(case: &Case) -> (Vec<(u64, String)>, Vec<(u64, usize, Purpose)>) {
+/// Events as (ms, short text), attempts as (ms, route, purpose).
+pub(super) type Log = Vec<(u64, String)>;
+pub(super) type Attempts = Vec<(u64, usize, Purpose)>;
+
+async fn run_case(case: &Case) -> (Log, Attempts) {
+    let c = config(case.routes, case.backoff, case.keepalive);
+    let r = run_config(case, c).await;
+    (r.log, r.attempts)
+}
+
+/// What a run showed.
+pub(super) struct Ran {
+    pub log: Log,
+    pub attempts: Attempts,
+    /// The status at the end of the run.
+    pub status: Status,
+    /// The answer to each drill asked.
+    pub drills: Vec<Result<crate::drill::DrillReport, crate::drill::DrillError>>,
+    /// (ms, route of the session published to new connections, `None` for none).
+    pub served: Vec<(u64, Option<usize>)>,
+}
+
+/// Runs `case`'s script on a tunnel configured as `config`.
+pub(super) async fn run_config(case: &Case, config: TunnelConfig) -> Ran {
     let t0 = Instant::now();
     let sim = Arc::new(Mutex::new(Sim {
         reach: vec![Reach::Up; case.routes],
+        target_down: vec![false; case.routes],
         live: vec![None; case.routes],
         attempts: Vec::new(),
     }));
     let shared = Arc::new(Shared::new(Vec::new()));
+    shared.set_routes(config.routes.iter().map(|r| r.name.as_str()));
     let mut events = shared.events.subscribe();
     let collector = tokio::spawn(async move {
         let mut log = Vec::new();
@@ -260,16 +319,27 @@ async fn run_case(case: &Case) -> (Vec<(u64, String)>, Vec<(u64, usize, Purpose)
         }
         log
     });
-    let (current, _sessions) = watch::channel(None);
+    let (current, mut sessions) = watch::channel::<Option<Arc<FakeSession>>>(None);
+    let watcher = tokio::spawn(async move {
+        let mut served = Vec::new();
+        while sessions.changed().await.is_ok() {
+            let r = sessions.borrow_and_update().as_ref().map(|s| s.0.route);
+            served.push((ms(t0), r));
+        }
+        served
+    });
     let cancel = CancellationToken::new();
     let triggers = Triggers::default();
+    let (commands, commands_rx) = tokio::sync::mpsc::channel(COMMAND_QUEUE);
+    let mut drills = Vec::new();
     let supervisor = Supervisor {
-        config: Arc::new(config(case.routes, case.backoff, case.keepalive)),
+        commands: commands_rx,
+        config: Arc::new(config),
         connector: Arc::new(FakeConnector {
             sim: sim.clone(),
             t0,
         }),
-        shared,
+        shared: shared.clone(),
         current,
         cancel: cancel.clone(),
         triggers: triggers.clone(),
@@ -309,18 +379,44 @@ async fn run_case(case: &Case) -> (Vec<(u64, String)>, Vec<(u64, usize, Purpose)
             Act::Waiting(true) => waiting = Some(triggers.demand.wait()),
             Act::Waiting(false) => waiting = None,
             Act::NetChange => triggers.network.notify_one(),
+            Act::Drill(stay) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let options = crate::drill::DrillOptions { stay };
+                let _ = commands.send(Command::Drill { options, reply }).await;
+                drills.push(answer);
+            }
+            Act::TargetDown(r) => {
+                if let Ok(mut s) = sim.lock() {
+                    s.target_down[r] = true;
+                }
+            }
         }
     }
     tokio::time::sleep_until(t0 + Duration::from_millis(case.run_ms)).await;
     drop(waiting);
+    let status = shared.snapshot();
     cancel.cancel();
     let _ = task.await;
     let log = collector.await.unwrap_or_default();
     let attempts = sim.lock().map(|s| s.attempts.clone()).unwrap_or_default();
-    (log, attempts)
+    let mut answers = Vec::new();
+    for d in drills {
+        answers.push(d.await.unwrap_or(Err(crate::drill::DrillError::Stopped)));
+    }
+    drop(commands);
+    let mut served = watcher.await.unwrap_or_default();
+    // The stop at the end is not part of the script.
+    served.retain(|(t, _)| *t < case.run_ms);
+    Ran {
+        log,
+        attempts,
+        status,
+        drills: answers,
+        served,
+    }
 }
 
-fn check(case: &Case, log: &[(u64, String)], attempts: &[(u64, usize, Purpose)]) {
+pub(super) fn check(case: &Case, log: &[(u64, String)], attempts: &[(u64, usize, Purpose)]) {
     let show = || format!("{}:\nevents {log:#?}\nattempts {attempts:?}", case.name);
     let mut from = 0;
     for (want, lo, hi) in case.expect {

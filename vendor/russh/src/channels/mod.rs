@@ -530,6 +530,17 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Channel<S> {
         )
     }
 
+    /// Gives a channel made by [`Channel::new`] receive flow control, for
+    /// channels the peer opens towards us: its reader reports consumption
+    /// through the [`flow::Flow`] that `channel_ref` carries to the session,
+    /// which arms it when it registers the channel.
+    pub(crate) fn flow_controlled(mut self, channel_ref: &mut ChannelRef) -> Self {
+        let flow = flow::Flow::new();
+        self.read_half.flow = Some(flow.clone());
+        channel_ref.flow = Some(flow);
+        self
+    }
+
     /// Returns the min between the maximum packet size and the
     /// remaining window size in the channel.
     pub async fn writable_packet_size(&self) -> usize {

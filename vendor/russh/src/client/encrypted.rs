@@ -877,13 +877,17 @@ impl Session {
                     pending_close: false,
                 };
 
-                let (channel, channel_ref) = Channel::new(
+                let (channel, mut channel_ref) = Channel::new(
                     id,
                     self.inbound_channel_sender.clone(),
                     channel_params.recipient_maximum_packet_size,
                     channel_params.recipient_window_size,
                     self.common.config.channel_buffer_size,
                 );
+                // Flow-controlled like the channels we open (a `forwarded-tcpip`
+                // connection whose local target stops reading must not freeze the
+                // session); armed when the handler accepts it.
+                let channel = channel.flow_controlled(&mut channel_ref);
 
                 let pending = crate::PendingChannelOpen {
                     recipient_channel: msg.recipient_channel,

@@ -1926,6 +1926,7 @@ impl Session {
         pending: crate::PendingChannelOpen,
         result: Result<(), ChannelOpenFailure>,
     ) -> Result<(), crate::Error> {
+        let mut accepted = None;
         if let Some(ref mut enc) = self.common.encrypted {
             match result {
                 Ok(()) => {
@@ -1938,8 +1939,7 @@ impl Session {
                     });
                     enc.channels
                         .insert(pending.sender_channel, pending.channel_params);
-                    self.channels
-                        .insert(pending.sender_channel, pending.channel_ref);
+                    accepted = Some((pending.sender_channel, pending.channel_ref));
                 }
                 Err(reason) => {
                     push_packet!(enc.write, {
@@ -1951,6 +1951,10 @@ impl Session {
                     });
                 }
             }
+        }
+        // Registered like the channels we open: armed for flow control.
+        if let Some((id, channel_ref)) = accepted {
+            self.register_channel(id, channel_ref);
         }
         Ok(())
     }

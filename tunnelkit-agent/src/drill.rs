@@ -1,0 +1,120 @@
+//! `tunnelkit drill NAME`: the report of a DR drill as the control protocol carries it
+//! ([`DrillJson`]), made from the core's [`DrillReport`] or from the reason the DR route could
+//! not be brought up. `--json` prints it as it is. Stable: fields are only added.
+
+use serde::{Deserialize, Serialize};
+use tunnelkit_core::{DrillError, DrillReport, ForwardOutcome};
+
+/// One forward's test connection through the DR route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillForwardJson {
+    /// The forward's local address.
+    pub local: String,
+    /// Its target as the DR route resolves it.
+    pub target: String,
+    /// The DR route carried the test connection (the channel opened).
+    pub reached: bool,
+    /// Milliseconds from the switch to this working connection: the measured RTO.
+    pub rto_ms: Option<u64>,
+    /// Bytes the target sent first (targets that speak first, like VNC); `null` when it waits
+    /// for its client.
+    pub first_bytes: Option<usize>,
+    /// Why it was not carried.
+    pub error: Option<String>,
+}
+
+/// What `tunnelkit drill` showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrillJson {
+    /// The route carrying new connections before the drill.
+    pub from: String,
+    /// The DR route drilled.
+    pub to: String,
+    /// The DR route carried every forward's test connection.
+    pub carried: bool,
+    /// The measured RTO (the slowest forward's), when it carried every forward.
+    pub rto_ms: Option<u64>,
+    /// The DR session was a hot standby: no handshake was needed.
+    pub hot: bool,
+    /// Milliseconds to bring the DR session up (0 for a hot standby); `null` when it could not.
+    pub connect_ms: Option<u64>,
+    /// Every forward's test connection.
+    pub forwards: Vec<DrillForwardJson>,
+    /// The route carrying new connections after the drill.
+    pub back_on: String,
+    /// Why the DR route could not be brought up (then `forwards` is empty).
+    pub error: Option<String>,
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl DrillJson {
+    /// The report of a drill that ran; `locals` names each forward's local address.
+    pub fn from_report(r: &DrillReport, locals: &[String]) -> DrillJson {
+        DrillJson {
+            from: r.from.clone(),
+            to: r.to.clone(),
+            carried: r.carried(),
+            rto_ms: r.rto().map(ms),
+            hot: r.hot,
+            connect_ms: Some(ms(r.connect)),
+            forwards: r
+                .forwards
+                .iter()
+                .map(|f| {
+                    let local = locals.get(f.forward).cloned().unwrap_or_default();
+                    let target = f.target.clone();
+                    match &f.outcome {
+                        ForwardOutcome::Reached { rto, first_bytes } => DrillForwardJson {
+                            local,
+                            target,
+                            reached: true,
+                            rto_ms: Some(ms(*rto)),
+                            first_bytes: *first_bytes,
+                            error: None,
+                        },
+                        ForwardOutcome::Failed { reason } => DrillForwardJson {
+                            local,
+                            target,
+                            reached: false,
+                            rto_ms: None,
+                            first_bytes: None,
+                            error: Some(reason.clone()),
+                        },
+                        other => DrillForwardJson {
+                            local,
+                            target,
+                            reached: false,
+                            rto_ms: None,
+                            first_bytes: None,
+                            error: Some(format!("{other:?}")),
+                        },
+                    }
+                })
+                .collect(),
+            back_on: r.back_on.clone(),
+            error: None,
+        }
+    }
+
+    /// A drill whose DR route could not be brought up (`Some`), or `None` for errors that
+    /// mean there was nothing to drill (the caller reports those as errors).
+    pub fn from_error(e: &DrillError, from: Option<&str>) -> Option<DrillJson> {
+        match e {
+            DrillError::RouteDown { route, reason, .. } => Some(DrillJson {
+                from: from.unwrap_or_default().to_string(),
+                to: route.clone(),
+                carried: false,
+                rto_ms: None,
+                hot: false,
+                connect_ms: None,
+                forwards: Vec::new(),
+                back_on: from.unwrap_or_default().to_string(),
+                error: Some(reason.clone()),
+            }),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! `tunnelkit agent --metrics ADDR`: each profile's and forward's state and counters for
+//! Prometheus, at `GET /metrics` on a listener the caller has bound ([`check_address`] first:
+//! loopback only unless the caller forces it).
+//!
+//! A small hand-written HTTP/1.1 responder ([`http`]), not a web framework: a scrape is one
+//! request per connection, and the whole protocol needed fits in a hundred lines with bounded
+//! size and time, where a framework would add a dozen crates to the agent. The page is a pure
+//! function ([`render`]) of the registry's status (asked per scrape, answered from the
+//! registry's state without waiting for any tunnel) and of what a subscriber to the agent's
+//! events has learnt (failovers, their RTO, failbacks). Nothing here can hold up the registry:
+//! a slow scrape only waits for itself, and a subscriber that falls behind misses events (and
+//! counts them) rather than slowing anyone.
+
+pub mod http;
+mod learn;
+pub mod render;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::registry::RegistryHandle;
+use learn::{follow, Shared};
+use render::{render, Snapshot};
+
+/// Scrapes served at once; more wait in the listen backlog.
+pub const MAX_SCRAPES: usize = 8;
+/// A scrape waits this long for the registry's status, then gets 503.
+pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
+/// A pause after a failed `accept` before the next.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Why metrics cannot be served where asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MetricsError {
+    /// The address is not loopback and the caller did not force it.
+    #[error(
+        "refusing to serve metrics on {0}: it is not a loopback address, and the page shows every \
+         profile's name, routes, forwards and traffic to whoever reaches it; use 127.0.0.1:PORT or \
+         [::1]:PORT, or add --metrics-allow-remote to serve it there anyway"
+    )]
+    NotLoopback(SocketAddr),
+}
+
+/// Accepts a loopback address; anything else only when `allow_remote`.
+pub fn check_address(addr: SocketAddr, allow_remote: bool) -> Result<(), MetricsError> {
+    if addr.ip().to_canonical().is_loopback() || allow_remote {
+        Ok(())
+    } else {
+        Err(MetricsError::NotLoopback(addr))
+    }
+}
+
+/// Subscribes to `registry`'s events now (so the first failover is seen) and serves
+/// `listener` until `cancel`.
+pub fn spawn(
+    listener: TcpListener,
+    registry: &RegistryHandle,
+    cancel: CancellationToken,
+) -> JoinHandle<()> {
+    let table = Shared::default();
+    let learning = tokio::spawn(follow(registry.subscribe(), table.clone(), cancel.clone()));
+    let registry = registry.clone();
+    tokio::spawn(async move {
+        serve(listener, registry, table, cancel).await;
+        let _ = learning.await;
+    })
+}
+
+async fn serve(
+    listener: TcpListener,
+    registry: RegistryHandle,
+    table: Shared,
+    cancel: CancellationToken,
+) {
+    if let Ok(a) = listener.local_addr() {
+        tracing::info!("metrics at http://{a}/metrics");
+    }
+    let limit = Arc::new(Semaphore::new(MAX_SCRAPES));
+    let scrapes = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => break,
+            a = listener.accept() => match a {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!("metrics accept: {e}");
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let permit = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (registry, table, cancel) = (registry.clone(), table.clone(), cancel.clone());
+        scrapes.spawn(async move {
+            tokio::select! {
+                _ = cancel.cancelled() => {}
+                _ = scrape(stream, &registry, &table) => {}
+            }
+            drop(permit);
+        });
+    }
+    scrapes.close();
+    scrapes.wait().await;
+}
+
+async fn scrape(mut stream: TcpStream, registry: &RegistryHandle, table: &Shared) {
+    let head = match http::read_head(&mut stream).await {
+        Ok(h) => h,
+        Err(None) => return,
+        Err(Some((status, reason))) => {
+            let body = format!("{reason}\n");
+            let r = http::response(status, reason, "text/plain", &body, true);
+            http::send(&mut stream, &r).await;
+            return;
+        }
+    };
+    let answer = match http::route(&head) {
+        http::Route::Error(status, reason) => {
+            http::response(status, reason, "text/plain", &format!("{reason}\n"), true)
+        }
+        http::Route::Metrics { body } => {
+            match tokio::time::timeout(STATUS_DEADLINE, registry.status()).await {
+                Ok(Ok(profiles)) => {
+                    let learned = table.lock().map(|t| t.clone()).unwrap_or_default();
+                    let page = render(&Snapshot {
+                        profiles,
+                        events: learned.by_profile,
+                        events_missed: learned.missed,
+                    });
+                    http::response(200, "OK", http::CONTENT_TYPE, &page, body)
+                }
+                _ => {
+                    let text = "the agent did not answer in time\n";
+                    http::response(503, "Service Unavailable", "text/plain", text, body)
+                }
+            }
+        }
+    };
+    http::send(&mut stream, &answer).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_unless_forced() {
+        let ok: [SocketAddr; 3] = [
+            "127.0.0.1:9100".parse().unwrap(),
+            "[::1]:9100".parse().unwrap(),
+            "[::ffff:127.0.0.2]:9100".parse().unwrap(),
+        ];
+        for a in ok {
+            assert_eq!(check_address(a, false), Ok(()), "{a}");
+        }
+        let any: SocketAddr = "0.0.0.0:9100".parse().unwrap();
+        let e = check_address(any, false).unwrap_err();
+        assert!(e.to_string().contains("--metrics-allow-remote"), "{e}");
+        assert_eq!(check_address(any, true), Ok(()));
+        let lan: SocketAddr = "192.168.1.5:9100".parse().unwrap();
+        assert!(check_address(lan, false).is_err());
+    }
+}

@@ -1,0 +1,140 @@
+//! `tunnelkit drill NAME [--stay] [--json]`: asks the agent for a DR drill of a running profile
+//! and prints one line per route and per forward, then where new connections go now. Exits 255
+//! when the DR route did not carry every forward's test connection, saying why.
+
+use tokio_util::sync::CancellationToken;
+use tunnelkit_agent::protocol::{DrillJson, Request, Response};
+
+use crate::commands::agent::call;
+use crate::exit::Exit;
+use crate::opts::DrillArgs;
+
+/// Runs the drill and prints its report.
+pub async fn run(args: &DrillArgs, cancel: &CancellationToken) -> Exit {
+    let req = Request::Drill {
+        name: args.name.clone(),
+        stay: args.stay,
+    };
+    let report = match call(&args.socket, req, false, cancel).await {
+        Ok(Response::Drill { report, .. }) => report,
+        Ok(_) => return Exit::Failure,
+        Err(e) => {
+            eprintln!("tunnelkit: {e}");
+            return Exit::Failure;
+        }
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        for line in lines(&report) {
+            println!("{line}");
+        }
+    }
+    if report.carried {
+        Exit::Success
+    } else {
+        eprintln!("tunnelkit: drill {}: {}", args.name, why_not(&report));
+        Exit::Failure
+    }
+}
+
+/// Why the DR route did not carry the test, in one sentence.
+pub fn why_not(r: &DrillJson) -> String {
+    if let Some(e) = &r.error {
+        return format!("the DR route {} cannot be brought up: {e}", r.to);
+    }
+    let failed: Vec<String> = r
+        .forwards
+        .iter()
+        .filter(|f| !f.reached)
+        .map(|f| {
+            format!(
+                "{} ({})",
+                f.target,
+                f.error.as_deref().unwrap_or("not reached")
+            )
+        })
+        .collect();
+    format!(
+        "the DR route {} did not carry the test to {}",
+        r.to,
+        failed.join(", ")
+    )
+}
+
+/// The report as text: one line per route, one per forward, and where new connections go.
+pub fn lines(r: &DrillJson) -> Vec<String> {
+    let mut out = vec![format!("route   {:<16} in use before the drill", r.from)];
+    let session = match (r.hot, r.connect_ms) {
+        (true, _) => "hot standby, no handshake".to_string(),
+        (false, Some(ms)) => format!("session up in {ms} ms"),
+        (false, None) => "session could not be brought up".to_string(),
+    };
+    let verdict = match (r.carried, r.rto_ms) {
+        (true, Some(rto)) => format!("CARRIED  RTO {rto} ms ({session})"),
+        _ => format!("NOT CARRIED ({session})"),
+    };
+    out.push(format!("route   {:<16} {verdict}", r.to));
+    if let Some(e) = &r.error {
+        out.push(format!("route   {:<16} {e}", r.to));
+    }
+    for f in &r.forwards {
+        let what = match (f.reached, f.rto_ms, f.first_bytes) {
+            (true, Some(rto), Some(n)) => {
+                format!("reached in {rto} ms, the target spoke first ({n} bytes)")
+            }
+            (true, Some(rto), None) => format!("reached in {rto} ms (channel open)"),
+            _ => format!("NOT REACHED: {}", f.error.as_deref().unwrap_or("no answer")),
+        };
+        out.push(format!("forward {} -> {}  {what}", f.local, f.target));
+    }
+    out.push(format!("new connections use {}", r.back_on));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tunnelkit_agent::protocol::DrillForwardJson;
+
+    #[test]
+    fn one_line_per_route_and_forward() {
+        let mut r = DrillJson {
+            from: "primary".into(),
+            to: "dr".into(),
+            carried: true,
+            rto_ms: Some(63),
+            hot: false,
+            connect_ms: Some(41),
+            forwards: vec![DrillForwardJson {
+                local: "127.0.0.1:5901".into(),
+                target: "vnc.dr:5901".into(),
+                reached: true,
+                rto_ms: Some(63),
+                first_bytes: Some(12),
+                error: None,
+            }],
+            back_on: "primary".into(),
+            error: None,
+        };
+        assert_eq!(
+            lines(&r),
+            [
+                "route   primary          in use before the drill",
+                "route   dr               CARRIED  RTO 63 ms (session up in 41 ms)",
+                "forward 127.0.0.1:5901 -> vnc.dr:5901  reached in 63 ms, the target spoke first (12 bytes)",
+                "new connections use primary",
+            ]
+        );
+        r.carried = false;
+        r.forwards[0].reached = false;
+        r.forwards[0].error = Some("connect failed".into());
+        assert_eq!(
+            why_not(&r),
+            "the DR route dr did not carry the test to vnc.dr:5901 (connect failed)"
+        );
+    }
+}

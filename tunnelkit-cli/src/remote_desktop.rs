@@ -1,0 +1,396 @@
+//! `tunnelkit open`, the pure part: which forward of a profile to open, which RDP or VNC client
+//! fits it (by the forward's remote port), and the client's command line pointed at the
+//! forward's local end. The caller says which programs exist; nothing here runs anything.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use tunnelkit_agent::protocol::ForwardJson;
+
+/// What a forward carries, told by its remote port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// Remote Desktop, port 3389.
+    Rdp,
+    /// VNC, ports 5900-5999 (display :0 to :99).
+    Vnc,
+}
+
+impl Protocol {
+    /// The protocol a remote port is for, if tunnelkit knows a client for it.
+    pub fn of_port(port: u16) -> Option<Protocol> {
+        match port {
+            3389 => Some(Protocol::Rdp),
+            5900..=5999 => Some(Protocol::Vnc),
+            _ => None,
+        }
+    }
+
+    /// `RDP` or `VNC`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Rdp => "RDP",
+            Protocol::Vnc => "VNC",
+        }
+    }
+
+    /// The Debian packages that bring a client for it.
+    pub fn packages(self) -> &'static str {
+        match self {
+            Protocol::Rdp => {
+                "freerdp2-x11 (xfreerdp), freerdp2-wayland (wlfreerdp), or remmina with \
+                 remmina-plugin-rdp"
+            }
+            Protocol::Vnc => "tigervnc-viewer (vncviewer), or remmina with remmina-plugin-vnc",
+        }
+    }
+}
+
+/// A client tunnelkit knows: a program and its arguments, with `{host}` and `{port}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownClient {
+    /// What it speaks.
+    pub protocol: Protocol,
+    /// The program, looked up on PATH.
+    pub program: &'static str,
+    /// Its arguments.
+    pub args: &'static [&'static str],
+}
+
+const fn known(
+    protocol: Protocol,
+    program: &'static str,
+    args: &'static [&'static str],
+) -> KnownClient {
+    KnownClient {
+        protocol,
+        program,
+        args,
+    }
+}
+
+/// The clients tried, in order of preference.
+pub const KNOWN_CLIENTS: &[KnownClient] = &[
+    // macOS: the registered handler (Microsoft Remote Desktop; Screen Sharing for VNC).
+    #[cfg(target_os = "macos")]
+    known(
+        Protocol::Rdp,
+        "open",
+        &["rdp://full%20address=s:{host}:{port}"],
+    ),
+    #[cfg(target_os = "macos")]
+    known(Protocol::Vnc, "open", &["vnc://{host}:{port}"]),
+    known(Protocol::Rdp, "xfreerdp", &["/v:{host}:{port}"]),
+    known(Protocol::Rdp, "xfreerdp3", &["/v:{host}:{port}"]),
+    known(Protocol::Rdp, "wlfreerdp", &["/v:{host}:{port}"]),
+    known(Protocol::Rdp, "wlfreerdp3", &["/v:{host}:{port}"]),
+    known(Protocol::Rdp, "remmina", &["-c", "rdp://{host}:{port}"]),
+    // Windows, and WSL (where Windows programs are on PATH with their suffix).
+    known(Protocol::Rdp, "mstsc", &["/v:{host}:{port}"]),
+    known(Protocol::Rdp, "mstsc.exe", &["/v:{host}:{port}"]),
+    known(Protocol::Vnc, "vncviewer", &["{host}::{port}"]),
+    known(Protocol::Vnc, "xtigervncviewer", &["{host}::{port}"]),
+    known(Protocol::Vnc, "remmina", &["-c", "vnc://{host}:{port}"]),
+];
+
+/// Why `tunnelkit open` cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The profile has no forward at all.
+    #[error("{profile} has no forwards")]
+    NoForwards {
+        /// The profile.
+        profile: String,
+    },
+    /// No forward matches the FORWARD given.
+    #[error("{profile} has no forward {wanted}; its forwards: {listed}")]
+    NoSuchForward {
+        /// The profile.
+        profile: String,
+        /// What was asked for.
+        wanted: String,
+        /// `local -> remote, ...`.
+        listed: String,
+    },
+    /// Several forwards fit: FORWARD must say which.
+    #[error("{profile} has {count} forwards that could be meant ({listed}): name one, e.g. `tunnelkit open {profile} {example}`")]
+    Ambiguous {
+        /// The profile.
+        profile: String,
+        /// How many fit.
+        count: usize,
+        /// `local -> remote, ...`.
+        listed: String,
+        /// A FORWARD that would pick the first.
+        example: String,
+    },
+    /// The forward's remote port is not one tunnelkit knows a client for.
+    #[error("no client is known for {remote} (RDP is port 3389, VNC 5900-5999): give one with --client, e.g. --client 'xfreerdp /v:{{host}}:{{port}}'")]
+    UnknownPort {
+        /// The forward's remote `host:port`.
+        remote: String,
+    },
+    /// None of the known clients for the protocol is installed.
+    #[error("no {} client found on PATH (tried {tried}): install {}, or give one with --client", .protocol.name(), .protocol.packages())]
+    NoClient {
+        /// The protocol.
+        protocol: Protocol,
+        /// The programs looked for.
+        tried: String,
+    },
+    /// `--client` is empty or its quoting does not close.
+    #[error("--client {0:?}: expected a command line, e.g. 'xfreerdp /u:admin /v:{{host}}:{{port}}' (quotes must close)")]
+    BadClient(String),
+    /// The forward has no local port yet.
+    #[error("the forward {0} is not bound to a local port")]
+    NotBound(String),
+}
+
+/// The port of a `host:port` (or `[v6]:port`) string.
+pub fn port_of(address: &str) -> Option<u16> {
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
+fn describe(forwards: &[ForwardJson]) -> String {
+    forwards
+        .iter()
+        .map(|f| format!("{} -> {}", f.local, f.remote))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The index of the forward to open. `wanted`: a local port, a remote port or a remote
+/// `host:port`; `None`: the only forward, or else the only one with an RDP or VNC port.
+pub fn pick_forward(
+    profile: &str,
+    forwards: &[ForwardJson],
+    wanted: Option<&str>,
+) -> Result<usize, OpenError> {
+    if forwards.is_empty() {
+        return Err(OpenError::NoForwards {
+            profile: profile.to_string(),
+        });
+    }
+    let fits: Vec<usize> = match wanted {
+        None if forwards.len() == 1 => vec![0],
+        None => (0..forwards.len())
+            .filter(|&i| {
+                port_of(&forwards[i].remote)
+                    .and_then(Protocol::of_port)
+                    .is_some()
+            })
+            .collect(),
+        Some(w) => {
+            let number: Option<u16> = w.parse().ok();
+            (0..forwards.len())
+                .filter(|&i| {
+                    let f = &forwards[i];
+                    match number {
+                        Some(n) => port_of(&f.local) == Some(n) || port_of(&f.remote) == Some(n),
+                        None => f.remote.eq_ignore_ascii_case(w),
+                    }
+                })
+                .collect()
+        }
+    };
+    match fits.as_slice() {
+        [one] => Ok(*one),
+        [] if wanted.is_some() => Err(OpenError::NoSuchForward {
+            profile: profile.to_string(),
+            wanted: wanted.unwrap_or_default().to_string(),
+            listed: describe(forwards),
+        }),
+        _ => {
+            let shown: Vec<ForwardJson> = if fits.is_empty() {
+                forwards.to_vec()
+            } else {
+                fits.iter().map(|&i| forwards[i].clone()).collect()
+            };
+            Err(OpenError::Ambiguous {
+                profile: profile.to_string(),
+                count: shown.len(),
+                listed: describe(&shown),
+                example: shown[0].remote.clone(),
+            })
+        }
+    }
+}
+
+/// The first known client for `protocol` that `find` locates: its path and arguments.
+pub fn choose(
+    protocol: Protocol,
+    find: impl Fn(&str) -> Option<PathBuf>,
+) -> Result<Vec<String>, OpenError> {
+    let candidates: Vec<&KnownClient> = KNOWN_CLIENTS
+        .iter()
+        .filter(|c| c.protocol == protocol)
+        .collect();
+    for c in &candidates {
+        if let Some(path) = find(c.program) {
+            let mut argv = vec![path.to_string_lossy().into_owned()];
+            argv.extend(c.args.iter().map(|a| a.to_string()));
+            return Ok(argv);
+        }
+    }
+    Err(OpenError::NoClient {
+        protocol,
+        tried: candidates
+            .iter()
+            .map(|c| c.program)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// `--client CMD` split into words as a shell would (quotes, backslashes), without a shell.
+pub fn parse_client(command: &str) -> Result<Vec<String>, OpenError> {
+    match shlex::split(command) {
+        Some(words) if !words.is_empty() => Ok(words),
+        _ => Err(OpenError::BadClient(command.to_string())),
+    }
+}
+
+/// Where a client reaches a forward: its bound address, with a wildcard bind (`0.0.0.0`, `::`)
+/// reached on loopback. The host is bracketed for IPv6 (`[::1]`), as the clients expect.
+pub fn endpoint(local: &str) -> Result<(String, u16), OpenError> {
+    let not_bound = || OpenError::NotBound(local.to_string());
+    let (host, port) = match local.parse::<SocketAddr>() {
+        Ok(addr) => {
+            let ip = match addr.ip() {
+                IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+                ip => ip,
+            };
+            let host = match ip {
+                IpAddr::V4(v4) => v4.to_string(),
+                IpAddr::V6(v6) => format!("[{v6}]"),
+            };
+            (host, addr.port())
+        }
+        Err(_) => {
+            let (host, port) = local.rsplit_once(':').ok_or_else(not_bound)?;
+            (host.to_string(), port.parse().map_err(|_| not_bound())?)
+        }
+    };
+    if port == 0 {
+        return Err(not_bound());
+    }
+    Ok((host, port))
+}
+
+/// The command line with `{host}` and `{port}` replaced in every word (after splitting, so a
+/// value can never become two arguments).
+pub fn fill(argv: &[String], host: &str, port: u16) -> Vec<String> {
+    argv.iter()
+        .map(|w| {
+            w.replace("{host}", host)
+                .replace("{port}", &port.to_string())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fwd(local: &str, remote: &str) -> ForwardJson {
+        ForwardJson {
+            kind: tunnelkit_core::ForwardType::Local,
+            local: local.into(),
+            remote: remote.into(),
+            active: 0,
+            total: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    #[test]
+    fn ports_tell_the_protocol() {
+        assert_eq!(Protocol::of_port(3389), Some(Protocol::Rdp));
+        assert_eq!(Protocol::of_port(5900), Some(Protocol::Vnc));
+        assert_eq!(Protocol::of_port(5901), Some(Protocol::Vnc));
+        assert_eq!(Protocol::of_port(5999), Some(Protocol::Vnc));
+        assert_eq!(Protocol::of_port(6000), None);
+        assert_eq!(Protocol::of_port(443), None);
+    }
+
+    #[test]
+    fn the_forward_is_picked_by_port_or_remote_or_the_only_desktop_one() {
+        let fs = [
+            fwd("127.0.0.1:8443", "intranet:443"),
+            fwd("127.0.0.1:13389", "winserver:3389"),
+            fwd("127.0.0.1:15901", "vnc:5901"),
+        ];
+        assert_eq!(pick_forward("p", &fs[..1], None), Ok(0));
+        assert_eq!(pick_forward("p", &fs[..2], None), Ok(1));
+        assert_eq!(pick_forward("p", &fs, Some("13389")), Ok(1));
+        assert_eq!(pick_forward("p", &fs, Some("5901")), Ok(2));
+        assert_eq!(pick_forward("p", &fs, Some("WinServer:3389")), Ok(1));
+        let e = pick_forward("p", &fs, None).unwrap_err();
+        assert!(matches!(e, OpenError::Ambiguous { count: 2, .. }), "{e}");
+        assert!(
+            e.to_string().contains("tunnelkit open p winserver:3389"),
+            "{e}"
+        );
+        let e = pick_forward("p", &fs, Some("22")).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("no forward 22; its forwards: 127.0.0.1:8443 -> intranet:443"),
+            "{e}"
+        );
+        assert!(matches!(
+            pick_forward("p", &[], None),
+            Err(OpenError::NoForwards { .. })
+        ));
+    }
+
+    #[test]
+    fn the_first_installed_client_is_chosen_and_none_names_the_packages() {
+        let argv = choose(Protocol::Rdp, |p| {
+            (p == "wlfreerdp").then(|| PathBuf::from("/usr/bin/wlfreerdp"))
+        })
+        .unwrap();
+        assert_eq!(argv, ["/usr/bin/wlfreerdp", "/v:{host}:{port}"]);
+        let argv = choose(Protocol::Vnc, |p| Some(PathBuf::from(format!("/bin/{p}")))).unwrap();
+        assert_eq!(argv, ["/bin/vncviewer", "{host}::{port}"]);
+        let e = choose(Protocol::Rdp, |_| None).unwrap_err().to_string();
+        assert!(
+            e.contains("no RDP client found on PATH (tried xfreerdp, xfreerdp3, wlfreerdp"),
+            "{e}"
+        );
+        assert!(e.contains("install freerdp2-x11"), "{e}");
+        let e = choose(Protocol::Vnc, |_| None).unwrap_err().to_string();
+        assert!(e.contains("tigervnc-viewer"), "{e}");
+    }
+
+    #[test]
+    fn client_commands_split_without_a_shell_and_values_stay_one_word() {
+        let argv = parse_client("xfreerdp +auth-only '/p:two words' /v:{host}:{port}").unwrap();
+        assert_eq!(
+            argv,
+            ["xfreerdp", "+auth-only", "/p:two words", "/v:{host}:{port}"]
+        );
+        let filled = fill(&argv, "127.0.0.1", 40001);
+        assert_eq!(filled[3], "/v:127.0.0.1:40001");
+        let injected = fill(&["x{host}".to_string()], "a b; rm", 1);
+        assert_eq!(injected, ["xa b; rm"]);
+        assert!(parse_client("").is_err());
+        assert!(parse_client("xfreerdp 'open").is_err());
+    }
+
+    #[test]
+    fn the_endpoint_is_the_bound_address_on_loopback_for_a_wildcard() {
+        assert_eq!(endpoint("127.0.0.1:40001"), Ok(("127.0.0.1".into(), 40001)));
+        assert_eq!(endpoint("0.0.0.0:5901"), Ok(("127.0.0.1".into(), 5901)));
+        assert_eq!(endpoint("[::]:5901"), Ok(("[::1]".into(), 5901)));
+        assert_eq!(endpoint("[::1]:3389"), Ok(("[::1]".into(), 3389)));
+        assert_eq!(endpoint("localhost:13389"), Ok(("localhost".into(), 13389)));
+        assert!(matches!(
+            endpoint("127.0.0.1:0"),
+            Err(OpenError::NotBound(_))
+        ));
+    }
+}
