@@ -186,6 +186,44 @@ async fn a_broken_dr_route_or_target_says_why() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_socks_proxy_is_skipped_not_tested() {
+    // Every test connection through the DR route fails; the SOCKS proxy is not one of them.
+    let c = case(
+        "drill with a SOCKS proxy",
+        2,
+        &[(0, Act::TargetDown(1)), (1000, Act::Drill(false))],
+        2000,
+    );
+    let mut config = drilled(2, false);
+    config.forwards.insert(0, Forward::dynamic(0));
+    let r = run(&c, config).await;
+    let rep = report(&r);
+    assert_eq!(rep.forwards[0].target, "socks");
+    assert_eq!(rep.forwards[0].outcome, ForwardOutcome::Skipped);
+    assert!(
+        matches!(&rep.forwards[1].outcome, ForwardOutcome::Failed { .. }),
+        "{rep:?}"
+    );
+    assert!(!rep.carried() && rep.rto().is_none());
+
+    // Only a SOCKS proxy: nothing to test, the DR session is up, the drill carried.
+    let c = case(
+        "drill of a SOCKS proxy only",
+        2,
+        &[(1000, Act::Drill(false))],
+        2000,
+    );
+    let mut config = drilled(2, false);
+    config.forwards = vec![Forward::dynamic(0)];
+    let r = run(&c, config).await;
+    let rep = report(&r);
+    assert_eq!(rep.forwards.len(), 1);
+    assert_eq!(rep.forwards[0].outcome, ForwardOutcome::Skipped);
+    assert!(rep.carried());
+    assert_eq!(rep.rto(), None, "nothing was measured");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_drill_on_a_hot_standby_needs_no_handshake_and_keeps_it() {
     let mut c = case("hot drill", 2, &[(3000, Act::Drill(false))], 5000);
     c.expect = &[("standby ready dr", 840, 1040)];
