@@ -487,7 +487,18 @@ impl Default for Backoff {
     }
 }
 
-/// A whole tunnel: routes in priority order and the forwards they carry.
+/// A whole tunnel: routes in priority order and the forwards they carry, of three kinds:
+///
+/// - local forwards ([`Forward::local`], [`ForwardKind::Local`], `ssh -L`) in
+///   [`forwards`](Self::forwards): a port here, each connection a channel to one target;
+/// - dynamic forwards ([`Forward::dynamic`], [`ForwardKind::Dynamic`], `ssh -D`), also in
+///   [`forwards`](Self::forwards): a SOCKS proxy here, each connection a channel to where its
+///   client asks;
+/// - remote forwards ([`RemoteForward`](crate::RemoteForward), `ssh -R`) in
+///   [`remote_forwards`](Self::remote_forwards): a port on the bastion of the route in use,
+///   each connection coming back to a target on this side.
+///
+/// All three follow the route in use through reconnects, failover and failback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelConfig {
     /// The primary route first, then DR routes. Never empty.

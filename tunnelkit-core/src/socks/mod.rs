@@ -10,7 +10,7 @@
 //! answered the same way by [`Handshake::refusal`] when the client closes or the deadline
 //! ([`defaults::SOCKS_HANDSHAKE_TIMEOUT`](crate::defaults::SOCKS_HANDSHAKE_TIMEOUT)) passes.
 //!
-//! The async shell around it (read, write, deadline) is [`io`].
+//! The async shell around it (read, write, deadline) is the private `io` module.
 
 pub(crate) mod io;
 #[cfg(test)]
