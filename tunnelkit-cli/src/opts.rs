@@ -90,9 +90,10 @@ nohup), 255 on errors (as ssh); with -f, 0 once the tunnel runs in the backgroun
     name = "tunnelkit",
     version,
     about,
-    long_about = "tunnelkit opens SSH local port forwards (ssh -L) and SOCKS proxies (ssh -D) through a \
-bastion or a chain of jump hosts (-J), keeps them alive with keepalives and reconnects, and moves them to a disaster-recovery \
-route (--dr) when the primary bastion dies or goes silent. Its flags mean what they mean to ssh.",
+    long_about = "tunnelkit opens SSH local port forwards (ssh -L), SOCKS proxies (ssh -D) and remote \
+forwards (ssh -R) through a bastion or a chain of jump hosts (-J), keeps them alive with keepalives \
+and reconnects, and moves them to a disaster-recovery route (--dr) when the primary bastion dies or \
+goes silent. Its flags mean what they mean to ssh.",
     args_conflicts_with_subcommands = true,
     after_help = EXAMPLES
 )]
