@@ -31,6 +31,7 @@ const KEYWORDS: &[&str] = &[
     "identityagent",
     "localforward",
     "dynamicforward",
+    "remoteforward",
     "identityfile",
     "certificatefile",
     "globalknownhostsfile",

@@ -400,7 +400,18 @@ pub fn print_config(env: &Environment, req: &Request) -> Result<String, ResolveE
         req.port,
         req.jump.as_deref(),
     )?;
-    // As ssh -G: the -R flags first, then the destination's RemoteForward lines.
+    // A bad -L or -R is an error, as in ssh -G, not a line left out.
+    for l in &req.local_forwards {
+        spec::parse_forward(l).map_err(|e| ResolveError::Invalid(format!("-L: {e}")))?;
+    }
+    for r in &req.remote_forwards {
+        spec::parse_remote_forward(r).map_err(|e| ResolveError::Invalid(format!("-R: {e}")))?;
+    }
+    // As ssh -G: the -L and -R flags first, then the destination's LocalForward and
+    // RemoteForward lines (-D are already its first DynamicForwards).
+    let mut local = req.local_forwards.clone();
+    local.append(&mut c.options.local_forwards);
+    c.options.local_forwards = local;
     let mut remote = req.remote_forwards.clone();
     remote.append(&mut c.options.remote_forwards);
     c.options.remote_forwards = remote;

@@ -284,3 +284,44 @@ fn remote_forwards_come_from_flags_then_the_destination_and_print_as_ssh_g() {
     let e = resolve(&env, &bad).unwrap_err();
     assert!(e.to_string().contains("dynamic remote forward"), "{e}");
 }
+
+#[test]
+fn dash_g_prints_the_flags_forwards_before_the_files() {
+    let (_d, env) = env_with("Host site\n  LocalForward 5901 vnc:5901\n");
+    let req = Request {
+        destination: "site".into(),
+        local_forwards: vec!["8443:intranet:443".into()],
+        ..Default::default()
+    };
+    let g = print_config(&env, &req).unwrap();
+    let lines: Vec<&str> = g
+        .lines()
+        .filter(|l| l.starts_with("localforward"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "localforward 8443 [intranet]:443",
+            "localforward 5901 [vnc]:5901"
+        ]
+    );
+    for (bad, flag) in [
+        (
+            Request {
+                local_forwards: vec!["8443".into()],
+                ..req.clone()
+            },
+            "-L: ",
+        ),
+        (
+            Request {
+                remote_forwards: vec!["8443".into()],
+                ..req.clone()
+            },
+            "-R: ",
+        ),
+    ] {
+        let e = print_config(&env, &bad).unwrap_err().to_string();
+        assert!(e.starts_with(flag), "{e}");
+    }
+}
