@@ -1,10 +1,10 @@
-//! `-L` specs, profile targets and listen addresses (`spec::parse_forward`, `parse_target`,
-//! `parse_listen`): what is accepted is well formed and prints back to itself, and a forward's
-//! remote side is also a valid target.
+//! `-L` and `-D` specs, profile targets and listen addresses (`spec::parse_forward`,
+//! `parse_dynamic`, `parse_target`, `parse_listen`): what is accepted is well formed and prints
+//! back to itself, and a forward's remote side is also a valid target.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tunnelkit_core::spec::{bracket, parse_forward, parse_listen, parse_target};
+use tunnelkit_core::spec::{bracket, parse_dynamic, parse_forward, parse_listen, parse_target};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else {
@@ -25,6 +25,15 @@ fuzz_target!(|data: &[u8]| {
             parse_target(&target),
             Ok((f.remote_host.clone(), f.remote_port)),
             "{s:?}: the -L remote side is not a valid profile target"
+        );
+    }
+    if let Ok(d) = parse_dynamic(s) {
+        assert!(d.bind_host.as_deref() != Some(""), "{s:?} -> {d:?}");
+        let printed = d.to_string();
+        assert_eq!(
+            parse_dynamic(&printed).as_ref(),
+            Ok(&d),
+            "{s:?} printed {printed:?}"
         );
     }
     if let Ok((host, port)) = parse_target(s) {

@@ -1,5 +1,5 @@
 //! Profile files (`tunnelkit_agent::profile::parse`). Checks: an error's line and column lie in
-//! the text; a profile accepted has routes with hops, forwards with targets and limits, and
+//! the text; a profile accepted has routes with hops, forwards (local ones with targets) and limits, and
 //! passes `TunnelConfig::validate`.
 #![no_main]
 
@@ -7,6 +7,7 @@ use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
 use tunnelkit_agent::profile::parse;
+use tunnelkit_core::ForwardKind;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -28,9 +29,15 @@ fuzz_target!(|data: &[u8]| {
             }
             for f in &c.forwards {
                 assert!(!f.bind_host.is_empty() && f.max_connections >= 1, "{f:?}");
-                assert!(!f.target.host.is_empty() && f.target.port != 0, "{f:?}");
-                for (_, t) in &f.route_targets {
-                    assert!(!t.host.is_empty() && t.port != 0, "{t:?}");
+                if let ForwardKind::Local {
+                    target,
+                    route_targets,
+                } = &f.kind
+                {
+                    assert!(!target.host.is_empty() && target.port != 0, "{f:?}");
+                    for (_, t) in route_targets {
+                        assert!(!t.host.is_empty() && t.port != 0, "{t:?}");
+                    }
                 }
             }
             c.validate().expect("an accepted profile validates");

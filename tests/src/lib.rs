@@ -8,7 +8,7 @@
 //! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
 //!
 //! [`netns`] gives a test a network namespace and a veth link of its own (down/up, tbf shaping)
-//! with an sshd behind it.
+//! with an sshd behind it, names of its own and an HTTP server only it can reach.
 //!
 //! [`desktop`] runs xrdp and TigerVNC's Xvnc in such a namespace, for `tunnelkit open`.
 //! [`TunnelkitAgent`] runs a real `tunnelkit agent`; [`SessionBus`] a private D-Bus session bus
@@ -54,6 +54,12 @@ pub fn find_tool(name: &str) -> PathBuf {
     } else {
         "openssh-client"
     };
+    find_program(name, package)
+}
+
+/// Finds a program in /usr/sbin, /usr/local/sbin, /usr/bin or on PATH; panics naming the
+/// Debian `package` to install when it is missing.
+pub fn find_program(name: &str, package: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = vec![
         "/usr/sbin".into(),
         "/usr/local/sbin".into(),
@@ -68,6 +74,12 @@ pub fn find_tool(name: &str) -> PathBuf {
         .unwrap_or_else(|| {
             panic!("{name} not found: install the {package} package (apt-get install {package})")
         })
+}
+
+/// The SHA-256 of `data`, in lowercase hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
 }
 
 /// Polls `f` every few milliseconds until it is true; panics naming `what` after `deadline`.

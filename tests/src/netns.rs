@@ -2,8 +2,11 @@
 //! taking it down and up, shaping it with `tc ... tbf`. An OpenSSH sshd runs inside it
 //! ([`NetnsSshd`]), so the tunnel (in this process, in the root namespace) reaches it over the
 //! link. Names and addresses are unique per process and per link; everything is removed on drop.
+//! A namespace can have names of its own ([`Netns::hosts`]: resolvable only by what runs inside,
+//! like a site's internal DNS) and an HTTP server on its loopback ([`NetnsHttp`]: reachable only
+//! through the bastion).
 //!
-//! Needs root and the `iproute2` package (`ip`, `tc`).
+//! Needs root and the `iproute2` package (`ip`, `tc`); [`NetnsHttp`] needs `python3`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -124,6 +127,15 @@ impl Netns {
         run(&ip_tool(), &all);
     }
 
+    /// Gives the namespace an `/etc/hosts` of its own: `ip netns exec` bind-mounts
+    /// `/etc/netns/NAME/hosts` over `/etc/hosts` for what it starts from then on (an sshd
+    /// started after this included), so these names resolve inside the namespace only.
+    pub fn hosts(&self, lines: &str) {
+        let dir = Path::new("/etc/netns").join(&self.name);
+        std::fs::create_dir_all(&dir).expect("create /etc/netns/NAME");
+        std::fs::write(dir.join("hosts"), lines).expect("write /etc/netns/NAME/hosts");
+    }
+
     /// A command that runs `program` inside the namespace (`ip netns exec NAME program`).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new(ip_tool());
@@ -192,6 +204,62 @@ impl Drop for Netns {
         let _ = Command::new(ip_tool())
             .args(["netns", "del", &self.name])
             .output();
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
+    }
+}
+
+/// Python's `http.server` inside a namespace, serving a directory on `[::]:PORT` (IPv4 and
+/// IPv6: the namespace's 127.0.0.1 and ::1), reachable only from inside. Killed on drop.
+pub struct NetnsHttp {
+    child: Child,
+    /// The port inside the namespace.
+    pub port: u16,
+}
+
+impl NetnsHttp {
+    /// Starts it and waits (bounded) until it listens. The namespace is private to the test, so
+    /// a fixed port is free.
+    pub fn start(ns: &Netns, dir: &Path, port: u16) -> NetnsHttp {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let python = crate::find_program("python3", "python3");
+        let mut child = Command::new(ip_tool())
+            .args(["netns", "exec", &ns.name])
+            .arg(python)
+            .args(["-u", "-m", "http.server", &port.to_string(), "--bind", "::"])
+            .arg("--directory")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("start python3 -m http.server in the namespace");
+        // It prints "Serving HTTP on :: port N" once bound.
+        let stdout = child.stdout.take().expect("http.server stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let me = NetnsHttp { child, port };
+        let line = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("http.server in the namespace did not start within 10 s");
+        assert!(line.starts_with("Serving HTTP on"), "http.server: {line}");
+        me
+    }
+}
+
+impl Drop for NetnsHttp {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &pgid]).output();
+        let _ = self.child.wait();
     }
 }
 

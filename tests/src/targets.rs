@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -124,7 +123,7 @@ impl HalfCloseServer {
         Server::start(|mut s: TcpStream| async move {
             let mut all = Vec::new();
             if s.read_to_end(&mut all).await.is_ok() {
-                let answer = format!("got {} bytes sha256={:x}", all.len(), Sha256::digest(&all));
+                let answer = format!("got {} bytes sha256={}", all.len(), crate::sha256_hex(&all));
                 let _ = s.write_all(answer.as_bytes()).await;
                 let _ = s.shutdown().await;
             }

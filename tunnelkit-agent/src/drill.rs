@@ -10,7 +10,7 @@ use tunnelkit_core::{DrillError, DrillReport, ForwardOutcome};
 pub struct DrillForwardJson {
     /// The forward's local address.
     pub local: String,
-    /// Its target as the DR route resolves it.
+    /// Its target as the DR route resolves it; `socks` for a SOCKS proxy.
     pub target: String,
     /// The DR route carried the test connection (the channel opened).
     pub reached: bool,
@@ -21,6 +21,10 @@ pub struct DrillForwardJson {
     pub first_bytes: Option<usize>,
     /// Why it was not carried.
     pub error: Option<String>,
+    /// Not tested: a SOCKS proxy has no target of its own (`reached` is then false and
+    /// `error` null; it does not count against `carried`).
+    #[serde(default)]
+    pub skipped: bool,
 }
 
 /// What `tunnelkit drill` showed.
@@ -30,9 +34,10 @@ pub struct DrillJson {
     pub from: String,
     /// The DR route drilled.
     pub to: String,
-    /// The DR route carried every forward's test connection.
+    /// The DR route carried every test connection (SOCKS proxies are not tested).
     pub carried: bool,
-    /// The measured RTO (the slowest forward's), when it carried every forward.
+    /// The measured RTO (the slowest tested forward's), when it carried every one; `null`
+    /// also when nothing was tested.
     pub rto_ms: Option<u64>,
     /// The DR session was a hot standby: no handshake was needed.
     pub hot: bool,
@@ -74,6 +79,7 @@ impl DrillJson {
                             rto_ms: Some(ms(*rto)),
                             first_bytes: *first_bytes,
                             error: None,
+                            skipped: false,
                         },
                         ForwardOutcome::Failed { reason } => DrillForwardJson {
                             local,
@@ -82,6 +88,16 @@ impl DrillJson {
                             rto_ms: None,
                             first_bytes: None,
                             error: Some(reason.clone()),
+                            skipped: false,
+                        },
+                        ForwardOutcome::Skipped => DrillForwardJson {
+                            local,
+                            target,
+                            reached: false,
+                            rto_ms: None,
+                            first_bytes: None,
+                            error: None,
+                            skipped: true,
                         },
                         other => DrillForwardJson {
                             local,
@@ -90,6 +106,7 @@ impl DrillJson {
                             rto_ms: None,
                             first_bytes: None,
                             error: Some(format!("{other:?}")),
+                            skipped: false,
                         },
                     }
                 })

@@ -7,8 +7,9 @@
 //! Hops are resolved by the core's resolver ([`tunnelkit_core::resolve`]) exactly as the command
 //! line resolves them: a hop that names a `Host` alias of `~/.ssh/config` gets its HostName,
 //! User, Port, IdentityFile, ProxyJump, ProxyCommand and known_hosts options; a profile with
-//! neither `[[forward]]` nor `[[remote]]` takes the `LocalForward` and `RemoteForward` lines of
-//! its primary destination. `[[remote]]` is a remote forward (`ssh -R`): the bastion of the
+//! none of `[[forward]]`, `[[dynamic]]` and `[[remote]]` takes the `LocalForward`,
+//! `DynamicForward` and `RemoteForward` lines of its primary destination. `[[dynamic]]` is a
+//! SOCKS proxy (`ssh -D`). `[[remote]]` is a remote forward (`ssh -R`): the bastion of the
 //! route in use listens, and connections come back to a target on this side. `[ssh]` options
 //! apply to every hop, like `-o`; the keys that name one host or that a profile cannot apply
 //! are refused with their line and column.
@@ -23,8 +24,13 @@ use tunnelkit_core::resolve::{self as core, Environment, Overrides, Resolver};
 use tunnelkit_core::spec;
 use tunnelkit_core::ssh_config::HostConfig;
 use tunnelkit_core::{
-    defaults, Failback, Forward, RemoteBind, RemoteForward, Route, SshOptions, Target, TunnelConfig,
+    Failback, Forward, ForwardKind, RemoteBind, RemoteForward, Route, SshOptions, Target,
+    TunnelConfig,
 };
+
+mod listen;
+
+pub use listen::RawDynamic;
 
 /// `[ssh]` keys a profile cannot apply to every hop, and where they belong instead.
 const NOT_IN_PROFILE: &[(&str, &str)] = &[
@@ -35,6 +41,7 @@ const NOT_IN_PROFILE: &[(&str, &str)] = &[
     ("ProxyCommand", "names one host: put it in ssh_config under the Host a hop names"),
     ("HostKeyAlias", "names one host: put it in ssh_config under the Host a hop names"),
     ("LocalForward", "use [[forward]] (or LocalForward under the primary destination's Host in ssh_config)"),
+    ("DynamicForward", "use [[dynamic]] (or DynamicForward under the primary destination's Host in ssh_config)"),
     ("RemoteForward", "use [[remote]] (or RemoteForward under the primary destination's Host in ssh_config)"),
     ("GatewayPorts", "set the bind address in [[forward]]: local = \"0.0.0.0:PORT\""),
     ("ExitOnForwardFailure", "does not apply to the agent: a forward that cannot be bound is shown in `tunnelkit status`"),
@@ -83,6 +90,9 @@ pub struct RawProfile {
     /// Local forwards.
     #[serde(default)]
     pub forward: Vec<RawForward>,
+    /// SOCKS proxies (dynamic forwards).
+    #[serde(default)]
+    pub dynamic: Vec<RawDynamic>,
     /// Remote forwards (`ssh -R`).
     #[serde(default)]
     pub remote: Vec<RawRemote>,
@@ -288,13 +298,13 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
         routes.push(route);
     }
 
-    let from_ssh_config = raw.forward.is_empty() && raw.remote.is_empty();
+    let from_ssh_config = raw.forward.is_empty() && raw.dynamic.is_empty() && raw.remote.is_empty();
     let (mut forwards, mut remote_forwards) = match (&primary, from_ssh_config) {
         (Some(dest), true) => (
             core::forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
                 cx.err(
                     0..0,
-                    format!("LocalForward of the primary destination: {e}"),
+                    format!("LocalForward or DynamicForward of the primary destination: {e}"),
                 )
             })?,
             core::remote_forwards(std::iter::empty::<&str>(), dest).map_err(|e| {
@@ -309,21 +319,16 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
     if from_ssh_config && forwards.is_empty() && remote_forwards.is_empty() {
         return Err(cx.err(
             0..0,
-            "no [[forward]] or [[remote]], and the primary destination has no LocalForward or \
-             RemoteForward in ssh_config: a profile needs at least one forward",
+            "no [[forward]], [[dynamic]] or [[remote]], and the primary destination has no \
+             LocalForward, DynamicForward or RemoteForward in ssh_config: a profile needs at \
+             least one forward",
         ));
     }
     for r in &raw.remote {
         remote_forwards.push(remote_forward(&cx, r, &routes)?);
     }
     for f in &raw.forward {
-        let local_text = match f.local.get_ref() {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Integer(i) => i.to_string(),
-            _ => return Err(cx.err(f.local.span(), "local: expected a port or \"host:port\"")),
-        };
-        let (bind, port) =
-            spec::parse_listen(&local_text).map_err(|e| cx.err(f.local.span(), e.to_string()))?;
+        let (bind, port) = listen::local_address(&cx, &f.local)?;
         let (host, rport) = spec::parse_target(f.remote.get_ref())
             .map_err(|e| cx.err(f.remote.span(), e.to_string()))?;
         let mut route_targets = Vec::new();
@@ -338,20 +343,18 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
                 spec::parse_target(t.get_ref()).map_err(|e| cx.err(t.span(), e.to_string()))?;
             route_targets.push((route.get_ref().clone(), Target { host: h, port: p }));
         }
-        let max_connections = match &f.max_connections {
-            None => defaults::MAX_CONNECTIONS_PER_FORWARD,
-            Some(m) if *m.get_ref() == 0 => {
-                return Err(cx.err(m.span(), "max_connections: expected at least 1"))
-            }
-            Some(m) => usize::try_from(*m.get_ref()).unwrap_or(usize::MAX),
-        };
         forwards.push(Forward {
             bind_host: bind.unwrap_or_else(|| "127.0.0.1".into()),
             bind_port: port,
-            target: Target { host, port: rport },
-            route_targets,
-            max_connections,
+            kind: ForwardKind::Local {
+                target: Target { host, port: rport },
+                route_targets,
+            },
+            max_connections: listen::max_connections(&cx, &f.max_connections)?,
         });
+    }
+    for d in &raw.dynamic {
+        forwards.push(listen::dynamic(&cx, d)?);
     }
 
     let mut config = TunnelConfig::new(routes, forwards);
@@ -451,13 +454,7 @@ fn remote_forward(
             remote_bind(cx, b, "bind_by_route")?,
         ));
     }
-    let max_connections = match &r.max_connections {
-        None => defaults::MAX_CONNECTIONS_PER_FORWARD,
-        Some(m) if *m.get_ref() == 0 => {
-            return Err(cx.err(m.span(), "max_connections: expected at least 1"))
-        }
-        Some(m) => usize::try_from(*m.get_ref()).unwrap_or(usize::MAX),
-    };
+    let max_connections = listen::max_connections(cx, &r.max_connections)?;
     Ok(RemoteForward {
         bind,
         route_binds,

@@ -1,7 +1,8 @@
 //! Table tests of profile parsing: the documented shape, errors with file:line:col, keys a
-//! profile cannot apply, hops naming ssh_config hosts, and `[[remote]]`.
+//! profile cannot apply, hops naming ssh_config hosts, `[[dynamic]]` and `[[remote]]`.
 
 use super::*;
+use tunnelkit_core::defaults;
 use tunnelkit_core::ssh_config::Sources;
 
 /// No ssh_config at all: the tests do not depend on the machine's files.
@@ -56,10 +57,13 @@ fn parses_the_documented_shape() {
     assert_eq!(c.routes[1].hops[0].user, "admin");
     assert_eq!(c.forwards[1].bind_label(), "127.0.0.1:5901");
     assert_eq!(
-        c.forwards[0].target_for("dr-frankfurt").host,
+        c.forwards[0].target_for("dr-frankfurt").unwrap().host,
         "app.fra.internal"
     );
-    assert_eq!(c.forwards[0].target_for("primary").host, "app.internal");
+    assert_eq!(
+        c.forwards[0].target_for("primary").unwrap().host,
+        "app.internal"
+    );
     assert_eq!(c.failback, Failback::After(Duration::from_secs(60)));
     assert_eq!(
         c.routes[0].hops[0].options.server_alive_interval,
@@ -111,6 +115,7 @@ fn keys_a_profile_cannot_apply_are_refused_where_they_are() {
         "HostName = \"x\"",
         "HostKeyAlias = \"x\"",
         "LocalForward = \"1 h:2\"",
+        "DynamicForward = 1080",
         "ExitOnForwardFailure = true",
         "ProxyCommand = \"nc %h %p\"",
         "User = \"root\"",
@@ -155,7 +160,10 @@ fn hops_naming_ssh_config_hosts_resolve_as_the_command_line_does() {
     );
     // No [[forward]]: the primary destination's LocalForward.
     assert_eq!(c.forwards.len(), 1);
-    assert_eq!(c.forwards[0].target.host, "winserver");
+    assert_eq!(
+        c.forwards[0].target_for("primary").unwrap().host,
+        "winserver"
+    );
     let dr = &c.routes[1].hops[0];
     assert_eq!(
         dr.proxy_command.as_ref().unwrap().command,
@@ -173,10 +181,53 @@ fn hops_naming_ssh_config_hosts_resolve_as_the_command_line_does() {
         err.message.contains("config:2: Bad configuration option"),
         "{err}"
     );
+    // DynamicForward in ssh_config counts as a forward too.
+    std::fs::write(&cfg, "Host prod-bastion\n  DynamicForward 1080\n").unwrap();
+    let p = parse_in(Path::new("/p/x.toml"), text, &e).unwrap();
+    assert_eq!(p.config.forwards[0].kind, ForwardKind::Dynamic);
+    assert_eq!(p.config.forwards[0].bind_label(), "127.0.0.1:1080");
     // Without forwards anywhere: an error.
     std::fs::write(&cfg, "").unwrap();
     let err = parse_in(Path::new("/p/x.toml"), text, &e).unwrap_err();
     assert!(err.message.contains("no [[forward]]"), "{err}");
+}
+
+#[test]
+fn dynamic_tables_are_socks_proxies() {
+    let text = format!(
+        "{GOOD}\n[[dynamic]]\nlocal = 1080\n\n[[dynamic]]\nlocal = \"[::1]:1081\"\nmax_connections = 8\n"
+    );
+    let c = parse_in(Path::new("/p/x.toml"), &text, &env())
+        .unwrap()
+        .config;
+    assert_eq!(c.forwards.len(), 4);
+    assert_eq!(c.forwards[2].kind, ForwardKind::Dynamic);
+    assert_eq!(c.forwards[2].bind_label(), "127.0.0.1:1080");
+    assert_eq!(c.forwards[3].bind_label(), "[::1]:1081");
+    assert_eq!(c.forwards[3].max_connections, 8);
+    // Only [[dynamic]]: enough, without [[forward]].
+    let only = "[[dynamic]]\nlocal = 1080\n[[route]]\nname = \"p\"\nhops = [\"b\"]\n";
+    let c = parse_in(Path::new("/p/x.toml"), only, &env())
+        .unwrap()
+        .config;
+    assert_eq!(c.forwards.len(), 1);
+    for (bad, line, col, needle) in [
+        (
+            "local = 1080\nremote = \"a:1\"",
+            3,
+            1,
+            "unknown field `remote`",
+        ),
+        ("local = true", 2, 9, "expected a port"),
+        ("local = \"h:x\"", 2, 9, "invalid local address"),
+        ("local = 1080\nmax_connections = 0", 3, 19, "at least 1"),
+        ("max_connections = 3", 1, 1, "missing field `local`"),
+    ] {
+        let text = format!("[[dynamic]]\n{bad}\n[[route]]\nname = \"p\"\nhops = [\"b\"]\n");
+        let e = err(&text);
+        assert!(e.message.contains(needle), "{bad}: {e}");
+        assert_eq!((e.line, e.column), (line, col), "{bad}: {e}");
+    }
 }
 
 const REMOTE: &str = r#"

@@ -20,8 +20,10 @@ pub use crate::status::{
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// The protocol this build speaks. Changed whenever a message changes shape; a client and an
-/// agent that differ refuse each other with [`ProtocolError::Version`].
-pub const PROTOCOL_VERSION: u32 = 3;
+/// agent that differ refuse each other with [`ProtocolError::Version`]. 3: remote forwards and
+/// routes in status, drill; 4: each forward's `kind` (`local` or `dynamic`), drill forwards that
+/// were `skipped`.
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// A line that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -323,7 +325,7 @@ mod tests {
         };
         let l = encode_request(&r);
         assert!(l.ends_with(b"\n"));
-        assert!(String::from_utf8_lossy(&l).contains("\"version\":3"));
+        assert!(String::from_utf8_lossy(&l).contains("\"version\":4"));
         assert_eq!(decode_request(&l).unwrap(), r);
     }
 
@@ -338,7 +340,7 @@ mod tests {
             }
         );
         assert!(e.to_string().starts_with(
-            "the client speaks control protocol 1 (no version field), this agent speaks 3"
+            "the client speaks control protocol 1 (no version field), this agent speaks 4"
         ));
         let e = decode_request(b"{\"request\":\"status\",\"version\":7}").unwrap_err();
         assert!(e.to_string().contains("protocol 7"), "{e}");
@@ -381,16 +383,24 @@ mod tests {
         let e = decode_reply(old).unwrap_err();
         assert!(
             e.to_string().starts_with(
-                "the agent speaks control protocol 1 (no version field), this client speaks 3"
+                "the agent speaks control protocol 1 (no version field), this client speaks 4"
             ),
             "{e}"
         );
-        let newer = br#"{"version":4,"type":"done","result":{"kind":"status","profiles":[]}}"#;
+        let newer = br#"{"version":5,"type":"done","result":{"kind":"status","profiles":[]}}"#;
         assert!(decode_reply(newer)
             .unwrap_err()
             .to_string()
-            .contains("protocol 4"));
-        let odd = br#"{"version":3,"type":"done","result":{"kind":"teleport"}}"#;
+            .contains("protocol 5"));
+        // An agent of protocol 3 (remote forwards and routes, before forwards had a kind).
+        let before_kinds =
+            br#"{"version":3,"type":"done","result":{"kind":"status","profiles":[]}}"#;
+        assert_eq!(
+            decode_reply(before_kinds).unwrap_err().to_string(),
+            "the agent speaks control protocol 3, this client speaks 4: run the client and the \
+             agent from the same tunnelkit build (restart the agent after an upgrade)"
+        );
+        let odd = br#"{"version":4,"type":"done","result":{"kind":"teleport"}}"#;
         assert!(matches!(
             decode_reply(odd),
             Err(ProtocolError::Malformed { what: "reply", .. })

@@ -131,6 +131,7 @@ impl Slot {
                     .forwards
                     .iter()
                     .map(|f| ForwardJson {
+                        kind: f.kind,
                         local: f.local.map(|a| a.to_string()).unwrap_or_default(),
                         remote: f.remote.clone(),
                         active: f.active,
@@ -175,8 +176,9 @@ fn configured_forwards(p: &Profile) -> Vec<ForwardJson> {
         .forwards
         .iter()
         .map(|f| ForwardJson {
+            kind: f.kind.forward_type(),
             local: f.bind_label(),
-            remote: f.target.to_string(),
+            remote: f.remote_label(),
             active: 0,
             total: 0,
             bytes_in: 0,

@@ -6,7 +6,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use tunnelkit_core::RouteState;
+use tunnelkit_core::{ForwardType, RouteState};
 
 /// A profile's state as `tunnelkit status` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,9 +68,11 @@ impl fmt::Display for ProfileState {
 /// One forward in `tunnelkit status --json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ForwardJson {
+    /// `local` (a port forward) or `dynamic` (a SOCKS proxy).
+    pub kind: ForwardType,
     /// Bound local address, or the configured one when not bound.
     pub local: String,
-    /// `host:port` of the target.
+    /// `host:port` of the target; `socks` for a SOCKS proxy.
     pub remote: String,
     /// Connections open now.
     pub active: u64,

@@ -15,9 +15,11 @@ use crate::candidates::profile_candidates;
 
 /// ssh's one-line usage, adapted: printed after a usage error.
 pub const USAGE: &str = "\
-usage: tunnelkit [-46CfGgNnqTv] [-F configfile] [-i identity_file] [-J destination]
+usage: tunnelkit [-46CfGgNnqTv] [-D [bind_address:]port] [-F configfile]
+           [-i identity_file] [-J destination]
            [-L [bind_address:]port:host:hostport] [-l login_name] [-o option]
-           [-p port] [-R [bind_address:]port:host:hostport] [--dr destination] [--failback seconds|never]
+           [-p port] [-R [bind_address:]port:host:hostport]
+           [--dr destination] [--failback seconds|never]
            [--route-wait seconds] [--standby-probe seconds|never]
            [--hot-standby] [--retry] destination
        tunnelkit demo|agent|status|up|down|open|reload|logs|drill|secret ...
@@ -72,6 +74,10 @@ Examples:
   Try it with nothing installed:
     tunnelkit demo
 
+  A SOCKS proxy for the web consoles (iLO, iDRAC, vCenter) behind the bastion; names are
+  resolved by the bastion (in the browser: SOCKS5 proxy 127.0.0.1:1080, proxy DNS):
+    tunnelkit -N -D 1080 admin@bastion.example.com
+
   Publish this NATed server's RDP port on the bastion (its port 13389, loopback only), and on
   the DR bastion when the primary dies:
     tunnelkit -N -R 13389:localhost:3389 admin@bastion.prod --dr admin@bastion.dr
@@ -88,9 +94,10 @@ nohup), 255 on errors (as ssh); with -f, 0 once the tunnel runs in the backgroun
     name = "tunnelkit",
     version,
     about,
-    long_about = "tunnelkit opens SSH local port forwards (ssh -L) through a bastion or a chain of jump \
-hosts (-J), keeps them alive with keepalives and reconnects, and moves them to a disaster-recovery \
-route (--dr) when the primary bastion dies or goes silent. Its flags mean what they mean to ssh.",
+    long_about = "tunnelkit opens SSH local port forwards (ssh -L), SOCKS proxies (ssh -D) and remote \
+forwards (ssh -R) through a bastion or a chain of jump hosts (-J), keeps them alive with keepalives \
+and reconnects, and moves them to a disaster-recovery route (--dr) when the primary bastion dies or \
+goes silent. Its flags mean what they mean to ssh.",
     args_conflicts_with_subcommands = true,
     after_help = EXAMPLES
 )]
@@ -337,14 +344,15 @@ impl SshArgs {
     }
 
     /// Refuses what would smuggle a line into a config: a newline, carriage return or NUL in
-    /// any value (`-o`, `-L`, `-R`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config has one
-    /// keyword per line, and `-G` prints one per line.
+    /// any value (`-o`, `-L`, `-D`, `-R`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config
+    /// has one keyword per line, and `-G` prints one per line.
     pub fn check_values(&self) -> Result<(), String> {
         let named = self
             .options
             .iter()
             .map(|v| ("-o", v.as_str()))
             .chain(self.local.iter().map(|v| ("-L", v.as_str())))
+            .chain(self.dynamic.iter().map(|v| ("-D", v.as_str())))
             .chain(self.remote.iter().map(|v| ("-R", v.as_str())))
             .chain(self.dr.iter().map(|v| ("--dr", v.as_str())))
             .chain(self.jump.iter().map(|v| ("-J", v.as_str())))
@@ -415,6 +423,13 @@ pub struct SshArgs {
     #[arg(short = 'L', value_name = "[bind_address:]port:host:hostport")]
     pub local: Vec<String>,
 
+    /// A SOCKS proxy on a local port: [bind_address:]port. Each connection goes where its
+    /// client asks (SOCKS5 without authentication, SOCKS4, SOCKS4a), through the route in use;
+    /// names are resolved by the route's last hop. Binds to 127.0.0.1 unless a bind address is
+    /// given; port 0 picks a free port (printed at start). Repeatable.
+    #[arg(short = 'D', value_name = "[bind_address:]port")]
+    pub dynamic: Vec<String>,
+
     /// Forward a port of the bastion back to this side: [bind_address:]port:host:hostport.
     /// The route's last hop listens (on its loopback unless a bind address is given; `*` asks
     /// for every address, which the server's GatewayPorts must allow) and each connection goes
@@ -442,8 +457,8 @@ pub struct SshArgs {
     pub identity: Vec<PathBuf>,
 
     /// ssh_config file to read instead of ~/.ssh/config and /etc/ssh/ssh_config; `none`
-    /// reads no file. Host aliases, HostName, User, Port, IdentityFile, ProxyJump, LocalForward
-    /// and the other keywords tunnelkit uses are taken from it, as ssh does.
+    /// reads no file. Host aliases, HostName, User, Port, IdentityFile, ProxyJump, LocalForward,
+    /// DynamicForward and the other keywords tunnelkit uses are taken from it, as ssh does.
     #[arg(short = 'F', value_name = "configfile")]
     pub config_file: Option<PathBuf>,
 
@@ -456,7 +471,7 @@ pub struct SshArgs {
     /// GlobalKnownHostsFile, StrictHostKeyChecking, HashKnownHosts, BatchMode, ConnectTimeout,
     /// ConnectionAttempts, Ciphers, ServerAliveInterval, ServerAliveCountMax,
     /// ExitOnForwardFailure, PasswordAuthentication, KbdInteractiveAuthentication, GatewayPorts,
-    /// AddressFamily, Compression. A newline or NUL in a value is an error.
+    /// AddressFamily, Compression, DynamicForward. A newline or NUL in a value is an error.
     #[arg(short = 'o', value_name = "Key=Value")]
     pub options: Vec<String>,
 

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use tunnelkit_agent::protocol::ForwardJson;
+use tunnelkit_core::ForwardType;
 
 /// What a forward carries, told by its remote port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +127,15 @@ pub enum OpenError {
         /// A FORWARD that would pick the first.
         example: String,
     },
+    /// The forward is a SOCKS proxy (`-D`, `[[dynamic]]`): there is no one remote port to pick
+    /// a client by, its clients name their targets.
+    #[error("the forward {local} of {profile} is a SOCKS proxy (-D): `tunnelkit open` starts an RDP or VNC client on a port forward; point a browser or `curl --socks5-hostname {local}` at the proxy instead")]
+    Dynamic {
+        /// The profile.
+        profile: String,
+        /// The proxy's local address.
+        local: String,
+    },
     /// The forward's remote port is not one tunnelkit knows a client for.
     #[error("no client is known for {remote} (RDP is port 3389, VNC 5900-5999): give one with --client, e.g. --client 'xfreerdp /v:{{host}}:{{port}}'")]
     UnknownPort {
@@ -162,7 +172,8 @@ fn describe(forwards: &[ForwardJson]) -> String {
 }
 
 /// The index of the forward to open. `wanted`: a local port, a remote port or a remote
-/// `host:port`; `None`: the only forward, or else the only one with an RDP or VNC port.
+/// `host:port`; `None`: the only forward, or else the only one with an RDP or VNC port. A SOCKS
+/// proxy is refused ([`OpenError::Dynamic`]).
 pub fn pick_forward(
     profile: &str,
     forwards: &[ForwardJson],
@@ -196,6 +207,10 @@ pub fn pick_forward(
         }
     };
     match fits.as_slice() {
+        [one] if forwards[*one].kind == ForwardType::Dynamic => Err(OpenError::Dynamic {
+            profile: profile.to_string(),
+            local: forwards[*one].local.clone(),
+        }),
         [one] => Ok(*one),
         [] if wanted.is_some() => Err(OpenError::NoSuchForward {
             profile: profile.to_string(),
@@ -297,6 +312,11 @@ mod tests {
 
     fn fwd(local: &str, remote: &str) -> ForwardJson {
         ForwardJson {
+            kind: if remote == "socks" {
+                ForwardType::Dynamic
+            } else {
+                ForwardType::Local
+            },
             local: local.into(),
             remote: remote.into(),
             active: 0,
@@ -344,6 +364,32 @@ mod tests {
             pick_forward("p", &[], None),
             Err(OpenError::NoForwards { .. })
         ));
+    }
+
+    #[test]
+    fn a_socks_proxy_is_refused_with_what_to_do_instead() {
+        let socks = fwd("127.0.0.1:1080", "socks");
+        let e = pick_forward("web", std::slice::from_ref(&socks), None).unwrap_err();
+        assert!(matches!(e, OpenError::Dynamic { .. }), "{e}");
+        assert!(e.to_string().contains("is a SOCKS proxy (-D)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("curl --socks5-hostname 127.0.0.1:1080"),
+            "{e}"
+        );
+        let fs = [socks, fwd("127.0.0.1:13389", "winserver:3389")];
+        // Without FORWARD: the only desktop forward, the proxy is not a candidate.
+        assert_eq!(pick_forward("p", &fs, None), Ok(1));
+        // Named by its local port or as `socks`: refused, not opened with a desktop client.
+        for wanted in ["1080", "socks"] {
+            assert!(
+                matches!(
+                    pick_forward("p", &fs, Some(wanted)),
+                    Err(OpenError::Dynamic { .. })
+                ),
+                "{wanted}"
+            );
+        }
     }
 
     #[test]

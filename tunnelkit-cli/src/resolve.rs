@@ -1,7 +1,7 @@
 //! Turns the ssh-style flags into one validated [`TunnelConfig`] through the core's resolver
 //! ([`tunnelkit_core::resolve`]): routes (the primary from `-J`/`ProxyJump`/`ProxyCommand` and
-//! the destination, DR routes from `--dr`), forwards from `-L`/`LocalForward` and
-//! `-R`/`RemoteForward`, options
+//! the destination, DR routes from `--dr`), forwards from `-L`/`LocalForward`, SOCKS proxies
+//! from `-D`/`DynamicForward` and remote forwards from `-R`/`RemoteForward`, options
 //! from `-o`/`-i` and each host's own ssh_config entries. Every mistake is a [`UsageError`]
 //! that says what was wrong and where.
 
@@ -66,6 +66,7 @@ fn request(args: &SshArgs, interactive: bool) -> Result<(Environment, Request), 
         },
         dr: args.dr.clone(),
         local_forwards: args.local.clone(),
+        dynamic_forwards: args.dynamic.clone(),
         remote_forwards: args.remote.clone(),
     };
     Ok((env, req))
@@ -91,7 +92,9 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
     let r = core::resolve(&env, &req)?;
     if r.forwards.is_empty() && r.remote_forwards.is_empty() {
         return Err(UsageError(
-            "no forwards: give at least one -L or -R [bind_address:]port:host:hostport (or LocalForward/RemoteForward in ssh_config)".into(),
+            "no forwards: give at least one -L or -R [bind_address:]port:host:hostport or \
+             -D [bind_address:]port (or LocalForward/RemoteForward/DynamicForward in ssh_config)"
+                .into(),
         ));
     }
     let o = &r.destination.options;
@@ -245,7 +248,10 @@ mod tests {
                 "admin@bastion.prod.example.com:2222".to_string()
             ]
         );
-        assert_eq!(r.config.forwards[0].target.host, "winserver");
+        assert_eq!(
+            r.config.forwards[0].target_for("primary").unwrap().host,
+            "winserver"
+        );
         let dest = r.config.routes[0].hops.last().unwrap();
         assert_eq!(
             dest.options.auth.identity_files,
@@ -276,6 +282,10 @@ mod tests {
                 "unknown option `Bogus`",
             ),
             (vec!["-L", "1:h:2", "-p", "0", "h"], "-p 0"),
+            (
+                vec!["-D", "h:1:2", "h"],
+                "-D: invalid dynamic forward `h:1:2`",
+            ),
             (vec!["-L", "1:h:2"], "no destination"),
             (vec!["h"], "no forwards"),
             (

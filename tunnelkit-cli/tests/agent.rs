@@ -399,7 +399,7 @@ async fn a_peer_with_another_uid_is_refused() {
     // A raw connection from root reaches the agent, which refuses it by its uid.
     let mut c = std::os::unix::net::UnixStream::connect(&agent.socket).unwrap();
     c.set_read_timeout(Some(DEADLINE)).unwrap();
-    let _ = c.write_all(b"{\"request\":\"status\",\"version\":3}\n");
+    let _ = c.write_all(b"{\"request\":\"status\",\"version\":4}\n");
     let mut reply = String::new();
     let _ = c.read_to_string(&mut reply);
     assert!(reply.contains("permission denied"), "{reply}");

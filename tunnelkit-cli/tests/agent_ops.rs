@@ -281,6 +281,7 @@ async fn metrics_after_traffic_read_as_prometheus_text_with_the_right_counts() {
     let fw = [
         ("profile", "db"),
         ("forward", "0"),
+        ("kind", "local"),
         ("local", &local.to_string()),
         ("remote", remote.as_str()),
     ];

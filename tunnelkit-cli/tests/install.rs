@@ -195,6 +195,7 @@ fn man_renders_the_page_with_every_section_and_no_warning() {
     }
     for expected in [
         "[bind_address:]port:host:hostport",
+        "-D <[bind_address:]port>",
         "tunnelkit open NAME [FORWARD] [--client CMD] [--socket PATH]",
         "tunnelkit completions bash|zsh|fish",
         "SSH_AUTH_SOCK",

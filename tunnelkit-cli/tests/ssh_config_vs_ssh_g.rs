@@ -30,6 +30,8 @@ const KEYWORDS: &[&str] = &[
     "hostkeyalias",
     "identityagent",
     "localforward",
+    "dynamicforward",
+    "remoteforward",
     "identityfile",
     "certificatefile",
     "globalknownhostsfile",
@@ -186,8 +188,8 @@ fn keywords_that_decide_how_we_connect_are_refused_with_file_and_line() {
             "PubkeyAuthentication no is not supported",
         ),
         (
-            "DynamicForward 1080",
-            "DynamicForward 1080 is not supported",
+            "BindAddress 127.0.0.1",
+            "BindAddress 127.0.0.1 is not supported",
         ),
         ("ProxyCommand nc %u %h", "unknown token %u"),
     ]

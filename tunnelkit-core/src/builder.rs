@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{
-    defaults, Backoff, Failback, Forward, Hop, HopOptions, Route, Target, TunnelConfig,
+    defaults, Backoff, Failback, Forward, ForwardKind, Hop, HopOptions, Route, Target, TunnelConfig,
 };
 use crate::env::Environment;
 use crate::error::Error;
@@ -189,14 +189,48 @@ impl Target {
 
 impl Forward {
     /// A local forward on `127.0.0.1:bind_port` (0 picks a free port) to `target`, with the
-    /// default connection limit. Change `bind_host`, `max_connections` or `route_targets` on
-    /// the value as needed.
+    /// default connection limit. Change `bind_host`, `max_connections` or the kind's
+    /// `route_targets` on the value as needed.
     pub fn local(bind_port: u16, target: Target) -> Forward {
         Forward {
             bind_host: "127.0.0.1".into(),
             bind_port,
-            target,
-            route_targets: Vec::new(),
+            kind: ForwardKind::local(target),
+            max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
+        }
+    }
+
+    /// A SOCKS proxy (`ssh -D`) on `127.0.0.1:bind_port` (0 picks a free port), with the
+    /// default connection limit: a [`ForwardKind::Dynamic`] forward. Its clients (a browser,
+    /// `curl --socks5-hostname`) speak SOCKS5 without authentication, SOCKS4 or SOCKS4a and
+    /// name their targets; each connection is one channel on the route in use, the name
+    /// resolved by the route's last hop (see [`crate::socks`]). Change `bind_host` or
+    /// `max_connections` on the value as needed; anyone who can reach the port can use the
+    /// proxy, so keep it on loopback unless the network is yours.
+    ///
+    /// ```
+    /// use tunnelkit_core::{Environment, Forward, ForwardKind, Hop, Target, TunnelConfig};
+    ///
+    /// # fn main() -> Result<(), tunnelkit_core::Error> {
+    /// let env = Environment::from_process(None, false);
+    /// let config = TunnelConfig::builder()
+    ///     .route("primary", [Hop::builder("bastion.example.com").user("admin").build(&env)?])
+    ///     // The web consoles of the site: browser proxy 127.0.0.1:1080, SOCKS v5, proxy DNS.
+    ///     .forward(Forward::dynamic(1080))
+    ///     // Next to a local forward, in the same tunnel.
+    ///     .forward(Forward::local(13389, Target::new("winserver", 3389)?))
+    ///     .build()?;
+    /// assert_eq!(config.forwards[0].kind, ForwardKind::Dynamic);
+    /// assert_eq!(config.forwards[0].bind_label(), "127.0.0.1:1080");
+    /// assert_eq!(config.forwards[0].target_for("primary"), None, "its clients name targets");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dynamic(bind_port: u16) -> Forward {
+        Forward {
+            bind_host: "127.0.0.1".into(),
+            bind_port,
+            kind: ForwardKind::Dynamic,
             max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
         }
     }

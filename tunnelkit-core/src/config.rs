@@ -30,6 +30,9 @@ pub mod defaults {
     pub const BACKOFF_MAX: Duration = Duration::from_secs(60);
     /// A session up this long resets the backoff.
     pub const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(30);
+    /// How long a SOCKS client has to complete its handshake (greeting and request) before it
+    /// is refused and closed.
+    pub const SOCKS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
     /// Concurrent connections per forward; more wait in the listen backlog.
     pub const MAX_CONNECTIONS_PER_FORWARD: usize = 4096;
     /// The most a connection reads from its local client at once; the buffer is allocated
@@ -330,17 +333,49 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// A local port forward.
+/// What a forward does with a connection it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardKind {
+    /// `-L`: every connection goes to one target (per route, when overridden).
+    Local {
+        /// The target on every route without an override.
+        target: Target,
+        /// Per-route targets: `(route name, target)`.
+        route_targets: Vec<(String, Target)>,
+    },
+    /// `-D`: a SOCKS proxy (SOCKS5 with no authentication, SOCKS4, SOCKS4a); each connection
+    /// goes where its client asks, names resolved by the route's last hop.
+    Dynamic,
+}
+
+impl ForwardKind {
+    /// A local forward to `target` on every route.
+    pub fn local(target: Target) -> Self {
+        ForwardKind::Local {
+            target,
+            route_targets: Vec::new(),
+        }
+    }
+
+    /// Which kind this is, without its settings (what status shows).
+    pub fn forward_type(&self) -> crate::status::ForwardType {
+        match self {
+            ForwardKind::Local { .. } => crate::status::ForwardType::Local,
+            ForwardKind::Dynamic => crate::status::ForwardType::Dynamic,
+        }
+    }
+}
+
+/// A local listener: a port forward (`-L`) or a SOCKS proxy (`-D`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Forward {
     /// Local address to listen on, e.g. `127.0.0.1`.
     pub bind_host: String,
     /// Local port; 0 picks a free one.
     pub bind_port: u16,
-    /// The target on every route without an override.
-    pub target: Target,
-    /// Per-route targets: `(route name, target)`.
-    pub route_targets: Vec<(String, Target)>,
+    /// Where its connections go.
+    pub kind: ForwardKind,
     /// Concurrent connections at most; further ones wait in the listen backlog.
     pub max_connections: usize,
 }
@@ -354,22 +389,53 @@ impl Forward {
                 .clone()
                 .unwrap_or_else(|| "127.0.0.1".to_string()),
             bind_port: spec.bind_port,
-            target: Target {
+            kind: ForwardKind::local(Target {
                 host: spec.remote_host.clone(),
                 port: spec.remote_port,
-            },
-            route_targets: Vec::new(),
+            }),
             max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
         }
     }
 
-    /// The target used when the given route carries the connection.
-    pub fn target_for(&self, route: &str) -> &Target {
-        self.route_targets
-            .iter()
-            .find(|(r, _)| r == route)
-            .map(|(_, t)| t)
-            .unwrap_or(&self.target)
+    /// A SOCKS proxy from a parsed `-D` spec, bound to loopback unless the spec names an
+    /// address.
+    pub fn from_dynamic_spec(spec: &crate::spec::DynamicSpec) -> Self {
+        Forward {
+            bind_host: spec
+                .bind_host
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1".to_string()),
+            bind_port: spec.bind_port,
+            kind: ForwardKind::Dynamic,
+            max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
+        }
+    }
+
+    /// The target used when the given route carries the connection; `None` for a SOCKS
+    /// proxy, whose clients name their targets.
+    pub fn target_for(&self, route: &str) -> Option<&Target> {
+        match &self.kind {
+            ForwardKind::Local {
+                target,
+                route_targets,
+            } => Some(
+                route_targets
+                    .iter()
+                    .find(|(r, _)| r == route)
+                    .map(|(_, t)| t)
+                    .unwrap_or(target),
+            ),
+            ForwardKind::Dynamic => None,
+        }
+    }
+
+    /// Where connections go, for messages and status: the target (`host:port`) of a local
+    /// forward, `socks` for a SOCKS proxy.
+    pub fn remote_label(&self) -> String {
+        match &self.kind {
+            ForwardKind::Local { target, .. } => target.to_string(),
+            ForwardKind::Dynamic => "socks".to_string(),
+        }
     }
 
     /// `bind_host:bind_port`, for messages.
@@ -421,12 +487,26 @@ impl Default for Backoff {
     }
 }
 
-/// A whole tunnel: routes in priority order and the forwards they carry.
+/// A whole tunnel: routes in priority order and the forwards they carry, of three kinds:
+///
+/// - local forwards ([`Forward::local`], [`ForwardKind::Local`], `ssh -L`) in
+///   [`forwards`](Self::forwards): a port here, each connection a channel to one target;
+/// - dynamic forwards ([`Forward::dynamic`], [`ForwardKind::Dynamic`], `ssh -D`), also in
+///   [`forwards`](Self::forwards): a SOCKS proxy here, each connection a channel to where its
+///   client asks;
+/// - remote forwards ([`RemoteForward`](crate::RemoteForward), `ssh -R`) in
+///   [`remote_forwards`](Self::remote_forwards): a port on the bastion of the route in use,
+///   each connection coming back to a target on this side.
+///
+/// All three follow the route in use through reconnects, failover and failback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TunnelConfig {
     /// The primary route first, then DR routes. Never empty.
     pub routes: Vec<Route>,
-    /// Local forwards.
+    /// Local listeners, in order: port forwards ([`ForwardKind::Local`], `-L`) and SOCKS
+    /// proxies ([`ForwardKind::Dynamic`], `-D`). Both kinds share the accept loop, the
+    /// connection cap, the counters and failover; they differ only in where a connection's
+    /// channel goes.
     pub forwards: Vec<Forward>,
     /// Remote forwards (`-R`): requested on the bastion of whichever route carries the tunnel.
     pub remote_forwards: Vec<crate::remote::RemoteForward>,
@@ -501,7 +581,11 @@ impl TunnelConfig {
                     f.bind_label()
                 )));
             }
-            for (r, _) in &f.route_targets {
+            let route_targets = match &f.kind {
+                ForwardKind::Local { route_targets, .. } => route_targets.as_slice(),
+                ForwardKind::Dynamic => &[],
+            };
+            for (r, _) in route_targets {
                 if !self.routes.iter().any(|x| &x.name == r) {
                     return Err(Config(format!(
                         "forward {}: no route named {r}",

@@ -1,8 +1,10 @@
 //! A DR drill ([`TunnelHandle::drill`](crate::TunnelHandle::drill)): a controlled failover on
 //! the real network. New connections move to the next route below the one in use (existing
-//! connections keep their session: nothing is cut), a test connection to every forward's target
-//! is opened through it, the time from the switch to each first working connection is the
-//! measured RTO, and then new connections move back (unless [`DrillOptions::stay`]).
+//! connections keep their session: nothing is cut), a test connection to every local forward's
+//! target is opened through it, the time from the switch to each first working connection is
+//! the measured RTO, and then new connections move back (unless [`DrillOptions::stay`]). A
+//! SOCKS proxy (a dynamic forward) has no target of its own to test: it is reported
+//! [`ForwardOutcome::Skipped`].
 //!
 //! A test connection works when the bastion opens the channel (it connected to the target) and,
 //! for a target that speaks first (VNC, SSH, SMTP), when its first bytes arrive within
@@ -40,6 +42,9 @@ pub enum ForwardOutcome {
         /// Why (the bastion refused the channel, the target is unreachable from it, ...).
         reason: String,
     },
+    /// Not tested: a SOCKS proxy (a dynamic forward) has no fixed target, its clients name
+    /// theirs. The DR session being up is all a drill can show for it.
+    Skipped,
 }
 
 /// One forward in a [`DrillReport`].
@@ -47,7 +52,7 @@ pub enum ForwardOutcome {
 pub struct ForwardDrill {
     /// Index of the forward in the config.
     pub forward: usize,
-    /// The target as the DR route resolves it (`host:port`).
+    /// The target as the DR route resolves it (`host:port`); `socks` for a SOCKS proxy.
     pub target: String,
     /// What the test connection showed.
     pub outcome: ForwardOutcome,
@@ -72,22 +77,31 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
-    /// True when the DR route carried every forward's test connection.
+    /// True when the DR route carried every test connection (skipped SOCKS proxies do not
+    /// count against it).
     pub fn carried(&self) -> bool {
-        self.forwards
-            .iter()
-            .all(|f| matches!(f.outcome, ForwardOutcome::Reached { .. }))
+        self.forwards.iter().all(|f| {
+            matches!(
+                f.outcome,
+                ForwardOutcome::Reached { .. } | ForwardOutcome::Skipped
+            )
+        })
     }
 
-    /// The measured RTO: the slowest forward's, when every forward was carried.
+    /// The measured RTO: the slowest tested forward's, when every test connection was
+    /// carried; `None` when one was not, or when nothing was tested (only SOCKS proxies).
     pub fn rto(&self) -> Option<Duration> {
-        self.forwards
-            .iter()
-            .map(|f| match f.outcome {
-                ForwardOutcome::Reached { rto, .. } => Some(rto),
-                _ => None,
-            })
-            .try_fold(Duration::ZERO, |acc, r| r.map(|r| acc.max(r)))
+        let mut slowest: Option<Duration> = None;
+        for f in &self.forwards {
+            match f.outcome {
+                ForwardOutcome::Reached { rto, .. } => {
+                    slowest = Some(slowest.map_or(rto, |s| s.max(rto)))
+                }
+                ForwardOutcome::Skipped => {}
+                ForwardOutcome::Failed { .. } => return None,
+            }
+        }
+        slowest
     }
 }
 
@@ -152,5 +166,12 @@ mod tests {
         };
         assert!(!r.carried());
         assert_eq!(r.rto(), None);
+        // A SOCKS proxy is skipped: it neither fails the drill nor sets its RTO.
+        r.forwards[1].outcome = ForwardOutcome::Skipped;
+        assert!(r.carried());
+        assert_eq!(r.rto(), Some(ms(70)));
+        r.forwards.remove(0);
+        assert!(r.carried());
+        assert_eq!(r.rto(), None, "nothing was tested");
     }
 }

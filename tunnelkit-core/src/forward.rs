@@ -1,7 +1,13 @@
-//! Local forwards: the accept loop and one connection's life. A connection takes the route
+//! Local listeners: the accept loop and one connection's life. A connection takes the route
 //! session in use (waiting a bounded time when none is up), opens its own `direct-tcpip`
 //! channel with a deadline, and copies both ways keeping half-close, counting bytes. It ends at
 //! once when its route's session is lost.
+//!
+//! Both kinds of [`Forward`] share all of that (the connection cap, counters, failover to the
+//! successor session) and differ only in where the channel goes: a port forward (`-L`) to its
+//! configured target, a SOCKS proxy (`-D`) where the client's request says, once its
+//! handshake ([`crate::socks`]) is complete; the SOCKS client gets its reply when the channel
+//! is open or could not be.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -14,10 +20,11 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{defaults, Forward};
+use crate::config::{defaults, Forward, ForwardKind, Target};
 use crate::error::{os_reason, Error};
 use crate::pump::{pump, Counters};
 use crate::session::{InUse, RouteSession};
+use crate::socks::io as socks;
 use crate::status::{Event, ForwardCounters, Shared};
 use crate::supervisor::Demand;
 
@@ -130,7 +137,7 @@ impl Drop for ActiveGuard {
 
 async fn connection(
     ctx: &ForwardCtx,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     cancel: CancellationToken,
 ) {
@@ -138,25 +145,60 @@ async fn connection(
     c.total.fetch_add(1, Ordering::Relaxed);
     c.active.fetch_add(1, Ordering::Relaxed);
     let _active = ActiveGuard(c.clone());
+    let fail = |reason: String| {
+        c.failed.fetch_add(1, Ordering::Relaxed);
+        ctx.shared.emit(Event::ConnectionFailed {
+            forward: ctx.index,
+            reason: format!("{peer}: {reason}"),
+        });
+    };
+    // Where the channel goes: the configured target, or the SOCKS client's request.
+    let socks_request = match &ctx.forward.kind {
+        ForwardKind::Local { .. } => None,
+        ForwardKind::Dynamic => {
+            let accepted = tokio::select! {
+                _ = cancel.cancelled() => return,
+                a = socks::accept(&mut stream, defaults::SOCKS_HANDSHAKE_TIMEOUT) => a,
+            };
+            match accepted {
+                Ok(a) => Some(a),
+                Err(e) => return fail(format!("SOCKS refused: {e}")),
+            }
+        }
+    };
+    let requested = socks_request.as_ref().map(|a| a.request.target());
     let opened = tokio::select! {
         _ = cancel.cancelled() => return,
-        o = open_channel(ctx, peer) => o,
+        o = open_channel(ctx, peer, requested.as_ref()) => o,
     };
     let (session, channel, _in_use) = match opened {
         Ok(x) => x,
         Err(e) => {
-            c.failed.fetch_add(1, Ordering::Relaxed);
-            ctx.shared.emit(Event::ConnectionFailed {
-                forward: ctx.index,
-                reason: format!("{peer}: {e}"),
-            });
-            return;
+            if let Some(a) = &socks_request {
+                let code = socks::outcome_of(&e);
+                let _ = socks::reply(&mut stream, &a.request, code).await;
+            }
+            return fail(e.to_string());
         }
     };
+    if let Some(a) = &socks_request {
+        let granted = crate::socks::Outcome::Granted;
+        if let Err(e) = socks::reply(&mut stream, &a.request, granted).await {
+            return fail(format!("SOCKS reply: {e}"));
+        }
+        if !a.early.is_empty() {
+            c.bytes_out
+                .fetch_add(a.early.len() as u64, Ordering::Relaxed);
+            if let Err(e) = channel.data_bytes(a.early.clone()).await {
+                return fail(format!("SSH channel: {e}"));
+            }
+        }
+    }
     tracing::debug!(
         forward = ctx.index,
         route = session.route(),
-        "{peer} connected"
+        "{peer} connected{}",
+        requested.map(|t| format!(" to {t}")).unwrap_or_default()
     );
     let counters = Counters {
         up: &c.bytes_out,
@@ -178,9 +220,11 @@ async fn connection(
 /// Waits (bounded) for a session and opens the connection's channel. A session lost between the
 /// two is retried once on its successor, within the same wait. Waiting tells the supervisor
 /// there is demand, so a backoff does not keep the client waiting.
+/// `requested` is a SOCKS client's target; without one, the forward's target on the route.
 async fn open_channel(
     ctx: &ForwardCtx,
     peer: SocketAddr,
+    requested: Option<&Target>,
 ) -> crate::Result<(Arc<RouteSession>, crate::session::Channel, InUse)> {
     let deadline = tokio::time::Instant::now() + ctx.route_wait;
     let mut rx = ctx.sessions.clone();
@@ -195,7 +239,10 @@ async fn open_channel(
             Err(_) => return Err(last.unwrap_or(Error::NoRoute(ctx.route_wait))),
         };
         let Some(session) = session else { continue };
-        let target = ctx.forward.target_for(session.route()).clone();
+        let target = requested
+            .or_else(|| ctx.forward.target_for(session.route()))
+            .cloned()
+            .ok_or_else(|| Error::Config("a SOCKS connection without a request".into()))?;
         // A session that dies while the channel opens hands the connection to its successor.
         let opened = tokio::select! {
             r = session.open(&target, peer) => r,

@@ -1,17 +1,24 @@
 //! # tunnelkit-core
 //!
-//! The engine of [tunnelkit](https://example.invalid/tunnelkit): SSH local port forwards carried over
-//! chains of jump hosts, kept alive by a supervisor that reconnects, detects silent peers, fails
-//! over to disaster-recovery routes and fails back when the primary is healthy.
+//! The engine of [tunnelkit](https://example.invalid/tunnelkit): SSH port forwards and SOCKS
+//! proxies carried over chains of jump hosts, kept alive by a supervisor that reconnects, detects
+//! silent peers, fails over to disaster-recovery routes and fails back when the primary is
+//! healthy.
 //!
 //! ```text
 //! TunnelConfig (routes + forwards) ──► Tunnel::start ──► TunnelHandle (addresses, events, status)
 //! ```
 //!
-//! Local forwards ([`Forward`], `ssh -L`) listen here and open channels on the route in use;
-//! remote forwards ([`RemoteForward`], `ssh -R`, in [`TunnelConfig::remote_forwards`]) are
-//! requested on the bastion of the route in use and follow it through reconnects, failover and
-//! failback (see [`remote`]).
+//! A tunnel carries three kinds of forward:
+//!
+//! - local ([`Forward::local`], `ssh -L`): listens here, and each connection becomes a channel to
+//!   one fixed [`Target`] on the route in use;
+//! - dynamic ([`Forward::dynamic`], `ssh -D`): listens here as a SOCKS4/4a/5 proxy whose clients
+//!   name their targets, each connection one channel on the route in use (see [`socks`]);
+//!   a [`Forward`]'s [`ForwardKind`] says which of these two it is;
+//! - remote ([`RemoteForward`], `ssh -R`, in [`TunnelConfig::remote_forwards`]): requested on the
+//!   bastion of the route in use, following it through reconnects, failover and failback (see
+//!   [`remote`]).
 //!
 //! Build a config with [`TunnelConfig::builder`] (or let [`resolve`] turn ssh-style strings and
 //! `~/.ssh/config` into one, as the tunnelkit CLI does), start it, watch its [`Event`]s and
@@ -71,6 +78,7 @@ pub mod resolve;
 pub mod session;
 #[cfg(not(feature = "internals"))]
 pub(crate) mod session;
+pub mod socks;
 pub mod spec;
 pub mod ssh_config;
 pub mod status;
@@ -79,7 +87,7 @@ pub mod tunnel;
 
 pub use builder::{HopBuilder, TunnelConfigBuilder};
 pub use config::{
-    defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, Hop, HopOptions,
+    defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, ForwardKind, Hop, HopOptions,
     HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
 pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
@@ -91,5 +99,5 @@ pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, Secret
 pub use remote::{
     RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,
 };
-pub use status::{Event, ForwardStatus, RouteState, RouteStatus, Status};
+pub use status::{Event, ForwardStatus, ForwardType, RouteState, RouteStatus, Status};
 pub use tunnel::{Tunnel, TunnelControl, TunnelHandle};

@@ -1,5 +1,6 @@
 //! Parsing of the short strings admins type: hops (`[user@]host[:port]`), jump lists
-//! (`host1,host2`) and local forwards (`[bind_address:]port:host:hostport`).
+//! (`host1,host2`), local forwards (`[bind_address:]port:host:hostport`), dynamic (SOCKS)
+//! forwards (`[bind_address:]port`) and remote forwards (`[bind_address:]port:host:hostport`).
 //!
 //! These are pure functions with OpenSSH's syntax, including bracketed IPv6 addresses
 //! (`[::1]:2222`, `[::1]:8080:[fe80::1]:80`) and `ssh://[user@]host[:port]` URIs in hop position.
@@ -297,6 +298,64 @@ pub fn parse_forward(input: &str) -> Result<ForwardSpec, SpecError> {
         bind_port,
         remote_host: host.to_string(),
         remote_port,
+    })
+}
+
+/// A parsed `-D` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicSpec {
+    /// The local address to bind; `None` means loopback (127.0.0.1).
+    pub bind_host: Option<String>,
+    /// The local port; 0 lets the system pick one (reported once bound).
+    pub bind_port: u16,
+}
+
+impl fmt::Display for DynamicSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(b) = &self.bind_host {
+            write!(f, "{}:", bracket(b))?;
+        }
+        write!(f, "{}", self.bind_port)
+    }
+}
+
+/// Parses a dynamic (SOCKS) forward: `[bind_address:]port`, the same syntax as `ssh -D`
+/// (IPv6 bind addresses in brackets). An empty bind address or `*` means every address,
+/// `localhost` loopback, as in ssh; port 0 picks a free port (ssh refuses 0).
+pub fn parse_dynamic(input: &str) -> Result<DynamicSpec, SpecError> {
+    let what = "dynamic forward";
+    let s = input.trim();
+    if s.is_empty() {
+        return Err(err(what, input, "it is empty"));
+    }
+    if s.contains('/') {
+        return Err(err(what, input, "expected [bind_address:]port"));
+    }
+    let fields = split_fields(what, s)?;
+    let (bind, port) = match fields.as_slice() {
+        [p] => (None, *p),
+        [b, p] => (Some(*b), *p),
+        _ => {
+            return Err(err(
+                what,
+                input,
+                "expected [bind_address:]port (IPv6 addresses in brackets)",
+            ))
+        }
+    };
+    let bind_port = parse_port(port, true)
+        .map_err(|e| err(what, input, format!("local port: {}", e.reason)))?;
+    let bind_host = match bind {
+        None | Some("localhost") => None,
+        Some("") | Some("*") => Some("0.0.0.0".to_string()),
+        Some(b) => {
+            check_host(what, input, b)?;
+            Some(b.to_string())
+        }
+    };
+    Ok(DynamicSpec {
+        bind_host,
+        bind_port,
     })
 }
 
@@ -604,6 +663,45 @@ mod tests {
             ("/tmp/sock:h:1", "Unix socket"),
         ] {
             let e = parse_forward(bad).unwrap_err();
+            assert!(e.to_string().contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn dynamic_forwards() {
+        for (text, bind, port, back) in [
+            ("1080", None, 1080, "1080"),
+            ("0", None, 0, "0"),
+            ("127.0.0.1:1080", Some("127.0.0.1"), 1080, "127.0.0.1:1080"),
+            ("[::1]:1080", Some("::1"), 1080, "[::1]:1080"),
+            ("*:1080", Some("0.0.0.0"), 1080, "0.0.0.0:1080"),
+            (":1080", Some("0.0.0.0"), 1080, "0.0.0.0:1080"),
+            ("localhost:1080", None, 1080, "1080"),
+            (" 1080 ", None, 1080, "1080"),
+        ] {
+            let d = parse_dynamic(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(
+                (d.bind_host.as_deref(), d.bind_port),
+                (bind, port),
+                "{text}"
+            );
+            assert_eq!(d.to_string(), back, "{text}");
+            assert_eq!(parse_dynamic(&d.to_string()).unwrap(), d, "{text}");
+        }
+        for (bad, needle) in [
+            ("", "empty"),
+            ("x", "local port"),
+            ("70000", "local port"),
+            ("h:1:2", "expected [bind_address:]port"),
+            ("::1:1080", "expected [bind_address:]port"),
+            ("[::1]", "local port"),
+            ("[::1:1080", "missing ']'"),
+            ("127.0.0.1/1080", "expected [bind_address:]port"),
+            ("a b:1080", "contains ' '"),
+            ("-x:1080", "cannot start with '-'"),
+        ] {
+            let e = parse_dynamic(bad).unwrap_err();
+            assert_eq!(e.what, "dynamic forward", "{bad}");
             assert!(e.to_string().contains(needle), "{bad}: {e}");
         }
     }

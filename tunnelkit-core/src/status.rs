@@ -354,12 +354,41 @@ pub struct ForwardCounters {
     pub bytes_in: AtomicU64,
 }
 
+/// The kind of a forward without its settings, as status shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ForwardType {
+    /// A port forward to one target (`-L`).
+    Local,
+    /// A SOCKS proxy (`-D`): each connection goes where its client asks.
+    Dynamic,
+}
+
+impl ForwardType {
+    /// `local` or `dynamic`, as `tunnelkit status` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ForwardType::Local => "local",
+            ForwardType::Dynamic => "dynamic",
+        }
+    }
+}
+
+impl std::fmt::Display for ForwardType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A snapshot of one forward.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForwardStatus {
+    /// Local port forward or SOCKS proxy.
+    pub kind: ForwardType,
     /// The bound local address, when bound.
     pub local: Option<SocketAddr>,
-    /// The target as configured (`host:port`).
+    /// The target as configured (`host:port`); `socks` for a SOCKS proxy.
     pub remote: String,
     /// Connections open now.
     pub active: u64,
@@ -450,18 +479,27 @@ pub(crate) struct StateCell {
     pub routes: Vec<RouteStatus>,
 }
 
+/// One forward as status reports it: what it is, and its live counters.
+#[derive(Debug)]
+pub(crate) struct ForwardSlot {
+    pub kind: ForwardType,
+    pub local: Option<SocketAddr>,
+    pub remote: String,
+    pub counters: Arc<ForwardCounters>,
+}
+
 /// Shared by the supervisor, the forwards and the handle.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub cell: Mutex<StateCell>,
-    pub forwards: Vec<(Option<SocketAddr>, String, Arc<ForwardCounters>)>,
+    pub forwards: Vec<ForwardSlot>,
     pub events: tokio::sync::broadcast::Sender<Event>,
     /// The remote forwards, in config order.
     pub remotes: Vec<crate::remote::RemoteSlot>,
 }
 
 impl Shared {
-    pub fn new(forwards: Vec<(Option<SocketAddr>, String)>) -> Self {
+    pub fn new(forwards: Vec<(ForwardType, Option<SocketAddr>, String)>) -> Self {
         let (events, _) = tokio::sync::broadcast::channel(256);
         Shared {
             cell: Mutex::new(StateCell {
@@ -475,7 +513,12 @@ impl Shared {
             }),
             forwards: forwards
                 .into_iter()
-                .map(|(a, r)| (a, r, Arc::new(ForwardCounters::default())))
+                .map(|(kind, local, remote)| ForwardSlot {
+                    kind,
+                    local,
+                    remote,
+                    counters: Arc::new(ForwardCounters::default()),
+                })
                 .collect(),
             events,
             remotes: Vec::new(),
@@ -602,9 +645,11 @@ impl Shared {
             forwards: self
                 .forwards
                 .iter()
-                .map(|(local, remote, c)| ForwardStatus {
-                    local: *local,
-                    remote: remote.clone(),
+                .map(|f| (f, &f.counters))
+                .map(|(f, c)| ForwardStatus {
+                    kind: f.kind,
+                    local: f.local,
+                    remote: f.remote.clone(),
                     active: c.active.load(o),
                     total: c.total.load(o),
                     failed: c.failed.load(o),

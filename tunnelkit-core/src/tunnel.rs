@@ -57,7 +57,13 @@ impl Connector for SshConnector {
                 "no route {route} or forward {forward}"
             )));
         };
-        let target = f.target_for(&r.name);
+        // The supervisor tests local forwards only; a SOCKS proxy has no target of its own.
+        let Some(target) = f.target_for(&r.name) else {
+            return Err(Error::Config(format!(
+                "forward {} is a SOCKS proxy: it has no target to test",
+                f.bind_label()
+            )));
+        };
         let origin = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut channel = session.open(target, origin).await?;
         let first = tokio::time::timeout(FIRST_BYTES_WAIT, async {
@@ -157,7 +163,7 @@ impl Tunnel {
                     .forwards
                     .iter()
                     .zip(&addrs)
-                    .map(|(f, a)| (*a, f.target.to_string()))
+                    .map(|(f, a)| (f.kind.forward_type(), *a, f.remote_label()))
                     .collect(),
             )
             .with_remotes(&config.remote_forwards),
@@ -186,7 +192,7 @@ impl Tunnel {
                 index,
                 forward,
                 sessions: sessions.clone(),
-                counters: shared.forwards[index].2.clone(),
+                counters: shared.forwards[index].counters.clone(),
                 shared: shared.clone(),
                 route_wait: config.route_wait,
                 tracker: tracker.clone(),

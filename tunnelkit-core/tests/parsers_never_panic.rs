@@ -3,7 +3,10 @@
 //! Case counts are proptest's (`PROPTEST_CASES` raises them for a longer run).
 
 use proptest::prelude::*;
-use tunnelkit_core::spec::{parse_forward, parse_hop, parse_jump_list, parse_listen, parse_target};
+use tunnelkit_core::socks::{Handshake, Step, MAX_HANDSHAKE};
+use tunnelkit_core::spec::{
+    parse_dynamic, parse_forward, parse_hop, parse_jump_list, parse_listen, parse_target,
+};
 use tunnelkit_core::ssh_config::{evaluate, Query, Sources};
 use tunnelkit_core::SshOptions;
 
@@ -41,6 +44,38 @@ proptest! {
         if let Ok(f) = parse_forward(&s) {
             prop_assert!(f.remote_port != 0);
             prop_assert_eq!(parse_forward(&f.to_string()).unwrap(), f);
+        }
+    }
+
+    #[test]
+    fn dynamic_specs(s in spec_like()) {
+        if let Ok(d) = parse_dynamic(&s) {
+            prop_assert_eq!(parse_dynamic(&d.to_string()).unwrap(), d);
+        }
+    }
+
+    #[test]
+    fn socks_handshakes(bytes in prop::collection::vec(any::<u8>(), 0..600), first in 0u8..6) {
+        // Mostly SOCKS-shaped: the first byte 4 or 5 more often than not.
+        let mut input = bytes;
+        if let Some(b) = input.first_mut() {
+            *b = [4, 5, 5, *b, 4, 5][usize::from(first)];
+        }
+        let mut hs = Handshake::new();
+        let mut buf: &[u8] = &input;
+        for _ in 0..4 {
+            match hs.step(buf) {
+                Step::NeedMore => {
+                    prop_assert!(buf.len() <= MAX_HANDSHAKE);
+                    break;
+                }
+                Step::Send { consumed, .. } => buf = &buf[consumed..],
+                Step::Connect { request, consumed } => {
+                    prop_assert!(consumed <= buf.len() && request.port != 0);
+                    break;
+                }
+                Step::Refuse { .. } => break,
+            }
         }
     }
 

@@ -21,7 +21,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{
-    bind_forwards, Event, Failback, Forward, Hop, Route, Services, Target, Tunnel, TunnelConfig,
+    bind_forwards, Event, Failback, Forward, ForwardKind, Hop, Route, Services, Target, Tunnel,
+    TunnelConfig,
 };
 use tunnelkit_tests::{EchoServer, FaultProxy, KeyPair, Sshd, SshdOptions, TestDir};
 
@@ -91,11 +92,10 @@ async fn trial(scenario: Scenario, hot: bool) -> Duration {
         vec![Forward {
             bind_host: "127.0.0.1".into(),
             bind_port: 0,
-            target: Target {
+            kind: ForwardKind::local(Target {
                 host: "127.0.0.1".into(),
                 port: target.addr().port(),
-            },
-            route_targets: Vec::new(),
+            }),
             max_connections: 4096,
         }],
     );

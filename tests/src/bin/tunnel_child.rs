@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tunnelkit_core::{bind_forwards, Forward, Hop, Route, Services, Target, Tunnel, TunnelConfig};
+use tunnelkit_core::{
+    bind_forwards, Forward, ForwardKind, Hop, Route, Services, Target, Tunnel, TunnelConfig,
+};
 
 fn usage() -> ! {
     eprintln!(
@@ -42,11 +44,10 @@ async fn main() {
         vec![Forward {
             bind_host: "127.0.0.1".into(),
             bind_port: 0,
-            target: Target {
+            kind: ForwardKind::local(Target {
                 host: target.ip().to_string(),
                 port: target.port(),
-            },
-            route_targets: Vec::new(),
+            }),
             max_connections: 64,
         }],
     );

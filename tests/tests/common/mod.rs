@@ -12,8 +12,8 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{
-    bind_forwards, Event, Forward, Hop, HopOptions, Route, Services, Target, Tunnel, TunnelConfig,
-    TunnelHandle,
+    bind_forwards, Event, Forward, ForwardKind, Hop, HopOptions, Route, Services, Target, Tunnel,
+    TunnelConfig, TunnelHandle,
 };
 use tunnelkit_tests::{KeyPair, Sshd, SshdOptions};
 
@@ -46,11 +46,10 @@ pub fn forward_to(target: SocketAddr) -> Forward {
     Forward {
         bind_host: "127.0.0.1".into(),
         bind_port: 0,
-        target: Target {
+        kind: ForwardKind::local(Target {
             host: target.ip().to_string(),
             port: target.port(),
-        },
-        route_targets: Vec::new(),
+        }),
         max_connections: 4096,
     }
 }

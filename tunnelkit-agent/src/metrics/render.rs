@@ -222,6 +222,7 @@ pub fn render(s: &Snapshot) -> String {
                 let labels = [
                     ("profile", p.name.as_str()),
                     ("forward", index.as_str()),
+                    ("kind", fw.kind.as_str()),
                     ("local", fw.local.as_str()),
                     ("remote", fw.remote.as_str()),
                 ];
@@ -243,6 +244,7 @@ pub fn render(s: &Snapshot) -> String {
 mod tests {
     use super::*;
     use crate::status::ForwardJson;
+    use tunnelkit_core::ForwardType;
 
     fn profile(name: &str, state: ProfileState, route: Option<&str>) -> ProfileJson {
         ProfileJson {
@@ -271,14 +273,26 @@ mod tests {
     #[test]
     fn every_family_has_help_and_type_once_and_samples_follow() {
         let mut db = profile("db", ProfileState::Degraded, Some("site-b"));
-        db.forwards = vec![ForwardJson {
-            local: "127.0.0.1:5432".into(),
-            remote: "db.internal:5432".into(),
-            active: 1,
-            total: 7,
-            bytes_in: 300,
-            bytes_out: 40,
-        }];
+        db.forwards = vec![
+            ForwardJson {
+                kind: ForwardType::Local,
+                local: "127.0.0.1:5432".into(),
+                remote: "db.internal:5432".into(),
+                active: 1,
+                total: 7,
+                bytes_in: 300,
+                bytes_out: 40,
+            },
+            ForwardJson {
+                kind: ForwardType::Dynamic,
+                local: "127.0.0.1:1080".into(),
+                remote: "socks".into(),
+                active: 2,
+                total: 9,
+                bytes_in: 0,
+                bytes_out: 0,
+            },
+        ];
         let mut events = HashMap::new();
         events.insert(
             "db".to_string(),
@@ -306,10 +320,11 @@ mod tests {
             "tunnelkit_profile_failbacks_total{profile=\"idle\"} 0",
             "tunnelkit_profile_last_failover_rto_seconds{profile=\"db\"} 1.234",
             "tunnelkit_profile_last_failover_timestamp_seconds{profile=\"db\"} 1700000000.500",
-            "tunnelkit_forward_connections_open{profile=\"db\",forward=\"0\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 1",
-            "tunnelkit_forward_connections_total{profile=\"db\",forward=\"0\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 7",
-            "tunnelkit_forward_bytes_in_total{profile=\"db\",forward=\"0\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 300",
-            "tunnelkit_forward_bytes_out_total{profile=\"db\",forward=\"0\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 40",
+            "tunnelkit_forward_connections_open{profile=\"db\",forward=\"0\",kind=\"local\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 1",
+            "tunnelkit_forward_connections_total{profile=\"db\",forward=\"0\",kind=\"local\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 7",
+            "tunnelkit_forward_bytes_in_total{profile=\"db\",forward=\"0\",kind=\"local\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 300",
+            "tunnelkit_forward_bytes_out_total{profile=\"db\",forward=\"0\",kind=\"local\",local=\"127.0.0.1:5432\",remote=\"db.internal:5432\"} 40",
+            "tunnelkit_forward_connections_open{profile=\"db\",forward=\"1\",kind=\"dynamic\",local=\"127.0.0.1:1080\",remote=\"socks\"} 2",
             "# TYPE tunnelkit_forward_bytes_in_total counter",
             "# TYPE tunnelkit_forward_connections_open gauge",
             "# HELP tunnelkit_profile_state 1 for the profile's current state, 0 for the others.",

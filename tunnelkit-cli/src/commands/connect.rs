@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_core::prompt::SecretString;
 use tunnelkit_core::{
-    bind_forward, Event, Forward, NoPrompt, NoSecrets, Prompter, SecretKey, SecretStore, Services,
-    Tunnel,
+    bind_forward, Event, Forward, ForwardKind, NoPrompt, NoSecrets, Prompter, SecretKey,
+    SecretStore, Services, Tunnel,
 };
 
 use crate::background;
@@ -38,7 +38,9 @@ fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
             let typo = args
                 .destination
                 .as_deref()
-                .filter(|_| args.local.is_empty())
+                .filter(|_| {
+                    args.local.is_empty() && args.dynamic.is_empty() && args.remote.is_empty()
+                })
                 .and_then(|d| similar_subcommand(d).map(|s| (d, s)));
             match typo {
                 Some((word, cmd)) => eprintln!(
@@ -47,7 +49,8 @@ fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
                 ),
                 None if args.background && e.0.starts_with("no forwards") => eprintln!(
                     "tunnelkit: Cannot fork into background without a forward to keep open: \
-                     give -L [bind_address:]port:host:hostport (or LocalForward in ssh_config)."
+                     give -L or -R [bind_address:]port:host:hostport or -D [bind_address:]port \
+                     (or LocalForward/RemoteForward/DynamicForward in ssh_config)."
                 ),
                 None => eprintln!("tunnelkit: {e}"),
             }
@@ -299,7 +302,10 @@ impl Report {
             let mut out = std::io::stdout().lock();
             for (f, addr) in self.forwards.iter().zip(&self.addrs) {
                 if let Some(a) = addr {
-                    let _ = writeln!(out, "Forwarding {a} -> {}", f.target);
+                    let _ = match f.kind {
+                        ForwardKind::Dynamic => writeln!(out, "Forwarding {a} -> SOCKS proxy"),
+                        _ => writeln!(out, "Forwarding {a} -> {}", f.remote_label()),
+                    };
                 }
             }
             let _ = out.flush();

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::bastion::{Bastion, BastionConfig, BastionHandle};
 use tunnelkit_core::{
-    bind_forwards, Event, Failback, Forward, Hop, HopOptions, Route, Services,
+    bind_forwards, Event, Failback, Forward, ForwardKind, Hop, HopOptions, Route, Services,
     StrictHostKeyChecking, Target, Tunnel, TunnelConfig,
 };
 
@@ -111,11 +111,10 @@ async fn demo(args: &DemoArgs) -> Result<()> {
     let forward = Forward {
         bind_host: "127.0.0.1".into(),
         bind_port: 0,
-        target: Target {
+        kind: ForwardKind::local(Target {
             host: service_addr.ip().to_string(),
             port: service_addr.port(),
-        },
-        route_targets: Vec::new(),
+        }),
         max_connections: 64,
     };
     let mut config = TunnelConfig::new(

@@ -49,7 +49,7 @@ pub fn why_not(r: &DrillJson) -> String {
     let failed: Vec<String> = r
         .forwards
         .iter()
-        .filter(|f| !f.reached)
+        .filter(|f| !f.reached && !f.skipped)
         .map(|f| {
             format!(
                 "{} ({})",
@@ -75,6 +75,7 @@ pub fn lines(r: &DrillJson) -> Vec<String> {
     };
     let verdict = match (r.carried, r.rto_ms) {
         (true, Some(rto)) => format!("CARRIED  RTO {rto} ms ({session})"),
+        (true, None) => format!("CARRIED  nothing to measure ({session})"),
         _ => format!("NOT CARRIED ({session})"),
     };
     out.push(format!("route   {:<16} {verdict}", r.to));
@@ -83,6 +84,7 @@ pub fn lines(r: &DrillJson) -> Vec<String> {
     }
     for f in &r.forwards {
         let what = match (f.reached, f.rto_ms, f.first_bytes) {
+            _ if f.skipped => "not tested: a SOCKS proxy has no target of its own".to_string(),
             (true, Some(rto), Some(n)) => {
                 format!("reached in {rto} ms, the target spoke first ({n} bytes)")
             }
@@ -116,6 +118,7 @@ mod tests {
                 rto_ms: Some(63),
                 first_bytes: Some(12),
                 error: None,
+                skipped: false,
             }],
             back_on: "primary".into(),
             error: None,
@@ -135,6 +138,31 @@ mod tests {
         assert_eq!(
             why_not(&r),
             "the DR route dr did not carry the test to vnc.dr:5901 (connect failed)"
+        );
+        // A SOCKS proxy is not tested, and not counted as a failure.
+        r.forwards.push(DrillForwardJson {
+            local: "127.0.0.1:1080".into(),
+            target: "socks".into(),
+            reached: false,
+            rto_ms: None,
+            first_bytes: None,
+            error: None,
+            skipped: true,
+        });
+        assert_eq!(
+            why_not(&r),
+            "the DR route dr did not carry the test to vnc.dr:5901 (connect failed)"
+        );
+        assert_eq!(
+            lines(&r)[3],
+            "forward 127.0.0.1:1080 -> socks  not tested: a SOCKS proxy has no target of its own"
+        );
+        r.forwards.remove(0);
+        r.carried = true;
+        r.rto_ms = None;
+        assert_eq!(
+            lines(&r)[1],
+            "route   dr               CARRIED  nothing to measure (session up in 41 ms)"
         );
     }
 }

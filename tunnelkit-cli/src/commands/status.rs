@@ -1,5 +1,6 @@
-//! `tunnelkit status [--json | --watch]`: every profile as a table, one row per forward. Column
-//! widths follow the content, so rows line up however long a forward is; on a terminal too
+//! `tunnelkit status [--json | --watch]`: every profile as a table, one row per forward, its
+//! KIND `local` (`-L`), `dynamic` (`-D`, a SOCKS proxy) or `remote` (`-R`), as the JSON's
+//! `kind` of `forwards` says and `remote_forwards` are. Column widths follow the content, so rows line up however long a forward is; on a terminal too
 //! narrow for it the address columns are shortened in the middle (`…`) and the last error is
 //! wrapped. `--json` always has the full text.
 
@@ -104,18 +105,23 @@ fn terminal_width() -> Option<usize> {
         .filter(|&w| w > 0)
 }
 
-const HEADERS: [&str; 8] = [
-    "PROFILE", "STATE", "ROUTE", "LOCAL", "REMOTE", "CONN", "IN", "OUT",
+/// Columns in the table.
+const COLUMNS: usize = 9;
+const HEADERS: [&str; COLUMNS] = [
+    "PROFILE", "STATE", "ROUTE", "KIND", "LOCAL", "REMOTE", "CONN", "IN", "OUT",
 ];
 /// Right-aligned columns (numbers).
-const NUMERIC: [bool; 8] = [false, false, false, false, false, true, true, true];
+const NUMERIC: [bool; COLUMNS] = [false, false, false, false, false, false, true, true, true];
 /// The order in which columns give up width on a narrow terminal.
-const SHRINK_ORDER: [usize; 4] = [4, 3, 0, 2];
+const SHRINK_ORDER: [usize; 4] = [5, 4, 0, 2];
+
+/// The KIND of a remote forward's row (local and dynamic ones say their JSON `kind`).
+const REMOTE_KIND: &str = "remote";
 
 /// The table, one row per forward (a profile without forwards gets one row), and under a
 /// profile its last error. `width`: the terminal's, to fit; `None`: never shortened.
 pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
-    let mut rows: Vec<([String; 8], Vec<String>)> = Vec::new();
+    let mut rows: Vec<([String; COLUMNS], Vec<String>)> = Vec::new();
     for p in profiles {
         let route = p.route.clone().unwrap_or_else(|| "-".into());
         let head = [p.name.clone(), p.state.to_string(), route];
@@ -126,6 +132,7 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                     a,
                     b,
                     c,
+                    "-".into(),
                     "-".into(),
                     "-".into(),
                     String::new(),
@@ -146,6 +153,7 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                     a,
                     b,
                     c,
+                    f.kind.to_string(),
                     f.local.clone(),
                     f.remote.clone(),
                     format!("{}/{}", f.active, f.total),
@@ -172,8 +180,9 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                     String::new(),
                     String::new(),
                     String::new(),
+                    REMOTE_KIND.into(),
                     r.target.clone(),
-                    format!("remote {} ({}{on}{reason})", r.bind, r.state),
+                    format!("{} ({}{on}{reason})", r.bind, r.state),
                     format!("{}/{}", r.active, r.total),
                     bytes(r.bytes_in),
                     bytes(r.bytes_out),
@@ -190,7 +199,7 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                 .extend(p.last_error.iter().map(|e| format!("last error: {e}")));
         }
     }
-    let mut widths: [usize; 8] = std::array::from_fn(|c| {
+    let mut widths: [usize; COLUMNS] = std::array::from_fn(|c| {
         rows.iter()
             .map(|(cells, _)| chars(&cells[c]))
             .chain([HEADERS[c].len()])
@@ -222,8 +231,8 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
 
 /// Narrows the shrinkable columns, widest first, until the line fits `limit` (or they are all
 /// at [`MIN_WIDTH`]).
-fn fit(widths: &mut [usize; 8], limit: usize) {
-    let total = |w: &[usize; 8]| w.iter().sum::<usize>() + GAP.len() * (w.len() - 1);
+fn fit(widths: &mut [usize; COLUMNS], limit: usize) {
+    let total = |w: &[usize; COLUMNS]| w.iter().sum::<usize>() + GAP.len() * (w.len() - 1);
     while total(widths) > limit {
         let widest = SHRINK_ORDER
             .iter()
@@ -237,7 +246,7 @@ fn fit(widths: &mut [usize; 8], limit: usize) {
     }
 }
 
-fn line(out: &mut String, cells: &[String; 8], widths: &[usize; 8]) {
+fn line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUMNS]) {
     let mut l = String::new();
     for (c, cell) in cells.iter().enumerate() {
         if c > 0 {
@@ -316,7 +325,8 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tunnelkit_agent::protocol::{ForwardJson, ProfileState};
+    use tunnelkit_agent::protocol::{ForwardJson, ProfileState, RemoteForwardJson};
+    use tunnelkit_core::ForwardType;
 
     fn profile(name: &str, forwards: &[(&str, &str)], error: Option<&str>) -> ProfileJson {
         ProfileJson {
@@ -329,6 +339,11 @@ mod tests {
             forwards: forwards
                 .iter()
                 .map(|(l, r)| ForwardJson {
+                    kind: if *r == "socks" {
+                        ForwardType::Dynamic
+                    } else {
+                        ForwardType::Local
+                    },
                     local: l.to_string(),
                     remote: r.to_string(),
                     active: 1,
@@ -366,7 +381,7 @@ mod tests {
         assert!(t.contains(long), "the full text without a terminal: {t}");
         let cols = starts(lines[0]);
         // Every row's CONN column ends where the header's does.
-        let conn_end = cols[5] + "CONN".len();
+        let conn_end = cols[6] + "CONN".len();
         for l in &lines[1..] {
             let end = l.char_indices().nth(conn_end - 1).map(|(_, c)| c);
             assert_eq!(end, Some('2'), "{l:?} in\n{t}");
@@ -396,6 +411,46 @@ mod tests {
         assert!(
             t.contains("next try in 30s"),
             "the error is wrapped, not cut: {t}"
+        );
+    }
+
+    #[test]
+    fn each_row_says_its_kind() {
+        let mut p = profile(
+            "site",
+            &[
+                ("127.0.0.1:8443", "intranet:443"),
+                ("127.0.0.1:1080", "socks"),
+            ],
+            None,
+        );
+        p.remote_forwards.push(RemoteForwardJson {
+            bind: "localhost:13389".into(),
+            port: Some(13389),
+            target: "127.0.0.1:3389".into(),
+            route: Some("primary".into()),
+            state: "active".into(),
+            reason: None,
+            active: 0,
+            total: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+        });
+        let t = table(&[p], None);
+        let lines: Vec<&str> = t.lines().collect();
+        let kind = starts(lines[0])[3];
+        let kinds: Vec<&str> = lines[1..4]
+            .iter()
+            .map(|l| l[kind..].split_whitespace().next().unwrap_or(""))
+            .collect();
+        assert_eq!(kinds, ["local", "dynamic", "remote"], "{t}");
+        assert!(
+            lines[2].contains("127.0.0.1:1080") && lines[2].contains("socks"),
+            "{t}"
+        );
+        assert!(
+            lines[3].contains("localhost:13389 (active on primary port 13389)"),
+            "{t}"
         );
     }
 

@@ -13,6 +13,7 @@ pub const SUPPORTED: &[&str] = &[
     "Compression",
     "ConnectionAttempts",
     "ConnectTimeout",
+    "DynamicForward",
     "ExitOnForwardFailure",
     "GatewayPorts",
     "GlobalKnownHostsFile",
@@ -106,7 +107,6 @@ pub const REFUSED: &[(&str, &str)] = &[
         "CASignatureAlgorithms",
         "the CA signature algorithms cannot be restricted",
     ),
-    ("DynamicForward", "no dynamic (SOCKS) forwards: use -L"),
     (
         "HostKeyAlgorithms",
         "the host key algorithms cannot be restricted",

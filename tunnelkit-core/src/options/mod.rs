@@ -48,7 +48,7 @@ pub enum OptionError {
 
 /// Options gathered from flags, ssh_config or a profile, before defaults are applied.
 /// Single-valued options keep the first value set (OpenSSH's rule); `IdentityFile`,
-/// `CertificateFile`, `LocalForward` and `RemoteForward` accumulate.
+/// `CertificateFile`, `LocalForward`, `DynamicForward` and `RemoteForward` accumulate.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SshOptions {
     /// `User`.
@@ -108,6 +108,8 @@ pub struct SshOptions {
     pub ignore_unknown: Option<String>,
     /// `LocalForward` values, as `-L` specs.
     pub local_forwards: Vec<String>,
+    /// `DynamicForward` values, as `-D` specs (as written, for `-G`).
+    pub dynamic_forwards: Vec<String>,
     /// `RemoteForward` values, as `-R` specs.
     pub remote_forwards: Vec<String>,
     /// Keywords seen and ignored, for `-v`.
@@ -347,6 +349,10 @@ impl SshOptions {
                 crate::spec::parse_forward(&spec).map_err(|e| bad(key, v, &e.reason))?;
                 self.local_forwards.push(spec)
             }
+            "DynamicForward" => {
+                crate::spec::parse_dynamic(v).map_err(|e| bad(key, v, &e.reason))?;
+                self.dynamic_forwards.push(v.trim().to_string())
+            }
             "RemoteForward" => {
                 // `RemoteForward [bind:]port host:hostport`, as LocalForward.
                 let spec = v.split_whitespace().collect::<Vec<_>>().join(":");
@@ -517,6 +523,9 @@ mod tests {
         o.apply_kv("BatchMode=yes").unwrap();
         o.apply_kv("StrictHostKeyChecking=accept-new").unwrap();
         o.apply_kv("LocalForward 13389 winserver:3389").unwrap();
+        o.apply_kv("DynamicForward 1080").unwrap();
+        o.apply_kv("DynamicForward=[::1]:1081").unwrap();
+        assert!(o.apply_kv("DynamicForward 1080 x").is_err());
         o.apply_kv("RemoteForward 0 localhost:3389").unwrap();
         o.apply_kv("RemoteForward=*:5900 127.0.0.1:5900").unwrap();
         assert!(
@@ -542,6 +551,7 @@ mod tests {
         assert!(h.auth.batch_mode);
         assert_eq!(h.host_keys.strict, StrictHostKeyChecking::AcceptNew);
         assert_eq!(o.local_forwards, vec!["13389:winserver:3389".to_string()]);
+        assert_eq!(o.dynamic_forwards, ["1080", "[::1]:1081"]);
         assert_eq!(
             o.remote_forwards,
             vec![

@@ -3,12 +3,14 @@
 //!
 //! - A destination (`[user@]host[:port]` or a `Host` alias) gets its ssh_config entry: HostName,
 //!   User, Port, IdentityFile, known_hosts options, ProxyJump or ProxyCommand (whichever is
-//!   obtained first, as in ssh), LocalForward, RemoteForward.
+//!   obtained first, as in ssh), LocalForward, DynamicForward, RemoteForward.
 //! - Jump hosts are resolved the same way; the first jump's own ProxyJump/ProxyCommand is
 //!   followed, later jumps are reached through the one before (ssh's `-J` rule).
 //! - Options given by the caller ([`Overrides`], like `-o` and `-i`) come before the files and
 //!   so win; the per-host ones (HostName, Port, ProxyJump, ProxyCommand, HostKeyAlias,
-//!   LocalForward, RemoteForward) apply to the destination only, the others to every hop.
+//!   LocalForward, DynamicForward, RemoteForward) apply to the destination only, the others to
+//!   every hop. `-D` specs ([`Request::dynamic_forwards`]) are the destination's first
+//!   `DynamicForward`s, as in ssh (and `-G` prints them so).
 //!
 //! The process environment is read only by [`Environment::from_process`]; everything else
 //! takes an [`Environment`].
@@ -50,6 +52,7 @@ const PER_HOST: &[&str] = &[
     "proxycommand",
     "hostkeyalias",
     "localforward",
+    "dynamicforward",
     "remoteforward",
 ];
 
@@ -94,8 +97,26 @@ pub struct Request {
     pub dr: Vec<String>,
     /// Local forwards (`-L`), before the destination's `LocalForward` lines.
     pub local_forwards: Vec<String>,
+    /// Dynamic (SOCKS) forwards (`-D [bind_address:]port`), before the destination's
+    /// `DynamicForward` lines.
+    pub dynamic_forwards: Vec<String>,
     /// Remote forwards (`-R`), before the destination's `RemoteForward` lines.
     pub remote_forwards: Vec<String>,
+}
+
+impl Request {
+    /// The caller's options with the `-D` specs first, as the destination's
+    /// `DynamicForward`s (checked here, so that a bad one is reported as `-D`).
+    fn overrides(&self) -> Result<Overrides, ResolveError> {
+        let mut o = self.overrides.clone();
+        let mut dynamic = Vec::with_capacity(self.dynamic_forwards.len());
+        for d in &self.dynamic_forwards {
+            spec::parse_dynamic(d).map_err(|e| ResolveError::Invalid(format!("-D: {e}")))?;
+            dynamic.push(format!("DynamicForward={d}"));
+        }
+        o.options.splice(0..0, dynamic);
+        Ok(o)
+    }
 }
 
 /// A resolved [`Request`].
@@ -103,7 +124,8 @@ pub struct Request {
 pub struct Resolved {
     /// The primary route, then the DR routes (`dr`, `dr2`, ...).
     pub routes: Vec<Route>,
-    /// The `-L` forwards, then the destination's `LocalForward`s (`GatewayPorts` applied).
+    /// The `-L` forwards, then the destination's `LocalForward`s, then its `DynamicForward`s
+    /// (`-D` first), `GatewayPorts` applied.
     pub forwards: Vec<Forward>,
     /// The `-R` forwards, then the destination's `RemoteForward`s.
     pub remote_forwards: Vec<RemoteForward>,
@@ -270,7 +292,8 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// The forwards of `-L` specs and a destination's `LocalForward` lines, with `GatewayPorts`.
+/// The forwards of `-L` specs and a destination's `LocalForward` lines, then its
+/// `DynamicForward` lines (SOCKS proxies), with `GatewayPorts`.
 pub fn forwards(
     specs: impl IntoIterator<Item = impl AsRef<str>>,
     dest: &HostConfig,
@@ -282,18 +305,31 @@ pub fn forwards(
         let f = spec::parse_forward(l).map_err(|e| ResolveError::Invalid(format!("-L: {e}")))?;
         let mut fwd = Forward::from_spec(&f);
         if f.bind_host.is_none() {
-            // As ssh binds "localhost" (or every address with GatewayPorts) in the family asked.
-            let v6 = o.address_family == Some(crate::config::AddressFamily::Inet6);
-            match (o.gateway_ports == Some(true), v6) {
-                (true, false) => fwd.bind_host = "0.0.0.0".into(),
-                (true, true) => fwd.bind_host = "::".into(),
-                (false, true) => fwd.bind_host = "::1".into(),
-                (false, false) => {}
-            }
+            default_bind(&mut fwd, o);
+        }
+        out.push(fwd);
+    }
+    for d in &o.dynamic_forwards {
+        let spec = spec::parse_dynamic(d).map_err(|e| ResolveError::Invalid(format!("-D: {e}")))?;
+        let mut fwd = Forward::from_dynamic_spec(&spec);
+        if spec.bind_host.is_none() {
+            default_bind(&mut fwd, o);
         }
         out.push(fwd);
     }
     Ok(out)
+}
+
+/// The address of a forward given without one: as ssh binds "localhost" (or every address
+/// with `GatewayPorts`) in the family asked.
+fn default_bind(fwd: &mut Forward, o: &SshOptions) {
+    let v6 = o.address_family == Some(crate::config::AddressFamily::Inet6);
+    match (o.gateway_ports == Some(true), v6) {
+        (true, false) => fwd.bind_host = "0.0.0.0".into(),
+        (true, true) => fwd.bind_host = "::".into(),
+        (false, true) => fwd.bind_host = "::1".into(),
+        (false, false) => {}
+    }
 }
 
 /// The remote forwards of `-R` specs and a destination's `RemoteForward` lines. Without a bind
@@ -317,7 +353,8 @@ pub fn remote_forwards(
 
 /// Resolves a whole request: the primary route, the DR routes and the forwards.
 pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveError> {
-    let r = Resolver::new(env, &req.overrides);
+    let overrides = req.overrides()?;
+    let r = Resolver::new(env, &overrides);
     let dest = r.destination(
         &req.destination,
         req.login.as_deref(),
@@ -355,14 +392,26 @@ pub fn resolve(env: &Environment, req: &Request) -> Result<Resolved, ResolveErro
 
 /// `-G`: the destination's configuration in `ssh -G`'s format.
 pub fn print_config(env: &Environment, req: &Request) -> Result<String, ResolveError> {
-    let r = Resolver::new(env, &req.overrides);
+    let overrides = req.overrides()?;
+    let r = Resolver::new(env, &overrides);
     let mut c = r.destination(
         &req.destination,
         req.login.as_deref(),
         req.port,
         req.jump.as_deref(),
     )?;
-    // As ssh -G: the -R flags first, then the destination's RemoteForward lines.
+    // A bad -L or -R is an error, as in ssh -G, not a line left out.
+    for l in &req.local_forwards {
+        spec::parse_forward(l).map_err(|e| ResolveError::Invalid(format!("-L: {e}")))?;
+    }
+    for r in &req.remote_forwards {
+        spec::parse_remote_forward(r).map_err(|e| ResolveError::Invalid(format!("-R: {e}")))?;
+    }
+    // As ssh -G: the -L and -R flags first, then the destination's LocalForward and
+    // RemoteForward lines (-D are already its first DynamicForwards).
+    let mut local = req.local_forwards.clone();
+    local.append(&mut c.options.local_forwards);
+    c.options.local_forwards = local;
     let mut remote = req.remote_forwards.clone();
     remote.append(&mut c.options.remote_forwards);
     c.options.remote_forwards = remote;

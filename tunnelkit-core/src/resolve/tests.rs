@@ -173,6 +173,75 @@ fn ignore_unknown_skips_what_it_names() {
 }
 
 #[test]
+fn dynamic_forwards_come_from_dash_d_then_ssh_config() {
+    use crate::config::ForwardKind;
+    let (_d, env) = env_with(
+        "Host socks\n  DynamicForward 1090\n  DynamicForward *:1091\n  LocalForward 5 t:6\n\
+         Host gw\n  DynamicForward 1099\n",
+    );
+    let req = Request {
+        destination: "socks".into(),
+        jump: Some("gw".into()),
+        dynamic_forwards: vec!["1080".into(), "[::1]:1081".into()],
+        ..Default::default()
+    };
+    let res = resolve(&env, &req).unwrap();
+    let got: Vec<(String, bool)> = res
+        .forwards
+        .iter()
+        .map(|f| (f.bind_label(), f.kind == ForwardKind::Dynamic))
+        .collect();
+    // -L and LocalForward first, then -D, then DynamicForward; the jump host's are not used.
+    assert_eq!(
+        got,
+        [
+            ("127.0.0.1:5".to_string(), false),
+            ("127.0.0.1:1080".to_string(), true),
+            ("[::1]:1081".to_string(), true),
+            ("127.0.0.1:1090".to_string(), true),
+            ("0.0.0.0:1091".to_string(), true),
+        ]
+    );
+    assert_eq!(res.forwards[1].target_for("primary"), None);
+    // ssh -G lists -D first, as ssh does.
+    let g = print_config(&env, &req).unwrap();
+    let lines: Vec<&str> = g
+        .lines()
+        .filter(|l| l.starts_with("dynamicforward"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "dynamicforward 1080",
+            "dynamicforward [::1]:1081",
+            "dynamicforward 1090",
+            "dynamicforward [*]:1091"
+        ]
+    );
+    // GatewayPorts and AddressFamily give the default bind address, as for -L.
+    let req = Request {
+        destination: "plain".into(),
+        dynamic_forwards: vec!["1080".into()],
+        overrides: Overrides {
+            options: vec!["GatewayPorts=yes".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        resolve(&env, &req).unwrap().forwards[0].bind_label(),
+        "0.0.0.0:1080"
+    );
+    let bad = Request {
+        destination: "plain".into(),
+        dynamic_forwards: vec!["1:2:3".into()],
+        ..Default::default()
+    };
+    let e = resolve(&env, &bad).unwrap_err().to_string();
+    assert!(e.starts_with("-D: invalid dynamic forward `1:2:3`"), "{e}");
+}
+
+#[test]
 fn remote_forwards_come_from_flags_then_the_destination_and_print_as_ssh_g() {
     let (_d, env) = env_with(
         "Host nated\n  HostName bastion.example\n  RemoteForward 13389 localhost:3389\n  \
@@ -214,4 +283,45 @@ fn remote_forwards_come_from_flags_then_the_destination_and_print_as_ssh_g() {
     };
     let e = resolve(&env, &bad).unwrap_err();
     assert!(e.to_string().contains("dynamic remote forward"), "{e}");
+}
+
+#[test]
+fn dash_g_prints_the_flags_forwards_before_the_files() {
+    let (_d, env) = env_with("Host site\n  LocalForward 5901 vnc:5901\n");
+    let req = Request {
+        destination: "site".into(),
+        local_forwards: vec!["8443:intranet:443".into()],
+        ..Default::default()
+    };
+    let g = print_config(&env, &req).unwrap();
+    let lines: Vec<&str> = g
+        .lines()
+        .filter(|l| l.starts_with("localforward"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "localforward 8443 [intranet]:443",
+            "localforward 5901 [vnc]:5901"
+        ]
+    );
+    for (bad, flag) in [
+        (
+            Request {
+                local_forwards: vec!["8443".into()],
+                ..req.clone()
+            },
+            "-L: ",
+        ),
+        (
+            Request {
+                remote_forwards: vec!["8443".into()],
+                ..req.clone()
+            },
+            "-R: ",
+        ),
+    ] {
+        let e = print_config(&env, &bad).unwrap_err().to_string();
+        assert!(e.starts_with(flag), "{e}");
+    }
 }

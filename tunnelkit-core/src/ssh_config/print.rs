@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use super::HostConfig;
 use crate::config::StrictHostKeyChecking;
-use crate::spec::parse_forward;
+use crate::spec::{parse_dynamic, parse_forward};
 
 /// OpenSSH 9's default cipher order, printed when `Ciphers` is not set.
 const DEFAULT_CIPHERS: &str = "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,\
@@ -99,6 +99,12 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
         Some(None) => line("identityagent", "none"),
         None => {}
     }
+    // As ssh -G: dynamic forwards, then local, then remote.
+    for d in &o.dynamic_forwards {
+        if let Ok(spec) = parse_dynamic(d) {
+            line("dynamicforward", &dynamic_forward(d, spec.bind_port));
+        }
+    }
     for f in &o.local_forwards {
         if let Ok(spec) = parse_forward(f) {
             let bind = match &spec.bind_host {
@@ -183,4 +189,19 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
         line("proxycommand", c);
     }
     s
+}
+
+/// A `DynamicForward` as `ssh -G` prints it: the port alone, or the bind address as written
+/// (`*`, `localhost`, empty) in brackets before it.
+fn dynamic_forward(spec: &str, port: u16) -> String {
+    match spec.rsplit_once(':') {
+        Some((bind, _)) => {
+            let bind = bind
+                .strip_prefix('[')
+                .and_then(|b| b.strip_suffix(']'))
+                .unwrap_or(bind);
+            format!("[{bind}]:{port}")
+        }
+        None => port.to_string(),
+    }
 }

@@ -30,7 +30,10 @@ pub(crate) enum Command {
 }
 
 type Up<S> = Pin<Box<dyn Future<Output = crate::Result<S>> + Send>>;
-type Checks = Pin<Box<dyn Future<Output = Vec<(crate::Result<Option<usize>>, Duration)>> + Send>>;
+/// One forward's test result and the time from the drill's start; `None` when it was not
+/// tested (a SOCKS proxy).
+type Checked = Option<(crate::Result<Option<usize>>, Duration)>;
+type Checks = Pin<Box<dyn Future<Output = Vec<Checked>> + Send>>;
 
 enum Stage<S> {
     /// Bringing the DR route's session up.
@@ -43,8 +46,9 @@ enum Stage<S> {
 pub(crate) enum Step<S> {
     /// The DR session is up (publish it, then [`Drilling::test`]) or could not be.
     Up(crate::Result<S>),
-    /// The test connections ended: (outcome, time from the drill's start), per forward.
-    Tested(Arc<S>, Vec<(crate::Result<Option<usize>>, Duration)>),
+    /// The test connections ended: (outcome, time from the drill's start) per forward, `None`
+    /// for one not tested.
+    Tested(Arc<S>, Vec<Checked>),
 }
 
 /// A drill in progress.
@@ -91,20 +95,24 @@ impl<S: Link> Drilling<S> {
         d
     }
 
-    /// Starts the test connections on `session`, now carrying new connections.
+    /// Starts the test connections on `session`, now carrying new connections: one per
+    /// forward whose entry in `tested` is true (the others, SOCKS proxies, have no target).
     pub fn test<C: Connector<Session = S>>(
         &mut self,
         session: Arc<S>,
-        forwards: usize,
+        tested: Vec<bool>,
         connector: &Arc<C>,
     ) {
         let to = self.to;
         let began = self.began;
-        let checks = (0..forwards).map(|f| {
+        let checks = tested.into_iter().enumerate().map(|(f, tested)| {
             let (c, s) = (connector.clone(), session.clone());
             async move {
+                if !tested {
+                    return None;
+                }
                 let r = c.check_forward(&s, to, f).await;
-                (r, began.elapsed())
+                Some((r, began.elapsed()))
             }
         });
         let checks: Checks = Box::pin(futures::future::join_all(checks));
@@ -135,7 +143,7 @@ impl<S: Link> Drilling<S> {
         &self,
         names: (&str, &str, &str),
         targets: Vec<String>,
-        results: Vec<(crate::Result<Option<usize>>, Duration)>,
+        results: Vec<Checked>,
     ) -> DrillReport {
         let (from, to, back_on) = names;
         DrillReport {
@@ -147,17 +155,18 @@ impl<S: Link> Drilling<S> {
                 .into_iter()
                 .zip(targets)
                 .enumerate()
-                .map(|(forward, ((r, took), target))| ForwardDrill {
+                .map(|(forward, (r, target))| ForwardDrill {
                     forward,
                     target,
                     outcome: match r {
-                        Ok(first_bytes) => ForwardOutcome::Reached {
+                        Some((Ok(first_bytes), took)) => ForwardOutcome::Reached {
                             rto: took,
                             first_bytes,
                         },
-                        Err(e) => ForwardOutcome::Failed {
+                        Some((Err(e), _)) => ForwardOutcome::Failed {
                             reason: e.to_string(),
                         },
+                        None => ForwardOutcome::Skipped,
                     },
                 })
                 .collect(),
@@ -207,7 +216,14 @@ impl<C: Connector> Supervisor<C> {
         self.shared
             .set_state(RouteState::Degraded, Some(self.name(d.to)));
         self.current.send_replace(Some(dr.clone()));
-        d.test(dr, self.config.forwards.len(), &self.connector);
+        let to = self.name(d.to);
+        let tested = self
+            .config
+            .forwards
+            .iter()
+            .map(|f| f.target_for(to).is_some())
+            .collect();
+        d.test(dr, tested, &self.connector);
     }
 
     /// Advances the drill in progress; `Some` when the hold ends (a drill that stays).
@@ -249,7 +265,10 @@ impl<C: Connector> Supervisor<C> {
                     .config
                     .forwards
                     .iter()
-                    .map(|f| f.target_for(self.name(d.to)).to_string())
+                    .map(|f| {
+                        f.target_for(self.name(d.to))
+                            .map_or_else(|| f.remote_label(), |t| t.to_string())
+                    })
                     .collect();
                 let report = d.report(
                     (self.name(d.from), self.name(d.to), self.name(back_on)),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::tests::{check, config, run_config, Act, Case, Ran, Reach, FAST};
-use crate::config::{Forward, Target, TunnelConfig};
+use crate::config::{Forward, ForwardKind, Target, TunnelConfig};
 use crate::drill::{DrillError, DrillReport, ForwardOutcome};
 use crate::error::AttemptFailure;
 use crate::status::RouteState;
@@ -21,13 +21,15 @@ fn drilled(routes: usize, hot: bool) -> TunnelConfig {
         remote_host: "vnc".into(),
         remote_port: 5901,
     })];
-    c.forwards[0].route_targets.push((
-        "dr".into(),
-        Target {
-            host: "vnc.dr".into(),
-            port: 5901,
-        },
-    ));
+    if let ForwardKind::Local { route_targets, .. } = &mut c.forwards[0].kind {
+        route_targets.push((
+            "dr".into(),
+            Target {
+                host: "vnc.dr".into(),
+                port: 5901,
+            },
+        ));
+    }
     if hot {
         c.standby_probe = Some(Duration::from_secs(1));
         c.hot_standby = true;
@@ -181,6 +183,44 @@ async fn a_broken_dr_route_or_target_says_why() {
         "{:?}",
         r.drills
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_socks_proxy_is_skipped_not_tested() {
+    // Every test connection through the DR route fails; the SOCKS proxy is not one of them.
+    let c = case(
+        "drill with a SOCKS proxy",
+        2,
+        &[(0, Act::TargetDown(1)), (1000, Act::Drill(false))],
+        2000,
+    );
+    let mut config = drilled(2, false);
+    config.forwards.insert(0, Forward::dynamic(0));
+    let r = run(&c, config).await;
+    let rep = report(&r);
+    assert_eq!(rep.forwards[0].target, "socks");
+    assert_eq!(rep.forwards[0].outcome, ForwardOutcome::Skipped);
+    assert!(
+        matches!(&rep.forwards[1].outcome, ForwardOutcome::Failed { .. }),
+        "{rep:?}"
+    );
+    assert!(!rep.carried() && rep.rto().is_none());
+
+    // Only a SOCKS proxy: nothing to test, the DR session is up, the drill carried.
+    let c = case(
+        "drill of a SOCKS proxy only",
+        2,
+        &[(1000, Act::Drill(false))],
+        2000,
+    );
+    let mut config = drilled(2, false);
+    config.forwards = vec![Forward::dynamic(0)];
+    let r = run(&c, config).await;
+    let rep = report(&r);
+    assert_eq!(rep.forwards.len(), 1);
+    assert_eq!(rep.forwards[0].outcome, ForwardOutcome::Skipped);
+    assert!(rep.carried());
+    assert_eq!(rep.rto(), None, "nothing was measured");
 }
 
 #[tokio::test(start_paused = true)]

@@ -31,7 +31,8 @@ use clap::Parser;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::{
-    bind_forwards, Forward, Hop, Route, Services, Target, Tunnel, TunnelConfig, TunnelHandle,
+    bind_forwards, Forward, ForwardKind, Hop, Route, Services, Target, Tunnel, TunnelConfig,
+    TunnelHandle,
 };
 use tunnelkit_tests::{EchoServer, KeyPair, Sshd, SshdOptions, TestDir};
 
@@ -86,11 +87,10 @@ async fn start_tunnel(
         vec![Forward {
             bind_host: "127.0.0.1".into(),
             bind_port: 0,
-            target: Target {
+            kind: ForwardKind::local(Target {
                 host: "127.0.0.1".into(),
                 port: target.port(),
-            },
-            route_targets: Vec::new(),
+            }),
             max_connections: 4096,
         }],
     );
