@@ -190,8 +190,8 @@ impl RouteSession {
         &self,
         host: &str,
         port: u16,
-    ) -> Result<u16, crate::remote::RemoteRefusal> {
-        use crate::remote::RemoteRefusal;
+    ) -> Result<u16, crate::status::RemoteRefusal> {
+        use crate::status::RemoteRefusal;
         let last = self.handles.last().ok_or(RemoteRefusal::SessionLost)?;
         let deadline = self.last_hop.options.connect_timeout;
         match tokio::time::timeout(deadline, last.tcpip_forward(host, u32::from(port))).await {
@@ -213,8 +213,8 @@ impl RouteSession {
         &self,
         host: &str,
         port: u16,
-    ) -> Result<(), crate::remote::RemoteRefusal> {
-        use crate::remote::RemoteRefusal;
+    ) -> Result<(), crate::status::RemoteRefusal> {
+        use crate::status::RemoteRefusal;
         let last = self.handles.last().ok_or(RemoteRefusal::SessionLost)?;
         let deadline = self.last_hop.options.connect_timeout;
         let cancel = last.cancel_tcpip_forward(host, u32::from(port));

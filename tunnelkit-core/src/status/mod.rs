@@ -7,6 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+mod remote;
+
+pub use crate::config::ForwardType;
+pub(crate) use remote::RemoteSlot;
+pub use remote::{RemoteForwardState, RemoteForwardStatus, RemoteRefusal};
+
+use crate::config::RemoteForward;
 use crate::error::AttemptFailure;
 
 /// Something that happened to a tunnel. Every event is also logged at info level (warnings for
@@ -119,7 +126,7 @@ pub enum Event {
         /// The address the bastion was asked to listen on.
         bind: String,
         /// Why.
-        cause: crate::remote::RemoteRefusal,
+        cause: RemoteRefusal,
         /// The delay before the next request.
         retry_in: Duration,
     },
@@ -354,33 +361,6 @@ pub struct ForwardCounters {
     pub bytes_in: AtomicU64,
 }
 
-/// The kind of a forward without its settings, as status shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum ForwardType {
-    /// A port forward to one target (`-L`).
-    Local,
-    /// A SOCKS proxy (`-D`): each connection goes where its client asks.
-    Dynamic,
-}
-
-impl ForwardType {
-    /// `local` or `dynamic`, as `tunnelkit status` shows it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ForwardType::Local => "local",
-            ForwardType::Dynamic => "dynamic",
-        }
-    }
-}
-
-impl std::fmt::Display for ForwardType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A snapshot of one forward.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ForwardStatus {
@@ -452,7 +432,7 @@ pub struct Status {
     pub forwards: Vec<ForwardStatus>,
     /// Remote forwards (`-R`), in config order: where the bastion listens, their state and
     /// counters.
-    pub remote_forwards: Vec<crate::remote::RemoteForwardStatus>,
+    pub remote_forwards: Vec<RemoteForwardStatus>,
     /// Every route in priority order, with its readiness (standby probes).
     pub routes: Vec<RouteStatus>,
 }
@@ -495,7 +475,7 @@ pub(crate) struct Shared {
     pub forwards: Vec<ForwardSlot>,
     pub events: tokio::sync::broadcast::Sender<Event>,
     /// The remote forwards, in config order.
-    pub remotes: Vec<crate::remote::RemoteSlot>,
+    pub remotes: Vec<RemoteSlot>,
 }
 
 impl Shared {
@@ -526,8 +506,8 @@ impl Shared {
     }
 
     /// The same, with a status slot for each remote forward.
-    pub fn with_remotes(mut self, remotes: &[crate::remote::RemoteForward]) -> Self {
-        self.remotes = remotes.iter().map(crate::remote::RemoteSlot::new).collect();
+    pub fn with_remotes(mut self, remotes: &[RemoteForward]) -> Self {
+        self.remotes = remotes.iter().map(RemoteSlot::new).collect();
         self
     }
 

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod forwards;
+
+pub use forwards::{Forward, ForwardKind, ForwardType, RemoteBind, RemoteForward, Target};
+
 /// Named deadlines and defaults, in one place.
 pub mod defaults {
     use std::time::Duration;
@@ -318,136 +322,6 @@ pub struct Route {
     pub hops: Vec<Hop>,
 }
 
-/// Where a forward's connections go: `host:port` as the route's last hop resolves it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
-}
-
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", crate::spec::bracket(&self.host), self.port)
-    }
-}
-
-/// What a forward does with a connection it accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ForwardKind {
-    /// `-L`: every connection goes to one target (per route, when overridden).
-    Local {
-        /// The target on every route without an override.
-        target: Target,
-        /// Per-route targets: `(route name, target)`.
-        route_targets: Vec<(String, Target)>,
-    },
-    /// `-D`: a SOCKS proxy (SOCKS5 with no authentication, SOCKS4, SOCKS4a); each connection
-    /// goes where its client asks, names resolved by the route's last hop.
-    Dynamic,
-}
-
-impl ForwardKind {
-    /// A local forward to `target` on every route.
-    pub fn local(target: Target) -> Self {
-        ForwardKind::Local {
-            target,
-            route_targets: Vec::new(),
-        }
-    }
-
-    /// Which kind this is, without its settings (what status shows).
-    pub fn forward_type(&self) -> crate::status::ForwardType {
-        match self {
-            ForwardKind::Local { .. } => crate::status::ForwardType::Local,
-            ForwardKind::Dynamic => crate::status::ForwardType::Dynamic,
-        }
-    }
-}
-
-/// A local listener: a port forward (`-L`) or a SOCKS proxy (`-D`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Forward {
-    /// Local address to listen on, e.g. `127.0.0.1`.
-    pub bind_host: String,
-    /// Local port; 0 picks a free one.
-    pub bind_port: u16,
-    /// Where its connections go.
-    pub kind: ForwardKind,
-    /// Concurrent connections at most; further ones wait in the listen backlog.
-    pub max_connections: usize,
-}
-
-impl Forward {
-    /// A forward from a parsed `-L` spec, bound to loopback unless the spec names an address.
-    pub fn from_spec(spec: &crate::spec::ForwardSpec) -> Self {
-        Forward {
-            bind_host: spec
-                .bind_host
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1".to_string()),
-            bind_port: spec.bind_port,
-            kind: ForwardKind::local(Target {
-                host: spec.remote_host.clone(),
-                port: spec.remote_port,
-            }),
-            max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
-        }
-    }
-
-    /// A SOCKS proxy from a parsed `-D` spec, bound to loopback unless the spec names an
-    /// address.
-    pub fn from_dynamic_spec(spec: &crate::spec::DynamicSpec) -> Self {
-        Forward {
-            bind_host: spec
-                .bind_host
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1".to_string()),
-            bind_port: spec.bind_port,
-            kind: ForwardKind::Dynamic,
-            max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
-        }
-    }
-
-    /// The target used when the given route carries the connection; `None` for a SOCKS
-    /// proxy, whose clients name their targets.
-    pub fn target_for(&self, route: &str) -> Option<&Target> {
-        match &self.kind {
-            ForwardKind::Local {
-                target,
-                route_targets,
-            } => Some(
-                route_targets
-                    .iter()
-                    .find(|(r, _)| r == route)
-                    .map(|(_, t)| t)
-                    .unwrap_or(target),
-            ),
-            ForwardKind::Dynamic => None,
-        }
-    }
-
-    /// Where connections go, for messages and status: the target (`host:port`) of a local
-    /// forward, `socks` for a SOCKS proxy.
-    pub fn remote_label(&self) -> String {
-        match &self.kind {
-            ForwardKind::Local { target, .. } => target.to_string(),
-            ForwardKind::Dynamic => "socks".to_string(),
-        }
-    }
-
-    /// `bind_host:bind_port`, for messages.
-    pub fn bind_label(&self) -> String {
-        format!(
-            "{}:{}",
-            crate::spec::bracket(&self.bind_host),
-            self.bind_port
-        )
-    }
-}
-
 /// When traffic returns to a higher-priority route after a failover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -494,7 +368,7 @@ impl Default for Backoff {
 /// - dynamic forwards ([`Forward::dynamic`], [`ForwardKind::Dynamic`], `ssh -D`), also in
 ///   [`forwards`](Self::forwards): a SOCKS proxy here, each connection a channel to where its
 ///   client asks;
-/// - remote forwards ([`RemoteForward`](crate::RemoteForward), `ssh -R`) in
+/// - remote forwards ([`RemoteForward`], `ssh -R`) in
 ///   [`remote_forwards`](Self::remote_forwards): a port on the bastion of the route in use,
 ///   each connection coming back to a target on this side.
 ///
@@ -509,7 +383,7 @@ pub struct TunnelConfig {
     /// channel goes.
     pub forwards: Vec<Forward>,
     /// Remote forwards (`-R`): requested on the bastion of whichever route carries the tunnel.
-    pub remote_forwards: Vec<crate::remote::RemoteForward>,
+    pub remote_forwards: Vec<RemoteForward>,
     /// Failback policy.
     pub failback: Failback,
     /// How often higher-priority routes are probed while on a DR route.
