@@ -113,6 +113,40 @@ fn reserve_cleartext_packet_output_ignores_compressed_writer() {
     assert_eq!(writer.write_buffer.buffer.capacity(), capacity);
 }
 
+/// Output written a little at a time, with packets appended between the writes, reaches the
+/// transport complete and in order, and the transport is flushed once all of it is written.
+#[tokio::test]
+async fn write_some_keeps_order_across_partial_writes() {
+    use tokio::io::AsyncReadExt;
+    let (mut w, mut r) = tokio::io::duplex(7);
+    let mut writer = PacketWriter::clear();
+    let mut expected = Vec::new();
+    let reader = tokio::spawn(async move {
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.map(|_| got)
+    });
+    for i in 0..50u8 {
+        let before = writer.write_buffer.buffer.len();
+        writer
+            .write_packet(|buf| {
+                buf.extend_from_slice(&[i; 40]);
+                Ok(())
+            })
+            .unwrap();
+        expected.extend_from_slice(&writer.write_buffer.buffer[before..]);
+        writer.write_some(&mut w).await.unwrap();
+        assert!(
+            writer.has_output(),
+            "a 7-byte pipe cannot take a packet at once"
+        );
+    }
+    writer.flush_into(&mut w).await.unwrap();
+    assert!(!writer.has_output());
+    assert_eq!(writer.pending_len(), 0);
+    drop(w);
+    assert_eq!(reader.await.unwrap().unwrap(), expected);
+}
+
 #[test]
 fn test_packet_returns_retained_bytes() {
     let mut writer = PacketWriter::clear();
@@ -397,6 +431,11 @@ pub(crate) struct PacketWriter {
     compress: Compress,
     packet_buffer: Vec<u8>,
     write_buffer: SSHBuffer,
+    /// How much of `write_buffer.buffer` the transport has taken: the output still to write is
+    /// `write_buffer.buffer[written..]`.
+    written: usize,
+    /// Everything was written but the transport has not been flushed since.
+    unflushed: bool,
 }
 
 impl Debug for PacketWriter {
@@ -420,6 +459,8 @@ impl PacketWriter {
             compress,
             packet_buffer: Vec::new(),
             write_buffer: SSHBuffer::new(),
+            written: 0,
+            unflushed: false,
         }
     }
 
@@ -607,11 +648,55 @@ impl PacketWriter {
         self.write_buffer.seqn = Wrapping(0);
     }
 
+    /// Writes all pending output to `w` and flushes it.
     pub async fn flush_into<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
-        if !self.write_buffer.buffer.is_empty() {
-            w.write_all(&self.write_buffer.buffer).await?;
-            w.flush().await?;
+        while self.has_output() {
+            self.write_some(w).await?;
+        }
+        Ok(())
+    }
+
+    /// Bytes of output sealed but not yet taken by the transport.
+    pub fn pending_len(&self) -> usize {
+        self.write_buffer.buffer.len().saturating_sub(self.written)
+    }
+
+    /// Whether [`write_some`](Self::write_some) has anything to do.
+    pub fn has_output(&self) -> bool {
+        self.pending_len() > 0 || self.unflushed
+    }
+
+    /// Writes as much pending output as `w` takes in one write (waiting until it takes at
+    /// least a byte) and flushes `w` once all of it is written.
+    ///
+    /// Cancel-safe: a write either happened and is accounted for, or did not happen, so the
+    /// session loop can race it against reads; packets appended meanwhile go out after the
+    /// pending ones, in order.
+    pub async fn write_some<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+        let len = self.write_buffer.buffer.len();
+        if self.written < len {
+            let pending = self.write_buffer.buffer.get(self.written..);
+            let n = w.write(pending.unwrap_or_default()).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            self.written += n;
+            if self.written < len {
+                // Move the rest to the front only once the written part is the larger one:
+                // each byte is moved at most once on average.
+                if self.written >= len / 2 {
+                    self.write_buffer.buffer.drain(..self.written);
+                    self.written = 0;
+                }
+                return Ok(());
+            }
             self.write_buffer.buffer.clear();
+            self.written = 0;
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            w.flush().await?;
+            self.unflushed = false;
         }
         Ok(())
     }

@@ -1296,6 +1296,12 @@ where
 /// What the session reads from the transport at once, at most.
 const TRANSPORT_READ_BUFFER: usize = 256 * 1024;
 
+/// The session takes no new outbound messages from its queues while this much sealed output
+/// waits for the transport: the bound of what the session buffers for a slow link. It keeps
+/// reading meanwhile, and its replies (window adjustments, keepalive replies) queue behind at
+/// most this much.
+const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+
 async fn start_reading<R: AsyncRead + Unpin>(
     mut stream_read: R,
     mut buffer: SSHBuffer,
@@ -1459,8 +1465,9 @@ impl Session {
             let mut keepalive_elapsed = false;
             // Keep reading the network for window adjustments, but leave
             // application output in its bounded receivers while a channel is
-            // window-blocked.
-            let can_receive_outbound = !self.kex.active() && !self.common.has_any_pending_data();
+            // window-blocked or the transport has not taken what we gave it.
+            let can_receive_outbound = self.can_take_outbound();
+            let has_output = self.common.packet_writer.has_output();
             let rekey_timer =
                 crate::future_or_pending(self.rekey_time_remaining(), tokio::time::sleep);
             pin!(rekey_timer);
@@ -1538,7 +1545,7 @@ impl Session {
                     };
 
                     // eagerly take all outgoing messages so writes are batched
-                    while !self.kex.active() && !self.common.has_any_pending_data() {
+                    while self.can_take_outbound() {
                         self.drain_priority_msgs()?;
                         match self.receiver.try_recv() {
                             Ok(next) => self.handle_msg(next)?,
@@ -1562,6 +1569,13 @@ impl Session {
                         self.return_window(id)?;
                     }
                 }
+                // The transport takes output as it can, while the other arms keep reading:
+                // a write that waits for a slow link must not stop us reading (the peer's
+                // data, its window adjustments and its keepalive replies would wait unread
+                // in the kernel for as long).
+                r = self.common.packet_writer.write_some(stream_write), if has_output => {
+                    map_err!(r)?;
+                }
                 msg = self.inbound_channel_receiver.recv(), if can_receive_outbound => {
                     self.drain_priority_msgs()?;
                     match msg {
@@ -1570,7 +1584,7 @@ impl Session {
                     }
 
                     // eagerly take all outgoing messages so writes are batched
-                    while !self.kex.active() && !self.common.has_any_pending_data() {
+                    while self.can_take_outbound() {
                         self.drain_priority_msgs()?;
                         match self.inbound_channel_receiver.try_recv() {
                             Ok(next) => self.handle_msg(next)?,
@@ -1580,13 +1594,8 @@ impl Session {
                 }
             };
 
+            // Seal what this turn queued; the write arm above sends it.
             self.flush()?;
-            crate::flush_or_timeout(
-                &mut self.common.packet_writer,
-                stream_write,
-                inactivity_timer.as_mut(),
-            )
-            .await?;
 
             if let Some(ref mut enc) = self.common.encrypted
                 && let EncryptedState::InitCompression = enc.state
@@ -1624,7 +1633,27 @@ impl Session {
             }
         }
 
+        // Our DISCONNECT, and what was queued before it, still goes out (as when every turn
+        // ended with a complete write). After the peer's DISCONNECT, nothing needs to.
+        if self.common.disconnected && result.is_err() {
+            crate::flush_or_timeout(
+                &mut self.common.packet_writer,
+                stream_write,
+                inactivity_timer.as_mut(),
+            )
+            .await?;
+        }
+
         result
+    }
+
+    /// Whether the loop may take new outbound messages from its queues: not during a key
+    /// exchange, not while a channel is window-blocked, not while the transport lags by
+    /// [`OUTPUT_HIGH_WATER`] (the backpressure a complete write after every turn used to give).
+    fn can_take_outbound(&self) -> bool {
+        !self.kex.active()
+            && !self.common.has_any_pending_data()
+            && self.common.packet_writer.pending_len() < OUTPUT_HIGH_WATER
     }
 
     fn process_disconnect(
