@@ -199,6 +199,9 @@ impl Actor {
             return self.summary(Vec::new(), Vec::new(), Vec::new());
         }
         self.last_dir_error = None;
+        if self.unchanged(&scanned) {
+            return self.summary(Vec::new(), Vec::new(), Vec::new());
+        }
         let mut new: BTreeMap<String, Loaded<Profile>> = BTreeMap::new();
         let mut files: BTreeMap<String, ProfileFile> = BTreeMap::new();
         for (name, file) in scanned.files {
@@ -301,6 +304,20 @@ impl Actor {
             tracing::info!("profiles reloaded: {summary}");
         }
         summary
+    }
+
+    /// True when the directory holds exactly the profiles known, each file as last read: then
+    /// applying it would change nothing, and the once-a-second poll costs no clone or
+    /// comparison of configurations.
+    fn unchanged(&self, scanned: &Scanned) -> bool {
+        let known = || self.slots.iter().filter(|(_, s)| !s.removed);
+        known().count() == scanned.files.len()
+            && known().all(|(name, s)| {
+                scanned
+                    .files
+                    .get(name)
+                    .is_some_and(|f| f.path == s.path && s.text.as_ref() == Some(&f.text))
+            })
     }
 
     fn parse(&self, file: &ProfileFile) -> Loaded<Profile> {

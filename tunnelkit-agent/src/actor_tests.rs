@@ -292,3 +292,26 @@ async fn a_removed_file_shows_stopping_then_is_forgotten_and_broken_files_are_li
     r.shutdown().await;
     assert!(r.status().await.is_err(), "the registry has ended");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unchanged_directory_changes_nothing_and_a_same_size_edit_is_still_seen() {
+    let dir = tempfile::tempdir().unwrap();
+    let launcher = Arc::new(FakeLauncher::default());
+    write(dir.path(), "a", "v1", true);
+    write(dir.path(), "b", "b", false);
+    let r = registry(dir.path(), launcher.clone());
+    assert_eq!(r.reload().await.unwrap().added, ["a", "b"]);
+    for _ in 0..3 {
+        assert_eq!(r.reload().await.unwrap().to_string(), "no changes");
+    }
+    assert_eq!(launcher.launches.load(Ordering::SeqCst), 1);
+    assert_eq!(launcher.stops.load(Ordering::SeqCst), 0);
+    // The same number of bytes, one changed; then a new file next to the known ones.
+    write(dir.path(), "a", "v2", true);
+    assert_eq!(r.reload().await.unwrap().changed, ["a"]);
+    write(dir.path(), "c", "c", false);
+    assert_eq!(r.reload().await.unwrap().added, ["c"]);
+    std::fs::remove_file(dir.path().join("b.toml")).unwrap();
+    assert_eq!(r.reload().await.unwrap().removed, ["b"]);
+    r.shutdown().await;
+}

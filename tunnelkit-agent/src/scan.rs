@@ -79,7 +79,10 @@ pub fn read_profile(path: &Path) -> Result<String, String> {
         )));
     }
     let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    let mut bytes = Vec::new();
+    // Room for the whole file and one byte more, so that it is read in one call and the end
+    // is seen at the next (from an empty buffer, `read_to_end` reads 32, 32, 64, ... bytes:
+    // six reads for a typical profile, every poll, for every profile).
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
     file.take(MAX_PROFILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| fail(format!("cannot read: {e}")))?;
