@@ -47,6 +47,21 @@ pub use targets::{
 };
 pub use tunnelkit_agent::{TunnelkitAgent, AGENT_DEADLINE};
 
+/// The release build of `tunnelkit` the benchmarks run (`TUNNELKIT_BIN` overrides it); panics
+/// with the build command when it is missing.
+pub fn release_tunnelkit() -> PathBuf {
+    if let Some(p) = std::env::var_os("TUNNELKIT_BIN") {
+        return p.into();
+    }
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/tunnelkit");
+    assert!(
+        p.exists(),
+        "{} not found: run `cargo build --release -p tunnelkit-cli` first",
+        p.display()
+    );
+    p
+}
+
 /// Finds an OpenSSH program; panics with the Debian package to install when it is missing.
 pub fn find_tool(name: &str) -> PathBuf {
     let package = if name == "sshd" {

@@ -128,19 +128,6 @@ impl Drop for Tunnel {
     }
 }
 
-fn tunnelkit_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TUNNELKIT_BIN") {
-        return p.into();
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/tunnelkit");
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build --release -p tunnelkit-cli` first",
-        p.display()
-    );
-    p
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -184,7 +171,7 @@ impl Env {
         };
         match who {
             Client::Tunnelkit => {
-                let mut c = Command::new(tunnelkit_bin());
+                let mut c = Command::new(tunnelkit_tests::release_tunnelkit());
                 common(&mut c);
                 // With TUNNELKIT_LOG set (a tracing filter), tunnelkit's log is kept.
                 if std::env::var_os("TUNNELKIT_LOG").is_some() {

@@ -30,7 +30,7 @@ mod openssh;
 
 use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -105,19 +105,6 @@ pub fn echo_through(locals: &[SocketAddr]) {
     }
 }
 
-fn tunnelkit_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("TUNNELKIT_BIN") {
-        return p.into();
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/tunnelkit");
-    assert!(
-        p.exists(),
-        "{} not found: run `cargo build --release -p tunnelkit-cli` first",
-        p.display()
-    );
-    p
-}
-
 /// Writes N profiles (one route to the sshd, one forward from port 0 to the target, the given
 /// keepalive interval) to a fresh directory; returns it.
 fn write_profiles(site: &Site, n: u64, keepalive: u64) -> PathBuf {
@@ -146,7 +133,7 @@ fn run_tunnelkit(site: &Site, opts: &Opts, keepalive: u64) -> Cost {
     let profiles = write_profiles(site, opts.profiles, keepalive);
     let run = site.dir.path().join(format!("agent-{keepalive}"));
     std::fs::create_dir_all(&run).expect("agent directory");
-    let mut cmd = Command::new(tunnelkit_bin());
+    let mut cmd = Command::new(tunnelkit_tests::release_tunnelkit());
     cmd.env("HOME", site.dir.path())
         .env_remove("DBUS_SESSION_BUS_ADDRESS");
     let agent = TunnelkitAgent::start_with(cmd, &run, &profiles, "mock", &[] as &[&OsStr]);
