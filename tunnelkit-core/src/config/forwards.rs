@@ -68,30 +68,34 @@ pub struct Forward {
 impl Forward {
     /// A forward from a parsed `-L` spec, bound to loopback unless the spec names an address.
     pub fn from_spec(spec: &crate::spec::ForwardSpec) -> Self {
-        Forward {
-            bind_host: spec
-                .bind_host
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1".to_string()),
-            bind_port: spec.bind_port,
-            kind: ForwardKind::local(Target {
-                host: spec.remote_host.clone(),
-                port: spec.remote_port,
-            }),
-            max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
-        }
+        let target = Target {
+            host: spec.remote_host.clone(),
+            port: spec.remote_port,
+        };
+        Self::bound(
+            spec.bind_host.as_deref(),
+            spec.bind_port,
+            ForwardKind::local(target),
+        )
     }
 
     /// A SOCKS proxy from a parsed `-D` spec, bound to loopback unless the spec names an
     /// address.
     pub fn from_dynamic_spec(spec: &crate::spec::DynamicSpec) -> Self {
+        Self::bound(
+            spec.bind_host.as_deref(),
+            spec.bind_port,
+            ForwardKind::Dynamic,
+        )
+    }
+
+    /// A forward of `kind` on `bind_host:bind_port` (loopback when no address is given), with
+    /// the default connection limit.
+    fn bound(bind_host: Option<&str>, bind_port: u16, kind: ForwardKind) -> Self {
         Forward {
-            bind_host: spec
-                .bind_host
-                .clone()
-                .unwrap_or_else(|| "127.0.0.1".to_string()),
-            bind_port: spec.bind_port,
-            kind: ForwardKind::Dynamic,
+            bind_host: bind_host.unwrap_or("127.0.0.1").to_string(),
+            bind_port,
+            kind,
             max_connections: defaults::MAX_CONNECTIONS_PER_FORWARD,
         }
     }
