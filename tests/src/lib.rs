@@ -2,7 +2,7 @@
 //! throwaway host keys, their own config), real targets (echo, speak-first like VNC,
 //! half-close), a fault proxy that can go silent without RST, a delay line that makes loopback a
 //! long path ([`DelayLine`]), a real `ssh-agent`, and `tunnelkit agent` processes
-//! ([`AgentProcess`]).
+//! ([`TunnelkitAgent`]).
 //!
 //! Nothing here picks a fixed port or sleeps to wait for readiness: listeners bind port 0 and
 //! readiness is polled with a deadline ([`wait_until`]). Every child process is killed on drop.
@@ -17,7 +17,6 @@
 //! [`chart`] draws the compare benchmark's results as a PNG.
 
 mod agent;
-mod agent_process;
 pub mod chart;
 mod dbus;
 mod delay;
@@ -34,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use agent::SshAgent;
-pub use agent_process::AgentProcess;
 pub use dbus::{BusMonitor, SessionBus};
 pub use delay::DelayLine;
 pub use forwarding::Forwarding;

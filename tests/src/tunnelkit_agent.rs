@@ -34,7 +34,21 @@ impl TunnelkitAgent {
         keyring: &str,
         args: &[&OsStr],
     ) -> TunnelkitAgent {
-        Self::spawn(cmd, dir, profiles, keyring, args, false)
+        let bin = PathBuf::from(cmd.get_program());
+        Self::spawn(&bin, cmd, dir, profiles, keyring, args, false)
+    }
+
+    /// [`start_with`](Self::start_with) through a wrapper: `cmd` runs `bin` (e.g. `setpriv ...
+    /// BIN`, another user's agent), and the clients run `bin` itself.
+    pub fn start_wrapped(
+        bin: &Path,
+        cmd: Command,
+        dir: &Path,
+        profiles: &Path,
+        keyring: &str,
+        args: &[&OsStr],
+    ) -> TunnelkitAgent {
+        Self::spawn(bin, cmd, dir, profiles, keyring, args, false)
     }
 
     /// [`start_with`](Self::start_with), as systemd would run it: `JOURNAL_STREAM` names the
@@ -46,10 +60,12 @@ impl TunnelkitAgent {
         keyring: &str,
         args: &[&OsStr],
     ) -> TunnelkitAgent {
-        Self::spawn(cmd, dir, profiles, keyring, args, true)
+        let bin = PathBuf::from(cmd.get_program());
+        Self::spawn(&bin, cmd, dir, profiles, keyring, args, true)
     }
 
     fn spawn(
+        bin: &Path,
         mut cmd: Command,
         dir: &Path,
         profiles: &Path,
@@ -57,7 +73,7 @@ impl TunnelkitAgent {
         args: &[&OsStr],
         journal: bool,
     ) -> TunnelkitAgent {
-        let bin = PathBuf::from(cmd.get_program());
+        let bin = bin.to_path_buf();
         let socket = dir.join("run/agent.sock");
         let log = dir.join("agent.log");
         let file = std::fs::File::create(&log).expect("create agent.log");
@@ -117,16 +133,25 @@ impl TunnelkitAgent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Runs `BIN ARGS... --socket SOCKET`.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(&self.bin)
-            .args(args)
+    /// `BIN ARGS... --socket SOCKET` with this agent's keyring and an empty standard input.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args)
             .arg("--socket")
             .arg(&self.socket)
             .env("TUNNELKIT_KEYRING", &self.keyring)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run tunnelkit")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs [`command`](Self::command) to its end.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run tunnelkit")
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().expect("wait for the agent")
     }
 
     /// `status --json`, parsed.

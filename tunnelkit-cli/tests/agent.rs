@@ -12,17 +12,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tunnelkit_tests::{
-    blocking_echo as echo, wait_until, AgentProcess, EchoServer, KeyPair, Sshd, SshdOptions,
-    TestDir,
+    blocking_echo as echo, wait_until, EchoServer, KeyPair, Sshd, SshdOptions, TestDir,
+    TunnelkitAgent,
 };
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// The agent of these tests: the harness's [`AgentProcess`] with this crate's binary.
+/// The agent of these tests: the harness's [`TunnelkitAgent`] with this crate's binary.
 struct Agent;
 
 impl Agent {
-    fn start(dir: &Path, profiles: &Path, keyring: &'static str) -> AgentProcess {
+    fn start(dir: &Path, profiles: &Path, keyring: &'static str) -> TunnelkitAgent {
         Self::start_with(Command::new(bin()), dir, profiles, keyring)
     }
 
@@ -31,8 +31,8 @@ impl Agent {
         dir: &Path,
         profiles: &Path,
         keyring: &'static str,
-    ) -> AgentProcess {
-        AgentProcess::start(Path::new(bin()), cmd, dir, profiles, keyring)
+    ) -> TunnelkitAgent {
+        TunnelkitAgent::start_wrapped(Path::new(bin()), cmd, dir, profiles, keyring, &[])
     }
 }
 
@@ -294,7 +294,7 @@ sys.exit(os.WEXITSTATUS(status))
         .arg(script)
         .arg(bin())
         .args(["up", "locked", "--socket"])
-        .arg(&agent.socket)
+        .arg(agent.socket())
         .env("TUNNELKIT_KEYRING", "mock")
         .env("TUNNELKIT_LOG", "trace")
         .output()
@@ -323,14 +323,14 @@ async fn socket_permissions_second_agent_and_sigterm() {
     write_profile(&s, "auto", true, 0);
     let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode(&agent.socket), 0o600);
-    assert_eq!(mode(agent.socket.parent().unwrap()), 0o700);
+    assert_eq!(mode(agent.socket()), 0o600);
+    assert_eq!(mode(agent.socket().parent().unwrap()), 0o700);
     agent.wait_state("auto", "up");
     let second = Command::new(bin())
         .args(["agent", "--profiles"])
         .arg(&s.profiles)
         .arg("--socket")
-        .arg(&agent.socket)
+        .arg(agent.socket())
         .env("TUNNELKIT_KEYRING", "mock")
         .output()
         .unwrap();
@@ -346,7 +346,7 @@ async fn socket_permissions_second_agent_and_sigterm() {
     );
 
     let mut agent = agent;
-    let pid = agent.child.id().to_string();
+    let pid = agent.pid().to_string();
     let t = Instant::now();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let mut status = None;
@@ -354,15 +354,15 @@ async fn socket_permissions_second_agent_and_sigterm() {
         Duration::from_secs(5),
         "the agent to exit after SIGTERM",
         || {
-            status = agent.child.try_wait().unwrap();
+            status = agent.try_wait();
             status.is_some()
         },
     );
     assert_eq!(status.unwrap().code(), Some(0));
     assert!(t.elapsed() < Duration::from_secs(5));
-    assert!(!agent.socket.exists(), "the socket is removed");
+    assert!(!agent.socket().exists(), "the socket is removed");
     // A stale socket file is replaced by the next agent.
-    std::fs::write(&agent.socket, "").unwrap();
+    std::fs::write(agent.socket(), "").unwrap();
     let again = Agent::start(s.dir.path(), &s.profiles, "mock");
     again.wait_state("auto", "up");
 }
@@ -397,7 +397,7 @@ async fn a_peer_with_another_uid_is_refused() {
         "{out:?}"
     );
     // A raw connection from root reaches the agent, which refuses it by its uid.
-    let mut c = std::os::unix::net::UnixStream::connect(&agent.socket).unwrap();
+    let mut c = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
     c.set_read_timeout(Some(DEADLINE)).unwrap();
     let _ = c.write_all(b"{\"request\":\"status\",\"version\":4}\n");
     let mut reply = String::new();
@@ -416,7 +416,7 @@ async fn malformed_oversized_and_slow_requests_get_an_error_and_the_agent_serves
     write_profile(&s, "auto", true, 0);
     let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
     let ask = |payload: &[u8]| -> String {
-        let mut c = UnixStream::connect(&agent.socket).unwrap();
+        let mut c = UnixStream::connect(agent.socket()).unwrap();
         c.set_read_timeout(Some(DEADLINE)).unwrap();
         let _ = c.write_all(payload);
         let mut reply = String::new();
@@ -432,11 +432,11 @@ async fn malformed_oversized_and_slow_requests_get_an_error_and_the_agent_serves
     let r = ask(&big);
     assert!(r.contains("longer than 65536 bytes"), "{r}");
     // A client that connects and says nothing does not block others.
-    let _idle = UnixStream::connect(&agent.socket).unwrap();
+    let _idle = UnixStream::connect(agent.socket()).unwrap();
     agent.wait_state("auto", "up");
     // A client that sends half a request and stalls: others are served meanwhile, and it gets an
     // error at the agent's request deadline (10 s), not a connection held open for ever.
-    let mut slow = UnixStream::connect(&agent.socket).unwrap();
+    let mut slow = UnixStream::connect(agent.socket()).unwrap();
     slow.write_all(b"{\"request\":").unwrap();
     let out = agent.cli(&["status"]);
     assert!(out.status.success(), "{out:?}");

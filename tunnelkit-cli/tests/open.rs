@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tunnelkit_tests::desktop::DesktopServer;
 use tunnelkit_tests::netns::{Netns, NetnsSshd};
-use tunnelkit_tests::{wait_until, AgentProcess, KeyPair, TestDir};
+use tunnelkit_tests::{wait_until, KeyPair, TestDir, TunnelkitAgent};
 
 /// Every step (a client run, a handshake, an exit after SIGTERM) is bounded by this.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -54,7 +54,7 @@ struct Desk {
     sshd: NetnsSshd,
     xrdp: DesktopServer,
     xvnc: DesktopServer,
-    agent: AgentProcess,
+    agent: TunnelkitAgent,
 }
 
 /// The namespace with its bastion, xrdp and Xvnc, a profile `desk` (not started) with one
@@ -81,13 +81,7 @@ fn desk() -> Desk {
         sshd.addr
     );
     std::fs::write(profiles.join("desk.toml"), profile).unwrap();
-    let agent = AgentProcess::start(
-        Path::new(bin()),
-        Command::new(bin()),
-        dir.path(),
-        &profiles,
-        "mock",
-    );
+    let agent = TunnelkitAgent::start_with(Command::new(bin()), dir.path(), &profiles, "mock", &[]);
     assert_eq!(agent.profile("desk")["state"], "down");
     Desk {
         dir,
@@ -202,7 +196,7 @@ fn open_starts_tigervnc_which_completes_the_rfb_handshake_with_xvnc() {
     let out = Command::new(bin())
         .args(["--", "tunnelkit", "open", "de"])
         .env("TUNNELKIT_COMPLETE", "fish")
-        .env("TUNNELKIT_SOCKET", &d.agent.socket)
+        .env("TUNNELKIT_SOCKET", d.agent.socket())
         .output()
         .unwrap();
     assert_eq!(
