@@ -2,6 +2,7 @@
 //! state at once; work that may be slow happens elsewhere and reports back: a directory read on
 //! a blocking thread ([`Internal::Scanned`]), a tunnel's stop in its own task
 //! ([`Internal::Stopped`]). Every log line is written in the profile's span.
+//! Reloading (the directory read and applied) is in `reload`; starting and stopping here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,17 +13,18 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use tunnelkit_core::{Event, RouteState};
 
-use crate::diff::{diff, Loaded};
+use crate::diff::Loaded;
 use crate::events::{AgentEvent, ProfileEvent, ProfileLog};
 use crate::launcher::{profile_span, Launcher};
-use crate::profile::{self, Profile};
 use crate::relay::Relay;
 use crate::requests::{
     Attached, Command, DownStarted, DrillTarget, RegistryConfig, RegistryError, Reply, UpStarted,
 };
-use crate::scan::{read_dir_blocking, ProfileFile, Scanned};
+use crate::scan::Scanned;
 use crate::slot::{Run, Running, Slot, StopState, Then, UpWaiter};
-use crate::status::{InvalidProfile, ReloadSummary};
+use crate::status::ReloadSummary;
+
+mod reload;
 
 /// A tunnel being stopped is waited for this long; after that it is reported stopped and its
 /// last tasks end in the background.
@@ -156,203 +158,6 @@ impl Actor {
                 let _ = reply.send(r);
             }
             Command::Shutdown(_) => {}
-        }
-    }
-
-    fn begin_scan(&mut self, waiter: Option<oneshot::Sender<ReloadSummary>>) {
-        self.queued.extend(waiter);
-        if self.scanning.is_some() {
-            return;
-        }
-        self.scanning = Some(std::mem::take(&mut self.queued));
-        let dir = self.config.dir.clone();
-        let report = self.internal.clone();
-        tokio::spawn(async move {
-            let scanned = tokio::task::spawn_blocking(move || read_dir_blocking(&dir))
-                .await
-                .unwrap_or_else(|e| Scanned {
-                    dir_error: Some(format!("reading the profiles directory failed: {e}")),
-                    ..Default::default()
-                });
-            let _ = report.send(Internal::Scanned(scanned));
-        });
-    }
-
-    async fn scanned(&mut self, scanned: Scanned) {
-        let summary = self.apply(scanned).await;
-        for w in self.scanning.take().unwrap_or_default() {
-            let _ = w.send(summary.clone());
-        }
-        if !self.queued.is_empty() {
-            self.begin_scan(None);
-        }
-    }
-
-    /// Applies what the directory holds now: parses changed files, diffs, and starts,
-    /// restarts or stops just what changed.
-    async fn apply(&mut self, scanned: Scanned) -> ReloadSummary {
-        if let Some(e) = scanned.dir_error {
-            if self.last_dir_error.as_ref() != Some(&e) {
-                tracing::warn!("{e}; the profiles stay as they are");
-            }
-            self.last_dir_error = Some(e);
-            return self.summary(Vec::new(), Vec::new(), Vec::new());
-        }
-        self.last_dir_error = None;
-        if self.unchanged(&scanned) {
-            return self.summary(Vec::new(), Vec::new(), Vec::new());
-        }
-        let mut new: BTreeMap<String, Loaded<Profile>> = BTreeMap::new();
-        let mut files: BTreeMap<String, ProfileFile> = BTreeMap::new();
-        for (name, file) in scanned.files {
-            let known = self.slots.get(&name).filter(|s| !s.removed);
-            let loaded = match known {
-                Some(s) if s.text.as_ref() == Some(&file.text) => s.loaded.clone(),
-                _ => {
-                    let loaded = self.parse(&file);
-                    if let Loaded::Invalid(reason) = &loaded {
-                        profile_span(&name).in_scope(|| tracing::error!("{reason}"));
-                    }
-                    loaded
-                }
-            };
-            new.insert(name.clone(), loaded);
-            files.insert(name, file);
-        }
-        let d = {
-            let old: BTreeMap<String, Option<&Profile>> = self
-                .slots
-                .iter()
-                .filter(|(_, s)| !s.removed)
-                .map(|(n, s)| (n.clone(), s.good.as_ref()))
-                .collect();
-            diff(&old, &new)
-        };
-        for (name, loaded) in new {
-            let Some(file) = files.remove(&name) else {
-                continue;
-            };
-            let log = ProfileLog::new(&name, self.events.clone());
-            let slot = self
-                .slots
-                .entry(name.clone())
-                .or_insert_with(|| Slot::new(file.path.clone(), log));
-            let text_changed = slot.text.as_ref() != Some(&file.text);
-            slot.path = file.path;
-            slot.text = Some(file.text);
-            match &loaded {
-                Loaded::Valid(p) => {
-                    slot.good = Some(p.clone());
-                }
-                Loaded::Invalid(reason) if text_changed => slot.log.record(AgentEvent::Invalid {
-                    reason: reason.clone(),
-                }),
-                Loaded::Invalid(_) => {}
-            }
-            slot.loaded = loaded;
-        }
-        for name in &d.added {
-            if let Some(slot) = self.slots.get_mut(name) {
-                slot.removed = false;
-                slot.start_error = None;
-                let autostart = slot.good.as_ref().is_some_and(|p| p.autostart);
-                match &mut slot.run {
-                    Run::Stopping(s) if autostart => s.then = Then::Start(Vec::new()),
-                    Run::Stopping(s) => s.then = Then::Stay,
-                    Run::Idle if autostart => self.start(name, Vec::new()).await,
-                    _ => {}
-                }
-            }
-        }
-        for name in &d.changed {
-            let Some(slot) = self.slots.get_mut(name) else {
-                continue;
-            };
-            slot.start_error = None;
-            let autostart = slot.good.as_ref().is_some_and(|p| p.autostart);
-            match &mut slot.run {
-                Run::Running(_) => {
-                    self.begin_stop(name, "its profile changed", Then::Start(Vec::new()))
-                }
-                Run::Stopping(s) => {
-                    if autostart && matches!(s.then, Then::Stay) {
-                        s.then = Then::Start(Vec::new());
-                    }
-                }
-                Run::Idle if autostart => self.start(name, Vec::new()).await,
-                Run::Idle => {}
-            }
-        }
-        for name in &d.removed {
-            let Some(slot) = self.slots.get_mut(name) else {
-                continue;
-            };
-            slot.removed = true;
-            match &mut slot.run {
-                Run::Running(_) => self.begin_stop(name, "its file was removed", Then::Forget),
-                Run::Stopping(s) => {
-                    let before = std::mem::replace(&mut s.then, Then::Forget);
-                    refuse_waiters(before, name, "its file was removed");
-                }
-                Run::Idle => {
-                    self.slots.remove(name);
-                }
-            }
-        }
-        let summary = self.summary(d.added, d.changed, d.removed);
-        if !(summary.added.is_empty() && summary.changed.is_empty() && summary.removed.is_empty()) {
-            tracing::info!("profiles reloaded: {summary}");
-        }
-        summary
-    }
-
-    /// True when the directory holds exactly the profiles known, each file as last read: then
-    /// applying it would change nothing, and the once-a-second poll costs no clone or
-    /// comparison of configurations.
-    fn unchanged(&self, scanned: &Scanned) -> bool {
-        let known = || self.slots.iter().filter(|(_, s)| !s.removed);
-        known().count() == scanned.files.len()
-            && known().all(|(name, s)| {
-                scanned
-                    .files
-                    .get(name)
-                    .is_some_and(|f| f.path == s.path && s.text.as_ref() == Some(&f.text))
-            })
-    }
-
-    fn parse(&self, file: &ProfileFile) -> Loaded<Profile> {
-        match &file.text {
-            Err(why) => Loaded::Invalid(why.clone()),
-            Ok(text) => match profile::parse(&file.path, text, &self.config.local_user) {
-                Ok(p) => Loaded::Valid(p),
-                Err(e) => Loaded::Invalid(e.to_string()),
-            },
-        }
-    }
-
-    fn summary(
-        &self,
-        added: Vec<String>,
-        changed: Vec<String>,
-        removed: Vec<String>,
-    ) -> ReloadSummary {
-        let invalid = self
-            .slots
-            .iter()
-            .filter(|(_, s)| !s.removed)
-            .filter_map(|(n, s)| match &s.loaded {
-                Loaded::Invalid(reason) => Some(InvalidProfile {
-                    name: n.clone(),
-                    reason: reason.clone(),
-                }),
-                Loaded::Valid(_) => None,
-            })
-            .collect();
-        ReloadSummary {
-            added,
-            changed,
-            removed,
-            invalid,
         }
     }
 
