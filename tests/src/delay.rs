@@ -13,13 +13,16 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// The most read from a socket at once.
 const CHUNK: usize = 256 * 1024;
+
+/// The socket buffers asked for; the kernel caps them at `net.core.rmem_max`/`wmem_max`.
+const RELAY_SOCKET_BUFFER: u32 = 64 << 20;
 
 /// A relay on 127.0.0.1 that delays every chunk by `one_way` in each direction. Stops (closing
 /// every relayed connection) on drop.
@@ -33,9 +36,11 @@ impl DelayLine {
     /// connection is closed at the latest `lifetime` after the line started. Call from within a
     /// tokio runtime (the relay runs on it).
     pub async fn start(target: SocketAddr, one_way: Duration, lifetime: Duration) -> DelayLine {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
+        let socket = relay_socket();
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .expect("bind the delay line");
+        let listener = socket.listen(1024).expect("listen on the delay line");
         let addr = listener.local_addr().expect("delay line address");
         let stop = CancellationToken::new();
         let end = Instant::now() + lifetime;
@@ -79,9 +84,21 @@ impl Drop for DelayLine {
     }
 }
 
+/// A socket for either side of the relay, with the largest receive buffer the system allows
+/// (`net.core.rmem_max`): the line's buffering is meant to be unbounded, so a sender must not
+/// block while the relay's task waits for a CPU (on a busy two-core machine, milliseconds, in which
+/// a sender at Gbit/s fills the kernel's default loopback buffers). Set before connecting or
+/// listening, so that TCP's window scale follows it.
+fn relay_socket() -> TcpSocket {
+    let socket = TcpSocket::new_v4().expect("relay socket");
+    let _ = socket.set_recv_buffer_size(RELAY_SOCKET_BUFFER);
+    let _ = socket.set_send_buffer_size(RELAY_SOCKET_BUFFER);
+    socket
+}
+
 /// One relayed connection: both directions until both have closed.
 async fn relay(client: TcpStream, target: SocketAddr, one_way: Duration) {
-    let Ok(server) = TcpStream::connect(target).await else {
+    let Ok(server) = relay_socket().connect(target).await else {
         return;
     };
     let _ = client.set_nodelay(true);
