@@ -16,6 +16,14 @@
 //!
 //! [`chart`] draws the compare benchmark's results as a PNG.
 
+/// The russh fork's receive-window state machine (`vendor/russh/src/channels/window.rs`, no
+/// dependencies but `log` and `russh-util`), compiled here so that its unit tests run with the
+/// workspace's: `vendor/russh` is not a member (vendor/README.md).
+#[cfg(test)]
+#[path = "../../vendor/russh/src/channels/window.rs"]
+#[allow(dead_code, clippy::all, clippy::pedantic)]
+mod russh_window;
+
 mod agent;
 pub mod chart;
 mod dbus;

@@ -23,6 +23,22 @@
 //! Growth is granted only together with consumed bytes: the window is still
 //! returned only as the reader consumes (see `flow.rs`); the extra is added to
 //! that adjustment. Windows never shrink while their channel lives.
+//!
+//! What the peer may have outstanding is also capped, once the window has
+//! grown: a returned byte is granted again only while the peer's outstanding
+//! allowance stays within what arrived in the last round trip plus one initial
+//! window; [`ReceiveWindow::consumed`] holds the rest back until data arrives
+//! again (nothing granted is taken back, so a grown window is used up first).
+//! The reason is OpenSSH's sshd: it reads a channel's source whenever the
+//! window allows and keeps what it cannot send yet in a buffer that it grows
+//! 32 KiB at a time, copying the whole buffer each time (`sshbuf_allocate`,
+//! `recallocarray`). Tens of MiB of unused window let that buffer grow when
+//! sshd's output stalls for a moment; the copying takes its CPU, it sends less,
+//! more window goes unused, and a 1 Gbit/s channel falls to a few Mbit/s for
+//! seconds (measured: vendor/README.md). With the cap the unused allowance
+//! follows what the channel carries, with one initial window (OpenSSH's own
+//! 2 MiB) to spare; a window-limited channel still grows, by up to one initial
+//! window per round trip.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +86,8 @@ impl WindowPool {
             limit: u64::from(self.limits.initial),
             probe: None,
             period: None,
+            arrivals: Arrivals::default(),
+            owed: 0,
             grown: self.grown.clone(),
         }
     }
@@ -131,7 +149,63 @@ pub(crate) struct ReceiveWindow {
     limit: u64,
     probe: Option<Probe>,
     period: Option<Period>,
+    /// Bytes that arrived in the last round trip, in eighths of it.
+    arrivals: Arrivals,
+    /// Consumed bytes not yet returned because of the cap on what the peer
+    /// may have outstanding.
+    owed: u64,
     grown: Arc<AtomicU64>,
+}
+
+/// Bytes received per eighth of a round trip, over the last round trip.
+#[derive(Debug, Default)]
+struct Arrivals {
+    /// Where the slots are counted from, and how long one is.
+    origin: Option<(Instant, Duration)>,
+    /// The number of the newest slot since `origin`.
+    index: u128,
+    bytes: [u64; PER_RTT],
+}
+
+/// Slots per round trip.
+const PER_RTT: usize = 8;
+
+impl Arrivals {
+    /// Moves the slots on to `now`, for a round trip of `rtt`.
+    fn advance(&mut self, now: Instant, rtt: Duration) {
+        let width = rtt / PER_RTT as u32;
+        let origin = match self.origin {
+            Some((origin, w)) if w == width && !width.is_zero() => origin,
+            _ => {
+                // The first arrival, or a shorter round trip: start over.
+                *self = Self {
+                    origin: Some((now, width)),
+                    ..Self::default()
+                };
+                return;
+            }
+        };
+        let slots = self.bytes.len() as u128;
+        let index = now.duration_since(origin).as_nanos() / width.as_nanos();
+        for k in 1..=index.saturating_sub(self.index).min(slots) {
+            self.bytes[((self.index + k) % slots) as usize] = 0;
+        }
+        self.index = self.index.max(index);
+    }
+
+    fn add(&mut self, len: u32) {
+        let slot = (self.index % self.bytes.len() as u128) as usize;
+        self.bytes[slot] = self.bytes[slot].saturating_add(u64::from(len));
+    }
+
+    /// What arrived in the last round trip (the last eight slots).
+    fn last_round_trip(&self) -> u64 {
+        let slots = self.bytes.len();
+        let newest = (self.index % slots as u128) as usize;
+        (0..PER_RTT)
+            .map(|k| self.bytes[(newest + slots - k) % slots])
+            .sum()
+    }
 }
 
 impl ReceiveWindow {
@@ -143,9 +217,12 @@ impl ReceiveWindow {
     /// `len` bytes of data arrived (within the window).
     pub(crate) fn received(&mut self, len: u32, now: Instant, pool: &mut WindowPool) {
         self.received = self.received.saturating_add(u64::from(len));
-        if let Some(probe) = self.probe
-            && self.received > probe.limit
-        {
+        if let Some(rtt) = pool.rtt() {
+            self.arrivals.advance(now, rtt);
+            self.arrivals.add(len);
+        }
+        // (No let chain: this file is also compiled into tunnelkit's 2021-edition test crate.)
+        if let Some(probe) = self.probe.filter(|p| self.received > p.limit) {
             let rtt = now.duration_since(probe.sent);
             log::debug!("receive window: round-trip sample {rtt:?}");
             pool.sample(rtt);
@@ -153,11 +230,20 @@ impl ReceiveWindow {
         }
     }
 
-    /// The reader consumed `amount` bytes: returns the adjustment to send,
-    /// `amount` plus what the window grows by (0: send nothing).
+    /// The reader consumed `amount` bytes: returns the adjustment to send
+    /// (0: send nothing): `amount` plus what the window grows by, plus what
+    /// was held back before, as far as the cap on what the peer may have
+    /// outstanding allows (the module's documentation).
     pub(crate) fn consumed(&mut self, amount: u32, now: Instant, pool: &mut WindowPool) -> u32 {
         let growth = self.grow(amount, now, pool);
-        let adjust = amount.saturating_add(growth);
+        let due = self
+            .owed
+            .saturating_add(u64::from(amount))
+            .saturating_add(u64::from(growth));
+        let outstanding = self.limit.saturating_sub(self.received);
+        let allowed = self.cap(now, pool).saturating_sub(outstanding);
+        let adjust = u32::try_from(due.min(allowed)).unwrap_or(u32::MAX);
+        self.owed = due - u64::from(adjust);
         if adjust > 0 {
             if self.probe.is_none() {
                 self.probe = Some(Probe {
@@ -168,6 +254,29 @@ impl ReceiveWindow {
             self.limit = self.limit.saturating_add(u64::from(adjust));
         }
         adjust
+    }
+
+    /// The most the peer may have outstanding (granted beyond what arrived)
+    /// after an adjustment: what arrived in the last round trip plus one
+    /// initial window, and never less than the initial window. No cap before a
+    /// round trip is known, or while the window has not grown (it is then the
+    /// initial window at most).
+    fn cap(&mut self, now: Instant, pool: &WindowPool) -> u64 {
+        let Some(rtt) = pool.rtt() else {
+            return u64::MAX;
+        };
+        if self.size <= self.initial {
+            return u64::MAX;
+        }
+        self.arrivals.advance(now, rtt);
+        let initial = u64::from(self.initial);
+        // Never below twice the adjustment threshold (a 32nd of the window):
+        // the peer must always be able to send enough to wake the session.
+        let floor = initial.max(u64::from(self.size / 16));
+        self.arrivals
+            .last_round_trip()
+            .saturating_add(initial)
+            .max(floor)
     }
 
     fn grow(&mut self, amount: u32, now: Instant, pool: &WindowPool) -> u32 {
@@ -197,8 +306,11 @@ impl ReceiveWindow {
             .unwrap_or(u32::MAX)
             .min(pool.limits.max);
         log::debug!(
-            "receive window {}: {per_rtt} bytes consumed per round trip ({rtt:?}; period {elapsed:?})",
-            self.size
+            "receive window {}: {per_rtt} bytes consumed per round trip ({rtt:?}; period {elapsed:?}; \
+             {} arrived in the last, {} held back)",
+            self.size,
+            self.arrivals.last_round_trip(),
+            self.owed
         );
         if target <= self.size {
             return 0;
@@ -248,21 +360,30 @@ mod tests {
     }
 
     /// A peer that always has data, 100 ms away, a reader that keeps up,
-    /// and a path faster than any window: each round trip the whole window
-    /// arrives and is consumed. Returns the window after `rtts` round trips.
-    fn window_limited(w: &mut ReceiveWindow, pool: &mut WindowPool, t0: Instant, rtts: u32) {
+    /// and a path faster than any window: each round trip the peer sends all
+    /// it may (at most `per_rtt`), and it arrives and is consumed at once.
+    /// Returns the bytes that arrived in the last round trip.
+    fn round_trips(
+        w: &mut ReceiveWindow,
+        pool: &mut WindowPool,
+        t0: Instant,
+        rtts: u32,
+        per_rtt: u64,
+    ) -> u64 {
         let chunk = 256 * 1024;
+        let mut arrived = 0;
         for i in 0..rtts {
             let t = t0 + RTT * i;
-            // The window's worth arrives (the peer sent it half a trip ago)...
-            let mut left = (w.limit - w.received) as u32;
+            // What the peer may send arrives (it sent it half a trip ago)...
+            arrived = (w.limit - w.received).min(per_rtt);
+            let mut left = arrived as u32;
             while left > 0 {
                 let n = left.min(chunk);
                 w.received(n, t, pool);
                 left -= n;
             }
             // ...and the reader consumes it at once, returning it in chunks.
-            let mut left = w.size();
+            let mut left = arrived as u32;
             let mut k = 0;
             while left > 0 {
                 let n = left.min(chunk);
@@ -271,6 +392,11 @@ mod tests {
                 k += 1;
             }
         }
+        arrived
+    }
+
+    fn window_limited(w: &mut ReceiveWindow, pool: &mut WindowPool, t0: Instant, rtts: u32) -> u64 {
+        round_trips(w, pool, t0, rtts, u64::MAX)
     }
 
     #[test]
@@ -297,8 +423,16 @@ mod tests {
         let mut w = pool.channel();
         let t0 = Instant::now();
         pool.sample(RTT);
-        window_limited(&mut w, &mut pool, t0, 12);
+        // What the peer may have outstanding grows by one initial window per
+        // round trip beyond what it sent in the last: 2, 4, 6, ... MiB.
+        let mut last = window_limited(&mut w, &mut pool, t0, 1);
+        for i in 1..40 {
+            let now = window_limited(&mut w, &mut pool, t0 + RTT * i, 1);
+            assert!(now <= last + u64::from(2 * MIB), "{now} after {last}");
+            last = now;
+        }
         assert_eq!(w.size(), 64 * MIB);
+        assert_eq!(last, u64::from(64 * MIB));
         assert_eq!(pool.grown(), u64::from(62 * MIB));
         drop(w);
         assert_eq!(pool.grown(), 0, "a dropped channel gives its growth back");
@@ -310,14 +444,35 @@ mod tests {
         let t0 = Instant::now();
         pool.sample(RTT);
         let mut a = pool.channel();
-        window_limited(&mut a, &mut pool, t0, 12);
+        window_limited(&mut a, &mut pool, t0, 40);
         assert_eq!(a.size(), 42 * MIB);
         let mut b = pool.channel();
-        window_limited(&mut b, &mut pool, t0 + RTT * 20, 12);
+        window_limited(&mut b, &mut pool, t0 + RTT * 50, 40);
         assert_eq!(b.size(), 2 * MIB, "nothing left in the budget");
         drop(a);
-        window_limited(&mut b, &mut pool, t0 + RTT * 40, 12);
+        window_limited(&mut b, &mut pool, t0 + RTT * 100, 40);
         assert_eq!(b.size(), 42 * MIB);
+    }
+
+    #[test]
+    fn a_peer_that_slows_down_may_send_what_it_sent_plus_one_initial_window() {
+        let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
+        pool.sample(RTT);
+        let mut w = pool.channel();
+        let t0 = Instant::now();
+        window_limited(&mut w, &mut pool, t0, 40);
+        assert_eq!(w.size(), 64 * MIB);
+        // The peer now sends 8 MiB per round trip. What it was granted stays
+        // granted, but what it uses is not granted again beyond what arrived
+        // in a round trip plus 2 MiB: once it has used the rest, it may have
+        // 10 MiB outstanding, not the 64 MiB window.
+        round_trips(&mut w, &mut pool, t0 + RTT * 40, 12, u64::from(8 * MIB));
+        assert!(w.limit - w.received <= u64::from(10 * MIB), "{}", w.limit - w.received);
+        assert!(w.owed > 0);
+        // Nothing was lost: at full speed again the window comes back whole.
+        window_limited(&mut w, &mut pool, t0 + RTT * 52, 40);
+        assert_eq!(w.limit - w.received, u64::from(64 * MIB));
+        assert_eq!(w.owed, 0);
     }
 
     #[test]
