@@ -22,6 +22,7 @@
 #[cfg(test)]
 #[path = "../../vendor/russh/src/channels/window.rs"]
 #[allow(dead_code, clippy::all, clippy::pedantic)]
+#[rustfmt::skip] // formatted as the fork is (edition 2024), not as this crate
 mod russh_window;
 
 mod agent;
