@@ -88,7 +88,8 @@ pub mod tunnel;
 pub use builder::{HopBuilder, TunnelConfigBuilder};
 pub use config::{
     defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, ForwardKind, Hop, HopOptions,
-    HostKeyPolicy, ProxyCommand, Route, StrictHostKeyChecking, Target, TunnelConfig,
+    HostKeyPolicy, ProxyCommand, ReceiveWindows, Route, StrictHostKeyChecking, Target,
+    TunnelConfig,
 };
 pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 pub use env::Environment;

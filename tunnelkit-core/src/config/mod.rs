@@ -37,6 +37,10 @@ pub mod defaults {
     /// How long a SOCKS client has to complete its handshake (greeting and request) before it
     /// is refused and closed.
     pub const SOCKS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+    /// The most one channel's receive window grows to on a long path ([`super::ReceiveWindows`]).
+    pub const WINDOW_MAX: u32 = 64 << 20;
+    /// What the receive windows of one SSH session may grow, together, beyond 2 MiB each.
+    pub const WINDOW_BUDGET: u64 = 128 << 20;
     /// Concurrent connections per forward; more wait in the listen backlog.
     pub const MAX_CONNECTIONS_PER_FORWARD: usize = 4096;
     /// The most a connection reads from its local client at once; the buffer is allocated
@@ -219,6 +223,40 @@ pub struct HopOptions {
     pub address_family: AddressFamily,
     /// `Compression`: offer zlib (`zlib@openssh.com`, `zlib`) before `none`, as ssh does.
     pub compression: bool,
+    /// How far the receive windows of this hop's channels may grow (not an ssh option).
+    pub receive_windows: ReceiveWindows,
+}
+
+/// How large the receive windows of one SSH session's channels may grow: the window is what the
+/// server may send us before we answer, so across a long path it bounds downloads
+/// (window / round trip). A window grows while its reader keeps up and the path holds more
+/// than the window, and what the server may have outstanding follows what the last round trip
+/// carried (vendor/README.md, "Receive windows that follow the path"). The command line and
+/// profiles use the defaults; an embedder may set its own.
+///
+/// ```
+/// let mut o = tunnelkit_core::HopOptions::default();
+/// // Windows fixed at 2 MiB, as OpenSSH's client has them:
+/// o.receive_windows = tunnelkit_core::ReceiveWindows { max: 2 << 20, budget: 0 };
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiveWindows {
+    /// The most one channel's window grows to, in bytes (default 64 MiB); 2 MiB or less keeps
+    /// every window at its initial 2 MiB.
+    pub max: u32,
+    /// What all channels of one session together may grow beyond their initial 2 MiB each, in
+    /// bytes (default 128 MiB), so that 1,000 connections cannot each claim `max`. With `-J`,
+    /// each hop's session has its own.
+    pub budget: u64,
+}
+
+impl Default for ReceiveWindows {
+    fn default() -> Self {
+        ReceiveWindows {
+            max: defaults::WINDOW_MAX,
+            budget: defaults::WINDOW_BUDGET,
+        }
+    }
 }
 
 impl Default for HopOptions {
@@ -248,6 +286,7 @@ impl HopOptions {
             ciphers: Vec::new(),
             address_family: AddressFamily::Any,
             compression: false,
+            receive_windows: ReceiveWindows::default(),
         }
     }
 }

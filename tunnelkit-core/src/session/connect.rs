@@ -297,11 +297,6 @@ fn tune_socket(stream: &TcpStream, hop: &Hop) {
     }
 }
 
-/// The largest a channel's receive window grows to on a long path (vendor/README.md).
-const WINDOW_MAX: u32 = 64 << 20;
-/// What one SSH session's channel windows may grow, together, beyond 2 MiB each.
-const WINDOW_BUDGET: u64 = 128 << 20;
-
 /// `Compression yes`: zlib first, as OpenSSH offers it (`none` last, for servers without zlib).
 const COMPRESSION_YES: &[russh::compression::Name] = &[
     russh::compression::ZLIB_LEGACY,
@@ -331,8 +326,8 @@ async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
     Ok(client::Config {
         preferred,
         nodelay: true,
-        window_size_max: WINDOW_MAX,
-        window_budget: WINDOW_BUDGET,
+        window_size_max: hop.options.receive_windows.max,
+        window_budget: hop.options.receive_windows.budget,
         // Liveness is the supervisor's job (it probes with its own deadline and reports why).
         keepalive_interval: None,
         inactivity_timeout: None,
