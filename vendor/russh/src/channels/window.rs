@@ -258,7 +258,8 @@ impl ReceiveWindow {
 
     /// The most the peer may have outstanding (granted beyond what arrived)
     /// after an adjustment: what arrived in the last round trip plus one
-    /// initial window, and never less than the initial window. No cap before a
+    /// initial window, and never less than the initial window (or the
+    /// adjustment threshold, for windows above 64 MiB). No cap before a
     /// round trip is known, or while the window has not grown (it is then the
     /// initial window at most).
     fn cap(&mut self, now: Instant, pool: &WindowPool) -> u64 {
@@ -270,9 +271,10 @@ impl ReceiveWindow {
         }
         self.arrivals.advance(now, rtt);
         let initial = u64::from(self.initial);
-        // Never below twice the adjustment threshold (a 32nd of the window):
-        // the peer must always be able to send enough to wake the session.
-        let floor = initial.max(u64::from(self.size / 16));
+        // Never below the adjustment threshold (a 32nd of the window, see
+        // `threshold`): the peer must always be able to send enough to wake
+        // the session.
+        let floor = initial.max(u64::from(self.size / 32));
         self.arrivals
             .last_round_trip()
             .saturating_add(initial)
@@ -469,8 +471,17 @@ mod tests {
         round_trips(&mut w, &mut pool, t0 + RTT * 40, 12, u64::from(8 * MIB));
         assert!(w.limit - w.received <= u64::from(10 * MIB), "{}", w.limit - w.received);
         assert!(w.owed > 0);
+        // A trickle: once the rest is used up, the peer is still never held
+        // below one initial window, so it can always send enough to be
+        // answered.
+        round_trips(&mut w, &mut pool, t0 + RTT * 52, 1000, 64 * 1024);
+        let outstanding = w.limit - w.received;
+        assert!(
+            (u64::from(2 * MIB)..=u64::from(2 * MIB) + 64 * 1024).contains(&outstanding),
+            "{outstanding}"
+        );
         // Nothing was lost: at full speed again the window comes back whole.
-        window_limited(&mut w, &mut pool, t0 + RTT * 52, 40);
+        window_limited(&mut w, &mut pool, t0 + RTT * 1052, 40);
         assert_eq!(w.limit - w.received, u64::from(64 * MIB));
         assert_eq!(w.owed, 0);
     }
