@@ -36,10 +36,9 @@ impl DelayLine {
     /// connection is closed at the latest `lifetime` after the line started. Call from within a
     /// tokio runtime (the relay runs on it).
     pub async fn start(target: SocketAddr, one_way: Duration, lifetime: Duration) -> DelayLine {
-        let socket = relay_socket();
-        socket
-            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .expect("bind the delay line");
+        let local = SocketAddr::from(([127, 0, 0, 1], 0));
+        let socket = relay_socket(local);
+        socket.bind(local).expect("bind the delay line");
         let listener = socket.listen(1024).expect("listen on the delay line");
         let addr = listener.local_addr().expect("delay line address");
         let stop = CancellationToken::new();
@@ -88,9 +87,14 @@ impl Drop for DelayLine {
 /// (`net.core.rmem_max`): the line's buffering is meant to be unbounded, so a sender must not
 /// block while the relay's task waits for a CPU (on a busy two-core machine, milliseconds, in which
 /// a sender at Gbit/s fills the kernel's default loopback buffers). Set before connecting or
-/// listening, so that TCP's window scale follows it.
-fn relay_socket() -> TcpSocket {
-    let socket = TcpSocket::new_v4().expect("relay socket");
+/// listening, so that TCP's window scale follows it. `peer` gives the address family.
+fn relay_socket(peer: SocketAddr) -> TcpSocket {
+    let socket = if peer.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .expect("relay socket");
     let _ = socket.set_recv_buffer_size(RELAY_SOCKET_BUFFER);
     let _ = socket.set_send_buffer_size(RELAY_SOCKET_BUFFER);
     socket
@@ -98,7 +102,7 @@ fn relay_socket() -> TcpSocket {
 
 /// One relayed connection: both directions until both have closed.
 async fn relay(client: TcpStream, target: SocketAddr, one_way: Duration) {
-    let Ok(server) = relay_socket().connect(target).await else {
+    let Ok(server) = relay_socket(target).connect(target).await else {
         return;
     };
     let _ = client.set_nodelay(true);
