@@ -15,9 +15,10 @@ use std::time::Duration;
 pub struct SshdOptions {
     /// Public key lines allowed to log in (as the user running the tests).
     pub authorized_keys: Vec<String>,
-    /// More `sshd_config` lines, e.g. `Ciphers aes128-gcm@openssh.com`. They come before the
-    /// harness's `LogLevel DEBUG1`, so `LogLevel ERROR` here wins (sshd takes a keyword's first
-    /// value), as a long soak run needs; no `Match` block.
+    /// More `sshd_config` lines, e.g. `Ciphers aes128-gcm@openssh.com`. They come before all of
+    /// the harness's lines, so each overrides the harness's value for its keyword (sshd takes a
+    /// keyword's first value): `LogLevel ERROR` for a long soak run, `AllowTcpForwarding
+    /// local` for a bastion that refuses remote forwards; no `Match` block.
     pub extra_config: Vec<String>,
     /// Sign the host key with a CA and serve the certificate (`HostCertificate`).
     pub host_certificate: Option<HostCertificate>,
@@ -63,7 +64,10 @@ impl Sshd {
             opts.authorized_keys.join("\n") + "\n",
         )
         .expect("authorized_keys");
-        let mut config = vec![
+        // The caller's lines first: sshd takes a keyword's first value, so they override the
+        // harness's defaults below (e.g. `AllowTcpForwarding local`).
+        let mut config = opts.extra_config;
+        config.extend([
             format!("HostKey {}", d.join("host_key").display()),
             format!("AuthorizedKeysFile {}", d.join("authorized_keys").display()),
             "PidFile none".into(),
@@ -75,7 +79,7 @@ impl Sshd {
             "AllowTcpForwarding yes".into(),
             "ClientAliveInterval 0".into(),
             "MaxStartups 1000".into(),
-        ];
+        ]);
         if let Some(cert) = &opts.host_certificate {
             certify_host_key(d, cert);
             config.push(format!(
@@ -83,7 +87,6 @@ impl Sshd {
                 d.join("host_key-cert.pub").display()
             ));
         }
-        config.extend(opts.extra_config);
         // After the caller's lines, which may override it.
         config.push("LogLevel DEBUG1".into());
         std::fs::write(d.join("sshd_config"), config.join("\n") + "\n").expect("sshd_config");

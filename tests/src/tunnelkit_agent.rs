@@ -176,13 +176,22 @@ impl TunnelkitAgent {
     }
 
     /// Polls until `name` is in `state`; returns its status.
+    /// On timeout it panics with the last status seen and the agent's log.
     pub fn wait_state(&self, name: &str, state: &str) -> Value {
-        let mut last = Value::Null;
-        crate::wait_until(AGENT_DEADLINE, &format!("{name} to be {state}"), || {
-            last = self.profile(name);
-            last["state"] == state
-        });
-        last
+        let start = std::time::Instant::now();
+        loop {
+            let last = self.profile(name);
+            if last["state"] == state {
+                return last;
+            }
+            assert!(
+                start.elapsed() < AGENT_DEADLINE,
+                "timed out after {AGENT_DEADLINE:?} waiting for {name} to be {state}; last \
+                 status: {last}\nagent log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// SIGTERM, then waits (at most [`AGENT_DEADLINE`]) for the agent to exit.

@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tunnelkit_core::status::delay_text;
 use tunnelkit_core::{RemoteForwardState, RemoteForwardStatus, RouteState};
 
 use crate::diff::Loaded;
@@ -153,6 +154,12 @@ impl Slot {
                         last_error: r.last_error.clone(),
                     })
                     .collect();
+                if let Some(why) = refused_remote(&s.remote_forwards) {
+                    if matches!(j.state, ProfileState::Up | ProfileState::Degraded) {
+                        j.state = ProfileState::Partial;
+                        j.last_error = Some(why);
+                    }
+                }
                 let waiting = matches!(
                     s.state,
                     RouteState::Connecting | RouteState::Backoff | RouteState::Failed
@@ -221,12 +228,26 @@ fn configured_routes(p: &Profile) -> Vec<RouteJson> {
         .collect()
 }
 
+/// The first refused remote forward, in words: `remote forward localhost:13389 -> target on
+/// route r: the bastion refused (...); retrying in 4.0s`.
+fn refused_remote(remotes: &[RemoteForwardStatus]) -> Option<String> {
+    remotes.iter().find_map(|r| match &r.state {
+        RemoteForwardState::Refused { cause, retry_in } => Some(format!(
+            "remote forward {} -> {} on route {}: {cause}; requested again in {}",
+            r.bind,
+            r.target,
+            r.route.as_deref().unwrap_or("-"),
+            delay_text(*retry_in)
+        )),
+        _ => None,
+    })
+}
+
 fn remote_json(r: &RemoteForwardStatus) -> RemoteForwardJson {
     let reason = match &r.state {
-        RemoteForwardState::Refused { cause, retry_in } => Some(format!(
-            "{cause}; retrying in {:.1}s",
-            retry_in.as_secs_f32()
-        )),
+        RemoteForwardState::Refused { cause, retry_in } => {
+            Some(format!("{cause}; retrying in {}", delay_text(*retry_in)))
+        }
         _ => None,
     };
     RemoteForwardJson {

@@ -18,6 +18,10 @@ pub enum ProfileState {
     Connecting,
     /// A DR route carries traffic.
     Degraded,
+    /// A route carries traffic, but the bastion refused one of the profile's remote forwards
+    /// (`[[remote]]`): `last_error` names it and the bastion's answer. Requested again on a
+    /// backoff while the route carries the tunnel.
+    Partial,
     /// A route needs a passphrase, password or host key decision: run `tunnelkit up NAME`.
     NeedsInput,
     /// Not running.
@@ -50,6 +54,7 @@ impl ProfileState {
             ProfileState::Up => "up",
             ProfileState::Connecting => "connecting",
             ProfileState::Degraded => "degraded",
+            ProfileState::Partial => "partial",
             ProfileState::NeedsInput => "needs-input",
             ProfileState::Down => "down",
             ProfileState::Stopping => "stopping",

@@ -504,3 +504,95 @@ async fn under_systemd_every_line_has_a_journal_priority_and_no_timestamp() {
     assert!(plain.log().contains(" INFO "), "{}", plain.log());
     assert!(!plain.log().starts_with('<'), "{}", plain.log());
 }
+
+/// A `[[remote]]` the bastion refuses (`AllowTcpForwarding local`) is not `up`: the profile is
+/// `partial` with the remote forward and the bastion's answer in `last_error`, the metrics carry
+/// the remote forward's state, and the log says it once, not on every retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_remote_forward_is_partial_with_its_reason_in_status_and_metrics_and_logged_once()
+{
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "client", None);
+    let sshd = Sshd::start(SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        extra_config: vec!["AllowTcpForwarding local".into()],
+        ..Default::default()
+    });
+    let echo_server = EchoServer::start().await;
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, sshd.known_hosts_line() + "\n").unwrap();
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let text = format!(
+        "autostart = true\n\n[ssh]\nIdentityFile = \"{}\"\nUserKnownHostsFile = \"{}\"\n\
+         ServerAliveInterval = 1\n\n[[forward]]\nlocal = 0\nremote = \"127.0.0.1:{}\"\n\n\
+         [[remote]]\nbind = 0\ntarget = \"127.0.0.1:{}\"\n\n[[route]]\nname = \"primary\"\n\
+         hops = [\"{user}@127.0.0.1:{}\"]\n",
+        key.private.display(),
+        known_hosts.display(),
+        echo_server.addr().port(),
+        echo_server.addr().port(),
+        sshd.port()
+    );
+    std::fs::write(profiles.join("pub.toml"), text).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.env_remove("DBUS_SESSION_BUS_ADDRESS");
+    let args = [OsStr::new("--metrics"), OsStr::new("127.0.0.1:0")];
+    let agent = TunnelkitAgent::start_with(cmd, dir.path(), &profiles, "mock", &args);
+
+    let p = agent.wait_state("pub", "partial");
+    let why = p["last_error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        why.contains("remote forward") && why.contains("the bastion refused"),
+        "{p}"
+    );
+    assert_eq!(p["remote_forwards"][0]["state"], "refused", "{p}");
+    // The local forward works meanwhile: partial, not down.
+    assert_eq!(echo(local_of(&p), b"still here"), b"still here");
+
+    let addr = metrics_addr(&agent);
+    let (code, page) = curl(&format!("http://{addr}/metrics"));
+    assert_eq!(code, "200", "{page}");
+    let samples = parse_exposition(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
+    let target = format!("127.0.0.1:{}", echo_server.addr().port());
+    let remote = [
+        ("profile", "pub"),
+        ("remote_forward", "0"),
+        ("bind", "localhost:0"),
+        ("target", target.as_str()),
+    ];
+    let state = |st: &str| {
+        let mut l = remote.to_vec();
+        l.push(("state", st));
+        value(&samples, "tunnelkit_remote_forward_state", &l)
+    };
+    assert_eq!(state("refused"), 1.0, "{page}");
+    assert_eq!(state("active"), 0.0, "{page}");
+    assert_eq!(
+        value(
+            &samples,
+            "tunnelkit_profile_state",
+            &[("profile", "pub"), ("state", "partial")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "tunnelkit_profile_state",
+            &[("profile", "pub"), ("state", "up")]
+        ),
+        0.0
+    );
+
+    // Refused again and again (250 ms, 500 ms, 1 s, 2 s: at least 4 requests within 5 s), in
+    // sshd's log, but said once in ours.
+    wait_until(
+        Duration::from_secs(10),
+        "four requests in sshd's log",
+        || sshd.log().matches("rtype tcpip-forward").count() >= 4,
+    );
+    let said = agent.log().matches("remote forward 0 on").count();
+    assert_eq!(said, 1, "{}", agent.log());
+}

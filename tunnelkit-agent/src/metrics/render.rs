@@ -10,13 +10,14 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::status::{ProfileJson, ProfileState};
+use crate::status::{ProfileJson, ProfileState, RemoteForwardJson};
 
 /// The states `tunnelkit_profile_state` has a sample for (one is 1, the others 0).
-const STATES: [ProfileState; 8] = [
+const STATES: [ProfileState; 9] = [
     ProfileState::Up,
     ProfileState::Connecting,
     ProfileState::Degraded,
+    ProfileState::Partial,
     ProfileState::NeedsInput,
     ProfileState::Down,
     ProfileState::Stopping,
@@ -230,6 +231,7 @@ pub fn render(s: &Snapshot) -> String {
             }
         }
     }
+    remote_forwards(&mut out, &s.profiles);
     let mut f = Family::new(
         &mut out,
         "tunnelkit_metrics_events_missed_total",
@@ -238,6 +240,73 @@ pub fn render(s: &Snapshot) -> String {
     );
     f.sample(&[], s.events_missed);
     out
+}
+
+/// The states `tunnelkit_remote_forward_state` has a sample for (one is 1, the others 0).
+const REMOTE_STATES: [&str; 4] = ["waiting", "requested", "active", "refused"];
+
+/// The remote forwards (`[[remote]]`): each one's state, connections and bytes.
+fn remote_forwards(out: &mut String, profiles: &[ProfileJson]) {
+    let each = |out: &mut String, name, kind, help, value: fn(&RemoteForwardJson) -> u64| {
+        let mut f = Family::new(out, name, kind, help);
+        for p in profiles {
+            for (i, r) in p.remote_forwards.iter().enumerate() {
+                let index = i.to_string();
+                let labels = remote_labels(p, &index, r);
+                f.sample(&labels, value(r));
+            }
+        }
+    };
+    let mut f = Family::new(
+        out,
+        "tunnelkit_remote_forward_state",
+        "gauge",
+        "1 for the remote forward's current state (waiting, requested, active, refused), 0 for the others.",
+    );
+    for p in profiles {
+        for (i, r) in p.remote_forwards.iter().enumerate() {
+            let index = i.to_string();
+            for st in REMOTE_STATES {
+                let mut labels = remote_labels(p, &index, r).to_vec();
+                labels.push(("state", st));
+                f.sample(&labels, u8::from(r.state == st));
+            }
+        }
+    }
+    each(
+        out,
+        "tunnelkit_remote_forward_connections_total",
+        "counter",
+        "Connections the bastion sent through the remote forward since the tunnel started.",
+        |r| r.total,
+    );
+    each(
+        out,
+        "tunnelkit_remote_forward_bytes_in_total",
+        "counter",
+        "Bytes from the target on this side to the bastion's clients since the tunnel started.",
+        |r| r.bytes_in,
+    );
+    each(
+        out,
+        "tunnelkit_remote_forward_bytes_out_total",
+        "counter",
+        "Bytes from the bastion's clients to the target on this side since the tunnel started.",
+        |r| r.bytes_out,
+    );
+}
+
+fn remote_labels<'a>(
+    p: &'a ProfileJson,
+    index: &'a str,
+    r: &'a RemoteForwardJson,
+) -> [(&'static str, &'a str); 4] {
+    [
+        ("profile", p.name.as_str()),
+        ("remote_forward", index),
+        ("bind", r.bind.as_str()),
+        ("target", r.target.as_str()),
+    ]
 }
 
 #[cfg(test)]
@@ -293,6 +362,18 @@ mod tests {
                 bytes_out: 0,
             },
         ];
+        db.remote_forwards = vec![RemoteForwardJson {
+            bind: "localhost:13389".into(),
+            port: None,
+            target: "127.0.0.1:3389".into(),
+            route: Some("site-b".into()),
+            state: "refused".into(),
+            reason: Some("the bastion refused".into()),
+            active: 0,
+            total: 4,
+            bytes_in: 10,
+            bytes_out: 20,
+        }];
         let mut events = HashMap::new();
         events.insert(
             "db".to_string(),
@@ -329,6 +410,10 @@ mod tests {
             "# TYPE tunnelkit_forward_connections_open gauge",
             "# HELP tunnelkit_profile_state 1 for the profile's current state, 0 for the others.",
             "tunnelkit_metrics_events_missed_total 0",
+            "tunnelkit_remote_forward_state{profile=\"db\",remote_forward=\"0\",bind=\"localhost:13389\",target=\"127.0.0.1:3389\",state=\"refused\"} 1",
+            "tunnelkit_remote_forward_state{profile=\"db\",remote_forward=\"0\",bind=\"localhost:13389\",target=\"127.0.0.1:3389\",state=\"active\"} 0",
+            "tunnelkit_remote_forward_connections_total{profile=\"db\",remote_forward=\"0\",bind=\"localhost:13389\",target=\"127.0.0.1:3389\"} 4",
+            "tunnelkit_remote_forward_bytes_out_total{profile=\"db\",remote_forward=\"0\",bind=\"localhost:13389\",target=\"127.0.0.1:3389\"} 20",
         ] {
             assert!(lines.contains(&want), "missing {want:?} in\n{page}");
         }
@@ -348,7 +433,7 @@ mod tests {
                 assert_eq!(Some(&name), seen.last(), "{l} outside its family");
             }
         }
-        assert_eq!(seen.len(), 12);
+        assert_eq!(seen.len(), 16);
         assert!(page.ends_with('\n'));
     }
 

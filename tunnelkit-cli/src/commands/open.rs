@@ -58,7 +58,10 @@ async fn open(args: &OpenArgs, cancel: &CancellationToken) -> Result<Exit, Strin
             choose(protocol, find_program).map_err(text)?
         }
     };
-    if !matches!(p.state, ProfileState::Up | ProfileState::Degraded) {
+    if !matches!(
+        p.state,
+        ProfileState::Up | ProfileState::Degraded | ProfileState::Partial
+    ) {
         let up = bring_up(&p.name, &args.socket, cancel).await?;
         eprintln!("tunnelkit: {up}");
         p = profile(args, cancel).await?;

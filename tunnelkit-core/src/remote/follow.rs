@@ -13,22 +13,38 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{RemoteBind, RemoteForward, RemoteForwardState};
+use super::{RemoteBind, RemoteForward, RemoteForwardState, RemoteRefusal};
 use crate::forward::CurrentSession;
 use crate::session::{Forwarded, RouteSession};
 use crate::status::{Event, Shared};
 
 /// First delay before a refused request is sent again.
 pub(crate) const RETRY_MIN: Duration = Duration::from_millis(250);
-/// Cap of that delay: a stale listener of the previous session goes away within seconds once
-/// the server notices, and the forward must come back soon after.
-pub(crate) const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Cap of that delay while a refusal may be a stale listener of the previous session: such a
+/// listener goes away within seconds once the server notices, and the forward must come back
+/// soon after.
+pub(crate) const RETRY_FAST_MAX: Duration = Duration::from_secs(2);
+/// Refusals in a row answered on the fast schedule (about 25 s of them): longer than a server
+/// takes to notice a dead session with OpenSSH's default `ClientAliveInterval` off and TCP
+/// keepalive's first probes.
+pub(crate) const RETRY_FAST_COUNT: u32 = 16;
+/// Cap of the delay once refusals have lasted past the fast schedule: a refusal that persists
+/// is the bastion's configuration (`AllowTcpForwarding local`, `PermitListen`), and asking
+/// every 2 s forever only fills its log.
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// The delay before request number `failures + 1`, after `failures` refusals in a row on the
-/// same session: doubling from [`RETRY_MIN`], capped at [`RETRY_MAX`].
+/// same session: doubling from [`RETRY_MIN`] up to [`RETRY_FAST_MAX`] for the first
+/// [`RETRY_FAST_COUNT`] refusals, then doubling again from there up to [`RETRY_MAX`].
 pub(crate) fn retry_delay(failures: u32) -> Duration {
-    RETRY_MIN
-        .saturating_mul(1u32 << failures.min(16))
+    if failures < RETRY_FAST_COUNT {
+        return RETRY_MIN
+            .saturating_mul(1u32 << failures.min(16))
+            .min(RETRY_FAST_MAX);
+    }
+    let beyond = failures - RETRY_FAST_COUNT + 1;
+    RETRY_FAST_MAX
+        .saturating_mul(1u32 << beyond.min(16))
         .min(RETRY_MAX)
 }
 
@@ -156,16 +172,21 @@ async fn hold(
     let bind = forward.bind_for(&route).clone();
     let waiting = || slot.set(None, &bind, None, RemoteForwardState::Waiting);
     let mut failures = 0u32;
+    // The refusal last reported: a request refused again for the same cause is retried
+    // quietly (the status keeps saying `refused`); a new cause, or the first, is an event.
+    let mut reported: Option<RemoteRefusal> = None;
     loop {
         if leave.is_cancelled() || !session.is_alive() {
             return waiting();
         }
-        slot.set(Some(&route), &bind, None, RemoteForwardState::Requested);
-        ctx.shared.emit(Event::RemoteForwardRequested {
-            remote: i,
-            route: route.clone(),
-            bind: bind.to_string(),
-        });
+        if reported.is_none() {
+            slot.set(Some(&route), &bind, None, RemoteForwardState::Requested);
+            ctx.shared.emit(Event::RemoteForwardRequested {
+                remote: i,
+                route: route.clone(),
+                bind: bind.to_string(),
+            });
+        }
         let answer = tokio::select! {
             a = session.request_remote(&bind.host, bind.port) => a,
             _ = session.lost().cancelled() => return waiting(),
@@ -202,13 +223,22 @@ async fn hold(
                     None,
                     RemoteForwardState::Refused { cause, retry_in },
                 );
-                ctx.shared.emit(Event::RemoteForwardRefused {
-                    remote: i,
-                    route: route.clone(),
-                    bind: bind.to_string(),
-                    cause,
-                    retry_in,
-                });
+                if reported != Some(cause) {
+                    reported = Some(cause);
+                    ctx.shared.emit(Event::RemoteForwardRefused {
+                        remote: i,
+                        route: route.clone(),
+                        bind: bind.to_string(),
+                        cause,
+                        retry_in,
+                    });
+                } else {
+                    tracing::debug!(
+                        route = %route,
+                        "remote forward {i} on {bind}: refused again ({cause}); next request in {}",
+                        crate::status::delay_text(retry_in)
+                    );
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(retry_in) => {}
                     _ = leave.cancelled() => return waiting(),
@@ -264,9 +294,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_double_from_the_minimum_to_the_cap() {
+    fn retries_double_fast_for_a_stale_listener_then_back_off_to_a_minute() {
         let got: Vec<u128> = (0..8).map(|n| retry_delay(n).as_millis()).collect();
         assert_eq!(got, vec![250, 500, 1000, 2000, 2000, 2000, 2000, 2000]);
+        let fast: Duration = (0..RETRY_FAST_COUNT).map(retry_delay).sum();
+        assert!(
+            fast > Duration::from_secs(20) && fast < Duration::from_secs(35),
+            "{fast:?}"
+        );
+        let slow: Vec<u64> = (RETRY_FAST_COUNT..RETRY_FAST_COUNT + 6)
+            .map(|n| retry_delay(n).as_secs())
+            .collect();
+        assert_eq!(slow, vec![4, 8, 16, 32, 60, 60]);
         assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+        // Requests in the first hour of a refusal that never ends: a few a minute at most.
+        let mut t = Duration::ZERO;
+        let mut n = 0u32;
+        while t < Duration::from_secs(3600) && n < 10_000 {
+            t += retry_delay(n);
+            n += 1;
+        }
+        assert!(n < 90, "{n} requests in an hour");
     }
 }

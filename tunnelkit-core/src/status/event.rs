@@ -210,11 +210,9 @@ impl std::fmt::Display for Event {
             Event::Failback { from, to } => {
                 write!(f, "failback from {from} to {to}: {to} is healthy again")
             }
-            Event::Backoff { delay } => write!(
-                f,
-                "every route failed; retrying in {:.1}s",
-                delay.as_secs_f32()
-            ),
+            Event::Backoff { delay } => {
+                write!(f, "every route failed; retrying in {}", delay_text(*delay))
+            }
             Event::ConnectionFailed { forward, reason } => {
                 write!(f, "forward {forward}: connection not carried: {reason}")
             }
@@ -253,8 +251,8 @@ impl std::fmt::Display for Event {
                 retry_in,
             } => write!(
                 f,
-                "route {route}: remote forward {remote} on {bind}: {cause}; retrying in {:.1}s",
-                retry_in.as_secs_f32()
+                "route {route}: remote forward {remote} on {bind}: {cause}; retrying in {}",
+                delay_text(*retry_in)
             ),
             Event::RemoteForwardCancelled {
                 remote,
@@ -300,5 +298,27 @@ impl std::fmt::Display for Event {
             Event::Stopped { error: None } => f.write_str("stopped"),
             Event::Stopped { error: Some(e) } => write!(f, "gave up: {e}"),
         }
+    }
+}
+
+/// A delay as the log and `status` say it: `250 ms` below a second, `2.0 s` from there (one
+/// decimal would round 0.25 s down to `0.2s`).
+pub fn delay_text(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod delay_tests {
+    use super::*;
+
+    #[test]
+    fn delays_read_as_written() {
+        assert_eq!(delay_text(Duration::from_millis(250)), "250 ms");
+        assert_eq!(delay_text(Duration::from_millis(1999)), "2.0 s");
+        assert_eq!(delay_text(Duration::from_secs(60)), "60.0 s");
     }
 }

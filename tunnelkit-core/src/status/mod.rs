@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 mod event;
 mod remote;
 
-pub use event::Event;
+pub use event::{delay_text, Event};
 
 pub use crate::config::ForwardType;
 pub(crate) use remote::RemoteSlot;
