@@ -200,7 +200,9 @@ pub fn pick_forward(
                     let f = &forwards[i];
                     match number {
                         Some(n) => port_of(&f.local) == Some(n) || port_of(&f.remote) == Some(n),
-                        None => f.remote.eq_ignore_ascii_case(w),
+                        // A remote `host:port`, or the forward's own local address (as
+                        // `status` shows it: `127.0.0.2:13389`).
+                        None => f.remote.eq_ignore_ascii_case(w) || f.local == w,
                     }
                 })
                 .collect()
@@ -218,16 +220,29 @@ pub fn pick_forward(
             listed: describe(forwards),
         }),
         _ => {
-            let shown: Vec<ForwardJson> = if fits.is_empty() {
-                forwards.to_vec()
+            // Candidates to name: never a SOCKS proxy, which `open` refuses.
+            let pool: Vec<usize> = if fits.is_empty() {
+                (0..forwards.len()).collect()
             } else {
-                fits.iter().map(|&i| forwards[i].clone()).collect()
+                fits
             };
+            let shown: Vec<ForwardJson> = pool
+                .iter()
+                .map(|&i| forwards[i].clone())
+                .filter(|f| f.kind != ForwardType::Dynamic)
+                .collect();
+            let Some(first) = shown.first() else {
+                return Err(OpenError::Dynamic {
+                    profile: profile.to_string(),
+                    local: forwards[pool[0]].local.clone(),
+                });
+            };
+            let example = first.remote.clone();
             Err(OpenError::Ambiguous {
                 profile: profile.to_string(),
                 count: shown.len(),
                 listed: describe(&shown),
-                example: shown[0].remote.clone(),
+                example,
             })
         }
     }
@@ -348,6 +363,8 @@ mod tests {
         assert_eq!(pick_forward("p", &fs, Some("13389")), Ok(1));
         assert_eq!(pick_forward("p", &fs, Some("5901")), Ok(2));
         assert_eq!(pick_forward("p", &fs, Some("WinServer:3389")), Ok(1));
+        // The local address as `status` prints it names the forward too.
+        assert_eq!(pick_forward("p", &fs, Some("127.0.0.1:15901")), Ok(2));
         let e = pick_forward("p", &fs, None).unwrap_err();
         assert!(matches!(e, OpenError::Ambiguous { count: 2, .. }), "{e}");
         assert!(
@@ -380,6 +397,25 @@ mod tests {
         let fs = [socks, fwd("127.0.0.1:13389", "winserver:3389")];
         // Without FORWARD: the only desktop forward, the proxy is not a candidate.
         assert_eq!(pick_forward("p", &fs, None), Ok(1));
+        // No desktop port among several forwards: the proxy is neither listed nor the example.
+        let web = [
+            fwd("127.0.0.1:1080", "socks"),
+            fwd("127.0.0.1:8443", "intranet:443"),
+            fwd("127.0.0.1:2222", "git:22"),
+        ];
+        let e = pick_forward("p", &web, None).unwrap_err();
+        assert!(matches!(e, OpenError::Ambiguous { count: 2, .. }), "{e}");
+        assert!(!e.to_string().contains("1080"), "{e}");
+        assert!(
+            e.to_string().contains("tunnelkit open p intranet:443"),
+            "{e}"
+        );
+        // Only proxies: the proxy is refused, never suggested.
+        let two_proxies = [web[0].clone(), web[0].clone()];
+        assert!(matches!(
+            pick_forward("p", &two_proxies, None),
+            Err(OpenError::Dynamic { .. })
+        ));
         // Named by its local port or as `socks`: refused, not opened with a desktop client.
         for wanted in ["1080", "socks"] {
             assert!(
