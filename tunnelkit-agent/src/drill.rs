@@ -32,7 +32,7 @@ pub struct DrillForwardJson {
 pub struct DrillJson {
     /// The route carrying new connections before the drill.
     pub from: String,
-    /// The DR route drilled.
+    /// The DR route drilled; empty when the drill did not run (`error` says why).
     pub to: String,
     /// The DR route carried every test connection (SOCKS proxies are not tested).
     pub carried: bool,
@@ -117,21 +117,32 @@ impl DrillJson {
     }
 
     /// A drill whose DR route could not be brought up (`Some`), or `None` for errors that
-    /// mean there was nothing to drill (the caller reports those as errors).
+    /// mean there was nothing to drill (the caller reports those as errors, or as
+    /// [`DrillJson::not_run`]).
     pub fn from_error(e: &DrillError, from: Option<&str>) -> Option<DrillJson> {
         match e {
             DrillError::RouteDown { route, reason, .. } => Some(DrillJson {
-                from: from.unwrap_or_default().to_string(),
                 to: route.clone(),
-                carried: false,
-                rto_ms: None,
-                hot: false,
-                connect_ms: None,
-                forwards: Vec::new(),
-                back_on: from.unwrap_or_default().to_string(),
                 error: Some(reason.clone()),
+                ..DrillJson::not_run(from.unwrap_or_default(), "")
             }),
             _ => None,
+        }
+    }
+
+    /// The report of a drill that did not run (no DR route, the profile not up, the agent not
+    /// reachable): not carried, `to` empty, `error` saying why.
+    pub fn not_run(from: &str, why: &str) -> DrillJson {
+        DrillJson {
+            from: from.to_string(),
+            to: String::new(),
+            carried: false,
+            rto_ms: None,
+            hot: false,
+            connect_ms: None,
+            forwards: Vec::new(),
+            back_on: from.to_string(),
+            error: Some(why.to_string()),
         }
     }
 }

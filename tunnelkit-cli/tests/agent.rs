@@ -259,3 +259,57 @@ async fn standby_readiness_in_status_and_a_drill_that_reports_its_rto() {
         "{p}"
     );
 }
+
+/// A drill that tests nothing is no pass, and `--json` always prints a report: a profile whose
+/// forwards are all SOCKS proxies says UNTESTED and exits 255 (its DR session did come up); a
+/// profile without a DR route prints a JSON report saying why, not nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_drill_of_socks_proxies_alone_is_untested_and_one_without_dr_is_json_too() {
+    let s = site(None).await;
+    write_profile(&s, "single", true, 0);
+    let user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let text = format!(
+        "autostart = true\nfailback = \"never\"\n\n[ssh]\nIdentityFile = \"{}\"\n\
+         UserKnownHostsFile = \"{}\"\nServerAliveInterval = 1\nConnectTimeout = 3\n\n\
+         [[dynamic]]\nlocal = 0\n\n\
+         [[route]]\nname = \"primary\"\nhops = [\"{user}@127.0.0.1:{port}\"]\n\n\
+         [[route]]\nname = \"dr\"\nhops = [\"{user}@127.0.0.1:{port}\"]\n",
+        s.key.private.display(),
+        s.known_hosts.display(),
+        port = s.sshd.port()
+    );
+    std::fs::write(s.profiles.join("proxies.toml"), text).unwrap();
+    let agent = Agent::start(s.dir.path(), &s.profiles, "mock");
+    agent.wait_state("proxies", "up");
+    agent.wait_state("single", "up");
+
+    let out = agent.cli(&["drill", "proxies"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(255), "{text}\n{err}");
+    assert!(
+        text.contains("UNTESTED") && !text.contains("CARRIED"),
+        "{text}"
+    );
+    assert!(
+        err.contains("nothing was tested through the DR route dr"),
+        "{err}"
+    );
+    let out = agent.cli(&["drill", "proxies", "--json"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["carried"], false, "{report}");
+    assert_eq!(report["forwards"][0]["skipped"], true, "{report}");
+
+    let out = agent.cli(&["drill", "single", "--json"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON on stdout ({e}): {out:?}"));
+    assert_eq!(report["carried"], false, "{report}");
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no DR route")),
+        "{report}"
+    );
+}

@@ -77,15 +77,25 @@ pub struct DrillReport {
 }
 
 impl DrillReport {
-    /// True when the DR route carried every test connection (skipped SOCKS proxies do not
-    /// count against it).
+    /// True when the DR route carried every test connection, and at least one was made
+    /// (skipped SOCKS proxies do not count against it, nor for it: a drill of SOCKS proxies
+    /// alone tested nothing, see [`DrillReport::tested`]).
     pub fn carried(&self) -> bool {
-        self.forwards.iter().all(|f| {
-            matches!(
-                f.outcome,
-                ForwardOutcome::Reached { .. } | ForwardOutcome::Skipped
-            )
-        })
+        self.tested() > 0
+            && self.forwards.iter().all(|f| {
+                matches!(
+                    f.outcome,
+                    ForwardOutcome::Reached { .. } | ForwardOutcome::Skipped
+                )
+            })
+    }
+
+    /// How many test connections were made (every forward but the skipped SOCKS proxies).
+    pub fn tested(&self) -> usize {
+        self.forwards
+            .iter()
+            .filter(|f| !matches!(f.outcome, ForwardOutcome::Skipped))
+            .count()
     }
 
     /// The measured RTO: the slowest tested forward's, when every test connection was
@@ -170,8 +180,10 @@ mod tests {
         r.forwards[1].outcome = ForwardOutcome::Skipped;
         assert!(r.carried());
         assert_eq!(r.rto(), Some(ms(70)));
+        assert_eq!(r.tested(), 1);
         r.forwards.remove(0);
-        assert!(r.carried());
+        assert_eq!(r.tested(), 0);
+        assert!(!r.carried(), "nothing was tested: not carried");
         assert_eq!(r.rto(), None, "nothing was tested");
     }
 }

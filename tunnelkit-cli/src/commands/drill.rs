@@ -17,7 +17,10 @@ pub async fn run(args: &DrillArgs, cancel: &CancellationToken) -> Exit {
     };
     let report = match call(&args.socket, req, false, cancel).await {
         Ok(Response::Drill { report, .. }) => report,
-        Ok(_) => return Exit::Failure,
+        Ok(_) => DrillJson::not_run("", "the agent answered another question"),
+        // With --json, a drill that could not run is a report too (not carried, and why), so
+        // that a script reading the output always gets one object.
+        Err(e) if args.json => DrillJson::not_run("", &e),
         Err(e) => {
             eprintln!("tunnelkit: {e}");
             return Exit::Failure;
@@ -44,7 +47,18 @@ pub async fn run(args: &DrillArgs, cancel: &CancellationToken) -> Exit {
 /// Why the DR route did not carry the test, in one sentence.
 pub fn why_not(r: &DrillJson) -> String {
     if let Some(e) = &r.error {
+        if r.to.is_empty() {
+            return e.clone();
+        }
         return format!("the DR route {} cannot be brought up: {e}", r.to);
+    }
+    if untested(r) {
+        return format!(
+            "nothing was tested through the DR route {}: the profile's forwards are SOCKS \
+             proxies, which have no target of their own (its session did come up); drill a \
+             profile with a port forward to test the DR site",
+            r.to
+        );
     }
     let failed: Vec<String> = r
         .forwards
@@ -65,6 +79,12 @@ pub fn why_not(r: &DrillJson) -> String {
     )
 }
 
+/// True when the DR session came up but no test connection was made: every forward is a SOCKS
+/// proxy.
+fn untested(r: &DrillJson) -> bool {
+    r.error.is_none() && r.forwards.iter().all(|f| f.skipped)
+}
+
 /// The report as text: one line per route, one per forward, and where new connections go.
 pub fn lines(r: &DrillJson) -> Vec<String> {
     let mut out = vec![format!("route   {:<16} in use before the drill", r.from)];
@@ -76,6 +96,7 @@ pub fn lines(r: &DrillJson) -> Vec<String> {
     let verdict = match (r.carried, r.rto_ms) {
         (true, Some(rto)) => format!("CARRIED  RTO {rto} ms ({session})"),
         (true, None) => format!("CARRIED  nothing to measure ({session})"),
+        _ if untested(r) => format!("UNTESTED  no forward to test through it ({session})"),
         _ => format!("NOT CARRIED ({session})"),
     };
     out.push(format!("route   {:<16} {verdict}", r.to));
@@ -157,12 +178,28 @@ mod tests {
             lines(&r)[3],
             "forward 127.0.0.1:1080 -> socks  not tested: a SOCKS proxy has no target of its own"
         );
+        // SOCKS proxies alone: the session came up but nothing was tested, which is no pass.
         r.forwards.remove(0);
-        r.carried = true;
+        r.carried = false;
         r.rto_ms = None;
         assert_eq!(
             lines(&r)[1],
-            "route   dr               CARRIED  nothing to measure (session up in 41 ms)"
+            "route   dr               UNTESTED  no forward to test through it (session up in 41 ms)"
         );
+        assert!(
+            why_not(&r).starts_with("nothing was tested through the DR route dr: "),
+            "{}",
+            why_not(&r)
+        );
+    }
+
+    #[test]
+    fn a_drill_that_could_not_run_is_still_a_report_in_json() {
+        let r = DrillJson::not_run("primary", "no DR route below primary to drill");
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["carried"], false);
+        assert_eq!(v["error"], "no DR route below primary to drill");
+        assert_eq!(v["from"], "primary");
+        assert_eq!(why_not(&r), "no DR route below primary to drill");
     }
 }

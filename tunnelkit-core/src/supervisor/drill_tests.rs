@@ -206,7 +206,7 @@ async fn a_socks_proxy_is_skipped_not_tested() {
     );
     assert!(!rep.carried() && rep.rto().is_none());
 
-    // Only a SOCKS proxy: nothing to test, the DR session is up, the drill carried.
+    // Only a SOCKS proxy: the DR session is up, but nothing was tested: no pass.
     let c = case(
         "drill of a SOCKS proxy only",
         2,
@@ -219,7 +219,8 @@ async fn a_socks_proxy_is_skipped_not_tested() {
     let rep = report(&r);
     assert_eq!(rep.forwards.len(), 1);
     assert_eq!(rep.forwards[0].outcome, ForwardOutcome::Skipped);
-    assert!(rep.carried());
+    assert_eq!(rep.tested(), 0);
+    assert!(!rep.carried(), "nothing was tested");
     assert_eq!(rep.rto(), None, "nothing was measured");
 }
 
