@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use tunnelkit_core::spec::{parse_forward, parse_jump_list};
-use tunnelkit_core::ssh_config::{evaluate, print_g, HostConfig, Query, Sources};
+use tunnelkit_core::ssh_config::{evaluate, print_g, HostConfig, MatchExec, Query, Sources};
 use tunnelkit_core::SshOptions;
 
 struct Home {
@@ -90,6 +90,8 @@ fuzz_target!(|data: &[u8]| {
         host: host.to_string(),
         local_user: "me".into(),
         home: h.dir.path().to_path_buf(),
+        // Fuzzed text must never run commands.
+        exec: MatchExec::Refuse,
     };
     let sources = Sources::file(&h.config);
     match evaluate(&q, SshOptions::default(), &sources) {

@@ -164,11 +164,57 @@ fn unknown_keyword_and_unsupported_match_are_errors_with_file_and_line() {
     // ssh agrees that it is an error.
     assert!(!run(ssh_path(), &bad, &[], "x").0);
 
-    let exec = tmp.path().join("exec.conf");
-    std::fs::write(&exec, "Match exec \"true\"\n  User never\n").unwrap();
-    let (ok, _, err) = run(env!("CARGO_BIN_EXE_tunnelkit"), &exec, &[], "x");
+    let local = tmp.path().join("localnetwork.conf");
+    std::fs::write(&local, "Match localnetwork 10.0.0.0/8\n  User never\n").unwrap();
+    let (ok, _, err) = run(env!("CARGO_BIN_EXE_tunnelkit"), &local, &[], "x");
     assert!(!ok);
-    assert!(err.contains(":1: Match exec is not supported"), "{err}");
+    assert!(
+        err.contains(":1: Match localnetwork is not supported"),
+        "{err}"
+    );
+}
+
+/// `Match exec` runs exactly the commands ssh runs: not one whose line already failed, each
+/// once per pass, with `$SHELL` (here a shell that logs what it was given, then runs it).
+#[test]
+fn match_exec_runs_the_same_commands_as_ssh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shell = tmp.path().join("logging-sh");
+    std::fs::write(
+        &shell,
+        "#!/bin/sh\nprintf '%s\\n' \"$2\" >> \"$(dirname \"$0\")/$RUN_LOG\"\nexec /bin/sh \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&shell, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = tmp.path().join("exec.conf");
+    std::fs::write(
+        &config,
+        "Match host skipped exec \"echo never %h\"\n  User a\n\
+         Match exec \"echo first %h %p\"\n  Port 2200\n\
+         Match exec \"echo second %h %p\"\n  User b\n\
+         Match final exec \"echo final %h\"\n  ConnectTimeout 9\n",
+    )
+    .unwrap();
+    let mut logs = Vec::new();
+    for (program, log) in [
+        (ssh_path(), "ssh.log"),
+        (env!("CARGO_BIN_EXE_tunnelkit"), "tk.log"),
+    ] {
+        let out = Command::new(program)
+            .args(["-G", "-F"])
+            .arg(&config)
+            .arg("target")
+            .env("SHELL", &shell)
+            .env("RUN_LOG", log)
+            .env_remove("SSH_AUTH_SOCK")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{program}: {out:?}");
+        logs.push(std::fs::read_to_string(tmp.path().join(log)).unwrap_or_default());
+    }
+    assert!(logs[0].contains("echo first target 22"), "{}", logs[0]);
+    assert!(!logs[0].contains("never"), "{}", logs[0]);
+    assert_eq!(logs[1], logs[0], "tunnelkit ran other commands than ssh");
 }
 
 #[test]

@@ -7,7 +7,7 @@ use tunnelkit_core::socks::{Handshake, Step, MAX_HANDSHAKE};
 use tunnelkit_core::spec::{
     parse_dynamic, parse_forward, parse_hop, parse_jump_list, parse_listen, parse_target,
 };
-use tunnelkit_core::ssh_config::{evaluate, Query, Sources};
+use tunnelkit_core::ssh_config::{evaluate, MatchExec, Query, Sources};
 use tunnelkit_core::SshOptions;
 
 /// Text shaped like the inputs: hosts, ports, brackets, separators, and any character.
@@ -103,7 +103,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config");
         std::fs::write(&file, lines.join("\n")).unwrap();
-        let q = Query { host, local_user: "me".into(), home: dir.path().to_path_buf() };
+        let q = Query { host, local_user: "me".into(), home: dir.path().to_path_buf(), exec: MatchExec::Refuse };
         if let Ok(c) = evaluate(&q, SshOptions::default(), &Sources::file(&file)) {
             let _ = tunnelkit_core::ssh_config::print_g(&c, std::path::Path::new("/home/u"));
         }

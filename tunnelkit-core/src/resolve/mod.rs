@@ -202,6 +202,7 @@ impl<'a> Resolver<'a> {
             host: h.host.clone(),
             local_user: self.env.local_user.clone(),
             home: self.env.home.clone(),
+            exec: crate::ssh_config::MatchExec::Shell(self.env.shell.clone()),
         };
         let cmdline = self.cmdline(h.user.as_deref().or(user), h.port.or(port), jump, is_jump)?;
         Ok(evaluate(&q, cmdline, &self.env.sources)?)

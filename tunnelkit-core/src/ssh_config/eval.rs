@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::exec::{self, MatchExec, MATCH_EXEC_TIMEOUT};
 use super::lex::split_line;
 use super::ConfigError;
 use crate::env::Sources;
@@ -20,6 +21,8 @@ pub struct Query {
     pub local_user: String,
     /// The home directory (`~`, `%d`).
     pub home: PathBuf,
+    /// Whether `Match exec` commands run (with which shell), or are refused.
+    pub exec: MatchExec,
 }
 
 /// The configuration resolved for one destination.
@@ -239,10 +242,18 @@ impl Eval<'_> {
                     };
                     match_list(arg.split(','), &subject, fold)
                 }
-                "exec" | "localnetwork" | "tagged" | "command" => {
+                "exec" => {
+                    let command = it.next().ok_or("Match exec: missing argument")?;
+                    // As ssh: not run once an earlier criterion of the line has failed.
+                    if !all {
+                        continue;
+                    }
+                    self.exec(command)?
+                }
+                "localnetwork" | "tagged" | "command" => {
                     return Err(format!(
                         "Match {crit} is not supported by tunnelkit (supported: all, host, originalhost, \
-                         user, localuser, canonical, final)"
+                         user, localuser, canonical, final, exec)"
                     ))
                 }
                 other => return Err(format!("unsupported Match attribute {other}")),
@@ -250,6 +261,58 @@ impl Eval<'_> {
             all &= result != negate;
         }
         Ok(all)
+    }
+
+    /// Runs a `Match exec` command with its `%` tokens expanded from what is known at this
+    /// line (readconf.c `expand_match_exec_or_include_path`): the port, user and host so far.
+    fn exec(&self, command: &str) -> Result<bool, String> {
+        let shell = match &self.q.exec {
+            MatchExec::Shell(shell) => shell,
+            MatchExec::Refuse => {
+                return Err(
+                    "Match exec is not run here (commands are refused in this context)".into(),
+                )
+            }
+        };
+        let host = if self.final_pass {
+            self.host_name()
+        } else {
+            match &self.raw.host_name {
+                Some(h) => expand_hostname(h, &self.host),
+                None => self.host.clone(),
+            }
+        };
+        let jump = match &self.opts.proxy_jump {
+            Some(j) if !j.eq_ignore_ascii_case("none") => j.clone(),
+            _ => String::new(),
+        };
+        let tokens = Tokens {
+            home: self.q.home.display().to_string(),
+            alias: self
+                .opts
+                .host_key_alias
+                .clone()
+                .unwrap_or_else(|| host.clone()),
+            host,
+            original: self.q.host.clone(),
+            port: self
+                .opts
+                .port
+                .unwrap_or(crate::defaults::SSH_PORT)
+                .to_string(),
+            user: self
+                .opts
+                .user
+                .clone()
+                .unwrap_or_else(|| self.q.local_user.clone()),
+            local_user: self.q.local_user.clone(),
+            jump,
+        };
+        if let Some(bad) = unknown_token(command) {
+            // ssh's percent_expand is fatal on an unknown key; so is this.
+            return Err(format!("Match exec \"{command}\": unknown token %{bad}"));
+        }
+        exec::matches(shell, &tokens.expand(command), MATCH_EXEC_TIMEOUT)
     }
 
     fn finish(self) -> Result<HostConfig, ConfigError> {
@@ -402,6 +465,23 @@ impl Tokens {
         h.update(&self.jump);
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
+}
+
+/// The first `%x` in `s` that [`Tokens::expand`] does not know, if any.
+fn unknown_token(s: &str) -> Option<char> {
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some(
+                    '%' | 'd' | 'h' | 'n' | 'p' | 'r' | 'u' | 'k' | 'j' | 'l' | 'L' | 'i' | 'C',
+                ) => {}
+                Some(other) => return Some(other),
+                None => return Some(' '),
+            }
+        }
+    }
+    None
 }
 
 fn local_hostname(short: bool) -> String {

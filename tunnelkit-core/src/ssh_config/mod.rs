@@ -4,10 +4,12 @@
 //! `Include` with globs and relative paths (conditional inside a block); `%` tokens where OpenSSH
 //! expands them; `~` in paths; case-insensitive keywords; `Key=Value` and `Key Value`; quotes.
 //!
-//! `Match exec` and `Match localnetwork` are refused with an error naming the file and line,
-//! rather than guessed. Command-line options are applied before the files, so they win.
+//! `Match exec` runs its command as ssh does ([`exec`](MatchExec)); `Match localnetwork`,
+//! `tagged` and `command` are refused with an error naming the file and line, rather than
+//! guessed. Command-line options are applied before the files, so they win.
 
 mod eval;
+mod exec;
 mod lex;
 mod print;
 
@@ -16,6 +18,7 @@ use std::path::PathBuf;
 pub use crate::env::Sources;
 pub use crate::glob::{glob, match_list};
 pub use eval::{evaluate, HostConfig, Query};
+pub use exec::{MatchExec, MATCH_EXEC_TIMEOUT};
 pub use print::print_g;
 
 /// An ssh_config error, with the file and line.
