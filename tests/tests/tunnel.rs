@@ -440,6 +440,64 @@ async fn openssh_user_certificate_beside_the_key_and_by_certificatefile() {
     );
 }
 
+/// An expired (or not yet valid) user certificate is named as such, with its validity window,
+/// and is not offered (the server would answer only a bare refusal and log a failed login).
+#[tokio::test]
+async fn an_expired_user_certificate_says_expired_with_its_validity() {
+    let dir = TestDir::new();
+    let ca = KeyPair::generate(dir.path(), "user-ca", None);
+    let sshd = Sshd::start(SshdOptions {
+        authorized_keys: vec![],
+        extra_config: vec![format!("TrustedUserCAKeys {}", ca.public.display())],
+        ..Default::default()
+    });
+    let echo_server = EchoServer::start().await;
+    for (name, validity, words) in [
+        (
+            "expired",
+            "20200101:20200102",
+            "expired at 2020-01-02T00:00:00Z",
+        ),
+        (
+            "future",
+            "20990101:20990102",
+            "not valid until 2099-01-01T00:00:00Z",
+        ),
+    ] {
+        let key = KeyPair::generate(dir.path(), name, None);
+        let out = std::process::Command::new("ssh-keygen")
+            .env("TZ", "UTC")
+            .args(["-q", "-s"])
+            .arg(&ca.private)
+            .args(["-I", "tunnelkit-test", "-n", &whoami(), "-V", validity])
+            .arg(&key.public)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
+        config.give_up_after_rounds = Some(1);
+        let (mut handle, _addr, _events) = start(config, Services::default()).await;
+        let err = tokio::time::timeout(DEADLINE, handle.wait())
+            .await
+            .unwrap()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err.root(), Error::AuthRejected { .. }), "{text}");
+        assert!(
+            text.contains(words) && text.contains("not offered"),
+            "{text}"
+        );
+        assert!(text.contains(&format!("{name}-cert.pub")), "{text}");
+        // The certificate never reached the server: no failed certificate login in its log.
+        let log = sshd.log();
+        assert!(!log.contains("ED25519-CERT"), "{log}");
+    }
+}
+
 #[tokio::test]
 async fn host_known_only_by_its_ecdsa_key_is_checked_with_that_key() {
     let dir = TestDir::new();

@@ -165,7 +165,7 @@ fn certificate_problem(cert: &Certificate, principal: &str, now: u64) -> Option<
 }
 
 /// `from 2026-01-01T00:00:00Z to 2027-01-01T00:00:00Z`, `forever`, as ssh prints validity.
-fn validity(after: u64, before: u64) -> String {
+pub(crate) fn validity(after: u64, before: u64) -> String {
     match (after, before) {
         (0, u64::MAX) => "forever".into(),
         (0, b) => format!("before {}", utc(b)),

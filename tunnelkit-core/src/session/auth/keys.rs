@@ -89,6 +89,29 @@ impl Attempt<'_> {
     }
 }
 
+/// Why a user certificate cannot be valid now by this machine's clock (`now`: Unix seconds):
+/// `expired at T (valid from A to B)` or `not valid until T (...)`; `None` while it is valid.
+/// The server would only answer a generic refusal; offering it would cost a failed login.
+pub(super) fn user_certificate_problem(cert: &Certificate, now: u64) -> Option<String> {
+    use crate::session::hostcert::{utc, validity};
+    let (after, before) = (cert.valid_after(), cert.valid_before());
+    if now >= before {
+        Some(format!(
+            "expired at {} by this machine's clock (valid {})",
+            utc(before),
+            validity(after, before)
+        ))
+    } else if now < after {
+        Some(format!(
+            "not valid until {} by this machine's clock (valid {})",
+            utc(after),
+            validity(after, before)
+        ))
+    } else {
+        None
+    }
+}
+
 /// Refuses private keys that group or others can read, with OpenSSH's words.
 pub fn check_key_permissions(path: &Path) -> crate::Result<()> {
     #[cfg(unix)]

@@ -240,6 +240,20 @@ impl Attempt<'_> {
             };
             let key = Arc::new(key);
             for (cert_path, cert) in self.certificates_for(&path, &key).await {
+                let now = crate::session::hostcert::unix_now();
+                if let Some(problem) = keys::user_certificate_problem(&cert, now) {
+                    // Not offered: the server's answer would be a bare refusal (a failed
+                    // login in its log); the error says which certificate and why.
+                    tracing::warn!(
+                        "certificate {}: {problem}; not offered",
+                        cert_path.display()
+                    );
+                    self.tried.push(format!(
+                        "certificate {} ({problem}: not offered)",
+                        cert_path.display()
+                    ));
+                    continue;
+                }
                 self.tried
                     .push(format!("certificate {}", cert_path.display()));
                 let r = self
