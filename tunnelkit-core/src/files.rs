@@ -26,31 +26,13 @@ pub const KEY_FILE_MAX: u64 = 1 << 20;
 /// Largest profile or configuration file read: 1 MiB.
 pub const PROFILE_MAX: u64 = 1 << 20;
 
-/// Names a file type in an admin's words: `a directory`, `a FIFO (named pipe)`, ...
-fn describe(file_type: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_fifo() {
-        "a FIFO (named pipe)"
-    } else if file_type.is_char_device() {
-        "a character device"
-    } else if file_type.is_block_device() {
-        "a block device"
-    } else if file_type.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
 fn refuse_unless_regular(meta: &std::fs::Metadata, limit: u64) -> io::Result<()> {
     if !meta.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
                 "not a regular file: it is {}, which tunnelkit does not read",
-                describe(meta.file_type())
+                crate::platform::files::describe(meta.file_type())
             ),
         ));
     }
@@ -84,10 +66,7 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     refuse_unless_regular(&std::fs::metadata(path)?, limit)?;
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        libc::O_NONBLOCK | libc::O_NOCTTY,
-    );
+    crate::platform::files::no_wait(&mut options);
     let file = options.open(path)?;
     // The path may have been replaced between the stat and the open.
     refuse_unless_regular(&file.metadata()?, limit)?;

@@ -70,6 +70,7 @@ pub mod forward;
 pub mod glob;
 mod netwatch;
 pub mod options;
+mod platform;
 pub mod prompt;
 mod pump;
 pub mod remote;

@@ -47,6 +47,7 @@ pub(crate) async fn watch(changed: Arc<Notify>, cancel: CancellationToken) {
 }
 
 /// Netlink message types and flags (linux/rtnetlink.h, linux/if.h).
+#[cfg(any(target_os = "linux", test))]
 mod consts {
     pub const RTM_NEWLINK: u16 = 16;
     pub const RTM_NEWADDR: u16 = 20;
@@ -60,6 +61,7 @@ mod consts {
 
 /// True when `buf` (one read from the socket: netlink messages back to back) holds an interface
 /// coming up (up and running), a new address, or a new default route.
+#[cfg(any(target_os = "linux", test))]
 pub(crate) fn is_relevant(buf: &[u8]) -> bool {
     use consts::*;
     let u16_at = |b: &[u8], i: usize| b.get(i..i + 2).map(|x| u16::from_ne_bytes([x[0], x[1]]));

@@ -199,7 +199,7 @@ impl AsyncRead for QuickAck {
     ) -> std::task::Poll<std::io::Result<()>> {
         let r = std::pin::Pin::new(&mut self.0).poll_read(cx, buf);
         if r.is_ready() {
-            let _ = SockRef::from(&self.0).set_quickack(true);
+            crate::platform::tcp::quick_ack(&self.0);
         }
         r
     }

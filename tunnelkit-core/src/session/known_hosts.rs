@@ -232,18 +232,15 @@ pub fn append(file: &Path, name: &str, key: &PublicKey, hashed: bool) -> crate::
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();
         builder.recursive(true);
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        crate::platform::files::owner_only_dir(&mut builder);
         builder
             .create(dir)
             .map_err(|e| Error::io(format!("create directory {}", dir.display()), e))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.read(true).append(true).create(true);
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::os::unix::fs::OpenOptionsExt::custom_flags(
-        &mut options,
-        libc::O_NONBLOCK | libc::O_NOCTTY,
-    );
+    crate::platform::files::owner_only(&mut options);
+    crate::platform::files::no_wait(&mut options);
     let mut f = options.open(file).map_err(|e| io("open", e))?;
     let meta = f.metadata().map_err(|e| io("stat", e))?;
     if !meta.is_file() {

@@ -1,7 +1,8 @@
 //! A hop reached through its `ProxyCommand`, as ssh does it: `SHELL -c "exec COMMAND"`, the
 //! child's stdin and stdout are the hop's transport, its stderr goes to the log line by line.
-//! The child runs in its own process group; the whole group is killed when the hop's transport
-//! or its route session is dropped (whichever comes first), and tokio reaps the child.
+//! The child is the root of its own process tree (a process group on Unix, a Job Object on
+//! Windows: [`crate::platform::process`]); the whole tree is ended when the hop's transport or
+//! its route session is dropped (whichever comes first), and tokio reaps the child.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -27,7 +28,7 @@ const STDERR_MAX_LINE: usize = 1024;
 /// The running command: its process group, and the last lines of its stderr.
 struct Group {
     child: Mutex<Option<Child>>,
-    pgid: Pgid,
+    tree: crate::platform::process::Tree,
     tail: Arc<Mutex<VecDeque<String>>>,
     /// The stderr logger: finished once every process of the group has closed stderr.
     stderr_done: Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -43,22 +44,8 @@ impl Group {
         let Some(child) = c.as_mut() else {
             return;
         };
-        if let Some(pgid) = self.pgid.take_once() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
+        self.tree.end();
         let _ = child.start_kill();
-    }
-}
-
-/// The process group id, handed out once (so the group is signalled once).
-struct Pgid(Mutex<Option<i32>>);
-
-impl Pgid {
-    fn take_once(&self) -> Option<i32> {
-        self.0.lock().ok().and_then(|mut p| p.take())
     }
 }
 
@@ -152,17 +139,18 @@ pub(crate) fn spawn(hop: &Hop, pc: &ProxyCommand) -> crate::Result<(ProxyStream,
         reason: format!("ProxyCommand `{}`: {reason}", pc.configured),
     };
     tracing::debug!("Executing proxy command: {}", pc.command);
-    let mut child = tokio::process::Command::new(&pc.shell)
-        .arg("-c")
+    let mut cmd = tokio::process::Command::new(&pc.shell);
+    cmd.arg("-c")
         .arg(&pc.command)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    crate::platform::process::prepare_async(&mut cmd);
+    let mut child = cmd
         .spawn()
         .map_err(|e| failed(format!("cannot run {}: {e}", pc.shell.display())))?;
-    let pgid = child.id().and_then(|p| i32::try_from(p).ok());
+    let tree = crate::platform::process::Tree::of_async(&child);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -172,7 +160,7 @@ pub(crate) fn spawn(hop: &Hop, pc: &ProxyCommand) -> crate::Result<(ProxyStream,
     let logger = tokio::spawn(log_stderr(stderr, hop.label(), tail.clone()));
     let group = Arc::new(Group {
         child: Mutex::new(Some(child)),
-        pgid: Pgid(Mutex::new(pgid)),
+        tree,
         tail,
         stderr_done: Mutex::new(Some(logger)),
     });

@@ -37,7 +37,7 @@ pub(super) fn matches(shell: &Path, command: &str, timeout: Duration) -> Result<
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
-    own_group(&mut cmd);
+    crate::platform::process::prepare(&mut cmd);
     tracing::debug!("Match exec: running '{command}'");
     let mut child = cmd.spawn().map_err(|e| {
         format!(
@@ -45,6 +45,7 @@ pub(super) fn matches(shell: &Path, command: &str, timeout: Duration) -> Result<
             shell.display()
         )
     })?;
+    let tree = crate::platform::process::Tree::of(&child);
     let start = Instant::now();
     loop {
         match child.try_wait() {
@@ -60,7 +61,8 @@ pub(super) fn matches(shell: &Path, command: &str, timeout: Duration) -> Result<
                 }
             }
             Ok(None) if start.elapsed() >= timeout => {
-                end_group(&mut child);
+                tree.end();
+                let _ = child.kill();
                 let _ = child.wait();
                 return Err(format!(
                     "Match exec '{command}' did not finish within {} s (ssh would wait for \
@@ -72,32 +74,6 @@ pub(super) fn matches(shell: &Path, command: &str, timeout: Duration) -> Result<
             Err(e) => return Err(format!("Match exec '{command}': {e}")),
         }
     }
-}
-
-/// The command leads its own process group, so that ending it ends what its shell started.
-#[cfg(unix)]
-fn own_group(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    cmd.process_group(0);
-}
-
-#[cfg(not(unix))]
-fn own_group(_cmd: &mut Command) {}
-
-#[cfg(unix)]
-fn end_group(child: &mut std::process::Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let _ = child.kill();
-}
-
-#[cfg(not(unix))]
-fn end_group(child: &mut std::process::Child) {
-    let _ = child.kill();
 }
 
 #[cfg(test)]

@@ -114,25 +114,20 @@ pub(super) fn user_certificate_problem(cert: &Certificate, now: u64) -> Option<S
 
 /// Refuses private keys that group or others can read, with OpenSSH's words.
 pub fn check_key_permissions(path: &Path) -> crate::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).map_err(|e| Error::KeyFile {
+    let meta = std::fs::metadata(path).map_err(|e| Error::KeyFile {
+        path: path.to_path_buf(),
+        reason: format!("cannot read: {e}"),
+    })?;
+    if let Some(mode) = crate::platform::files::open_to_others(&meta) {
+        return Err(Error::KeyFile {
             path: path.to_path_buf(),
-            reason: format!("cannot read: {e}"),
-        })?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(Error::KeyFile {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "UNPROTECTED PRIVATE KEY FILE! Permissions 0{mode:o} for '{}' are too open. \
-                     It is required that your private key files are NOT accessible by others. \
-                     This private key will be ignored.",
-                    path.display()
-                ),
-            });
-        }
+            reason: format!(
+                "UNPROTECTED PRIVATE KEY FILE! Permissions 0{mode:o} for '{}' are too open. \
+                 It is required that your private key files are NOT accessible by others. \
+                 This private key will be ignored.",
+                path.display()
+            ),
+        });
     }
     Ok(())
 }

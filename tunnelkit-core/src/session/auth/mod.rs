@@ -169,7 +169,7 @@ impl Attempt<'_> {
         if !self.allows(MethodKind::PublicKey) {
             return Ok(false);
         }
-        let mut agent = match russh::keys::agent::client::AgentClient::connect_uds(&sock).await {
+        let mut agent = match crate::platform::agent::connect(&sock).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!("ssh-agent at {}: {e}", sock.display());

@@ -1,0 +1,97 @@
+//! A command's whole process tree, ended as one: what ProxyCommand and `Match exec` start
+//! (a shell, and whatever it starts: `nc`, `ssh -W`, a credential helper) never outlives
+//! the hop or the deadline that owns it.
+//!
+//! - Unix: the command leads a new process group ([`prepare`]); ending it signals the group
+//!   with SIGKILL, so the shell's children go too.
+//! - Windows: the process is put in a Job Object created with "kill on close" right after
+//!   it starts ([`Tree::of`]); ending it closes the job, which ends every process in it.
+//!   (A grandchild started before the assignment, within microseconds of the start, would
+//!   escape: Win32-OpenSSH has the same window.)
+
+use std::sync::Mutex;
+
+/// Makes a command about to be started the root of its own tree.
+pub(crate) fn prepare(cmd: &mut std::process::Command) {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    #[cfg(not(unix))]
+    let _ = cmd;
+}
+
+/// [`prepare`] for tokio's command.
+pub(crate) fn prepare_async(cmd: &mut tokio::process::Command) {
+    #[cfg(unix)]
+    cmd.process_group(0);
+    #[cfg(not(unix))]
+    let _ = cmd;
+}
+
+/// The tree of a started command; [`Tree::end`] ends it once.
+pub(crate) struct Tree {
+    #[cfg(unix)]
+    group: Mutex<Option<i32>>,
+    #[cfg(windows)]
+    job: Mutex<Option<win32job::Job>>,
+}
+
+impl Tree {
+    /// The tree of a command started with tokio after [`prepare_async`].
+    pub(crate) fn of_async(child: &tokio::process::Child) -> Tree {
+        #[cfg(unix)]
+        return Tree::group(child.id());
+        #[cfg(windows)]
+        return Tree::job(child.raw_handle());
+    }
+
+    /// The tree of a command started after [`prepare`].
+    pub(crate) fn of(child: &std::process::Child) -> Tree {
+        #[cfg(unix)]
+        return Tree::group(Some(child.id()));
+        #[cfg(windows)]
+        return Tree::job(Some(std::os::windows::io::AsRawHandle::as_raw_handle(
+            child,
+        )));
+    }
+
+    #[cfg(unix)]
+    fn group(pid: Option<u32>) -> Tree {
+        Tree {
+            group: Mutex::new(pid.and_then(|p| i32::try_from(p).ok())),
+        }
+    }
+
+    #[cfg(windows)]
+    fn job(handle: Option<std::os::windows::io::RawHandle>) -> Tree {
+        let job = handle.and_then(|h| {
+            let mut limits = win32job::ExtendedLimitInfo::new();
+            limits.limit_kill_on_job_close();
+            let job = win32job::Job::create_with_limit_info(&limits)
+                .map_err(|e| tracing::warn!("cannot create a Job Object: {e}"))
+                .ok()?;
+            job.assign_process(h as isize)
+                .map_err(|e| tracing::warn!("cannot put the command in a Job Object: {e}"))
+                .ok()?;
+            Some(job)
+        });
+        Tree {
+            job: Mutex::new(job),
+        }
+    }
+
+    /// Ends every process of the tree (the first call does; later ones do nothing).
+    pub(crate) fn end(&self) {
+        #[cfg(unix)]
+        if let Some(pgid) = self.group.lock().ok().and_then(|mut g| g.take()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pgid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        #[cfg(windows)]
+        if let Some(job) = self.job.lock().ok().and_then(|mut j| j.take()) {
+            // Closing a kill-on-close job ends every process in it.
+            drop(job);
+        }
+    }
+}
