@@ -55,6 +55,7 @@ mod consts {
     pub const IFF_UP: u32 = 0x1;
     pub const IFF_RUNNING: u32 = 0x40;
     /// Multicast groups: links, IPv4/IPv6 addresses and routes.
+    #[cfg(target_os = "linux")]
     pub const GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
     pub const HEADER: usize = 16;
 }

@@ -71,3 +71,28 @@ pub(crate) fn open_to_others(meta: &std::fs::Metadata) -> Option<u32> {
         None
     }
 }
+
+/// The permission bits (`mode & 0o777`) on Unix; `None` where files have ACLs instead (for
+/// tests that check what [`owner_only`] and [`owner_only_dir`] made).
+#[cfg(test)]
+pub(crate) fn mode_bits(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        Some(meta.permissions().mode() & 0o777)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// What [`mode_bits`] reads for a file made [`owner_only`] and a directory made
+/// [`owner_only_dir`].
+#[cfg(test)]
+pub(crate) const OWNER_ONLY_MODES: (Option<u32>, Option<u32>) = if cfg!(unix) {
+    (Some(0o600), Some(0o700))
+} else {
+    (None, None)
+};

@@ -191,7 +191,7 @@ fn io_errors_name_the_file() {
 
 #[test]
 fn append_creates_private_files_and_hashes() {
-    use std::os::unix::fs::PermissionsExt;
+    use crate::platform::files::{mode_bits, OWNER_ONLY_MODES};
     let dir = tempfile::tempdir().unwrap();
     let k = key(Algorithm::Ed25519);
     let f = dir.path().join("new/.ssh/known_hosts");
@@ -202,8 +202,8 @@ fn append_creates_private_files_and_hashes() {
         "{written}"
     );
     assert!(written.ends_with(&(entry("", &k) + "\n")), "{written}");
-    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!((mode(&f), mode(f.parent().unwrap())), (0o600, 0o700));
+    let mode = |p: &Path| mode_bits(&std::fs::metadata(p).unwrap());
+    assert_eq!((mode(&f), mode(f.parent().unwrap())), OWNER_ONLY_MODES);
     assert_eq!(one(&f, "[h.example]:2200", &k), Verdict::Known);
     assert_eq!(one(&f, "[H.EXAMPLE]:2200", &k), Verdict::Known);
     assert_eq!(one(&f, "h.example", &k), UNKNOWN);
