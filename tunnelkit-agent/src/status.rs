@@ -32,6 +32,10 @@ pub enum ProfileState {
     Failed,
     /// The file is broken; `last_error` says where and why.
     Invalid,
+    /// The file, its directory or a file it names could have been written by another user
+    /// (OpenSSH's StrictModes), so nothing from it is started; `last_error` names the path,
+    /// its owner or mode, and the fix.
+    Refused,
 }
 
 impl ProfileState {
@@ -60,6 +64,7 @@ impl ProfileState {
             ProfileState::Stopping => "stopping",
             ProfileState::Failed => "failed",
             ProfileState::Invalid => "invalid",
+            ProfileState::Refused => "refused",
         }
     }
 }
@@ -162,7 +167,8 @@ pub struct ProfileJson {
     pub reconnects: u64,
     /// Failovers to a lower-priority route.
     pub failovers: u64,
-    /// The last error (for `invalid`: the file, line and column and what is wrong).
+    /// The last error (for `invalid`: the file, line and column and what is wrong; for
+    /// `refused`: the path, its owner or mode, and the fix).
     pub last_error: Option<String>,
 }
 
@@ -175,12 +181,12 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// A profile whose file is broken.
+/// A profile whose file is broken or refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidProfile {
     /// Profile name.
     pub name: String,
-    /// `file:line:column: why`.
+    /// `file:line:column: why`, or `file: refused: why`.
     pub reason: String,
 }
 

@@ -83,6 +83,7 @@ pub mod spec;
 pub mod ssh_config;
 pub mod status;
 mod supervisor;
+pub mod trust;
 pub mod tunnel;
 
 pub use builder::{HopBuilder, TunnelConfigBuilder};
