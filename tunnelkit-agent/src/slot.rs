@@ -135,6 +135,7 @@ impl Slot {
                     .map(|f| ForwardJson {
                         kind: f.kind,
                         local: f.local.map(|a| a.to_string()).unwrap_or_default(),
+                        exposed: f.local.is_some_and(|a| !a.ip().is_loopback()),
                         remote: f.remote.clone(),
                         active: f.active,
                         total: f.total,
@@ -193,6 +194,7 @@ fn configured_forwards(p: &Profile) -> Vec<ForwardJson> {
         .map(|f| ForwardJson {
             kind: f.kind.forward_type(),
             local: f.bind_label(),
+            exposed: !tunnelkit_core::spec::is_loopback_bind(&f.bind_host),
             remote: f.remote_label(),
             active: 0,
             total: 0,

@@ -82,6 +82,10 @@ pub struct ForwardJson {
     pub kind: ForwardType,
     /// Bound local address, or the configured one when not bound.
     pub local: String,
+    /// Reachable from other machines: it listens on every interface (`*`, `0.0.0.0`, `::`) or
+    /// on an address that is not loopback, so anyone who can reach it can use the tunnel.
+    #[serde(default)]
+    pub exposed: bool,
     /// `host:port` of the target; `socks` for a SOCKS proxy.
     pub remote: String,
     /// Connections open now.
@@ -92,6 +96,25 @@ pub struct ForwardJson {
     pub bytes_in: u64,
     /// Bytes from local clients to the target.
     pub bytes_out: u64,
+}
+
+impl ForwardJson {
+    /// How the table marks an exposed forward beside its address: `all interfaces` for a
+    /// wildcard bind, `exposed` for another non-loopback address; `None` when loopback.
+    pub fn exposure(&self) -> Option<&'static str> {
+        if !self.exposed {
+            return None;
+        }
+        let host = match self.local.rsplit_once(':') {
+            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+            None => self.local.as_str(),
+        };
+        let every = host == tunnelkit_core::spec::ALL_INTERFACES
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified());
+        Some(if every { "all interfaces" } else { "exposed" })
+    }
 }
 
 /// One remote forward (`[[remote]]`) in `tunnelkit status --json`.

@@ -68,6 +68,7 @@ pub mod error;
 pub mod files;
 pub mod forward;
 pub mod glob;
+mod listen;
 mod netwatch;
 pub mod options;
 pub mod prompt;

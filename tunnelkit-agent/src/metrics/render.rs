@@ -347,6 +347,7 @@ mod tests {
             ForwardJson {
                 kind: ForwardType::Local,
                 local: "127.0.0.1:5432".into(),
+                exposed: false,
                 remote: "db.internal:5432".into(),
                 active: 1,
                 total: 7,
@@ -356,6 +357,7 @@ mod tests {
             ForwardJson {
                 kind: ForwardType::Dynamic,
                 local: "127.0.0.1:1080".into(),
+                exposed: false,
                 remote: "socks".into(),
                 active: 2,
                 total: 9,
