@@ -289,10 +289,11 @@ impl Actor {
             let _ = reply.send(Err(no_such(name)));
             return;
         };
-        if slot.good.is_none() {
-            let why = match &slot.loaded {
-                Loaded::Invalid(e) => e.clone(),
-                Loaded::Valid(_) => format!("profile {name} is not loaded"),
+        // Nothing is started from a refused file, not even its last good configuration.
+        if slot.good.is_none() || matches!(slot.loaded, Loaded::Refused(_)) {
+            let why = match slot.loaded.problem() {
+                Some(e) => e.to_string(),
+                None => format!("profile {name} is not loaded"),
             };
             let _ = reply.send(Err(RegistryError::Refused(why)));
             return;

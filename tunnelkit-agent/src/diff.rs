@@ -13,6 +13,19 @@ pub enum Loaded<P> {
     Valid(P),
     /// A broken or unreadable file: `file:line:column: why`.
     Invalid(String),
+    /// A file (or a file it names) that another user could have written, not used:
+    /// `file: refused: why`.
+    Refused(String),
+}
+
+impl<P> Loaded<P> {
+    /// Why it is not a good profile, if it is not.
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            Loaded::Valid(_) => None,
+            Loaded::Invalid(why) | Loaded::Refused(why) => Some(why),
+        }
+    }
 }
 
 /// Every name sorted by what happens to it (each list in name order).
@@ -26,7 +39,8 @@ pub struct Diff {
     pub removed: Vec<String>,
     /// Same configuration: leave it alone.
     pub unchanged: Vec<String>,
-    /// Its file is broken now: report it; a running tunnel keeps its last good configuration.
+    /// Its file is broken or refused now: report it; a running tunnel keeps its last good
+    /// configuration.
     pub invalid: Vec<(String, String)>,
 }
 
@@ -46,7 +60,9 @@ pub fn diff<P: PartialEq>(
     for (name, loaded) in new {
         let before = old.get(name).copied().flatten();
         match (loaded, before) {
-            (Loaded::Invalid(why), _) => d.invalid.push((name.clone(), why.clone())),
+            (Loaded::Invalid(why) | Loaded::Refused(why), _) => {
+                d.invalid.push((name.clone(), why.clone()))
+            }
             (Loaded::Valid(_), None) => d.added.push(name.clone()),
             (Loaded::Valid(p), Some(q)) if p == q => d.unchanged.push(name.clone()),
             (Loaded::Valid(_), Some(_)) => d.changed.push(name.clone()),

@@ -49,6 +49,12 @@ pub enum AgentEvent {
         /// `file:line:column: why`.
         reason: String,
     },
+    /// The profile's file, its directory or a file it names could have been written by
+    /// another user: nothing from it is started.
+    Refused {
+        /// `file: refused: path: why; the fix`.
+        reason: String,
+    },
 }
 
 impl fmt::Display for AgentEvent {
@@ -64,6 +70,7 @@ impl fmt::Display for AgentEvent {
                 "not stopped after {after_secs}s; its remaining connections end in the background"
             ),
             AgentEvent::Invalid { reason } => write!(f, "invalid: {reason}"),
+            AgentEvent::Refused { reason } => f.write_str(reason),
         }
     }
 }

@@ -2,13 +2,7 @@
 
 use std::path::PathBuf;
 
-/// The user id of this process (from /proc, so no unsafe call is needed).
-pub fn current_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
-}
+pub use tunnelkit_core::trust::current_uid;
 
 /// The control socket: `--socket`, else `$TUNNELKIT_SOCKET`, else
 /// `$XDG_RUNTIME_DIR/tunnelkit/agent.sock`, else `/tmp/tunnelkit-$UID/agent.sock`.

@@ -43,7 +43,7 @@ const NOT_IN_PROFILE: &[(&str, &str)] = &[
     ("LocalForward", "use [[forward]] (or LocalForward under the primary destination's Host in ssh_config)"),
     ("DynamicForward", "use [[dynamic]] (or DynamicForward under the primary destination's Host in ssh_config)"),
     ("RemoteForward", "use [[remote]] (or RemoteForward under the primary destination's Host in ssh_config)"),
-    ("GatewayPorts", "set the bind address in [[forward]]: local = \"0.0.0.0:PORT\""),
+    ("GatewayPorts", "set the bind address in [[forward]]: local = \"*:PORT\" (every address)"),
     ("ExitOnForwardFailure", "does not apply to the agent: a forward that cannot be bound is shown in `tunnelkit status`"),
     ("ConnectionAttempts", "does not apply to the agent: it retries every route with backoff until stopped"),
 ];

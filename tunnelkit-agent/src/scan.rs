@@ -1,25 +1,54 @@
 //! Reading the profiles directory: every `*.toml` file, regular files only, at most
 //! [`MAX_PROFILE_BYTES`] each. Nothing is skipped in silence: a file that cannot be used (not
 //! UTF-8, a FIFO, too large, unreadable, a name that is not UTF-8) is still listed, with why,
-//! so that `tunnelkit status` shows it `invalid`. Blocking file I/O: run it on a blocking
-//! thread ([`read_dir_blocking`] via `spawn_blocking`), never on the registry's task.
+//! so that `tunnelkit status` shows it `invalid`.
+//!
+//! A profile can run a command (a ProxyCommand) and names keys, so a file that another user
+//! could have written is not even read: the directory and each file pass
+//! [`tunnelkit_core::trust::check_path`] (OpenSSH's StrictModes along the whole path, symbolic
+//! links followed), and a profile whose name has a control or invisible character (see
+//! [`name_flaw`]) is not read either. Both are listed as [`Unusable::Refused`], which
+//! `tunnelkit status` shows `refused`, with the path and the fix.
+//!
+//! Blocking file I/O: run it on a blocking thread ([`read_dir_blocking`] via `spawn_blocking`),
+//! never on the registry's task.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use tunnelkit_core::trust::{check_path, Untrusted};
 
 /// The largest profile file read.
 pub const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 /// Files considered per scan; more are reported once and ignored.
 pub const MAX_PROFILES: usize = 4096;
 
+/// Why a profile file's text is not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// It cannot be read as a profile (`file: why`): `invalid` in status.
+    Broken(String),
+    /// It is not trusted, so it was not read (`file: refused: why`): `refused` in status.
+    Refused(String),
+}
+
+impl Unusable {
+    /// The sentence shown in status and the log.
+    pub fn reason(&self) -> &str {
+        match self {
+            Unusable::Broken(r) | Unusable::Refused(r) => r,
+        }
+    }
+}
+
 /// One profile file as read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileFile {
     /// The file.
     pub path: PathBuf,
-    /// Its text, or why it cannot be used (`file: why`).
-    pub text: Result<String, String>,
+    /// Its text, or why it cannot be used.
+    pub text: Result<String, Unusable>,
 }
 
 /// What a scan found, by profile name (the file stem).
@@ -34,6 +63,9 @@ pub struct Scanned {
 /// Reads every profile file of `dir`.
 pub fn read_dir_blocking(dir: &Path) -> Scanned {
     let mut scanned = Scanned::default();
+    // A directory that cannot be examined is reported by read_dir below; one that another
+    // user could write makes every file in it refused.
+    let dir_flaw = check_path(dir).err().filter(is_trust_flaw);
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -49,19 +81,87 @@ pub fn read_dir_blocking(dir: &Path) -> Scanned {
         let Some(stem) = path.file_stem() else {
             continue;
         };
+        let shown = || shown_path(&path);
         let (name, text) = match stem.to_str() {
-            Some(n) => (n.to_string(), read_profile(&path)),
             None => (
                 stem.to_string_lossy().into_owned(),
-                Err(format!(
+                Err(Unusable::Broken(format!(
                     "{}: the file name is not UTF-8; rename it",
-                    path.display()
-                )),
+                    shown()
+                ))),
             ),
+            Some(n) => match name_flaw(n) {
+                Some(why) => (
+                    safe_name(n),
+                    Err(Unusable::Refused(format!("{}: refused: {why}", shown()))),
+                ),
+                None => (n.to_string(), read_trusted(&path, dir_flaw.as_ref())),
+            },
         };
         scanned.files.insert(name, ProfileFile { path, text });
     }
     scanned
+}
+
+/// A profile file's text, unless it or its directory is not trusted.
+fn read_trusted(path: &Path, dir_flaw: Option<&Untrusted>) -> Result<String, Unusable> {
+    if let Some(e) = dir_flaw {
+        return Err(Unusable::Refused(format!(
+            "{}: refused: the profiles directory is not safe: {e}",
+            path.display()
+        )));
+    }
+    match check_path(path) {
+        Err(e) if is_trust_flaw(&e) => Err(Unusable::Refused(format!(
+            "{}: refused: {e}",
+            path.display()
+        ))),
+        // Missing or unreadable: read_profile says so.
+        _ => read_profile(path).map_err(Unusable::Broken),
+    }
+}
+
+/// True for an owner, mode or link loop problem; false for a path that cannot be examined.
+fn is_trust_flaw(e: &Untrusted) -> bool {
+    !matches!(e, Untrusted::Unreadable { .. })
+}
+
+/// Why `name` (a file stem) cannot be a profile name, or `None`. Refused: control characters
+/// (C0, DEL, C1: a newline would forge lines in `status`, the log and shell completion) and
+/// invisible or bidirectional formatting characters (they make one name look like another).
+pub fn name_flaw(name: &str) -> Option<String> {
+    let bad = name.chars().find(|c| c.is_control() || is_invisible(*c))?;
+    Some(format!(
+        "the profile name has the character U+{:04X}, which status, logs and shell \
+         completion cannot show safely (control and invisible characters are refused); \
+         rename the file",
+        u32::from(bad)
+    ))
+}
+
+/// Unicode format characters that change how text around them is shown.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// A refused name as it is listed: every control or invisible character escaped (`\n`,
+/// `\u{202e}`), so that it prints on one line and looks like what it is.
+pub fn safe_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() || is_invisible(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A path with its file name made [`safe_name`].
+fn shown_path(path: &Path) -> String {
+    safe_name(&path.display().to_string())
 }
 
 /// Reads one profile file: a regular file (symbolic links followed), at most
@@ -117,7 +217,12 @@ mod tests {
         let s = read_dir_blocking(dir.path());
         assert_eq!(s.files.len(), 2);
         assert_eq!(s.files["good"].text.as_deref(), Ok("autostart = true\n"));
-        let e = s.files["latin1"].text.clone().unwrap_err();
+        let e = s.files["latin1"]
+            .text
+            .clone()
+            .unwrap_err()
+            .reason()
+            .to_string();
         assert!(
             e.ends_with("latin1.toml:1:19: not UTF-8 text (profiles are UTF-8 TOML)"),
             "{e}"
@@ -138,16 +243,19 @@ mod tests {
             .text
             .clone()
             .unwrap_err()
+            .reason()
             .ends_with("not a regular file"));
         assert!(s.files["dir"]
             .text
             .clone()
             .unwrap_err()
+            .reason()
             .ends_with("not a regular file"));
         assert!(s.files["big"]
             .text
             .clone()
             .unwrap_err()
+            .reason()
             .contains("larger than 1048576 bytes"));
     }
 
@@ -158,5 +266,62 @@ mod tests {
             .dir_error
             .unwrap()
             .contains("/nonexistent/tunnelkit/profiles"));
+    }
+
+    #[test]
+    fn names_with_control_or_invisible_characters_are_refused_and_shown_escaped() {
+        for ok in ["db", "büro-rdp", "two words", "a.b_c+d@e"] {
+            assert_eq!(name_flaw(ok), None, "{ok}");
+        }
+        let table = [
+            ("two\nlines", "U+000A", "two\\nlines"),
+            ("tab\there", "U+0009", "tab\\there"),
+            ("esc\u{1b}[31m", "U+001B", "esc\\u{1b}[31m"),
+            ("c1\u{85}", "U+0085", "c1\\u{85}"),
+            ("del\u{7f}", "U+007F", "del\\u{7f}"),
+            ("rlo\u{202e}fdp", "U+202E", "rlo\\u{202e}fdp"),
+            ("zw\u{200b}sp", "U+200B", "zw\\u{200b}sp"),
+        ];
+        for (name, code, shown) in table {
+            let why = name_flaw(name).unwrap();
+            assert!(why.contains(code), "{why}");
+            assert_eq!(safe_name(name), shown);
+        }
+    }
+
+    #[test]
+    fn untrusted_files_and_directories_are_refused_unread_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let chmod = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("profiles");
+        std::fs::create_dir(&dir).unwrap();
+        chmod(&dir, 0o700);
+        std::fs::write(dir.join("good.toml"), "x").unwrap();
+        chmod(&dir.join("good.toml"), 0o600);
+        std::fs::write(dir.join("open.toml"), "x").unwrap();
+        chmod(&dir.join("open.toml"), 0o666);
+        std::fs::write(dir.join("bad\nname.toml"), "x").unwrap();
+        let s = read_dir_blocking(&dir);
+        assert_eq!(s.files["good"].text.as_deref(), Ok("x"));
+        let Err(Unusable::Refused(why)) = &s.files["open"].text else {
+            panic!("{:?}", s.files["open"]);
+        };
+        assert!(
+            why.contains("mode 0666") && why.contains("chmod go-w"),
+            "{why}"
+        );
+        assert!(matches!(
+            &s.files["bad\\nname"].text,
+            Err(Unusable::Refused(w)) if w.contains("U+000A") && !w.contains('\n')
+        ));
+        chmod(&dir, 0o777);
+        let s = read_dir_blocking(&dir);
+        let Err(Unusable::Refused(why)) = &s.files["good"].text else {
+            panic!("{:?}", s.files["good"]);
+        };
+        assert!(why.contains("profiles directory is not safe"), "{why}");
     }
 }

@@ -17,6 +17,7 @@ use crate::launcher::RunningTunnel;
 use crate::profile::Profile;
 use crate::relay::Relay;
 use crate::requests::{Reply, UpStarted};
+use crate::scan::Unusable;
 use crate::status::{ForwardJson, ProfileJson, ProfileState, RemoteForwardJson, RouteJson};
 
 /// A client waiting in `up` for the profile to start: (answers prompts, where the answer goes).
@@ -61,7 +62,7 @@ pub(crate) enum Run {
 pub(crate) struct Slot {
     pub path: PathBuf,
     /// The file's text as last read, or why it could not be read.
-    pub text: Option<Result<String, String>>,
+    pub text: Option<Result<String, Unusable>>,
     /// What that text gave.
     pub loaded: Loaded<Profile>,
     /// The last good configuration (a broken edit keeps the tunnel on this one).
@@ -134,6 +135,7 @@ impl Slot {
                     .map(|f| ForwardJson {
                         kind: f.kind,
                         local: f.local.map(|a| a.to_string()).unwrap_or_default(),
+                        exposed: f.local.is_some_and(|a| !a.ip().is_loopback()),
                         remote: f.remote.clone(),
                         active: f.active,
                         total: f.total,
@@ -170,9 +172,16 @@ impl Slot {
                 }
             }
         }
-        if let Loaded::Invalid(e) = &self.loaded {
-            j.state = ProfileState::Invalid;
-            j.last_error = Some(e.clone());
+        match &self.loaded {
+            Loaded::Valid(_) => {}
+            Loaded::Invalid(e) => {
+                j.state = ProfileState::Invalid;
+                j.last_error = Some(e.clone());
+            }
+            Loaded::Refused(e) => {
+                j.state = ProfileState::Refused;
+                j.last_error = Some(e.clone());
+            }
         }
         j
     }
@@ -185,6 +194,7 @@ fn configured_forwards(p: &Profile) -> Vec<ForwardJson> {
         .map(|f| ForwardJson {
             kind: f.kind.forward_type(),
             local: f.bind_label(),
+            exposed: !tunnelkit_core::spec::is_loopback_bind(&f.bind_host),
             remote: f.remote_label(),
             active: 0,
             total: 0,

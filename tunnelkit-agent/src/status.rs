@@ -32,6 +32,10 @@ pub enum ProfileState {
     Failed,
     /// The file is broken; `last_error` says where and why.
     Invalid,
+    /// The file, its directory or a file it names could have been written by another user
+    /// (OpenSSH's StrictModes), so nothing from it is started; `last_error` names the path,
+    /// its owner or mode, and the fix.
+    Refused,
 }
 
 impl ProfileState {
@@ -60,6 +64,7 @@ impl ProfileState {
             ProfileState::Stopping => "stopping",
             ProfileState::Failed => "failed",
             ProfileState::Invalid => "invalid",
+            ProfileState::Refused => "refused",
         }
     }
 }
@@ -77,6 +82,10 @@ pub struct ForwardJson {
     pub kind: ForwardType,
     /// Bound local address, or the configured one when not bound.
     pub local: String,
+    /// Reachable from other machines: it listens on every interface (`*`, `0.0.0.0`, `::`) or
+    /// on an address that is not loopback, so anyone who can reach it can use the tunnel.
+    #[serde(default)]
+    pub exposed: bool,
     /// `host:port` of the target; `socks` for a SOCKS proxy.
     pub remote: String,
     /// Connections open now.
@@ -87,6 +96,25 @@ pub struct ForwardJson {
     pub bytes_in: u64,
     /// Bytes from local clients to the target.
     pub bytes_out: u64,
+}
+
+impl ForwardJson {
+    /// How the table marks an exposed forward beside its address: `all interfaces` for a
+    /// wildcard bind, `exposed` for another non-loopback address; `None` when loopback.
+    pub fn exposure(&self) -> Option<&'static str> {
+        if !self.exposed {
+            return None;
+        }
+        let host = match self.local.rsplit_once(':') {
+            Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+            None => self.local.as_str(),
+        };
+        let every = host == tunnelkit_core::spec::ALL_INTERFACES
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_unspecified());
+        Some(if every { "all interfaces" } else { "exposed" })
+    }
 }
 
 /// One remote forward (`[[remote]]`) in `tunnelkit status --json`.
@@ -162,7 +190,8 @@ pub struct ProfileJson {
     pub reconnects: u64,
     /// Failovers to a lower-priority route.
     pub failovers: u64,
-    /// The last error (for `invalid`: the file, line and column and what is wrong).
+    /// The last error (for `invalid`: the file, line and column and what is wrong; for
+    /// `refused`: the path, its owner or mode, and the fix).
     pub last_error: Option<String>,
 }
 
@@ -175,12 +204,12 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// A profile whose file is broken.
+/// A profile whose file is broken or refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvalidProfile {
     /// Profile name.
     pub name: String,
-    /// `file:line:column: why`.
+    /// `file:line:column: why`, or `file: refused: why`.
     pub reason: String,
 }
 

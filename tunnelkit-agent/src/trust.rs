@@ -9,38 +9,22 @@
 //!   checks the uid of the process at the other end (SO_PEERCRED) before it sends anything
 //!   ([`check_peer`]);
 //! - the agent checks the uid of each client the same way and refuses other uids.
+//!
+//! What the agent reads from disk follows OpenSSH's StrictModes ([`tunnelkit_core::trust`],
+//! the one owner and mode rule, also used here): the profiles directory and each profile
+//! (checked by the scan), and the files a valid profile names that hold keys
+//! ([`named_files_refusal`]): identity files and certificates.
 
-use std::fmt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use tokio::net::UnixStream;
+use tunnelkit_core::trust::{check_path, flaw, Flaw, Owners, Place, Untrusted};
+use tunnelkit_core::TunnelConfig;
 
 use crate::paths::current_uid;
 
-/// A user as shown in errors: `uid 65534 (nobody)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Uid(pub u32);
-
-impl fmt::Display for Uid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match user_name(self.0) {
-            Some(name) => write!(f, "uid {} ({name})", self.0),
-            None => write!(f, "uid {}", self.0),
-        }
-    }
-}
-
-/// The login name of `uid` from `/etc/passwd`, if it is there (for messages only).
-fn user_name(uid: u32) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/passwd").ok()?;
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_string())
-    })
-}
+pub use tunnelkit_core::trust::Uid;
 
 /// Why the socket, its directory or the process behind it is not trusted.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +110,8 @@ pub fn check_dir(socket: &Path) -> Result<(), TrustError> {
         path: dir.to_path_buf(),
         source,
     };
+    // The link itself, then what it leads to: both must be this user's alone (the same
+    // owner and mode rule as profiles, without root's exemption).
     let link = std::fs::symlink_metadata(&dir).map_err(io)?;
     if link.uid() != me {
         return Err(foreign(&dir, link.uid(), me));
@@ -134,18 +120,15 @@ pub fn check_dir(socket: &Path) -> Result<(), TrustError> {
     if !meta.is_dir() {
         return Err(TrustError::NotADirectory { path: dir });
     }
-    if meta.uid() != me {
-        return Err(foreign(&dir, meta.uid(), me));
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(TrustError::Writable {
+    match flaw(meta.uid(), meta.mode(), me, Owners::UserOnly, Place::Target) {
+        None => Ok(()),
+        Some(Flaw::Owner) => Err(foreign(&dir, meta.uid(), me)),
+        Some(Flaw::Writable) => Err(TrustError::Writable {
             path: dir,
-            mode,
+            mode: meta.mode() & 0o7777,
             owner: Uid(meta.uid()),
-        });
+        }),
     }
-    Ok(())
 }
 
 /// The agent's preparation of the directory holding `socket`: created with mode 0700 when
@@ -197,6 +180,36 @@ fn foreign(dir: &Path, owner: u32, me: u32) -> TrustError {
         owner: Uid(owner),
         me: Uid(me),
     }
+}
+
+/// Why a profile's configuration must not be used, or `None`: an identity file, its
+/// `-cert.pub` or a `CertificateFile` of any hop that another user could have written (an
+/// attacker's key or certificate would let the agent log in where they choose). Missing files
+/// are left to the session, which reports them as ssh does. known_hosts files are not
+/// checked: ssh reads and writes them without such a check (see docs/hardening.md).
+pub fn named_files_refusal(config: &TunnelConfig) -> Option<String> {
+    let hops = config.routes.iter().flat_map(|r| r.hops.iter());
+    for hop in hops {
+        let auth = &hop.options.auth;
+        let keys = auth.effective_identity_files();
+        let certs = keys
+            .iter()
+            .map(|k| {
+                let mut c = k.clone().into_os_string();
+                c.push("-cert.pub");
+                PathBuf::from(c)
+            })
+            .chain(auth.certificate_files.iter().cloned());
+        let named = keys.iter().map(|k| ("identity file", k.clone()));
+        for (what, path) in named.chain(certs.map(|c| ("certificate file", c))) {
+            match check_path(&path) {
+                Ok(_) => {}
+                Err(Untrusted::Unreadable { .. }) => {}
+                Err(e) => return Some(format!("{what} {}: {e}", path.display())),
+            }
+        }
+    }
+    None
 }
 
 #[cfg(test)]

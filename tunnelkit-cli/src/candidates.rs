@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tunnelkit_agent::client::request;
 use tunnelkit_agent::paths::{profiles_dir, socket_path};
 use tunnelkit_agent::protocol::{Request, Response};
+use tunnelkit_agent::scan::safe_name;
 
 /// How long TAB waits for the agent's list of profiles before using the directory alone.
 const AGENT_DEADLINE: Duration = Duration::from_millis(500);
@@ -31,7 +32,9 @@ pub fn profile_candidates() -> Vec<CompletionCandidate> {
         .collect()
 }
 
-/// Profile names in `dir`: the stems of its `*.toml` files, hidden files left out.
+/// Profile names in `dir`: the stems of its `*.toml` files, hidden files left out; a control
+/// or invisible character escaped as the agent lists it (one candidate per line, whatever
+/// the file name holds).
 pub fn profile_files(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -41,7 +44,7 @@ pub fn profile_files(dir: &Path) -> Vec<String> {
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let stem = name.strip_suffix(".toml")?;
-            (!stem.is_empty() && !stem.starts_with('.')).then(|| stem.to_string())
+            (!stem.is_empty() && !stem.starts_with('.')).then(|| safe_name(stem))
         })
         .collect();
     names.sort();
@@ -76,7 +79,7 @@ fn agent_profiles() -> Vec<(String, String)> {
                 } else {
                     format!("{}: {}", p.state, p.description)
                 };
-                (p.name, help)
+                (safe_name(&p.name), safe_name(&help))
             })
             .collect(),
         _ => Vec::new(),
@@ -96,10 +99,11 @@ mod tests {
             ".web.tmp",
             ".hidden.toml",
             "notes.txt",
+            "two\nlines.toml",
         ] {
             std::fs::write(d.path().join(f), "").unwrap();
         }
-        assert_eq!(profile_files(d.path()), ["db", "web"]);
+        assert_eq!(profile_files(d.path()), ["db", "two\\nlines", "web"]);
         assert!(profile_files(&d.path().join("missing")).is_empty());
     }
 }

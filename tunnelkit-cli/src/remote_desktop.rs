@@ -333,6 +333,7 @@ mod tests {
                 ForwardType::Local
             },
             local: local.into(),
+            exposed: false,
             remote: remote.into(),
             active: 0,
             total: 0,

@@ -270,3 +270,67 @@ fn keywords_that_decide_how_we_connect_are_refused_with_file_and_line() {
     let (ok, _, err) = run(env!("CARGO_BIN_EXE_tunnelkit"), &f, &[], "x");
     assert!(ok, "{err}");
 }
+
+/// ssh's rule for config files (readconf.c, `SSHCONF_CHECKPERM`): `~/.ssh/config` and every
+/// Included file must be owned by the user or root and not writable by group or others ("Bad
+/// owner or permissions"); a file named with `-F` is not checked. tunnelkit agrees on each.
+#[test]
+fn writable_config_files_are_refused_where_ssh_refuses_them() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod =
+        |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let inc = tmp.path().join("included.conf");
+    std::fs::write(&inc, "Host x\n  User included\n").unwrap();
+    let main = tmp.path().join("main.conf");
+    std::fs::write(&main, format!("Include {}\n", inc.display())).unwrap();
+    chmod(&main, 0o666);
+    chmod(&inc, 0o644);
+    // -F FILE writable by others: accepted by both.
+    for program in [ssh_path(), env!("CARGO_BIN_EXE_tunnelkit")] {
+        let (ok, out, err) = run(program, &main, &[], "x");
+        assert!(ok && out.contains("user included"), "{program}: {err}");
+    }
+    // An Included file writable by others: refused by both, the file named.
+    chmod(&inc, 0o666);
+    for program in [ssh_path(), env!("CARGO_BIN_EXE_tunnelkit")] {
+        let (ok, _, err) = run(program, &main, &[], "x");
+        assert!(!ok, "{program} accepted {}", inc.display());
+        assert!(
+            err.contains("Bad owner or permissions") && err.contains(&inc.display().to_string()),
+            "{program}: {err}"
+        );
+    }
+    // ~/.ssh/config writable by group: tunnelkit refuses it with the fix (ssh reads the
+    // password database's home, not $HOME, so it cannot be pointed at this directory).
+    chmod(&inc, 0o644);
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    let user_config = home.join(".ssh/config");
+    std::fs::write(&user_config, "Host x\n  User mine\n").unwrap();
+    chmod(&user_config, 0o664);
+    let out = Command::new(env!("CARGO_BIN_EXE_tunnelkit"))
+        .args(["-G", "x"])
+        .env("HOME", &home)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "tunnelkit accepted a 0664 ~/.ssh/config"
+    );
+    assert!(
+        err.contains("Bad owner or permissions")
+            && err.contains("mode 0664")
+            && err.contains(&format!("chmod go-w {}", user_config.display())),
+        "{err}"
+    );
+    chmod(&user_config, 0o644);
+    let out = Command::new(env!("CARGO_BIN_EXE_tunnelkit"))
+        .args(["-G", "x"])
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("user mine"));
+}

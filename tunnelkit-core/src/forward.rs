@@ -47,7 +47,7 @@ pub struct ForwardListener {
 /// warning, since anyone who can reach it can use the tunnel.
 pub async fn bind_forward(index: usize, forward: &Forward) -> crate::Result<ForwardListener> {
     let addr = forward.bind_label();
-    let listener = TcpListener::bind((forward.bind_host.as_str(), forward.bind_port))
+    let listener = crate::listen::bind_local(&forward.bind_host, forward.bind_port)
         .await
         .map_err(|e| Error::Bind {
             addr: addr.clone(),

@@ -68,6 +68,7 @@ pub mod error;
 pub mod files;
 pub mod forward;
 pub mod glob;
+mod listen;
 mod netwatch;
 pub mod options;
 mod platform;
@@ -84,6 +85,7 @@ pub mod spec;
 pub mod ssh_config;
 pub mod status;
 mod supervisor;
+pub mod trust;
 pub mod tunnel;
 
 pub use builder::{HopBuilder, TunnelConfigBuilder};

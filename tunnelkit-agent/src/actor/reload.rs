@@ -10,9 +10,10 @@ use crate::diff::{diff, Loaded};
 use crate::events::{AgentEvent, ProfileLog};
 use crate::launcher::profile_span;
 use crate::profile::{self, Profile};
-use crate::scan::{read_dir_blocking, ProfileFile, Scanned};
+use crate::scan::{read_dir_blocking, ProfileFile, Scanned, Unusable};
 use crate::slot::{Run, Slot, Then};
 use crate::status::{InvalidProfile, ReloadSummary};
+use crate::trust::named_files_refusal;
 
 impl Actor {
     pub(super) fn begin_scan(&mut self, waiter: Option<oneshot::Sender<ReloadSummary>>) {
@@ -66,7 +67,7 @@ impl Actor {
                 Some(s) if s.text.as_ref() == Some(&file.text) => s.loaded.clone(),
                 _ => {
                     let loaded = self.parse(&file);
-                    if let Loaded::Invalid(reason) = &loaded {
+                    if let Some(reason) = loaded.problem() {
                         profile_span(&name).in_scope(|| tracing::error!("{reason}"));
                     }
                     loaded
@@ -103,7 +104,10 @@ impl Actor {
                 Loaded::Invalid(reason) if text_changed => slot.log.record(AgentEvent::Invalid {
                     reason: reason.clone(),
                 }),
-                Loaded::Invalid(_) => {}
+                Loaded::Refused(reason) if text_changed => slot.log.record(AgentEvent::Refused {
+                    reason: reason.clone(),
+                }),
+                Loaded::Invalid(_) | Loaded::Refused(_) => {}
             }
             slot.loaded = loaded;
         }
@@ -178,9 +182,15 @@ impl Actor {
 
     fn parse(&self, file: &ProfileFile) -> Loaded<Profile> {
         match &file.text {
-            Err(why) => Loaded::Invalid(why.clone()),
+            Err(Unusable::Broken(why)) => Loaded::Invalid(why.clone()),
+            Err(Unusable::Refused(why)) => Loaded::Refused(why.clone()),
             Ok(text) => match profile::parse(&file.path, text, &self.config.local_user) {
-                Ok(p) => Loaded::Valid(p),
+                Ok(p) => match named_files_refusal(&p.config) {
+                    Some(why) => {
+                        Loaded::Refused(format!("{}: refused: {why}", file.path.display()))
+                    }
+                    None => Loaded::Valid(p),
+                },
                 Err(e) => Loaded::Invalid(e.to_string()),
             },
         }
@@ -196,12 +206,11 @@ impl Actor {
             .slots
             .iter()
             .filter(|(_, s)| !s.removed)
-            .filter_map(|(n, s)| match &s.loaded {
-                Loaded::Invalid(reason) => Some(InvalidProfile {
+            .filter_map(|(n, s)| {
+                s.loaded.problem().map(|reason| InvalidProfile {
                     name: n.clone(),
-                    reason: reason.clone(),
-                }),
-                Loaded::Valid(_) => None,
+                    reason: reason.to_string(),
+                })
             })
             .collect();
         ReloadSummary {

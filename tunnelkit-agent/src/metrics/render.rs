@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::status::{ProfileJson, ProfileState, RemoteForwardJson};
 
 /// The states `tunnelkit_profile_state` has a sample for (one is 1, the others 0).
-const STATES: [ProfileState; 9] = [
+const STATES: [ProfileState; 10] = [
     ProfileState::Up,
     ProfileState::Connecting,
     ProfileState::Degraded,
@@ -23,6 +23,7 @@ const STATES: [ProfileState; 9] = [
     ProfileState::Stopping,
     ProfileState::Failed,
     ProfileState::Invalid,
+    ProfileState::Refused,
 ];
 
 /// What the metrics learn from a profile's events since the agent started (the status does
@@ -346,6 +347,7 @@ mod tests {
             ForwardJson {
                 kind: ForwardType::Local,
                 local: "127.0.0.1:5432".into(),
+                exposed: false,
                 remote: "db.internal:5432".into(),
                 active: 1,
                 total: 7,
@@ -355,6 +357,7 @@ mod tests {
             ForwardJson {
                 kind: ForwardType::Dynamic,
                 local: "127.0.0.1:1080".into(),
+                exposed: false,
                 remote: "socks".into(),
                 active: 2,
                 total: 9,

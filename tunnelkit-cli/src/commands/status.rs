@@ -154,7 +154,10 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                     b,
                     c,
                     f.kind.to_string(),
-                    f.local.clone(),
+                    match f.exposure() {
+                        Some(mark) => format!("{} ({mark})", f.local),
+                        None => f.local.clone(),
+                    },
                     f.remote.clone(),
                     format!("{}/{}", f.active, f.total),
                     bytes(f.bytes_in),
@@ -345,6 +348,7 @@ mod tests {
                         ForwardType::Local
                     },
                     local: l.to_string(),
+                    exposed: false,
                     remote: r.to_string(),
                     active: 1,
                     total: 12,

@@ -308,6 +308,7 @@ pub fn forwards(
         if f.bind_host.is_none() {
             default_bind(&mut fwd, o);
         }
+        family_bind(&mut fwd, o);
         out.push(fwd);
     }
     for d in &o.dynamic_forwards {
@@ -316,6 +317,7 @@ pub fn forwards(
         if spec.bind_host.is_none() {
             default_bind(&mut fwd, o);
         }
+        family_bind(&mut fwd, o);
         out.push(fwd);
     }
     Ok(out)
@@ -326,10 +328,22 @@ pub fn forwards(
 fn default_bind(fwd: &mut Forward, o: &SshOptions) {
     let v6 = o.address_family == Some(crate::config::AddressFamily::Inet6);
     match (o.gateway_ports == Some(true), v6) {
-        (true, false) => fwd.bind_host = "0.0.0.0".into(),
+        (true, false) => fwd.bind_host = spec::ALL_INTERFACES.into(),
         (true, true) => fwd.bind_host = "::".into(),
         (false, true) => fwd.bind_host = "::1".into(),
         (false, false) => {}
+    }
+}
+
+/// Every address (`*`) in the one family `AddressFamily` allows, as ssh binds it.
+fn family_bind(fwd: &mut Forward, o: &SshOptions) {
+    if fwd.bind_host != spec::ALL_INTERFACES {
+        return;
+    }
+    match o.address_family {
+        Some(crate::config::AddressFamily::Inet) => fwd.bind_host = "0.0.0.0".into(),
+        Some(crate::config::AddressFamily::Inet6) => fwd.bind_host = "::".into(),
+        _ => {}
     }
 }
 

@@ -199,7 +199,7 @@ fn dynamic_forwards_come_from_dash_d_then_ssh_config() {
             ("127.0.0.1:1080".to_string(), true),
             ("[::1]:1081".to_string(), true),
             ("127.0.0.1:1090".to_string(), true),
-            ("0.0.0.0:1091".to_string(), true),
+            ("*:1091".to_string(), true),
         ]
     );
     assert_eq!(res.forwards[1].target_for("primary"), None);
@@ -224,6 +224,20 @@ fn dynamic_forwards_come_from_dash_d_then_ssh_config() {
         dynamic_forwards: vec!["1080".into()],
         overrides: Overrides {
             options: vec!["GatewayPorts=yes".into()],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    assert_eq!(
+        resolve(&env, &req).unwrap().forwards[0].bind_label(),
+        "*:1080"
+    );
+    // Every address in the one family asked, as ssh binds it.
+    let req = Request {
+        destination: "plain".into(),
+        dynamic_forwards: vec!["*:1080".into()],
+        overrides: Overrides {
+            options: vec!["AddressFamily=inet".into()],
             ..Default::default()
         },
         ..Default::default()

@@ -76,7 +76,7 @@ pub fn parse_forward(input: &str) -> Result<ForwardSpec, SpecError> {
     )?;
     let bind_port = parse_port(port, true)
         .map_err(|e| err(what, input, format!("local port: {}", e.reason)))?;
-    let bind_host = bind_address(what, input, bind, "0.0.0.0")?;
+    let bind_host = bind_address(what, input, bind, ALL_INTERFACES)?;
     check_host(what, input, host)?;
     let remote_port = parse_port(hostport, false)
         .map_err(|e| err(what, input, format!("remote port: {}", e.reason)))?;
@@ -116,6 +116,22 @@ fn forward_fields<'a>(
             "expected [bind_address:]port:host:hostport (IPv6 addresses in brackets)",
         )),
     }
+}
+
+/// Every local address of both families: what ssh binds for a local listener written `*:PORT`
+/// or `:PORT` (`-L`, `-D`, a profile's `local`; and with `GatewayPorts yes`). ssh binds
+/// `0.0.0.0` and `::`; tunnelkit binds one dual-stack socket on `::` that takes both (or
+/// `0.0.0.0` where IPv6 is off).
+pub const ALL_INTERFACES: &str = "*";
+
+/// True when a listener on `host` is reachable from this machine only: `127.0.0.0/8`, `::1`,
+/// `localhost`. Anything else (every interface, a LAN address, a name) is exposed: anyone who
+/// can reach it can use the tunnel.
+pub fn is_loopback_bind(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A bind address as ssh reads it: none or `localhost` is loopback (`None`), empty or `*` is
@@ -158,7 +174,17 @@ impl fmt::Display for DynamicSpec {
 /// (IPv6 bind addresses in brackets). An empty bind address or `*` means every address,
 /// `localhost` loopback, as in ssh; port 0 picks a free port (ssh refuses 0).
 pub fn parse_dynamic(input: &str) -> Result<DynamicSpec, SpecError> {
-    let what = "dynamic forward";
+    let (bind_host, bind_port) = listen_address("dynamic forward", input)?;
+    Ok(DynamicSpec {
+        bind_host,
+        bind_port,
+    })
+}
+
+/// `[bind_address:]port` for a local listener, with ssh's `-L`/`-D` rules for the address
+/// (see [`bind_address`]): the one reading of a local listen address, for the command line
+/// and profiles alike.
+fn listen_address(what: &'static str, input: &str) -> Result<(Option<String>, u16), SpecError> {
     let s = input.trim();
     if s.is_empty() {
         return Err(err(what, input, "it is empty"));
@@ -180,11 +206,8 @@ pub fn parse_dynamic(input: &str) -> Result<DynamicSpec, SpecError> {
     };
     let bind_port = parse_port(port, true)
         .map_err(|e| err(what, input, format!("local port: {}", e.reason)))?;
-    let bind_host = bind_address(what, input, bind, "0.0.0.0")?;
-    Ok(DynamicSpec {
-        bind_host,
-        bind_port,
-    })
+    let bind_host = bind_address(what, input, bind, ALL_INTERFACES)?;
+    Ok((bind_host, bind_port))
 }
 
 /// A parsed `-R` value: the route's last hop listens on `bind_host:bind_port` and sends each
@@ -279,16 +302,10 @@ pub fn parse_target(input: &str) -> Result<(String, u16), SpecError> {
     Ok((host.to_string(), port))
 }
 
-/// Parses a local listen address: a bare port (`13389`, loopback), `host:port` or `[v6]:port`.
+/// Parses a local listen address (a profile's `local`): `port` (loopback), `localhost:port`,
+/// `host:port`, `[v6]:port`, `*:port` or `:port` (every address). The same reading as the
+/// bind address of `-L` and `-D` ([`parse_forward`], [`parse_dynamic`]): `None` is loopback,
+/// [`ALL_INTERFACES`] every address.
 pub fn parse_listen(input: &str) -> Result<(Option<String>, u16), SpecError> {
-    let what = "local address";
-    let s = input.trim();
-    if let Ok(p) = parse_port(s, true) {
-        return Ok((None, p));
-    }
-    let (host, port) = split_host_port(what, input, s)?;
-    check_host(what, input, host)?;
-    let port = port.ok_or_else(|| err(what, input, "expected a port, or host:port"))?;
-    let port = parse_port(port, true).map_err(|e| err(what, input, e.reason))?;
-    Ok((Some(host.to_string()), port))
+    listen_address("local address", input)
 }

@@ -196,6 +196,6 @@ mod forward;
 mod tests;
 
 pub use forward::{
-    parse_dynamic, parse_forward, parse_listen, parse_remote_forward, parse_remote_listen,
-    parse_target, DynamicSpec, ForwardSpec, RemoteForwardSpec,
+    is_loopback_bind, parse_dynamic, parse_forward, parse_listen, parse_remote_forward,
+    parse_remote_listen, parse_target, DynamicSpec, ForwardSpec, RemoteForwardSpec, ALL_INTERFACES,
 };

@@ -143,7 +143,7 @@ fn forwards() {
     let f = parse_forward("0.0.0.0:0:vnc:5901").unwrap();
     assert_eq!((f.bind_host.as_deref(), f.bind_port), (Some("0.0.0.0"), 0));
     let f = parse_forward("*:5901:vnc:5901").unwrap();
-    assert_eq!(f.bind_host.as_deref(), Some("0.0.0.0"));
+    assert_eq!(f.bind_host.as_deref(), Some("*"));
     let f = parse_forward("localhost:5901:vnc:5901").unwrap();
     assert_eq!(f.bind_host, None);
 }
@@ -173,8 +173,8 @@ fn dynamic_forwards() {
         ("0", None, 0, "0"),
         ("127.0.0.1:1080", Some("127.0.0.1"), 1080, "127.0.0.1:1080"),
         ("[::1]:1080", Some("::1"), 1080, "[::1]:1080"),
-        ("*:1080", Some("0.0.0.0"), 1080, "0.0.0.0:1080"),
-        (":1080", Some("0.0.0.0"), 1080, "0.0.0.0:1080"),
+        ("*:1080", Some("*"), 1080, "*:1080"),
+        (":1080", Some("*"), 1080, "*:1080"),
         ("localhost:1080", None, 1080, "1080"),
         (" 1080 ", None, 1080, "1080"),
     ] {
@@ -219,6 +219,38 @@ fn targets_and_listens() {
         (Some("127.0.0.2".into()), 5901)
     );
     assert!(parse_listen("host:x").is_err());
+}
+
+/// One reading of a local listen address: a profile's `local`, the bind address of `-L` and
+/// that of `-D` give the same bind for the same text (ssh's rules: a bare port and `localhost`
+/// are loopback, `*` and an empty address every interface, IPv6 in brackets).
+#[test]
+fn the_command_line_and_profiles_bind_the_same_address_for_the_same_text() {
+    for (text, bind, port, exposed) in [
+        ("13389", None, 13389, false),
+        ("localhost:13389", None, 13389, false),
+        ("*:13389", Some(ALL_INTERFACES), 13389, true),
+        (":13389", Some(ALL_INTERFACES), 13389, true),
+        ("0.0.0.0:13389", Some("0.0.0.0"), 13389, true),
+        ("[::]:13389", Some("::"), 13389, true),
+        ("[::1]:13389", Some("::1"), 13389, false),
+        ("127.0.0.2:0", Some("127.0.0.2"), 0, false),
+        ("192.0.2.7:13389", Some("192.0.2.7"), 13389, true),
+        ("lanhost:13389", Some("lanhost"), 13389, true),
+    ] {
+        let want = (bind.map(String::from), port);
+        assert_eq!(parse_listen(text).unwrap(), want, "local = {text:?}");
+        let l = parse_forward(&format!("{text}:target:22")).unwrap();
+        assert_eq!((l.bind_host, l.bind_port), want, "-L {text}:target:22");
+        let d = parse_dynamic(text).unwrap();
+        assert_eq!((d.bind_host, d.bind_port), want, "-D {text}");
+        let host = bind.unwrap_or("127.0.0.1");
+        assert_eq!(!is_loopback_bind(host), exposed, "{text}");
+    }
+    for bad in ["", "::1:13389", "[::1]", "a b:1", "/tmp/s", "h:1:2"] {
+        assert!(parse_listen(bad).is_err(), "{bad:?}");
+        assert!(parse_dynamic(bad).is_err(), "{bad:?}");
+    }
 }
 
 #[test]

@@ -92,10 +92,12 @@ impl Eval<'_> {
     fn read_all(&mut self, sources: &Sources) -> Result<(), ConfigError> {
         if let Some(f) = &sources.user {
             let base = self.q.home.join(".ssh");
-            self.read_file(f, &base, 0, false, sources.user_required)?;
+            // ssh checks ~/.ssh/config's owner and mode, but not a file named with -F.
+            let check = !sources.user_required;
+            self.read_file(f, &base, 0, false, sources.user_required, check)?;
         }
         if let Some(f) = &sources.system {
-            self.read_file(f, Path::new("/etc/ssh"), 0, false, false)?;
+            self.read_file(f, Path::new("/etc/ssh"), 0, false, false, false)?;
         }
         Ok(())
     }
@@ -117,6 +119,7 @@ impl Eval<'_> {
         depth: usize,
         never_match: bool,
         required: bool,
+        check_perm: bool,
     ) -> Result<(), ConfigError> {
         let err = |line: usize, message: String| ConfigError {
             file: file.to_path_buf(),
@@ -128,6 +131,12 @@ impl Eval<'_> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(()),
             Err(e) => return Err(err(0, format!("cannot read: {e}"))),
         };
+        // OpenSSH's readconf.c (SSHCONF_CHECKPERM): the user's file and every Included file
+        // must be owned by the user or root and not writable by group or others.
+        if check_perm {
+            crate::trust::check_config_file(file)
+                .map_err(|e| err(0, format!("Bad owner or permissions: {e}")))?;
+        }
         let mut active = !never_match;
         for (i, raw_line) in text.lines().enumerate() {
             let n = i + 1;
@@ -152,7 +161,7 @@ impl Eval<'_> {
                         for inc in include_files(pattern, include_base, &self.q.home)
                             .map_err(|m| err(n, m))?
                         {
-                            self.read_file(&inc, include_base, depth + 1, !active, false)?;
+                            self.read_file(&inc, include_base, depth + 1, !active, false, true)?;
                         }
                     }
                 }

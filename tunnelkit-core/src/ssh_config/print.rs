@@ -107,7 +107,7 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
     }
     for f in &o.local_forwards {
         if let Ok(spec) = parse_forward(f) {
-            let bind = match &spec.bind_host {
+            let bind = match written_bind(f, spec.bind_host.as_deref()) {
                 Some(b) => format!("[{b}]:{}", spec.bind_port),
                 None => spec.bind_port.to_string(),
             };
@@ -119,17 +119,7 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
     }
     for f in &o.remote_forwards {
         if let Ok(spec) = crate::spec::parse_remote_forward(f) {
-            // As ssh -G: the listen address bracketed as written (`[*]`, `[]`, `[localhost]`).
-            let written = if f.starts_with(':') {
-                Some("")
-            } else if f.starts_with("*:") {
-                Some("*")
-            } else if f.starts_with("localhost:") {
-                Some("localhost")
-            } else {
-                spec.bind_host.as_deref()
-            };
-            let bind = match written {
+            let bind = match written_bind(f, spec.bind_host.as_deref()) {
                 Some(b) => format!("[{b}]:{}", spec.bind_port),
                 None => spec.bind_port.to_string(),
             };
@@ -203,5 +193,18 @@ fn dynamic_forward(spec: &str, port: u16) -> String {
             format!("[{bind}]:{port}")
         }
         None => port.to_string(),
+    }
+}
+/// As ssh -G prints a forward's listen address: bracketed as written (`[*]`, `[]`,
+/// `[localhost]`), whatever it binds.
+fn written_bind<'a>(line: &str, parsed: Option<&'a str>) -> Option<&'a str> {
+    if line.starts_with(':') {
+        Some("")
+    } else if line.starts_with("*:") {
+        Some("*")
+    } else if line.starts_with("localhost:") {
+        Some("localhost")
+    } else {
+        parsed
     }
 }
