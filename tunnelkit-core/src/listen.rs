@@ -20,7 +20,9 @@ pub(crate) async fn bind_local(host: &str, port: u16) -> std::io::Result<TcpList
     }
     match bind_dual_stack(port) {
         Ok(l) => TcpListener::from_std(l),
-        Err(e) if ipv6_unavailable(&e) => TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await,
+        Err(e) if crate::platform::tcp::ipv6_unavailable(&e) => {
+            TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await
+        }
         Err(e) => Err(e),
     }
 }
@@ -34,14 +36,6 @@ fn bind_dual_stack(port: u16) -> std::io::Result<std::net::TcpListener> {
     socket.listen(LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
-}
-
-/// The errors of a machine without IPv6 (module not loaded, or disabled).
-fn ipv6_unavailable(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EAFNOSUPPORT) | Some(libc::EADDRNOTAVAIL) | Some(libc::EPROTONOSUPPORT)
-    )
 }
 
 #[cfg(test)]

@@ -13,12 +13,12 @@
 //! - [`check_config_file`] is ssh's narrower rule for `~/.ssh/config` and Included files
 //!   (readconf.c, `SSHCONF_CHECKPERM`: the file alone, "Bad owner or permissions").
 //!
-//! Every `std::os::unix` use of this kind lives here, so another platform replaces one module.
+//! Owners and modes come from the platform layer ([`crate::platform::files`]); on Windows,
+//! where access is an ACL, these checks do not apply yet.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 /// At most this many symbolic links are followed in one path (Linux's `MAXSYMLINKS`).
@@ -29,11 +29,9 @@ const GROUP_OTHER_WRITE: u32 = 0o022;
 /// The sticky bit: in such a directory only an entry's owner may rename or remove it.
 const STICKY: u32 = 0o1000;
 
-/// The user id of this process (from /proc, so no unsafe call is needed).
+/// The user id of this process.
 pub fn current_uid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+    crate::platform::files::current_uid()
 }
 
 /// A user as shown in errors: `uid 65534 (nobody)`.
@@ -165,23 +163,24 @@ fn judged(
     place: Place,
 ) -> Result<(), Untrusted> {
     let me = current_uid();
+    let (uid, raw_mode) = crate::platform::files::owner_and_mode(meta);
     // A symbolic link's own mode is always 0777 and means nothing: only its owner counts.
     let mode = if meta.file_type().is_symlink() {
         0
     } else {
-        meta.mode()
+        raw_mode
     };
-    match flaw(meta.uid(), mode, me, owners, place) {
+    match flaw(uid, mode, me, owners, place) {
         None => Ok(()),
         Some(Flaw::Owner) => Err(Untrusted::Owner {
             path: path.to_path_buf(),
-            owner: Uid(meta.uid()),
+            owner: Uid(uid),
             me: Uid(me),
         }),
         Some(Flaw::Writable) => Err(Untrusted::Writable {
             path: path.to_path_buf(),
-            mode: meta.mode() & 0o7777,
-            owner: Uid(meta.uid()),
+            mode: raw_mode & 0o7777,
+            owner: Uid(uid),
         }),
     }
 }
@@ -274,6 +273,8 @@ fn components(path: &Path) -> VecDeque<OsString> {
         .collect()
 }
 
+// Unix owners, modes and symbolic links: the rule these tests check applies on Unix only.
 #[cfg(test)]
+#[cfg(unix)]
 #[path = "trust_tests.rs"]
 mod tests;

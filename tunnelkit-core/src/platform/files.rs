@@ -96,3 +96,27 @@ pub(crate) const OWNER_ONLY_MODES: (Option<u32>, Option<u32>) = if cfg!(unix) {
 } else {
     (None, None)
 };
+
+/// The user id of this process (on Windows, which has no uids, 0: see [`owner_and_mode`]).
+pub(crate) fn current_uid() -> u32 {
+    #[cfg(unix)]
+    return nix::unistd::getuid().as_raw();
+    #[cfg(not(unix))]
+    return 0;
+}
+
+/// A file's owner (uid) and mode bits, as StrictModes reads them. On Windows, where access is
+/// an ACL, every file reads as owned by this user and writable by nobody else: the trust
+/// checks ([`crate::trust`]) do not apply there yet (the README's platform table says so).
+pub(crate) fn owner_and_mode(meta: &std::fs::Metadata) -> (u32, u32) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (meta.uid(), meta.mode())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        (current_uid(), 0o600)
+    }
+}

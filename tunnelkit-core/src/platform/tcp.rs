@@ -1,4 +1,4 @@
-//! Socket tuning that only some systems have.
+//! Sockets: tuning that only some systems have, and errors each system names its own way.
 
 use tokio::net::TcpStream;
 
@@ -12,4 +12,19 @@ pub(crate) fn quick_ack(stream: &TcpStream) {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = stream;
+}
+
+/// True for the errors of a machine without IPv6 (module not loaded, or disabled): address
+/// family or protocol not supported, address not available.
+pub(crate) fn ipv6_unavailable(e: &std::io::Error) -> bool {
+    #[cfg(unix)]
+    let codes = [
+        libc::EAFNOSUPPORT,
+        libc::EADDRNOTAVAIL,
+        libc::EPROTONOSUPPORT,
+    ];
+    // WSAEAFNOSUPPORT, WSAEADDRNOTAVAIL, WSAEPROTONOSUPPORT.
+    #[cfg(windows)]
+    let codes = [10047, 10049, 10043];
+    e.raw_os_error().is_some_and(|c| codes.contains(&c))
 }
