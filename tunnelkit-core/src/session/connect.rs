@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Duration;
 
 use russh::client::{self, Handle};
 use socket2::{SockRef, TcpKeepalive};
@@ -304,6 +305,22 @@ const COMPRESSION_YES: &[russh::compression::Name] = &[
     russh::compression::NONE,
 ];
 
+/// russh's bound on the data limit (`russh::Limits::new` refuses more: nonce reuse), which is
+/// also its default: the cipher's amount, in ssh_config(5)'s words.
+const REKEY_DATA_MAX: u64 = 1 << 30;
+
+/// `RekeyLimit` as russh's limits: the data part in each direction, held to
+/// [`REKEY_DATA_MAX`] as ssh holds it to the cipher's amount; no time part, no time limit.
+fn rekey_limits(r: &crate::RekeyLimit) -> russh::Limits {
+    let data = r.data.unwrap_or(REKEY_DATA_MAX).min(REKEY_DATA_MAX);
+    let data = usize::try_from(data).unwrap_or(usize::MAX);
+    russh::Limits {
+        rekey_write_limit: data,
+        rekey_read_limit: data,
+        rekey_time_limit: r.time.unwrap_or(Duration::MAX),
+    }
+}
+
 /// The russh client configuration for one hop.
 async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
     let mut preferred = russh::Preferred::default();
@@ -328,6 +345,7 @@ async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
         nodelay: true,
         window_size_max: hop.options.receive_windows.max,
         window_budget: hop.options.receive_windows.budget,
+        limits: rekey_limits(&hop.options.rekey_limit),
         // Liveness is the supervisor's job (it probes with its own deadline and reports why).
         keepalive_interval: None,
         inactivity_timeout: None,
