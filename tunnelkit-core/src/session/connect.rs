@@ -352,3 +352,28 @@ async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
         ..Default::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rekey_limit_maps_onto_russh_limits() {
+        let l = |v: &str| rekey_limits(&crate::RekeyLimit::parse(v).unwrap());
+        // `default none`: russh's 1 GiB each way, no time-based rekey.
+        let d = l("default none");
+        assert_eq!(
+            (d.rekey_read_limit, d.rekey_write_limit),
+            (1 << 30, 1 << 30)
+        );
+        assert_eq!(d.rekey_time_limit, Duration::MAX);
+        let s = l("128M 30m");
+        assert_eq!(
+            (s.rekey_read_limit, s.rekey_write_limit),
+            (128 << 20, 128 << 20)
+        );
+        assert_eq!(s.rekey_time_limit, Duration::from_secs(1800));
+        // Above russh's bound: held to it, as ssh holds it to the cipher's amount.
+        assert_eq!(l("5G").rekey_read_limit, 1 << 30);
+    }
+}
