@@ -11,6 +11,9 @@ use std::time::Duration;
 const MIN_DATA: u64 = 16;
 /// The longest time `convtime` accepts, in seconds (C's `INT_MAX`).
 const MAX_SECONDS: u64 = i32::MAX as u64;
+/// russh's bound on the data limit (`russh::Limits::new` refuses more: nonce reuse), which is
+/// also its default: "the cipher's amount", in ssh_config(5)'s words.
+const RUSSH_DATA_MAX: u64 = 1 << 30;
 
 /// A hop's `RekeyLimit`. The default is OpenSSH's `default none`: the cipher's amount of data
 /// (russh's: 1 GiB), no time-based rekeying.
@@ -74,6 +77,20 @@ impl RekeyLimitLine {
             ));
         }
         Ok(RekeyLimitLine { data, time })
+    }
+}
+
+impl RekeyLimit {
+    /// As russh's limits (client or server): the data part in each direction, held to russh's
+    /// 1 GiB as ssh holds it to the cipher's amount; without a time part, no time limit.
+    pub(crate) fn russh_limits(&self) -> russh::Limits {
+        let data = self.data.unwrap_or(RUSSH_DATA_MAX).min(RUSSH_DATA_MAX);
+        let data = usize::try_from(data).unwrap_or(usize::MAX);
+        russh::Limits {
+            rekey_write_limit: data,
+            rekey_read_limit: data,
+            rekey_time_limit: self.time.unwrap_or(Duration::MAX),
+        }
     }
 }
 
@@ -261,6 +278,26 @@ mod tests {
         assert!(e.contains("bad number `lots`"), "{e}");
         let e = RekeyLimit::parse("1G soon").unwrap_err();
         assert!(e.contains("invalid time value `soon`"), "{e}");
+    }
+
+    #[test]
+    fn maps_onto_russh_limits() {
+        let l = |v: &str| RekeyLimit::parse(v).unwrap().russh_limits();
+        // `default none`: russh's 1 GiB each way, no time-based rekey.
+        let d = l("default none");
+        assert_eq!(
+            (d.rekey_read_limit, d.rekey_write_limit),
+            (1 << 30, 1 << 30)
+        );
+        assert_eq!(d.rekey_time_limit, Duration::MAX);
+        let s = l("128M 30m");
+        assert_eq!(
+            (s.rekey_read_limit, s.rekey_write_limit),
+            (128 << 20, 128 << 20)
+        );
+        assert_eq!(s.rekey_time_limit, Duration::from_secs(1800));
+        // Above russh's bound: held to it, as ssh holds it to the cipher's amount.
+        assert_eq!(l("5G").rekey_read_limit, 1 << 30);
     }
 
     #[test]

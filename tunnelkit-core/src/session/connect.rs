@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
 
 use russh::client::{self, Handle};
 use socket2::{SockRef, TcpKeepalive};
@@ -305,22 +304,6 @@ const COMPRESSION_YES: &[russh::compression::Name] = &[
     russh::compression::NONE,
 ];
 
-/// russh's bound on the data limit (`russh::Limits::new` refuses more: nonce reuse), which is
-/// also its default: the cipher's amount, in ssh_config(5)'s words.
-const REKEY_DATA_MAX: u64 = 1 << 30;
-
-/// `RekeyLimit` as russh's limits: the data part in each direction, held to
-/// [`REKEY_DATA_MAX`] as ssh holds it to the cipher's amount; no time part, no time limit.
-fn rekey_limits(r: &crate::RekeyLimit) -> russh::Limits {
-    let data = r.data.unwrap_or(REKEY_DATA_MAX).min(REKEY_DATA_MAX);
-    let data = usize::try_from(data).unwrap_or(usize::MAX);
-    russh::Limits {
-        rekey_write_limit: data,
-        rekey_read_limit: data,
-        rekey_time_limit: r.time.unwrap_or(Duration::MAX),
-    }
-}
-
 /// The russh client configuration for one hop.
 async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
     let mut preferred = russh::Preferred::default();
@@ -345,35 +328,10 @@ async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
         nodelay: true,
         window_size_max: hop.options.receive_windows.max,
         window_budget: hop.options.receive_windows.budget,
-        limits: rekey_limits(&hop.options.rekey_limit),
+        limits: hop.options.rekey_limit.russh_limits(),
         // Liveness is the supervisor's job (it probes with its own deadline and reports why).
         keepalive_interval: None,
         inactivity_timeout: None,
         ..Default::default()
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rekey_limit_maps_onto_russh_limits() {
-        let l = |v: &str| rekey_limits(&crate::RekeyLimit::parse(v).unwrap());
-        // `default none`: russh's 1 GiB each way, no time-based rekey.
-        let d = l("default none");
-        assert_eq!(
-            (d.rekey_read_limit, d.rekey_write_limit),
-            (1 << 30, 1 << 30)
-        );
-        assert_eq!(d.rekey_time_limit, Duration::MAX);
-        let s = l("128M 30m");
-        assert_eq!(
-            (s.rekey_read_limit, s.rekey_write_limit),
-            (128 << 20, 128 << 20)
-        );
-        assert_eq!(s.rekey_time_limit, Duration::from_secs(1800));
-        // Above russh's bound: held to it, as ssh holds it to the cipher's amount.
-        assert_eq!(l("5G").rekey_read_limit, 1 << 30);
-    }
 }
