@@ -25,6 +25,14 @@
 #[rustfmt::skip] // formatted as the fork is (edition 2024), not as this crate
 mod russh_window;
 
+/// The russh fork's rule for what a peer may send while a key exchange we started is pending
+/// (`vendor/russh/src/rekey_allowance.rs`, std only), compiled here for the same reason.
+#[cfg(test)]
+#[path = "../../vendor/russh/src/rekey_allowance.rs"]
+#[allow(dead_code, clippy::all, clippy::pedantic)]
+#[rustfmt::skip] // formatted as the fork is (edition 2024), not as this crate
+mod russh_rekey_allowance;
+
 mod agent;
 pub mod chart;
 mod dbus;

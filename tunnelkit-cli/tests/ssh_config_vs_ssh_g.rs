@@ -42,6 +42,7 @@ const KEYWORDS: &[&str] = &[
     "proxyusefdpass",
     "addressfamily",
     "compression",
+    "rekeylimit",
 ];
 
 fn ssh_path() -> &'static str {

@@ -66,6 +66,9 @@ pub struct BastionConfig {
     pub keyboard_interactive: Vec<(String, Vec<KbdPrompt>)>,
     /// Allowed `direct-tcpip` targets `(host, port)`, compared as sent; `None` allows any.
     pub allow_targets: Option<Vec<(String, u16)>>,
+    /// When the bastion renews a session's keys, as ssh_config's `RekeyLimit` (default: russh's
+    /// 1 GiB, no time limit). Small values make it start rekeys, for tests.
+    pub rekey_limit: crate::RekeyLimit,
 }
 
 impl BastionConfig {
@@ -77,6 +80,7 @@ impl BastionConfig {
             passwords: Vec::new(),
             keyboard_interactive: Vec::new(),
             allow_targets: None,
+            rekey_limit: crate::RekeyLimit::default(),
         }
     }
 
@@ -114,6 +118,7 @@ impl fmt::Debug for BastionConfig {
                 &users(&self.keyboard_interactive),
             )
             .field("allow_targets", &self.allow_targets)
+            .field("rekey_limit", &self.rekey_limit)
             .finish()
     }
 }
@@ -167,6 +172,7 @@ impl Bastion {
             // A frozen client must stay connected for as long as the test wants.
             inactivity_timeout: None,
             nodelay: true,
+            limits: config.rekey_limit.russh_limits(),
             ..Default::default()
         });
         let shared = Arc::new(Shared {

@@ -98,7 +98,7 @@ pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutc
 pub use env::Environment;
 pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
-pub use options::{OptionError, SshOptions};
+pub use options::{OptionError, RekeyLimit, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};
 pub use remote::{
     RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,

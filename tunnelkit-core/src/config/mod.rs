@@ -225,6 +225,9 @@ pub struct HopOptions {
     pub compression: bool,
     /// How far the receive windows of this hop's channels may grow (not an ssh option).
     pub receive_windows: ReceiveWindows,
+    /// `RekeyLimit`: how much data, and optionally how much time, before this hop's session
+    /// renews its keys (OpenSSH's `default none` unless set).
+    pub rekey_limit: crate::options::RekeyLimit,
 }
 
 /// How large the receive windows of one SSH session's channels may grow: the window is what the
@@ -287,6 +290,7 @@ impl HopOptions {
             address_family: AddressFamily::Any,
             compression: false,
             receive_windows: ReceiveWindows::default(),
+            rekey_limit: crate::options::RekeyLimit::default(),
         }
     }
 }

@@ -30,6 +30,7 @@ pub const SUPPORTED: &[&str] = &[
     "Port",
     "ProxyCommand",
     "ProxyJump",
+    "RekeyLimit",
     "RemoteForward",
     "ServerAliveCountMax",
     "ServerAliveInterval",
@@ -137,7 +138,6 @@ pub const REFUSED: &[(&str, &str)] = &[
         "PubkeyAcceptedKeyTypes",
         "the public key algorithms cannot be restricted",
     ),
-    ("RekeyLimit", "the rekey limits are russh's"),
     ("RequiredRSASize", "the minimum RSA key size cannot be set"),
     (
         "RevokedHostKeys",

@@ -10,8 +10,10 @@ use std::time::Duration;
 use crate::config::{AddressFamily, HopOptions, StrictHostKeyChecking};
 
 mod keywords;
+mod rekey;
 
 pub use keywords::{ignored_keywords, HARMLESS, REFUSED, REFUSED_UNLESS, SUPPORTED};
+pub use rekey::RekeyLimit;
 
 /// Why an option was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +101,11 @@ pub struct SshOptions {
     pub address_family: Option<AddressFamily>,
     /// `Compression` (`-C`).
     pub compression: Option<bool>,
+    /// `RekeyLimit`'s data part (`Some(None)` is `default`). OpenSSH records the two parts
+    /// separately, each first-wins: see [`SshOptions::rekey_limit`].
+    pub rekey_limit_data: Option<Option<u64>>,
+    /// `RekeyLimit`'s time part, when a line gave one other than `none` (`Some(None)` is 0).
+    pub rekey_limit_time: Option<Option<Duration>>,
     /// `ProxyJump` (`none` is an empty string). `ProxyJump` and `ProxyCommand` share one slot,
     /// as in OpenSSH: whichever is obtained first wins, the other is then ignored.
     pub proxy_jump: Option<String>,
@@ -330,6 +337,13 @@ impl SshOptions {
                 set_first(&mut self.address_family, f)
             }
             "Compression" => set_first(&mut self.compression, yes_no(key, v)?),
+            "RekeyLimit" => {
+                let line = rekey::RekeyLimitLine::parse(v).map_err(|e| bad(key, v, &e))?;
+                set_first(&mut self.rekey_limit_data, line.data);
+                if let Some(t) = line.time {
+                    set_first(&mut self.rekey_limit_time, t);
+                }
+            }
             "ProxyJump" => {
                 let j = if v.eq_ignore_ascii_case("none") {
                     String::new()
@@ -421,7 +435,16 @@ impl SshOptions {
         }
         o.address_family = self.address_family.unwrap_or_default();
         o.compression = self.compression.unwrap_or(false);
+        o.rekey_limit = self.rekey_limit();
         o
+    }
+
+    /// The `RekeyLimit` in effect: OpenSSH's `default none` for what no line set.
+    pub fn rekey_limit(&self) -> RekeyLimit {
+        RekeyLimit {
+            data: self.rekey_limit_data.flatten(),
+            time: self.rekey_limit_time.flatten(),
+        }
     }
 }
 

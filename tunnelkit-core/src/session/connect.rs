@@ -328,6 +328,7 @@ async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
         nodelay: true,
         window_size_max: hop.options.receive_windows.max,
         window_budget: hop.options.receive_windows.budget,
+        limits: hop.options.rekey_limit.russh_limits(),
         // Liveness is the supervisor's job (it probes with its own deadline and reports why).
         keepalive_interval: None,
         inactivity_timeout: None,

@@ -84,6 +84,7 @@ pub fn print_g(c: &HostConfig, home: &std::path::Path) -> String {
             .unwrap_or(alive_default)
             .to_string(),
     );
+    line("rekeylimit", &o.rekey_limit().to_string());
     line(
         "ciphers",
         &o.ciphers

@@ -63,6 +63,7 @@ mod channels;
 pub use channels::{Channel, ChannelMsg, ChannelReadHalf, ChannelStream, ChannelWriteHalf};
 
 mod parsing;
+mod rekey_allowance;
 mod session;
 
 /// Server side of this library.

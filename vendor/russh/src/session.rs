@@ -265,6 +265,18 @@ impl<C> CommonSession<C> {
 }
 
 impl Encrypted {
+    /// What the peer may send while the key exchange we are starting waits
+    /// for its KEXINIT: each channel's window as it stands now, when our
+    /// KEXINIT goes out, and `cap` for the rest (`rekey_allowance.rs`).
+    pub(crate) fn rekey_allowance(&self, cap: u64) -> crate::rekey_allowance::RekeyAllowance {
+        crate::rekey_allowance::RekeyAllowance::new(
+            self.channels
+                .iter()
+                .map(|(id, c)| (id.number(), c.sender_window_size)),
+            cap,
+        )
+    }
+
     pub fn byte(&mut self, channel: ChannelId, msg: u8) -> Result<(), crate::Error> {
         if let Some(channel) = self.channels.get(&channel) {
             push_packet!(self.write, {

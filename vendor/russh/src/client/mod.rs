@@ -96,7 +96,7 @@ pub struct Session {
     channels: HashMap<ChannelId, ChannelRef>,
     target_window_size: u32,
     pending_reads: Vec<Vec<u8>>,
-    pending_len: u32,
+    rekey_allowance: crate::rekey_allowance::RekeyAllowance,
     priority_sender: UnboundedSender<Msg>,
     priority_receiver: UnboundedReceiver<Msg>,
     inbound_channel_sender: Sender<Msg>,
@@ -1363,7 +1363,7 @@ impl Session {
             window_pool,
             channels: HashMap::new(),
             pending_reads: Vec::new(),
-            pending_len: 0,
+            rekey_allowance: Default::default(),
             open_global_requests: VecDeque::new(),
             server_sig_algs: None,
             ext_info_count: 0,
@@ -1990,7 +1990,12 @@ impl Session {
 
     fn begin_rekey(&mut self) -> Result<(), crate::Error> {
         debug!("beginning re-key");
-        self.pending_len = 0;
+        // Our KEXINIT is about to go out: what the peer may still send.
+        let cap = 2 * u64::from(self.common.config.window_size);
+        self.rekey_allowance = match &self.common.encrypted {
+            Some(enc) => enc.rekey_allowance(cap),
+            None => crate::rekey_allowance::RekeyAllowance::default(),
+        };
         let mut kex = ClientKex::new(
             self.common.config.clone(),
             &self.common.config.client_id,
@@ -2107,9 +2112,10 @@ async fn reply<H: Handler>(
     //     violation -- reject it.
     //   * Before it arrives (we initiated the rekey; the peer may not have seen
     //     our KEXINIT yet) their in-flight messages are legal. Handle them as
-    //     usual, but bound the total so a peer that stalls the rekey and floods
-    //     cannot grow memory without limit. `pending_len` is reset when the
-    //     rekey completes (see `begin_rekey` and the kex-done path).
+    //     usual, but bound them so a peer that stalls the rekey and floods
+    //     cannot grow memory without limit: channel data by the windows we
+    //     had granted when our KEXINIT went out, the rest by a fixed cap
+    //     (`RekeyAllowance`, set in `begin_rekey`).
     #[allow(clippy::collapsible_if)]
     if !is_kex_msg && session.common.encrypted.is_some() {
         if let (Some(&msg_type), SessionKexState::InProgress(kex)) =
@@ -2119,9 +2125,9 @@ async fn reply<H: Handler>(
                 if kex.peer_kexinit_received() {
                     return Err(crate::Error::Inconsistent.into());
                 }
-                session.pending_len = session.pending_len.saturating_add(pkt.buffer.len() as u32);
-                if u64::from(session.pending_len) > 2 * u64::from(session.common.config.window_size)
-                {
+                // Channel data within the windows open when our KEXINIT
+                // went out is bounded by them; the rest by a fixed cap.
+                if !session.rekey_allowance.admit(&pkt.buffer) {
                     return Err(crate::Error::Pending.into());
                 }
             }
@@ -2174,7 +2180,7 @@ async fn reply<H: Handler>(
                             session.process_packet(handler, &p).await?;
                         }
                         session.pending_reads = pending;
-                        session.pending_len = 0;
+                        session.rekey_allowance = Default::default();
                     } else {
                         // This is the initial kex
                         // A certificate replaces the key check rather than

@@ -857,7 +857,7 @@ mod tests {
             receiver,
             sender: handle,
             pending_reads: Vec::new(),
-            pending_len: 0,
+            rekey_allowance: Default::default(),
             channels: std::collections::HashMap::new(),
             open_global_requests: std::collections::VecDeque::new(),
             kex: SessionKexState::Idle,

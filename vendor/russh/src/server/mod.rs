@@ -1122,7 +1122,7 @@ where
         receiver,
         sender: handle.clone(),
         pending_reads: Vec::new(),
-        pending_len: 0,
+        rekey_allowance: Default::default(),
         channels: HashMap::new(),
         open_global_requests: VecDeque::new(),
         kex: SessionKexState::Idle,
@@ -1215,9 +1215,10 @@ async fn reply<H: Handler + Send>(
     //     violation -- reject it.
     //   * Before it arrives (we initiated the rekey; the peer may not have seen
     //     our KEXINIT yet) their in-flight messages are legal. Handle them as
-    //     usual, but bound the total so a peer that stalls the rekey and floods
-    //     cannot grow memory without limit. `pending_len` is reset when the
-    //     rekey completes (see `begin_rekey` and the kex-done path).
+    //     usual, but bound them so a peer that stalls the rekey and floods
+    //     cannot grow memory without limit: channel data by the windows we
+    //     had granted when our KEXINIT went out, the rest by a fixed cap
+    //     (`RekeyAllowance`, set in `begin_rekey`).
     #[allow(clippy::collapsible_if)]
     if !is_kex_msg && session.common.encrypted.is_some() {
         if let (Some(&msg_type), SessionKexState::InProgress(kex)) =
@@ -1227,9 +1228,9 @@ async fn reply<H: Handler + Send>(
                 if kex.peer_kexinit_received() {
                     return Err(crate::Error::Inconsistent.into());
                 }
-                session.pending_len = session.pending_len.saturating_add(pkt.buffer.len() as u32);
-                if u64::from(session.pending_len) > 2 * u64::from(session.common.config.window_size)
-                {
+                // Channel data within the windows open when our KEXINIT
+                // went out is bounded by them; the rest by a fixed cap.
+                if !session.rekey_allowance.admit(&pkt.buffer) {
                     return Err(crate::Error::Pending.into());
                 }
             }
@@ -1276,7 +1277,7 @@ async fn reply<H: Handler + Send>(
                             session.process_packet(handler, &p).await?;
                         }
                         session.pending_reads = pending;
-                        session.pending_len = 0;
+                        session.rekey_allowance = Default::default();
                         session.flush()?;
                     } else {
                         // This is the initial kex

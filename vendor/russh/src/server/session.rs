@@ -25,7 +25,7 @@ pub struct Session {
     pub(crate) receiver: Receiver<Msg>,
     pub(crate) target_window_size: u32,
     pub(crate) pending_reads: Vec<Vec<u8>>,
-    pub(crate) pending_len: u32,
+    pub(crate) rekey_allowance: crate::rekey_allowance::RekeyAllowance,
     pub(crate) channels: HashMap<ChannelId, ChannelRef>,
     pub(crate) open_global_requests: VecDeque<GlobalRequestResponse>,
     pub(crate) kex: SessionKexState<ServerKex>,
@@ -1559,7 +1559,12 @@ impl Session {
 
     pub(crate) fn begin_rekey(&mut self) -> Result<(), Error> {
         debug!("beginning re-key");
-        self.pending_len = 0;
+        // Our KEXINIT is about to go out: what the peer may still send.
+        let cap = 2 * u64::from(self.common.config.window_size);
+        self.rekey_allowance = match &self.common.encrypted {
+            Some(enc) => enc.rekey_allowance(cap),
+            None => crate::rekey_allowance::RekeyAllowance::default(),
+        };
         let mut kex = ServerKex::new(
             self.common.config.clone(),
             &self.common.remote_sshid,
@@ -1671,7 +1676,7 @@ mod tests {
             receiver,
             target_window_size: config.window_size,
             pending_reads: Vec::new(),
-            pending_len: 0,
+            rekey_allowance: Default::default(),
             channels: HashMap::new(),
             open_global_requests: VecDeque::new(),
             kex: SessionKexState::Idle,
