@@ -1,4 +1,7 @@
-//! The control socket's protocol: one JSON object per line, each at most [`MAX_MESSAGE`] bytes.
+//! The control socket's protocol: one JSON object per line. A client's lines are at most
+//! [`MAX_CLIENT_LINE`] bytes, the agent's at most [`MAX_AGENT_LINE`] (a fleet's `status` grows
+//! with it; [`limits`] says why the two differ, and holds every deadline). Objects are strict:
+//! a repeated key or, in what a client sends, a key its shape does not have is an error.
 //! A client sends one [`Request`] (with the [`PROTOCOL_VERSION`] it speaks); the agent answers
 //! with zero or more [`Reply::Prompt`]s (which the client answers with
 //! [`ClientMessage::Answer`]) and [`Reply::Progress`] notes, then one final [`Reply::Done`]
@@ -11,13 +14,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
+pub mod limits;
+mod strict;
+
+pub use limits::{MAX_AGENT_LINE, MAX_CLIENT_LINE};
+
 pub use crate::drill::{DrillForwardJson, DrillJson};
 pub use crate::status::{
     ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary, RemoteForwardJson, RouteJson,
 };
-
-/// The largest line either side accepts; longer lines are an error and close the connection.
-pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// The protocol this build speaks. Changed whenever a message changes shape; a client and an
 /// agent that differ refuse each other with [`ProtocolError::Version`]. 3: remote forwards and
@@ -28,9 +33,9 @@ pub const PROTOCOL_VERSION: u32 = 4;
 /// A line that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    /// Longer than [`MAX_MESSAGE`].
-    #[error("message longer than {MAX_MESSAGE} bytes")]
-    TooLong,
+    /// Longer than the bound of its side ([`MAX_CLIENT_LINE`] or [`MAX_AGENT_LINE`]).
+    #[error("message longer than {0} bytes")]
+    TooLong(usize),
     /// Not UTF-8.
     #[error("message is not UTF-8")]
     NotUtf8,
@@ -80,16 +85,20 @@ fn line<T: Serialize>(value: &T) -> Vec<u8> {
     l
 }
 
-/// Decodes one line a client sent as its [`Request`]: at most [`MAX_MESSAGE`] bytes (newline
-/// included), UTF-8, one JSON object of a request's shape, and this build's version. The agent
-/// does nothing else with a client's first line before acting on it.
+/// Decodes one line a client sent as its [`Request`]: at most [`MAX_CLIENT_LINE`] bytes
+/// (newline included), UTF-8, one strict JSON object of a request's shape (no key twice, no key
+/// the request does not have), and this build's version. The agent does nothing else with a
+/// client's first line before acting on it.
 pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
-    let mut value: serde_json::Value = decode(line, "request")?;
+    let mut value = decode_value(line, MAX_CLIENT_LINE, "request")?;
     let version = value
         .as_object_mut()
         .and_then(|m| m.remove("version"))
         .map(|v| v.as_u64());
-    let request: Request = serde_json::from_value(value).map_err(|e| malformed("request", e))?;
+    let request: Request = typed(&value, "request")?;
+    if let Some(key) = strict::unknown_key(&value, &request) {
+        return Err(unknown(key, "request"));
+    }
     match version {
         Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => Ok(request),
         Some(None) => Err(ProtocolError::Malformed {
@@ -103,15 +112,21 @@ pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
     }
 }
 
-/// Decodes one line a client sent after its request: a [`ClientMessage`] answering a prompt.
+/// Decodes one line a client sent after its request: a [`ClientMessage`] answering a prompt
+/// (strict, like a request).
 pub fn decode_client_message(line: &[u8]) -> Result<ClientMessage, ProtocolError> {
-    decode(line, "message")
+    let value = decode_value(line, MAX_CLIENT_LINE, "message")?;
+    let message: ClientMessage = typed(&value, "message")?;
+    match strict::unknown_key(&value, &message) {
+        Some(key) => Err(unknown(key, "message")),
+        None => Ok(message),
+    }
 }
 
-/// Decodes one line the agent sent. The version is checked before the shape, so an agent from
-/// another build is named as such rather than as malformed.
+/// Decodes one line the agent sent (at most [`MAX_AGENT_LINE`] bytes). The version is checked
+/// before the shape, so an agent from another build is named as such rather than as malformed.
 pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
-    let value: serde_json::Value = decode(line, "reply")?;
+    let value = decode_value(line, MAX_AGENT_LINE, "reply")?;
     let version = value.get("version").and_then(serde_json::Value::as_u64);
     if version != Some(u64::from(PROTOCOL_VERSION)) {
         return Err(ProtocolError::Version {
@@ -119,16 +134,34 @@ pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
             from_agent: true,
         });
     }
-    let l: ReplyLine = serde_json::from_value(value).map_err(|e| malformed("reply", e))?;
+    let l: ReplyLine = typed(&value, "reply")?;
     Ok(l.reply)
 }
 
-fn decode<T: DeserializeOwned>(line: &[u8], what: &'static str) -> Result<T, ProtocolError> {
-    if line.len() > MAX_MESSAGE {
-        return Err(ProtocolError::TooLong);
+fn decode_value(
+    line: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<serde_json::Value, ProtocolError> {
+    if line.len() > max {
+        return Err(ProtocolError::TooLong(max));
     }
     let text = std::str::from_utf8(line).map_err(|_| ProtocolError::NotUtf8)?;
-    serde_json::from_str(text).map_err(|e| malformed(what, e))
+    strict::parse(text).map_err(|e| malformed(what, e))
+}
+
+fn typed<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    what: &'static str,
+) -> Result<T, ProtocolError> {
+    T::deserialize(value).map_err(|e| malformed(what, e))
+}
+
+fn unknown(key: String, what: &'static str) -> ProtocolError {
+    ProtocolError::Malformed {
+        what,
+        why: format!("unknown key `{key}`"),
+    }
 }
 
 fn version_text(theirs: &Option<u64>, from_agent: &bool) -> String {
@@ -278,14 +311,15 @@ pub enum Response {
     },
 }
 
-/// Reads one line of at most [`MAX_MESSAGE`] bytes, its newline included, within `deadline`.
+/// Reads one line of at most `max` bytes, its newline included, within `deadline`.
 pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
+    max: usize,
     deadline: Duration,
 ) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let read = async {
-        let mut limited = (&mut *r).take(MAX_MESSAGE as u64 + 1);
+        let mut limited = (&mut *r).take(max as u64 + 1);
         limited.read_until(b'\n', &mut buf).await
     };
     match tokio::time::timeout(deadline, read).await {
@@ -295,9 +329,7 @@ pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
         )),
         Ok(Err(e)) => Err(e.to_string()),
         Ok(Ok(0)) => Err("connection closed".into()),
-        Ok(Ok(_)) if buf.len() > MAX_MESSAGE => {
-            Err(format!("message longer than {MAX_MESSAGE} bytes"))
-        }
+        Ok(Ok(_)) if buf.len() > max => Err(ProtocolError::TooLong(max).to_string()),
         Ok(Ok(_)) if buf.last() != Some(&b'\n') => Err("connection closed mid-message".into()),
         Ok(Ok(_)) => Ok(buf),
     }
@@ -408,10 +440,73 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_or_unknown_key_in_a_request_is_refused_by_name() {
+        let dup = br#"{"request":"down","name":"a","name":"b","version":4}"#;
+        let e = decode_request(dup).unwrap_err().to_string();
+        assert!(
+            e.starts_with("malformed request: duplicate key `name`"),
+            "{e}"
+        );
+        let e = decode_request(br#"{"request":"status","version":4,"version":4}"#).unwrap_err();
+        assert!(e.to_string().contains("duplicate key `version`"), "{e}");
+        for (line, key) in [
+            (
+                &br#"{"request":"status","force":true,"version":4}"#[..],
+                "force",
+            ),
+            (
+                br#"{"request":"down","name":"a","all":true,"version":4}"#,
+                "all",
+            ),
+            (br#"{"request":"drill","name":"a","version":4,"x":1}"#, "x"),
+        ] {
+            let e = decode_request(line).unwrap_err().to_string();
+            assert!(e.starts_with("malformed request: unknown"), "{e}");
+            assert!(e.contains(&format!("`{key}`")), "{e}");
+        }
+        // A key with a default may be left out.
+        let ok = br#"{"request":"drill","name":"a","version":4}"#;
+        assert_eq!(
+            decode_request(ok).unwrap(),
+            Request::Drill {
+                name: "a".into(),
+                stay: false
+            }
+        );
+        let e = decode_client_message(br#"{"type":"answer","value":"y","again":1}"#);
+        assert!(e.unwrap_err().to_string().contains("`again`"));
+        let e = decode_client_message(br#"{"type":"answer","value":"y","value":"n"}"#);
+        assert!(e.unwrap_err().to_string().contains("duplicate key `value`"));
+    }
+
+    #[test]
+    fn a_reply_far_larger_than_a_request_may_be_is_read() {
+        let logs = (0..5_000)
+            .map(|i| LogLine {
+                unix_ms: i,
+                text: "x".repeat(100),
+            })
+            .collect::<Vec<_>>();
+        let r = Reply::Done {
+            result: Response::Logs {
+                name: "a".into(),
+                lines: logs,
+            },
+        };
+        let line = encode_reply(&r);
+        assert!(line.len() > 8 * MAX_CLIENT_LINE, "{}", line.len());
+        assert_eq!(decode_reply(&line).unwrap(), r);
+        assert_eq!(
+            decode_reply(&vec![b' '; MAX_AGENT_LINE + 1]),
+            Err(ProtocolError::TooLong(MAX_AGENT_LINE))
+        );
+    }
+
+    #[test]
     fn oversized_and_non_utf8_lines_are_refused() {
         assert_eq!(
-            decode_request(&vec![b' '; MAX_MESSAGE + 1]),
-            Err(ProtocolError::TooLong)
+            decode_request(&vec![b' '; MAX_CLIENT_LINE + 1]),
+            Err(ProtocolError::TooLong(MAX_CLIENT_LINE))
         );
         assert_eq!(decode_reply(b"\xff\n"), Err(ProtocolError::NotUtf8));
     }
