@@ -5,7 +5,7 @@
 //! Sizes are asymmetric on purpose: what a client sends is small and comes from whoever can
 //! reach the socket, so it is tightly bounded ([`MAX_CLIENT_LINE`]) to protect the agent; what
 //! the agent sends is read by its own user's client, and grows with the fleet (a `status` of
-//! 1,000 profiles is about 0.7 MB), so its bound ([`MAX_AGENT_LINE`]) only stops a runaway.
+//! 1,000 profiles is about 0.5 MB), so its bound ([`MAX_AGENT_LINE`]) only stops a runaway.
 
 use std::time::Duration;
 
@@ -18,7 +18,7 @@ use crate::up::UP_DEADLINE;
 pub const MAX_CLIENT_LINE: usize = 64 * 1024;
 
 /// The largest line the agent may send, newline included: far above any fleet's `status`
-/// (about 700 bytes a profile), a bound against a runaway, not a size a fleet can reach.
+/// (about 510 bytes a profile), a bound against a runaway, not a size a fleet can reach.
 pub const MAX_AGENT_LINE: usize = 256 * 1024 * 1024;
 
 /// A client must send its request line within this time (the agent's side).
