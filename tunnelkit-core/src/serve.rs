@@ -4,7 +4,8 @@
 //!
 //! 1. **A backlog that absorbs bursts.** Every listener is made by [`bind_tcp`] or
 //!    [`bind_unix`] with an explicit [`LISTEN_BACKLOG`] (the kernel caps it at
-//!    `net.core.somaxconn`), not the runtime's default of 1,024 (TCP) or 128 (Unix).
+//!    `net.core.somaxconn`), not the runtime's default (a TCP listener from `TcpListener::bind`
+//!    queues 128: the 130th connection of a burst waits a second for its SYN to be retried).
 //! 2. **Accept never waits.** The accept loop takes every connection at once; no fixed pool of
 //!    permits decides whether the next one is even looked at.
 //! 3. **Pending work is capped by shedding the oldest.** A connection that has not yet proven
@@ -267,17 +268,41 @@ mod tests {
         assert!(p.is_empty() || p.len() == 1);
     }
 
+    /// More connections than the runtime's default TCP backlog (128) arrive while nobody
+    /// accepts: every one completes at once (a full TCP queue drops the SYN, and the client
+    /// retries a second later: with `TcpListener::bind` the 130th waits). The Unix listener is
+    /// held to the same burst (a full Unix queue refuses a non-blocking connect at once).
     #[tokio::test]
-    async fn listeners_get_the_explicit_backlog() {
+    async fn a_burst_beyond_the_default_backlogs_is_absorbed() {
+        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        const BURST: usize = 1500;
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+        let quick = Duration::from_millis(900);
         let l = bind_tcp("127.0.0.1", 0).await.unwrap();
         let addr = l.local_addr().unwrap();
-        let c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut held = Vec::with_capacity(BURST);
+        for i in 0..BURST {
+            let c = tokio::time::timeout(quick, tokio::net::TcpStream::connect(addr)).await;
+            held.push(
+                c.unwrap_or_else(|_| panic!("TCP connection {i} waited"))
+                    .unwrap(),
+            );
+        }
         let (s, _) = l.accept().await.unwrap();
-        assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
+        assert_eq!(s.peer_addr().unwrap(), held[0].local_addr().unwrap());
+        drop(held);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s");
         let u = bind_unix(&path).unwrap();
-        let _c = tokio::net::UnixStream::connect(&path).await.unwrap();
+        let mut held = Vec::with_capacity(BURST);
+        for i in 0..BURST {
+            let c = tokio::time::timeout(quick, tokio::net::UnixStream::connect(&path)).await;
+            held.push(
+                c.unwrap_or_else(|_| panic!("Unix connection {i} waited"))
+                    .unwrap(),
+            );
+        }
         u.accept().await.unwrap();
     }
 }
