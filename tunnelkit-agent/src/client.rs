@@ -3,8 +3,14 @@
 //! user's and writable by nobody else, and the process listening must run as this user
 //! (SO_PEERCRED); otherwise it sends nothing. Prompts from the agent are answered through the
 //! given [`Prompter`] (the terminal), and the answers go back over the socket only.
+//!
+//! Every wait has a deadline ([`limits`](crate::protocol::limits)): connecting, and each line of
+//! the agent's answer (how long depends on the request: `up` may wait a minute for a route,
+//! and its progress lines keep it alive; time a person spends answering a prompt is not
+//! counted). An agent that accepts and never answers is named, with its socket, as such.
 
 use std::path::Path;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -12,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use tunnelkit_core::prompt::{Confirm, ExposeSecret};
 use tunnelkit_core::{PromptRequest, Prompter};
 
+use crate::protocol::limits::{next_line_wait, CONNECT_DEADLINE};
 use crate::protocol::{
     decode_reply, encode_client_message, encode_request, ClientMessage, ProtocolError, Reply,
-    Request, Response, MAX_MESSAGE,
+    Request, Response, MAX_AGENT_LINE,
 };
 use crate::trust::{check_dir, check_peer, TrustError};
 
@@ -32,6 +39,14 @@ pub enum ClientError {
     /// The socket or the agent is not trusted: nothing was sent.
     #[error("{0}; nothing was sent")]
     Untrusted(TrustError),
+    /// The agent accepted the connection but did not answer in time.
+    #[error("the agent at {socket} did not answer within {}s (is it stuck? its log may say why)", .waited.as_secs())]
+    NoAnswer {
+        /// The socket.
+        socket: String,
+        /// How long the client waited for the agent's next line.
+        waited: Duration,
+    },
     /// The agent answered with an error.
     #[error("{0}")]
     Agent(String),
@@ -80,20 +95,30 @@ async fn exchange(
         Err(e) if e.is_missing() => return Err(unreachable("no such directory".into())),
         Err(e) => return Err(ClientError::Untrusted(e)),
     }
-    let stream = UnixStream::connect(socket)
-        .await
-        .map_err(|e| unreachable(e.to_string()))?;
+    let stream = match tokio::time::timeout(CONNECT_DEADLINE, UnixStream::connect(socket)).await {
+        Ok(s) => s.map_err(|e| unreachable(e.to_string()))?,
+        Err(_) => {
+            return Err(unreachable(format!(
+                "no connection within {}s",
+                CONNECT_DEADLINE.as_secs()
+            )))
+        }
+    };
     check_peer(&stream, socket).map_err(ClientError::Untrusted)?;
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
     // A refusing agent answers and closes before reading: still read its reply.
     let sent = write.write_all(&encode_request(request)).await;
+    let wait = next_line_wait(request);
     loop {
         let mut line = Vec::new();
-        let n = (&mut read)
-            .take(MAX_MESSAGE as u64 + 1)
-            .read_until(b'\n', &mut line)
+        let mut limited = (&mut read).take(MAX_AGENT_LINE as u64 + 1);
+        let n = tokio::time::timeout(wait, limited.read_until(b'\n', &mut line))
             .await
+            .map_err(|_| ClientError::NoAnswer {
+                socket: socket.display().to_string(),
+                waited: wait,
+            })?
             .map_err(|e| ClientError::Io(e.to_string()))?;
         if n == 0 {
             sent.map_err(|e| ClientError::Io(e.to_string()))?;

@@ -1,4 +1,7 @@
-//! The control socket's protocol: one JSON object per line, each at most [`MAX_MESSAGE`] bytes.
+//! The control socket's protocol: one JSON object per line. A client's lines are at most
+//! [`MAX_CLIENT_LINE`] bytes, the agent's at most [`MAX_AGENT_LINE`] (a fleet's `status` grows
+//! with it; [`limits`] says why the two differ, and holds every deadline). Objects are strict:
+//! a repeated key or, in what a client sends, a key its shape does not have is an error.
 //! A client sends one [`Request`] (with the [`PROTOCOL_VERSION`] it speaks); the agent answers
 //! with zero or more [`Reply::Prompt`]s (which the client answers with
 //! [`ClientMessage::Answer`]) and [`Reply::Progress`] notes, then one final [`Reply::Done`]
@@ -11,26 +14,29 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
+pub mod limits;
+mod strict;
+
+pub use limits::{MAX_AGENT_LINE, MAX_CLIENT_LINE};
+
 pub use crate::drill::{DrillForwardJson, DrillJson};
 pub use crate::status::{
     ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary, RemoteForwardJson, RouteJson,
 };
 
-/// The largest line either side accepts; longer lines are an error and close the connection.
-pub const MAX_MESSAGE: usize = 64 * 1024;
-
 /// The protocol this build speaks. Changed whenever a message changes shape; a client and an
 /// agent that differ refuse each other with [`ProtocolError::Version`]. 3: remote forwards and
 /// routes in status, drill; 4: each forward's `kind` (`local` or `dynamic`), drill forwards that
-/// were `skipped`.
-pub const PROTOCOL_VERSION: u32 = 4;
+/// were `skipped`; 5: profile states `partial` (a refused remote forward) and `refused` (an
+/// untrusted file), each forward's `exposed`, strict requests (no duplicate or unknown keys).
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// A line that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProtocolError {
-    /// Longer than [`MAX_MESSAGE`].
-    #[error("message longer than {MAX_MESSAGE} bytes")]
-    TooLong,
+    /// Longer than the bound of its side ([`MAX_CLIENT_LINE`] or [`MAX_AGENT_LINE`]).
+    #[error("message longer than {0} bytes")]
+    TooLong(usize),
     /// Not UTF-8.
     #[error("message is not UTF-8")]
     NotUtf8,
@@ -80,16 +86,20 @@ fn line<T: Serialize>(value: &T) -> Vec<u8> {
     l
 }
 
-/// Decodes one line a client sent as its [`Request`]: at most [`MAX_MESSAGE`] bytes (newline
-/// included), UTF-8, one JSON object of a request's shape, and this build's version. The agent
-/// does nothing else with a client's first line before acting on it.
+/// Decodes one line a client sent as its [`Request`]: at most [`MAX_CLIENT_LINE`] bytes
+/// (newline included), UTF-8, one strict JSON object of a request's shape (no key twice, no key
+/// the request does not have), and this build's version. The agent does nothing else with a
+/// client's first line before acting on it.
 pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
-    let mut value: serde_json::Value = decode(line, "request")?;
+    let mut value = decode_value(line, MAX_CLIENT_LINE, "request")?;
     let version = value
         .as_object_mut()
         .and_then(|m| m.remove("version"))
         .map(|v| v.as_u64());
-    let request: Request = serde_json::from_value(value).map_err(|e| malformed("request", e))?;
+    let request: Request = typed(&value, "request")?;
+    if let Some(key) = strict::unknown_key(&value, &request) {
+        return Err(unknown(key, "request"));
+    }
     match version {
         Some(Some(v)) if v == u64::from(PROTOCOL_VERSION) => Ok(request),
         Some(None) => Err(ProtocolError::Malformed {
@@ -103,15 +113,21 @@ pub fn decode_request(line: &[u8]) -> Result<Request, ProtocolError> {
     }
 }
 
-/// Decodes one line a client sent after its request: a [`ClientMessage`] answering a prompt.
+/// Decodes one line a client sent after its request: a [`ClientMessage`] answering a prompt
+/// (strict, like a request).
 pub fn decode_client_message(line: &[u8]) -> Result<ClientMessage, ProtocolError> {
-    decode(line, "message")
+    let value = decode_value(line, MAX_CLIENT_LINE, "message")?;
+    let message: ClientMessage = typed(&value, "message")?;
+    match strict::unknown_key(&value, &message) {
+        Some(key) => Err(unknown(key, "message")),
+        None => Ok(message),
+    }
 }
 
-/// Decodes one line the agent sent. The version is checked before the shape, so an agent from
-/// another build is named as such rather than as malformed.
+/// Decodes one line the agent sent (at most [`MAX_AGENT_LINE`] bytes). The version is checked
+/// before the shape, so an agent from another build is named as such rather than as malformed.
 pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
-    let value: serde_json::Value = decode(line, "reply")?;
+    let value = decode_value(line, MAX_AGENT_LINE, "reply")?;
     let version = value.get("version").and_then(serde_json::Value::as_u64);
     if version != Some(u64::from(PROTOCOL_VERSION)) {
         return Err(ProtocolError::Version {
@@ -119,16 +135,34 @@ pub fn decode_reply(line: &[u8]) -> Result<Reply, ProtocolError> {
             from_agent: true,
         });
     }
-    let l: ReplyLine = serde_json::from_value(value).map_err(|e| malformed("reply", e))?;
+    let l: ReplyLine = typed(&value, "reply")?;
     Ok(l.reply)
 }
 
-fn decode<T: DeserializeOwned>(line: &[u8], what: &'static str) -> Result<T, ProtocolError> {
-    if line.len() > MAX_MESSAGE {
-        return Err(ProtocolError::TooLong);
+fn decode_value(
+    line: &[u8],
+    max: usize,
+    what: &'static str,
+) -> Result<serde_json::Value, ProtocolError> {
+    if line.len() > max {
+        return Err(ProtocolError::TooLong(max));
     }
     let text = std::str::from_utf8(line).map_err(|_| ProtocolError::NotUtf8)?;
-    serde_json::from_str(text).map_err(|e| malformed(what, e))
+    strict::parse(text).map_err(|e| malformed(what, e))
+}
+
+fn typed<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    what: &'static str,
+) -> Result<T, ProtocolError> {
+    T::deserialize(value).map_err(|e| malformed(what, e))
+}
+
+fn unknown(key: String, what: &'static str) -> ProtocolError {
+    ProtocolError::Malformed {
+        what,
+        why: format!("unknown key `{key}`"),
+    }
 }
 
 fn version_text(theirs: &Option<u64>, from_agent: &bool) -> String {
@@ -278,14 +312,15 @@ pub enum Response {
     },
 }
 
-/// Reads one line of at most [`MAX_MESSAGE`] bytes, its newline included, within `deadline`.
+/// Reads one line of at most `max` bytes, its newline included, within `deadline`.
 pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
     r: &mut R,
+    max: usize,
     deadline: Duration,
 ) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let read = async {
-        let mut limited = (&mut *r).take(MAX_MESSAGE as u64 + 1);
+        let mut limited = (&mut *r).take(max as u64 + 1);
         limited.read_until(b'\n', &mut buf).await
     };
     match tokio::time::timeout(deadline, read).await {
@@ -295,9 +330,7 @@ pub(crate) async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
         )),
         Ok(Err(e)) => Err(e.to_string()),
         Ok(Ok(0)) => Err("connection closed".into()),
-        Ok(Ok(_)) if buf.len() > MAX_MESSAGE => {
-            Err(format!("message longer than {MAX_MESSAGE} bytes"))
-        }
+        Ok(Ok(_)) if buf.len() > max => Err(ProtocolError::TooLong(max).to_string()),
         Ok(Ok(_)) if buf.last() != Some(&b'\n') => Err("connection closed mid-message".into()),
         Ok(Ok(_)) => Ok(buf),
     }
@@ -314,105 +347,4 @@ pub(crate) fn error(m: impl Into<String>) -> Reply {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_round_trips_with_its_version() {
-        let r = Request::Up {
-            name: "db".into(),
-            interactive: true,
-        };
-        let l = encode_request(&r);
-        assert!(l.ends_with(b"\n"));
-        assert!(String::from_utf8_lossy(&l).contains("\"version\":4"));
-        assert_eq!(decode_request(&l).unwrap(), r);
-    }
-
-    #[test]
-    fn a_request_without_or_with_another_version_is_named_as_such() {
-        let e = decode_request(b"{\"request\":\"status\"}\n").unwrap_err();
-        assert_eq!(
-            e,
-            ProtocolError::Version {
-                theirs: None,
-                from_agent: false
-            }
-        );
-        assert!(e.to_string().starts_with(
-            "the client speaks control protocol 1 (no version field), this agent speaks 4"
-        ));
-        let e = decode_request(b"{\"request\":\"status\",\"version\":7}").unwrap_err();
-        assert!(e.to_string().contains("protocol 7"), "{e}");
-        // Shape errors come first: an unknown request is malformed whatever its version.
-        let e = decode_request(b"{\"request\":\"explode\"}").unwrap_err();
-        assert!(e.to_string().starts_with("malformed request"), "{e}");
-        let e = decode_request(b"{\"request\":\"status\",\"version\":\"2\"}").unwrap_err();
-        assert!(e.to_string().contains("version is not a number"), "{e}");
-    }
-
-    #[test]
-    fn replies_round_trip_typed() {
-        let replies = [
-            Reply::Done {
-                result: Response::Down {
-                    name: "a".into(),
-                    was_running: true,
-                },
-            },
-            Reply::Done {
-                result: Response::Reload(ReloadSummary::default()),
-            },
-            Reply::Done {
-                result: Response::Status { profiles: vec![] },
-            },
-            Reply::Progress { text: "x".into() },
-            Reply::Error {
-                message: "no".into(),
-            },
-        ];
-        for r in replies {
-            assert_eq!(decode_reply(&encode_reply(&r)).unwrap(), r);
-        }
-    }
-
-    #[test]
-    fn a_reply_from_an_agent_of_another_version_is_an_error_not_an_empty_result() {
-        // What an agent before protocol versions sent for `status`.
-        let old = br#"{"type":"done","result":[{"name":"a","state":"up"}]}"#;
-        let e = decode_reply(old).unwrap_err();
-        assert!(
-            e.to_string().starts_with(
-                "the agent speaks control protocol 1 (no version field), this client speaks 4"
-            ),
-            "{e}"
-        );
-        let newer = br#"{"version":5,"type":"done","result":{"kind":"status","profiles":[]}}"#;
-        assert!(decode_reply(newer)
-            .unwrap_err()
-            .to_string()
-            .contains("protocol 5"));
-        // An agent of protocol 3 (remote forwards and routes, before forwards had a kind).
-        let before_kinds =
-            br#"{"version":3,"type":"done","result":{"kind":"status","profiles":[]}}"#;
-        assert_eq!(
-            decode_reply(before_kinds).unwrap_err().to_string(),
-            "the agent speaks control protocol 3, this client speaks 4: run the client and the \
-             agent from the same tunnelkit build (restart the agent after an upgrade)"
-        );
-        let odd = br#"{"version":4,"type":"done","result":{"kind":"teleport"}}"#;
-        assert!(matches!(
-            decode_reply(odd),
-            Err(ProtocolError::Malformed { what: "reply", .. })
-        ));
-    }
-
-    #[test]
-    fn oversized_and_non_utf8_lines_are_refused() {
-        assert_eq!(
-            decode_request(&vec![b' '; MAX_MESSAGE + 1]),
-            Err(ProtocolError::TooLong)
-        );
-        assert_eq!(decode_reply(b"\xff\n"), Err(ProtocolError::NotUtf8));
-    }
-}
+mod tests;

@@ -12,22 +12,20 @@ use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tunnelkit_core::serve::{bind_unix, Pending, Stalled, CONTROL_PENDING};
 use tunnelkit_core::{DrillOptions, SecretStore};
 
 use crate::drill::DrillJson;
 use crate::launcher::CoreLauncher;
+pub use crate::protocol::limits::{REPLY_WRITE_DEADLINE, REQUEST_DEADLINE};
 use crate::protocol::{
-    decode_request, done, encode_reply, error, read_line, Reply, Request, Response,
+    decode_request, done, encode_reply, error, read_line, Reply, Request, Response, MAX_CLIENT_LINE,
 };
 use crate::registry::{RegistryConfig, RegistryHandle, POLL_INTERVAL, STOP_DEADLINE};
 use crate::trust::{prepare_dir, TrustError, Uid};
 
-/// A client must send its request line within this time.
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
-/// Clients served at once; more wait in the listen backlog.
-pub const MAX_CLIENTS: usize = 64;
 /// A pause after a failed `accept` (descriptors exhausted) before the next.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Clients still being served get this long once the agent stops.
@@ -85,7 +83,7 @@ pub async fn bind_socket(path: &Path) -> Result<UnixListener, AgentError> {
         tracing::info!("replacing the stale socket {}", path.display());
         std::fs::remove_file(path).map_err(io(format!("remove stale {}", path.display())))?;
     }
-    let listener = UnixListener::bind(path).map_err(io(format!("bind {}", path.display())))?;
+    let listener = bind_unix(path).map_err(io(format!("bind {}", path.display())))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(io(format!("chmod {}", path.display())))?;
     Ok(listener)
@@ -145,7 +143,10 @@ pub async fn run_with(
             }
         })
     };
-    let limit = Arc::new(Semaphore::new(MAX_CLIENTS));
+    let pending = Pending::new(
+        CONTROL_PENDING,
+        format!("control socket {}", config.socket.display()),
+    );
     let clients = tokio_util::task::TaskTracker::new();
     loop {
         let stream = tokio::select! {
@@ -159,35 +160,12 @@ pub async fn run_with(
                 }
             },
         };
-        let me = crate::paths::current_uid();
-        let peer = stream.peer_cred().map(|c| c.uid());
-        if peer.as_ref().ok() != Some(&me) {
-            let who = match peer {
-                Ok(uid) => Uid(uid).to_string(),
-                Err(e) => format!("an unknown user ({e})"),
-            };
-            tracing::warn!(
-                "refused a control connection from {who}: the agent runs as {}",
-                Uid(me)
-            );
-            let message = format!(
-                "permission denied: this agent belongs to {}, not to {who}",
-                Uid(me)
-            );
-            let mut s = stream;
-            let _ = s.write_all(&encode_reply(&Reply::Error { message })).await;
-            continue;
-        }
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break;
-        };
-        let (registry, cancel) = (registry.clone(), cancel.clone());
+        let (registry, cancel, pending) = (registry.clone(), cancel.clone(), pending.clone());
         clients.spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = serve_client(stream, registry) => {}
+                _ = serve_client(stream, registry, pending) => {}
             }
-            drop(permit);
         });
     }
     drop(listener);
@@ -201,17 +179,54 @@ pub async fn run_with(
     Ok(())
 }
 
-async fn serve_client(stream: UnixStream, registry: RegistryHandle) {
+/// Refuses a peer of another uid (with a reply it may read), or serves its request.
+async fn serve_client(stream: UnixStream, registry: RegistryHandle, pending: Pending) {
+    let me = crate::paths::current_uid();
+    let peer = stream.peer_cred().map(|c| c.uid());
+    if peer.as_ref().ok() != Some(&me) {
+        let who = match peer {
+            Ok(uid) => Uid(uid).to_string(),
+            Err(e) => format!("an unknown user ({e})"),
+        };
+        tracing::warn!(
+            "refused a control connection from {who}: the agent runs as {}",
+            Uid(me)
+        );
+        let message = format!(
+            "permission denied: this agent belongs to {}, not to {who}",
+            Uid(me)
+        );
+        let mut s = stream;
+        let refusal = encode_reply(&Reply::Error { message });
+        let _ = pending
+            .guard(REPLY_WRITE_DEADLINE, s.write_all(&refusal))
+            .await;
+        return;
+    }
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    let reply = match read_line(&mut read, REQUEST_DEADLINE).await {
+    // Pending until the request is read: a newer connection may shed this one.
+    let ticket = pending.enter();
+    let line = tokio::select! {
+        _ = ticket.shed() => {
+            let note = error(Stalled::Shed.to_string());
+            let _ = write.try_write(&encode_reply(&note));
+            return;
+        }
+        l = read_line(&mut read, MAX_CLIENT_LINE, REQUEST_DEADLINE) => l,
+    };
+    drop(ticket);
+    let reply = match line {
         Err(e) => error(e),
         Ok(line) => match decode_request(&line) {
             Err(e) => error(e.to_string()),
             Ok(req) => handle(req, &registry, &mut read, &mut write).await,
         },
     };
-    let _ = write.write_all(&encode_reply(&reply)).await;
+    // Pending again until the client has taken the reply.
+    let _ = pending
+        .guard(REPLY_WRITE_DEADLINE, write.write_all(&encode_reply(&reply)))
+        .await;
 }
 
 async fn handle(

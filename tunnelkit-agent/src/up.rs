@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tunnelkit_core::Event;
 
 use crate::protocol::{decode_client_message, encode_reply, ClientMessage, Reply, Response};
-use crate::protocol::{done, error, read_line};
+use crate::protocol::{done, error, read_line, MAX_CLIENT_LINE};
 use crate::registry::{Attached, RegistryHandle, UpStarted};
 
 /// `up` replies within this time (time spent waiting for a person's answer is not counted).
@@ -88,7 +88,7 @@ pub(crate) async fn up(
                 if write.write_all(&encode_reply(&prompt)).await.is_err() {
                     break error("client went away");
                 }
-                let answer = match read_line(read, ANSWER_DEADLINE).await {
+                let answer = match read_line(read, MAX_CLIENT_LINE, ANSWER_DEADLINE).await {
                     Ok(l) => match decode_client_message(&l) {
                         Ok(ClientMessage::Answer { value }) => value,
                         Err(_) => None,

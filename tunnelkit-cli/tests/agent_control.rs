@@ -265,11 +265,11 @@ fn an_agent_of_another_protocol_version_is_named_not_shown_as_an_empty_table() {
     let out = cli(&socket, &["status"]);
     old_agent.join().unwrap();
     let request = rx.recv().unwrap();
-    assert!(request.contains("\"version\":4"), "{request}");
+    assert!(request.contains("\"version\":5"), "{request}");
     assert_eq!(out.status.code(), Some(255), "{out:?}");
     assert!(
         stderr(&out).contains(
-            "the agent speaks control protocol 1 (no version field), this client speaks 4"
+            "the agent speaks control protocol 1 (no version field), this client speaks 5"
         ),
         "{out:?}"
     );
@@ -315,7 +315,7 @@ impl Agent {
         let t = Instant::now();
         let mut c = UnixStream::connect(&self.socket).unwrap();
         c.set_read_timeout(Some(DEADLINE)).unwrap();
-        c.write_all(b"{\"request\":\"status\",\"version\":4}\n")
+        c.write_all(b"{\"request\":\"status\",\"version\":5}\n")
             .unwrap();
         let mut reply = String::new();
         c.read_to_string(&mut reply).unwrap();

@@ -1,5 +1,6 @@
 //! The agent's control socket as an admin meets it: its permissions, a second agent, SIGTERM,
-//! a peer of another uid, and malformed, oversized and slow requests.
+//! a peer of another uid, and malformed (a key twice, an unknown key), oversized and slow
+//! requests.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -94,7 +95,7 @@ async fn a_peer_with_another_uid_is_refused() {
     // A raw connection from root reaches the agent, which refuses it by its uid.
     let mut c = std::os::unix::net::UnixStream::connect(agent.socket()).unwrap();
     c.set_read_timeout(Some(DEADLINE)).unwrap();
-    let _ = c.write_all(b"{\"request\":\"status\",\"version\":4}\n");
+    let _ = c.write_all(b"{\"request\":\"status\",\"version\":5}\n");
     let mut reply = String::new();
     let _ = c.read_to_string(&mut reply);
     assert!(reply.contains("permission denied"), "{reply}");
@@ -126,6 +127,11 @@ async fn malformed_oversized_and_slow_requests_get_an_error_and_the_agent_serves
     big.push(b'\n');
     let r = ask(&big);
     assert!(r.contains("longer than 65536 bytes"), "{r}");
+    // A key twice (serde_json alone would keep the last) or a key the request does not have.
+    let r = ask(b"{\"request\":\"down\",\"name\":\"auto\",\"name\":\"x\",\"version\":5}\n");
+    assert!(r.contains("malformed request: duplicate key `name`"), "{r}");
+    let r = ask(b"{\"request\":\"status\",\"all\":true,\"version\":5}\n");
+    assert!(r.contains("malformed request: unknown key `all`"), "{r}");
     // A client that connects and says nothing does not block others.
     let _idle = UnixStream::connect(agent.socket()).unwrap();
     agent.wait_state("auto", "up");

@@ -278,3 +278,74 @@ fn malformed_greetings_get_the_refusal_code_and_are_closed() {
     }
     assert!(tk.sigterm_and_wait().success());
 }
+
+/// A whole SOCKS5 CONNECT to the namespace's HTTP server: the reply code, and how long it took
+/// from the TCP connect to the reply.
+fn socks5_connect(proxy: SocketAddr) -> (u8, Duration) {
+    let t = std::time::Instant::now();
+    let mut s = TcpStream::connect(proxy).unwrap();
+    s.set_read_timeout(Some(READ_DEADLINE)).unwrap();
+    s.write_all(&[5, 1, 0]).unwrap();
+    let mut method = [0u8; 2];
+    s.read_exact(&mut method).unwrap();
+    assert_eq!(method, [5, 0]);
+    let port = HTTP_PORT.to_be_bytes();
+    s.write_all(&[5, 1, 0, 1, 127, 0, 0, 1, port[0], port[1]])
+        .unwrap();
+    let mut reply = [0u8; 10];
+    s.read_exact(&mut reply).unwrap();
+    (reply[1], t.elapsed())
+}
+
+#[test]
+fn a_greeting_of_255_methods_is_refused_with_a_short_log_line() {
+    let site = site();
+    let tk = proxy(&site);
+    let greeting: Vec<u8> = [5, 255].into_iter().chain(1..=255).collect();
+    assert_eq!(raw(tk.addr, &greeting, false), [5, 0xff]);
+    tunnelkit_tests::wait_until(Duration::from_secs(5), "the refusal's log line", || {
+        tk.log().contains("SOCKS refused")
+    });
+    let log = tk.log();
+    let line = log.lines().find(|l| l.contains("SOCKS refused")).unwrap();
+    assert!(
+        line.contains("255 methods offered, none acceptable"),
+        "{line}"
+    );
+    assert!(line.len() < 300, "{} bytes: {line}", line.len());
+    assert!(tk.sigterm_and_wait().success());
+}
+
+#[test]
+fn stalled_socks_greetings_do_not_starve_a_new_client() {
+    // 4,200 sockets here (the proxy raises its own limit at start).
+    rlimit::increase_nofile_limit(10_000).unwrap();
+    let site = site();
+    let tk = proxy(&site);
+    // The session is up and the proxy works.
+    assert_eq!(socks5_connect(tk.addr).0, 0, "{}", tk.log());
+    // More than the forward's 4,096 connections connect and never finish their greeting.
+    let stalled: Vec<TcpStream> = (0..4200)
+        .map(|i| {
+            TcpStream::connect(tk.addr)
+                .unwrap_or_else(|e| panic!("stalled client {i}: {e}\n{}", tk.log()))
+        })
+        .collect();
+    let (code, took) = socks5_connect(tk.addr);
+    assert!(
+        took < Duration::from_secs(1),
+        "a new SOCKS5 client waited {took:?} behind 4,200 stalled greetings"
+    );
+    assert_eq!(code, 0, "{}", tk.log());
+    // The oldest stalled ones were closed to make room, and the log says so in a few lines.
+    let log = tk.log();
+    assert!(log.contains("closed the oldest"), "{log}");
+    assert!(
+        log.lines().count() < 100,
+        "{} log lines",
+        log.lines().count()
+    );
+    drop(stalled);
+    println!("new SOCKS5 client behind 4,200 stalled greetings: {took:?}");
+    assert!(tk.sigterm_and_wait().success());
+}

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{defaults, Forward, ForwardKind, Target};
 use crate::error::{os_reason, Error};
 use crate::pump::{pump, Counters};
+use crate::serve::{Pending, Ticket, FORWARD_PENDING};
 use crate::session::{InUse, RouteSession};
 use crate::socks::io as socks;
 use crate::status::{Event, ForwardCounters, Shared};
@@ -43,7 +44,7 @@ pub struct ForwardListener {
     pub listener: TcpListener,
 }
 
-/// Binds one forward's local address. A non-loopback address is allowed but logged as a
+/// Binds one forward's local address (with the backlog of [`crate::serve::bind_tcp`]). A non-loopback address is allowed but logged as a
 /// warning, since anyone who can reach it can use the tunnel.
 pub async fn bind_forward(index: usize, forward: &Forward) -> crate::Result<ForwardListener> {
     let addr = forward.bind_label();
@@ -86,17 +87,17 @@ pub(crate) struct ForwardCtx {
     pub demand: Arc<Demand>,
 }
 
-/// Accepts until `cancel`; each connection runs in its own task, capped by the forward's limit.
+/// Accepts until `cancel`, never waiting for anything else ([`crate::serve`]): each connection
+/// runs in its own task and is pending (its SOCKS handshake, then its wait for a place under the
+/// forward's `max_connections`) until it is served; past [`FORWARD_PENDING`] pending
+/// connections the oldest is closed.
 pub(crate) async fn serve(ctx: Arc<ForwardCtx>, listener: TcpListener, cancel: CancellationToken) {
     let limit = Arc::new(Semaphore::new(ctx.forward.max_connections));
+    let pending = Pending::new(
+        FORWARD_PENDING,
+        format!("forward {}", ctx.forward.bind_label()),
+    );
     loop {
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => return,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
             a = listener.accept() => a,
@@ -115,12 +116,14 @@ pub(crate) async fn serve(ctx: Arc<ForwardCtx>, listener: TcpListener, cancel: C
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("TCP_NODELAY: {e}");
         }
-        let ctx2 = ctx.clone();
-        let cancel = cancel.clone();
+        let ticket = pending.enter();
+        let (ctx2, limit, cancel) = (ctx.clone(), limit.clone(), cancel.clone());
         ctx.tracker.spawn(
             async move {
-                connection(&ctx2, stream, peer, cancel).await;
-                drop(permit);
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = connection(&ctx2, stream, peer, ticket, limit, &cancel) => {}
+                }
             }
             .in_current_span(),
         );
@@ -139,12 +142,11 @@ async fn connection(
     ctx: &ForwardCtx,
     mut stream: TcpStream,
     peer: SocketAddr,
-    cancel: CancellationToken,
+    ticket: Ticket,
+    limit: Arc<Semaphore>,
+    cancel: &CancellationToken,
 ) {
     let c = &ctx.counters;
-    c.total.fetch_add(1, Ordering::Relaxed);
-    c.active.fetch_add(1, Ordering::Relaxed);
-    let _active = ActiveGuard(c.clone());
     let fail = |reason: String| {
         c.failed.fetch_add(1, Ordering::Relaxed);
         ctx.shared.emit(Event::ConnectionFailed {
@@ -152,20 +154,36 @@ async fn connection(
             reason: format!("{peer}: {reason}"),
         });
     };
-    // Where the channel goes: the configured target, or the SOCKS client's request.
+    // Where the channel goes: the configured target, or the SOCKS client's request. The
+    // handshake is pending work: a newer connection may shed it.
     let socks_request = match &ctx.forward.kind {
         ForwardKind::Local { .. } => None,
         ForwardKind::Dynamic => {
             let accepted = tokio::select! {
-                _ = cancel.cancelled() => return,
+                _ = ticket.shed() => return,
                 a = socks::accept(&mut stream, defaults::SOCKS_HANDSHAKE_TIMEOUT) => a,
             };
             match accepted {
                 Ok(a) => Some(a),
-                Err(e) => return fail(format!("SOCKS refused: {e}")),
+                Err(e) => {
+                    c.total.fetch_add(1, Ordering::Relaxed);
+                    return fail(format!("SOCKS refused: {e}"));
+                }
             }
         }
     };
+    // Waiting for a place under the cap is pending too; once served, the ticket is given back.
+    let _permit = tokio::select! {
+        _ = ticket.shed() => return,
+        p = limit.acquire_owned() => match p {
+            Ok(p) => p,
+            Err(_) => return,
+        },
+    };
+    drop(ticket);
+    c.total.fetch_add(1, Ordering::Relaxed);
+    c.active.fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveGuard(c.clone());
     let requested = socks_request.as_ref().map(|a| a.request.target());
     let opened = tokio::select! {
         _ = cancel.cancelled() => return,

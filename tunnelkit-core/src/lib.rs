@@ -76,6 +76,7 @@ pub mod prompt;
 mod pump;
 pub mod remote;
 pub mod resolve;
+pub mod serve;
 #[cfg(feature = "internals")]
 pub mod session;
 #[cfg(not(feature = "internals"))]

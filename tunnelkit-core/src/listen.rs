@@ -10,18 +10,16 @@ use tokio::net::TcpListener;
 
 use crate::spec::ALL_INTERFACES;
 
-/// The listen backlog of a dual-stack listener (what tokio's `TcpListener::bind` uses).
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// Binds `host:port`; `host` is [`ALL_INTERFACES`], an address or a name.
+/// Binds `host:port`; `host` is [`ALL_INTERFACES`], an address or a name. Every listener gets
+/// the backlog of [`crate::serve::LISTEN_BACKLOG`], so a burst of connections is absorbed.
 pub(crate) async fn bind_local(host: &str, port: u16) -> std::io::Result<TcpListener> {
     if host != ALL_INTERFACES {
-        return TcpListener::bind((host, port)).await;
+        return crate::serve::bind_tcp(host, port).await;
     }
     match bind_dual_stack(port) {
         Ok(l) => TcpListener::from_std(l),
         Err(e) if crate::platform::tcp::ipv6_unavailable(&e) => {
-            TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).await
+            crate::serve::bind_tcp_addr(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))
         }
         Err(e) => Err(e),
     }
@@ -33,7 +31,7 @@ fn bind_dual_stack(port: u16) -> std::io::Result<std::net::TcpListener> {
     // As tokio's bind does, so that a restarted tunnel can bind its port at once.
     socket.set_reuse_address(true)?;
     socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
-    socket.listen(LISTEN_BACKLOG)?;
+    socket.listen(crate::serve::LISTEN_BACKLOG)?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }

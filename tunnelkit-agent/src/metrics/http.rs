@@ -1,128 +1,97 @@
-//! Just enough HTTP/1.1 for a Prometheus scrape: one request per connection, its head bounded
-//! in size ([`MAX_REQUEST`]) and read time ([`REQUEST_DEADLINE`]); `GET /metrics` (a query
-//! string is ignored) is answered with the page, any other path with 404, another method with
-//! 405, anything malformed with 400; then the connection is closed. Deciding the answer is a
-//! pure function (`route`) of the bytes read.
+//! The metrics endpoint's HTTP, served by hyper's HTTP/1.1 connection (the one HTTP server of
+//! every page the agent serves). One request per connection (no keep-alive, as a scrape needs no
+//! more); the request head is bounded in size ([`MAX_REQUEST`]: hyper answers 431 past it) and
+//! read time ([`REQUEST_DEADLINE`]: hyper closes the connection, without a 408), and the whole
+//! connection in time ([`CONNECTION_DEADLINE`]). `GET /metrics` (a query string is ignored) is
+//! answered with the page, `HEAD` with its head, any other path with 404, another method with
+//! 405 (and `Allow`); a request hyper cannot parse gets hyper's 400. Deciding the answer is a
+//! pure function ([`route`]) of the method and path.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE as CONTENT_TYPE_HEADER};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tunnelkit_core::serve::Ticket;
 
-/// A request head longer than this is refused (431).
+/// A request head longer than this is refused with 431 (hyper's smallest read buffer).
 pub const MAX_REQUEST: usize = 8 * 1024;
-/// A client must send its request head within this time.
+/// A client must send its request head within this time, or the connection is closed.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
-/// Writing the answer must finish within this time.
-pub const WRITE_DEADLINE: Duration = Duration::from_secs(10);
+/// A connection ends after this long whatever it is doing: head, answer and its writing.
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(15);
 /// The media type of Prometheus text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Route {
-    /// `GET /metrics` (or `HEAD`: the same head, no body).
-    Metrics {
-        /// Send the body.
-        body: bool,
-    },
-    /// An error status and a one-line reason.
-    Error(u16, &'static str),
+    /// `GET /metrics` (or `HEAD`: hyper sends the same head, no body).
+    Metrics,
+    /// An error status.
+    Error(StatusCode),
 }
 
-/// Decides the answer from a complete request head.
-pub(crate) fn route(head: &[u8]) -> Route {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Route::Error(400, "Bad Request");
-    };
-    let line = text.split("\r\n").next().unwrap_or_default();
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Route::Error(400, "Bad Request");
-    };
-    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
-        return Route::Error(400, "Bad Request");
-    }
-    let path = target.split('?').next().unwrap_or_default();
+/// Decides the answer from a request's method and path (the query string is not part of it).
+pub(crate) fn route(method: &Method, path: &str) -> Route {
     match (method, path) {
-        ("GET", "/metrics") => Route::Metrics { body: true },
-        ("HEAD", "/metrics") => Route::Metrics { body: false },
-        ("GET" | "HEAD", _) => Route::Error(404, "Not Found"),
-        _ => Route::Error(405, "Method Not Allowed"),
+        (&Method::GET | &Method::HEAD, "/metrics") => Route::Metrics,
+        (&Method::GET | &Method::HEAD, _) => Route::Error(StatusCode::NOT_FOUND),
+        _ => Route::Error(StatusCode::METHOD_NOT_ALLOWED),
     }
 }
 
-/// Reads a request head (up to the empty line) within the bounds; the error is the status to
-/// answer with, or `None` to just close (the client went away).
-pub(crate) async fn read_head<R: tokio::io::AsyncRead + Unpin>(
-    r: &mut R,
-) -> Result<Vec<u8>, Option<(u16, &'static str)>> {
-    let mut buf = Vec::with_capacity(512);
-    let read = async {
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = r.read(&mut chunk).await.map_err(|_| None)?;
-            if n == 0 {
-                return Err(None);
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(end) = find_end(&buf) {
-                buf.truncate(end);
-                return Ok(());
-            }
-            if buf.len() > MAX_REQUEST {
-                return Err(Some((431, "Request Header Fields Too Large")));
-            }
-        }
-    };
-    match tokio::time::timeout(REQUEST_DEADLINE, read).await {
-        Err(_) => Err(Some((408, "Request Timeout"))),
-        Ok(Err(e)) => Err(e),
-        Ok(Ok(())) => Ok(buf),
-    }
-}
-
-/// Where the head ends (just after `\r\n\r\n`, or a bare `\n\n`).
-fn find_end(buf: &[u8]) -> Option<usize> {
-    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
-    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-/// The bytes of a whole answer.
+/// A whole answer: `body` with its media type (and `Allow` on a 405).
 pub(crate) fn response(
-    status: u16,
-    reason: &str,
+    status: StatusCode,
     content_type: &str,
-    body: &str,
-    send_body: bool,
-) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    if status == 405 {
-        out.push_str("Allow: GET, HEAD\r\n");
+    body: String,
+) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(CONTENT_TYPE_HEADER, v);
     }
-    out.push_str("\r\n");
-    let mut bytes = out.into_bytes();
-    if send_body {
-        bytes.extend_from_slice(body.as_bytes());
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
     }
-    bytes
+    r
 }
 
-/// Writes `bytes` within [`WRITE_DEADLINE`] and closes the sending side.
-pub(crate) async fn send<W: tokio::io::AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) {
-    let write = async {
-        w.write_all(bytes).await?;
-        w.shutdown().await
-    };
-    let _ = tokio::time::timeout(WRITE_DEADLINE, write).await;
+/// A plain-text error answer: the status's reason as the body.
+pub(crate) fn error(status: StatusCode) -> Response<Full<Bytes>> {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    response(status, "text/plain", format!("{reason}\n"))
+}
+
+/// Serves one connection with `answer` until it ends, [`CONNECTION_DEADLINE`] passes, or
+/// `ticket` is shed (too many connections at once).
+pub(crate) async fn serve_connection<F, Fut>(stream: TcpStream, ticket: &Ticket, answer: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let fut = answer(req);
+        async move { Ok::<_, Infallible>(fut.await) }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_DEADLINE)
+        .max_buf_size(MAX_REQUEST)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    match ticket.watch(CONNECTION_DEADLINE, conn).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!("metrics connection: {e}"),
+        Err(e) => tracing::debug!("metrics connection: {e}"),
+    }
 }
 
 #[cfg(test)]
@@ -130,79 +99,93 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_get_metrics_gets_the_page() {
-        let cases: [(&[u8], Route); 9] = [
+    fn only_get_and_head_of_metrics_get_the_page() {
+        let cases = [
+            (Method::GET, "/metrics", Route::Metrics),
+            (Method::HEAD, "/metrics", Route::Metrics),
+            (Method::GET, "/", Route::Error(StatusCode::NOT_FOUND)),
             (
-                b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-                Route::Metrics { body: true },
+                Method::GET,
+                "/metrics/x",
+                Route::Error(StatusCode::NOT_FOUND),
             ),
             (
-                b"GET /metrics?name[]=up HTTP/1.0\r\n\r\n",
-                Route::Metrics { body: true },
-            ),
-            (
-                b"HEAD /metrics HTTP/1.1\r\n\r\n",
-                Route::Metrics { body: false },
-            ),
-            (b"GET / HTTP/1.1\r\n\r\n", Route::Error(404, "Not Found")),
-            (
-                b"GET /metrics/x HTTP/1.1\r\n\r\n",
-                Route::Error(404, "Not Found"),
-            ),
-            (
-                b"POST /metrics HTTP/1.1\r\n\r\n",
-                Route::Error(405, "Method Not Allowed"),
-            ),
-            (b"GET /metrics\r\n\r\n", Route::Error(400, "Bad Request")),
-            (
-                b"GET metrics HTTP/1.1\r\n\r\n",
-                Route::Error(400, "Bad Request"),
-            ),
-            (
-                b"\xff\xfe /metrics HTTP/1.1\r\n\r\n",
-                Route::Error(400, "Bad Request"),
+                Method::POST,
+                "/metrics",
+                Route::Error(StatusCode::METHOD_NOT_ALLOWED),
             ),
         ];
-        for (req, want) in cases {
-            assert_eq!(route(req), want, "{}", String::from_utf8_lossy(req));
+        for (method, path, want) in cases {
+            assert_eq!(route(&method, path), want, "{method} {path}");
         }
     }
 
-    #[tokio::test]
-    async fn a_head_is_read_to_its_end_and_bounded() {
-        let mut ok: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\nbody";
-        let head = read_head(&mut ok).await.unwrap();
-        assert!(head.ends_with(b"\r\n\r\n"));
-        let huge = vec![b'a'; MAX_REQUEST + 10];
-        assert_eq!(
-            read_head(&mut huge.as_slice()).await,
-            Err(Some((431, "Request Header Fields Too Large")))
-        );
-        let mut cut: &[u8] = b"GET /metrics HTTP/1.1\r\n";
-        assert_eq!(read_head(&mut cut).await, Err(None));
+    /// Sends `request` to a connection served with [`route`] and a fixed page; the answer.
+    async fn exchange(request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        let pending = tunnelkit_core::serve::Pending::new(1, "test");
+        let server = tokio::spawn(async move {
+            let ticket = pending.enter();
+            serve_connection(s, &ticket, |req: Request<Incoming>| async move {
+                match route(req.method(), req.uri().path()) {
+                    Route::Metrics => response(StatusCode::OK, CONTENT_TYPE, "a 1\n".into()),
+                    Route::Error(status) => error(status),
+                }
+            })
+            .await;
+        });
+        c.write_all(request).await.unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).await.unwrap();
+        server.await.unwrap();
+        String::from_utf8_lossy(&got).into_owned()
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_client_gets_408_after_the_deadline() {
-        let (_keep, mut server) = tokio::io::duplex(64);
-        let started = tokio::time::Instant::now();
-        assert_eq!(
-            read_head(&mut server).await,
-            Err(Some((408, "Request Timeout")))
+    #[tokio::test]
+    async fn hyper_answers_as_the_hand_written_responder_did() {
+        let r = exchange(b"GET /metrics?name[]=up HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(
+            r.contains("content-length: 4\r\n") && r.ends_with("\r\n\r\na 1\n"),
+            "{r}"
         );
-        assert_eq!(started.elapsed(), REQUEST_DEADLINE);
+        assert!(
+            r.contains("connection: close\r\n"),
+            "one request per connection: {r}"
+        );
+        let r = exchange(b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+        assert!(
+            r.contains("content-length: 4\r\n") && r.ends_with("\r\n\r\n"),
+            "{r}"
+        );
+        let r = exchange(b"GET / HTTP/1.0\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.0 404 Not Found\r\n"), "{r}");
+        let r = exchange(b"POST /metrics HTTP/1.1\r\ncontent-length: 0\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{r}");
+        assert!(r.contains("allow: GET, HEAD\r\n"), "{r}");
+        let r = exchange(b"GET /metrics\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
+        let r = exchange(b"\xff\xfe /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(r.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{r}");
+        let huge = format!(
+            "GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n",
+            "a".repeat(MAX_REQUEST + 10)
+        );
+        let r = exchange(huge.as_bytes()).await;
+        assert!(
+            r.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{r}"
+        );
     }
 
     #[test]
-    fn answers_say_their_length_and_close() {
-        let r = String::from_utf8(response(200, "OK", CONTENT_TYPE, "a 1\n", true)).unwrap();
-        assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
-        assert!(r.contains("Content-Length: 4\r\n") && r.contains("Connection: close\r\n"));
-        assert!(r.ends_with("\r\n\r\na 1\n"));
-        let head = String::from_utf8(response(200, "OK", CONTENT_TYPE, "a 1\n", false)).unwrap();
-        assert!(head.ends_with("Content-Length: 4\r\nConnection: close\r\n\r\n"));
-        let r =
-            String::from_utf8(response(405, "Method Not Allowed", "text/plain", "", true)).unwrap();
-        assert!(r.contains("Allow: GET, HEAD\r\n"));
+    fn a_405_says_what_is_allowed() {
+        let r = error(StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[ALLOW], "GET, HEAD");
+        assert_eq!(r.headers()[CONTENT_TYPE_HEADER], "text/plain");
     }
 }

@@ -2,9 +2,11 @@
 //! Prometheus, at `GET /metrics` on a listener the caller has bound ([`check_address`] first:
 //! loopback only unless the caller forces it).
 //!
-//! A small hand-written HTTP/1.1 responder ([`http`]), not a web framework: a scrape is one
-//! request per connection, and the whole protocol needed fits in a hundred lines with bounded
-//! size and time, where a framework would add a dozen crates to the agent. The page is a pure
+//! HTTP is hyper's HTTP/1.1 connection ([`http`]), not a web framework: the one HTTP server of
+//! the agent's pages (a status page will share it). The listener is served the one way of
+//! [`tunnelkit_core::serve`]: accept never waits, and every open connection is pending (a scrape
+//! is one short request); past [`METRICS_PENDING`] the oldest is closed, so idle connections
+//! cannot hold a scrape back. The page is a pure
 //! function ([`render()`]) of the registry's status (asked per scrape, answered from the
 //! registry's state without waiting for any tunnel) and of what a subscriber to the agent's
 //! events has learnt (failovers, their RTO, failbacks). Nothing here can hold up the registry:
@@ -16,20 +18,21 @@ mod learn;
 pub mod render;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tunnelkit_core::serve::Pending;
+pub use tunnelkit_core::serve::METRICS_PENDING;
 
 use crate::registry::RegistryHandle;
 use learn::{follow, Shared};
 use render::{render, Snapshot};
 
-/// Scrapes served at once; more wait in the listen backlog.
-pub const MAX_SCRAPES: usize = 8;
 /// A scrape waits this long for the registry's status, then gets 503.
 pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
 /// A pause after a failed `accept` before the next.
@@ -82,7 +85,7 @@ async fn serve(
     if let Ok(a) = listener.local_addr() {
         tracing::info!("metrics at http://{a}/metrics");
     }
-    let limit = Arc::new(Semaphore::new(MAX_SCRAPES));
+    let pending = Pending::new(METRICS_PENDING, "metrics");
     let scrapes = tokio_util::task::TaskTracker::new();
     loop {
         let stream = tokio::select! {
@@ -96,42 +99,31 @@ async fn serve(
                 }
             },
         };
-        let permit = tokio::select! {
-            _ = cancel.cancelled() => break,
-            p = limit.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
+        let ticket = pending.enter();
         let (registry, table, cancel) = (registry.clone(), table.clone(), cancel.clone());
         scrapes.spawn(async move {
+            let answer = move |req: Request<Incoming>| {
+                let (registry, table) = (registry.clone(), table.clone());
+                async move { scrape(&req, &registry, &table).await }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = scrape(stream, &registry, &table) => {}
+                _ = http::serve_connection(stream, &ticket, answer) => {}
             }
-            drop(permit);
         });
     }
     scrapes.close();
     scrapes.wait().await;
 }
 
-async fn scrape(mut stream: TcpStream, registry: &RegistryHandle, table: &Shared) {
-    let head = match http::read_head(&mut stream).await {
-        Ok(h) => h,
-        Err(None) => return,
-        Err(Some((status, reason))) => {
-            let body = format!("{reason}\n");
-            let r = http::response(status, reason, "text/plain", &body, true);
-            http::send(&mut stream, &r).await;
-            return;
-        }
-    };
-    let answer = match http::route(&head) {
-        http::Route::Error(status, reason) => {
-            http::response(status, reason, "text/plain", &format!("{reason}\n"), true)
-        }
-        http::Route::Metrics { body } => {
+async fn scrape(
+    req: &Request<Incoming>,
+    registry: &RegistryHandle,
+    table: &Shared,
+) -> Response<Full<Bytes>> {
+    match http::route(req.method(), req.uri().path()) {
+        http::Route::Error(status) => http::error(status),
+        http::Route::Metrics => {
             match tokio::time::timeout(STATUS_DEADLINE, registry.status()).await {
                 Ok(Ok(profiles)) => {
                     let learned = table.lock().map(|t| t.clone()).unwrap_or_default();
@@ -140,16 +132,16 @@ async fn scrape(mut stream: TcpStream, registry: &RegistryHandle, table: &Shared
                         events: learned.by_profile,
                         events_missed: learned.missed,
                     });
-                    http::response(200, "OK", http::CONTENT_TYPE, &page, body)
+                    http::response(StatusCode::OK, http::CONTENT_TYPE, page)
                 }
-                _ => {
-                    let text = "the agent did not answer in time\n";
-                    http::response(503, "Service Unavailable", "text/plain", text, body)
-                }
+                _ => http::response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "the agent did not answer in time\n".into(),
+                ),
             }
         }
-    };
-    http::send(&mut stream, &answer).await;
+    }
 }
 
 #[cfg(test)]

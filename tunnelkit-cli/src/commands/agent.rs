@@ -92,8 +92,7 @@ async fn bind_metrics(args: &AgentArgs) -> Result<Option<tokio::net::TcpListener
     };
     tunnelkit_agent::metrics::check_address(addr, args.metrics_allow_remote)
         .map_err(|e| e.to_string())?;
-    tokio::net::TcpListener::bind(addr)
-        .await
+    tunnelkit_core::serve::bind_tcp_addr(addr)
         .map(Some)
         .map_err(|e| format!("metrics: cannot listen on {addr}: {e}"))
 }

@@ -176,8 +176,9 @@ pub enum SocksError {
     /// A SOCKS5 request whose version byte is not 5.
     #[error("SOCKS5 request with version byte {0:#04x}")]
     BadRequestVersion(u8),
-    /// The client offered no method we accept (only "no authentication" is).
-    #[error("SOCKS5: no acceptable authentication method among {0:02x?} (only 00, no authentication, is accepted)")]
+    /// The client offered no method we accept (only "no authentication" is). Its text names
+    /// at most [`METHODS_SHOWN`] of them: a log line built from peer input stays short.
+    #[error("SOCKS5: {} (only 00, no authentication, is accepted)", methods_text(.0))]
     NoAcceptableMethod(Vec<u8>),
     /// A command other than CONNECT (BIND, UDP ASSOCIATE, ...).
     #[error("{version}: command {command:#04x} ({}) is not supported, only CONNECT", command_name(*command, *version))]
@@ -214,6 +215,17 @@ pub enum SocksError {
     /// Reading from or writing to the client failed.
     #[error("SOCKS handshake: {0}")]
     Io(String),
+}
+
+/// The most SOCKS5 methods an error's text lists one by one; more are summarised by count.
+pub const METHODS_SHOWN: usize = 8;
+
+fn methods_text(methods: &[u8]) -> String {
+    if methods.len() <= METHODS_SHOWN {
+        format!("no acceptable authentication method among {methods:02x?}")
+    } else {
+        format!("{} methods offered, none acceptable", methods.len())
+    }
 }
 
 fn command_name(command: u8, version: Version) -> &'static str {

@@ -389,4 +389,10 @@ fn errors_read_as_sentences() {
     assert!(SocksError::NoAcceptableMethod(vec![2])
         .to_string()
         .contains("[02]"));
+    // Peer input never makes a long log line: 255 methods are a count.
+    let all: Vec<u8> = (1..=255).collect();
+    assert_eq!(
+        SocksError::NoAcceptableMethod(all).to_string(),
+        "SOCKS5: 255 methods offered, none acceptable (only 00, no authentication, is accepted)"
+    );
 }
