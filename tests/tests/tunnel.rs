@@ -388,6 +388,24 @@ async fn encrypted_key_under_batch_mode_needs_input() {
     );
 }
 
+/// `ssh-keygen -s CA -I tunnelkit-test -n USER -V VALIDITY KEY.pub` (times in UTC): writes
+/// `KEY-cert.pub` beside the key.
+fn certify_user(ca: &KeyPair, key: &KeyPair, validity: &str) {
+    let out = std::process::Command::new("ssh-keygen")
+        .env("TZ", "UTC")
+        .args(["-q", "-s"])
+        .arg(&ca.private)
+        .args(["-I", "tunnelkit-test", "-n", &whoami(), "-V", validity])
+        .arg(&key.public)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
 async fn openssh_user_certificate_beside_the_key_and_by_certificatefile() {
     let dir = TestDir::new();
@@ -399,18 +417,7 @@ async fn openssh_user_certificate_beside_the_key_and_by_certificatefile() {
         extra_config: vec![format!("TrustedUserCAKeys {}", ca.public.display())],
         ..Default::default()
     });
-    let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-s"])
-        .arg(&ca.private)
-        .args(["-I", "tunnelkit-test", "-n", &whoami(), "-V", "+1h"])
-        .arg(&key.public)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    certify_user(&ca, &key, "+1h");
     let beside = dir.path().join("certified-cert.pub");
     assert!(beside.exists());
     let echo_server = EchoServer::start().await;
@@ -465,19 +472,7 @@ async fn an_expired_user_certificate_says_expired_with_its_validity() {
         ),
     ] {
         let key = KeyPair::generate(dir.path(), name, None);
-        let out = std::process::Command::new("ssh-keygen")
-            .env("TZ", "UTC")
-            .args(["-q", "-s"])
-            .arg(&ca.private)
-            .args(["-I", "tunnelkit-test", "-n", &whoami(), "-V", validity])
-            .arg(&key.public)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        certify_user(&ca, &key, validity);
         let mut config = one_hop(dir.path(), &sshd, &key, echo_server.addr());
         config.give_up_after_rounds = Some(1);
         let (mut handle, _addr, _events) = start(config, Services::default()).await;
