@@ -175,6 +175,20 @@ impl TunnelkitAgent {
             .unwrap_or_else(|| panic!("no profile {name} in the status"))
     }
 
+    /// The metrics address the agent logged (`metrics at http://ADDR/metrics`), waiting for
+    /// the line at most [`AGENT_DEADLINE`].
+    pub fn metrics_addr(&self) -> std::net::SocketAddr {
+        let mut addr = None;
+        crate::wait_until(AGENT_DEADLINE, "the agent's metrics line", || {
+            addr = self.log().lines().find_map(|l| {
+                let rest = l.split("metrics at http://").nth(1)?;
+                rest.strip_suffix("/metrics")?.parse().ok()
+            });
+            addr.is_some()
+        });
+        addr.expect("metrics address")
+    }
+
     /// Polls until `name` is in `state`; returns its status.
     /// On timeout it panics with the last status seen and the agent's log.
     pub fn wait_state(&self, name: &str, state: &str) -> Value {

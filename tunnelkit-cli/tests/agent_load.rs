@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -198,24 +198,11 @@ fn the_cli_names_an_agent_that_accepts_and_never_answers() {
     );
 }
 
-/// The metrics address the agent logged (`metrics at http://ADDR/metrics`).
-fn metrics_addr(agent: &TunnelkitAgent) -> SocketAddr {
-    let mut addr = None;
-    wait_until(AGENT_DEADLINE, "the agent's metrics line", || {
-        addr = agent.log().lines().find_map(|l| {
-            let rest = l.split("metrics at http://").nth(1)?;
-            rest.strip_suffix("/metrics")?.parse().ok()
-        });
-        addr.is_some()
-    });
-    addr.unwrap()
-}
-
 #[test]
 fn idle_metrics_connections_do_not_delay_a_scrape() {
     let dir = TestDir::new();
     let agent = agent(&dir, 3, &["--metrics", "127.0.0.1:0"]);
-    let addr = metrics_addr(&agent);
+    let addr = agent.metrics_addr();
     let idle: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
     let t = Instant::now();
     let mut s = TcpStream::connect(addr).unwrap();

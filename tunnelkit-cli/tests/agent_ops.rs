@@ -166,19 +166,6 @@ fn curl(url: &str) -> (String, String) {
     (code.to_string(), body.to_string())
 }
 
-/// The metrics address the agent logged (`metrics at http://ADDR/metrics`).
-fn metrics_addr(agent: &TunnelkitAgent) -> SocketAddr {
-    let mut addr = None;
-    wait_until(AGENT_DEADLINE, "the agent's metrics line", || {
-        addr = agent.log().lines().find_map(|l| {
-            let rest = l.split("metrics at http://").nth(1)?;
-            rest.strip_suffix("/metrics")?.parse().ok()
-        });
-        addr.is_some()
-    });
-    addr.unwrap()
-}
-
 struct Site {
     dir: TestDir,
     key: KeyPair,
@@ -273,7 +260,7 @@ async fn metrics_after_traffic_read_as_prometheus_text_with_the_right_counts() {
         agent.profile("db")["forwards"][0]["bytes_in"].as_f64() == Some(sent)
     });
 
-    let addr = metrics_addr(&agent);
+    let addr = agent.metrics_addr();
     let (code, page) = curl(&format!("http://{addr}/metrics"));
     assert_eq!(code, "200", "{page}");
     let samples = parse_exposition(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
@@ -393,7 +380,7 @@ async fn a_real_failover_is_notified_on_the_session_bus_and_counted_in_the_metri
         "{call}"
     );
 
-    let (code, page) = curl(&format!("http://{}/metrics", metrics_addr(&agent)));
+    let (code, page) = curl(&format!("http://{}/metrics", agent.metrics_addr()));
     assert_eq!(code, "200");
     let samples = parse_exposition(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
     let pair = [("profile", "pair")];
@@ -551,7 +538,7 @@ async fn a_refused_remote_forward_is_partial_with_its_reason_in_status_and_metri
     // The local forward works meanwhile: partial, not down.
     assert_eq!(echo(local_of(&p), b"still here"), b"still here");
 
-    let addr = metrics_addr(&agent);
+    let addr = agent.metrics_addr();
     let (code, page) = curl(&format!("http://{addr}/metrics"));
     assert_eq!(code, "200", "{page}");
     let samples = parse_exposition(&page).unwrap_or_else(|e| panic!("{e}\n{page}"));
