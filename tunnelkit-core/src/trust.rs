@@ -13,7 +13,7 @@
 //! - [`check_config_file`] is ssh's narrower rule for `~/.ssh/config` and Included files
 //!   (readconf.c, `SSHCONF_CHECKPERM`: the file alone, "Bad owner or permissions").
 //!
-//! Owners and modes come from the platform layer ([`crate::platform::files`]); on Windows,
+//! Owners and modes come from the platform layer (`platform::files`); on Windows,
 //! where access is an ACL, these checks do not apply yet.
 
 use std::collections::VecDeque;

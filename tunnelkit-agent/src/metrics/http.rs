@@ -5,7 +5,7 @@
 //! connection in time ([`CONNECTION_DEADLINE`]). `GET /metrics` (a query string is ignored) is
 //! answered with the page, `HEAD` with its head, any other path with 404, another method with
 //! 405 (and `Allow`); a request hyper cannot parse gets hyper's 400. Deciding the answer is a
-//! pure function ([`route`]) of the method and path.
+//! pure function (`route`) of the method and path.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -41,7 +41,7 @@ pub const DRILL_WAIT: Duration = Duration::from_secs(300);
 /// How long a client waits for the agent's next line after sending `request` (or after
 /// answering a prompt): what the agent may legitimately take, plus [`REPLY_WAIT`] of slack.
 /// `up` sends a progress line as soon as it starts, then one per event, and replies within
-/// [`UP_DEADLINE`] of its last line; `down` and `reload` may wait for tunnels to stop.
+/// `UP_DEADLINE` of its last line; `down` and `reload` may wait for tunnels to stop.
 pub fn next_line_wait(request: &Request) -> Duration {
     match request {
         Request::Status | Request::Logs { .. } => REPLY_WAIT,
