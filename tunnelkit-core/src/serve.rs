@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -227,7 +227,7 @@ pub async fn bind_tcp(host: &str, port: u16) -> std::io::Result<TcpListener> {
 pub fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
     let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SockAddr::unix(path)?)?;
+    socket.bind(&socket2::SockAddr::unix(path)?)?;
     socket.listen(LISTEN_BACKLOG)?;
     tokio::net::UnixListener::from_std(socket.into())
 }
