@@ -1,7 +1,8 @@
 //! The client side of the control socket, used by `tunnelkit status|up|down|reload|logs`.
-//! Before anything is sent it checks whom it talks to: the socket's directory must be this
-//! user's and writable by nobody else, and the process listening must run as this user
-//! (SO_PEERCRED); otherwise it sends nothing. Prompts from the agent are answered through the
+//! Before anything is sent it checks whom it talks to ([`control`](crate::platform::control)):
+//! the socket's directory must be this user's and writable by nobody else, and the process
+//! listening must run as this user (SO_PEERCRED; on Windows the pipe server's account);
+//! otherwise it sends nothing. Prompts from the agent are answered through the
 //! given [`Prompter`] (the terminal), and the answers go back over the socket only.
 //!
 //! Every wait has a deadline ([`limits`](crate::protocol::limits)): connecting, and each line of
@@ -13,17 +14,16 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::prompt::{Confirm, ExposeSecret};
 use tunnelkit_core::{PromptRequest, Prompter};
 
-use crate::protocol::limits::{next_line_wait, CONNECT_DEADLINE};
+use crate::protocol::limits::next_line_wait;
 use crate::protocol::{
     decode_reply, encode_client_message, encode_request, ClientMessage, ProtocolError, Reply,
     Request, Response, MAX_AGENT_LINE,
 };
-use crate::trust::{check_dir, check_peer, TrustError};
+use crate::trust::TrustError;
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -86,26 +86,8 @@ async fn exchange(
     prompter: Option<&dyn Prompter>,
     progress: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Response, ClientError> {
-    let unreachable = |why: String| ClientError::Unreachable {
-        socket: socket.display().to_string(),
-        why,
-    };
-    match check_dir(socket) {
-        Ok(()) => {}
-        Err(e) if e.is_missing() => return Err(unreachable("no such directory".into())),
-        Err(e) => return Err(ClientError::Untrusted(e)),
-    }
-    let stream = match tokio::time::timeout(CONNECT_DEADLINE, UnixStream::connect(socket)).await {
-        Ok(s) => s.map_err(|e| unreachable(e.to_string()))?,
-        Err(_) => {
-            return Err(unreachable(format!(
-                "no connection within {}s",
-                CONNECT_DEADLINE.as_secs()
-            )))
-        }
-    };
-    check_peer(&stream, socket).map_err(ClientError::Untrusted)?;
-    let (read, mut write) = stream.into_split();
+    let stream = crate::platform::control::connect(socket).await?;
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     // A refusing agent answers and closes before reading: still read its reply.
     let sent = write.write_all(&encode_request(request)).await;

@@ -5,9 +5,6 @@
 //! becomes several lines of the same priority, so none is logged as a different one.
 
 use std::fmt;
-use std::fs::File;
-use std::os::fd::AsFd;
-use std::os::unix::fs::MetadataExt;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -49,12 +46,7 @@ pub fn stderr_is_journal(journal_stream: Option<&str>) -> bool {
     let Some(value) = journal_stream else {
         return false;
     };
-    let meta = std::io::stderr()
-        .as_fd()
-        .try_clone_to_owned()
-        .map(File::from)
-        .and_then(|f| f.metadata());
-    meta.is_ok_and(|m| names_file(value, m.dev(), m.ino()))
+    crate::platform::files::stderr_id().is_some_and(|(dev, ino)| names_file(value, dev, ino))
 }
 
 /// The tracing event format for the journal: `<N>` prefix, the spans

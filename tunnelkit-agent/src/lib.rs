@@ -25,6 +25,7 @@ pub mod launcher;
 pub mod metrics;
 pub mod notify;
 pub mod paths;
+pub mod platform;
 pub mod profile;
 pub mod protocol;
 pub mod registry;

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 pub use tunnelkit_core::trust::current_uid;
 
 /// The control socket: `--socket`, else `$TUNNELKIT_SOCKET`, else
-/// `$XDG_RUNTIME_DIR/tunnelkit/agent.sock`, else `/tmp/tunnelkit-$UID/agent.sock`.
+/// `$XDG_RUNTIME_DIR/tunnelkit/agent.sock`, else `/tmp/tunnelkit-$UID/agent.sock`; on Windows
+/// the named pipe `\\.\pipe\tunnelkit-agent-USERNAME`
+/// ([`default_address`](crate::platform::control::default_address)).
 pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
     if let Some(p) = flag {
         return p;
@@ -13,10 +15,7 @@ pub fn socket_path(flag: Option<PathBuf>) -> PathBuf {
     if let Some(p) = std::env::var_os("TUNNELKIT_SOCKET").filter(|s| !s.is_empty()) {
         return PathBuf::from(p);
     }
-    match std::env::var_os("XDG_RUNTIME_DIR").filter(|s| !s.is_empty()) {
-        Some(dir) => PathBuf::from(dir).join("tunnelkit/agent.sock"),
-        None => PathBuf::from(format!("/tmp/tunnelkit-{}/agent.sock", current_uid())),
-    }
+    crate::platform::control::default_address()
 }
 
 /// The profiles directory: `--profiles`, else `$XDG_CONFIG_HOME/tunnelkit/profiles`, else

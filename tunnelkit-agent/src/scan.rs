@@ -290,6 +290,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // modes; Windows has ACLs
     fn untrusted_files_and_directories_are_refused_unread_with_the_fix() {
         use std::os::unix::fs::PermissionsExt;
         let chmod = |p: &Path, m: u32| {

@@ -16,8 +16,10 @@
 //! on. The `linux-keyutils` crate gives the kernel calls directly.
 //!
 //! Keyutils secrets do not survive a reboot: after one, `tunnelkit up NAME` asks again on a
-//! terminal. `TUNNELKIT_KEYRING=secret-service|keyutils|mock` forces a store (`mock`:
-//! keyring-core's in-memory store, for tests); the choice is logged. Entry names: `tunnelkit:password:USER@HOST[:PORT]` and
+//! terminal. On macOS secrets go to the login Keychain, on Windows to the Credential Manager
+//! (generic credentials), through keyring-core's native stores ([`crate::platform::keyring`]).
+//! `TUNNELKIT_KEYRING=secret-service|keyutils|keychain|credential-manager|mock` forces a store
+//! (`mock`: keyring-core's in-memory store, for tests); the choice is logged. Entry names: `tunnelkit:password:USER@HOST[:PORT]` and
 //! `tunnelkit:passphrase:/absolute/key/path` ([`SecretKey::entry_name`]).
 
 use std::sync::Arc;
@@ -25,6 +27,9 @@ use std::sync::Arc;
 use keyring_core::{CredentialStore, Entry};
 use tunnelkit_core::prompt::{ExposeSecret, SecretString};
 use tunnelkit_core::{SecretKey, SecretStore};
+
+use crate::platform;
+use crate::platform::keyring::kernel;
 
 /// The service name of every tunnelkit entry (the prefix of kernel key descriptions).
 pub const SERVICE: &str = "tunnelkit";
@@ -36,6 +41,10 @@ pub enum Backend {
     SecretService,
     /// The Linux kernel keyutils user keyring.
     Keyutils,
+    /// The macOS login Keychain.
+    Keychain,
+    /// The Windows Credential Manager.
+    CredentialManager,
     /// An in-memory store, for tests.
     Mock,
 }
@@ -46,69 +55,9 @@ impl Backend {
         match self {
             Backend::SecretService => "the Secret Service (the desktop keyring)",
             Backend::Keyutils => "the kernel keyring (keyutils: kept until the next reboot)",
+            Backend::Keychain => "the login Keychain",
+            Backend::CredentialManager => "the Windows Credential Manager",
             Backend::Mock => "the in-memory test keyring",
-        }
-    }
-}
-
-/// The kernel's user keyring, through `linux-keyutils`.
-mod user_keyring {
-    use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
-
-    fn err(what: &str) -> impl Fn(KeyError) -> String + '_ {
-        move |e| format!("kernel keyring: {what}: {e:?}")
-    }
-
-    /// The user keyring, possessed by this process (linked from its process keyring, so the
-    /// possessor's permissions apply whatever the session keyring is).
-    fn ring() -> Result<KeyRing, String> {
-        let process = KeyRing::from_special_id(KeyRingIdentifier::Process, true)
-            .map_err(err("process keyring"))?;
-        process
-            .link_keyring_id(KeyRingIdentifier::User)
-            .map_err(err("link the user keyring"))?;
-        KeyRing::from_special_id(KeyRingIdentifier::User, true).map_err(err("user keyring"))
-    }
-
-    fn description(name: &str) -> String {
-        format!("{}:{name}", super::SERVICE)
-    }
-
-    pub fn set(name: &str, secret: &str) -> Result<(), String> {
-        let key = ring()?
-            .add_key(&description(name), secret.as_bytes())
-            .map_err(err("add"))?;
-        // Usable by this user's other processes (an agent in another session), nobody else.
-        let perms = KeyPermissionsBuilder::builder()
-            .posessor(Permission::ALL)
-            .user(Permission::VIEW | Permission::READ | Permission::WRITE | Permission::SEARCH)
-            .build();
-        key.set_perms(perms).map_err(err("set permissions"))
-    }
-
-    pub fn get(name: &str) -> Result<Option<String>, String> {
-        match ring()?.search(&description(name)) {
-            Ok(key) => {
-                let bytes = key.read_to_vec().map_err(err("read"))?;
-                String::from_utf8(bytes)
-                    .map(Some)
-                    .map_err(|_| "kernel keyring: the secret is not UTF-8".into())
-            }
-            // An invalidated key may be seen as revoked until the kernel collects it.
-            Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired) => {
-                Ok(None)
-            }
-            Err(e) => Err(err("search")(e)),
-        }
-    }
-
-    pub fn delete(name: &str) -> Result<bool, String> {
-        match ring()?.search(&description(name)) {
-            Ok(key) => key.invalidate().map(|()| true).map_err(err("invalidate")),
-            Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired) => {
-                Ok(false)
-            }
-            Err(e) => Err(err("search")(e)),
         }
     }
 }
@@ -135,34 +84,31 @@ impl Keyring {
             Ok("mock") => Keyring::new(Backend::Mock),
             Ok("keyutils") => Keyring::new(Backend::Keyutils),
             Ok("secret-service") => Keyring::new(Backend::SecretService),
+            Ok("keychain") => Keyring::new(Backend::Keychain),
+            Ok("credential-manager") => Keyring::new(Backend::CredentialManager),
             Ok(other) => Err(format!(
-                "TUNNELKIT_KEYRING={other}: expected secret-service, keyutils or mock"
+                "TUNNELKIT_KEYRING={other}: expected secret-service, keyutils, keychain, \
+                 credential-manager or mock"
             )),
             Err(_) => {
-                let bus =
-                    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty());
-                if bus {
-                    match Keyring::new(Backend::SecretService).and_then(|k| k.probe().map(|()| k)) {
+                let mut candidates = platform::keyring::candidates();
+                let last = candidates.pop().unwrap_or(Backend::Mock);
+                for backend in candidates {
+                    match Keyring::new(backend).and_then(|k| k.probe().map(|()| k)) {
                         Ok(k) => return Ok(k),
                         Err(e) => {
-                            tracing::info!("secrets: no Secret Service on the session bus ({e})")
+                            tracing::info!("secrets: {} does not answer ({e})", backend.place())
                         }
                     }
                 }
-                Keyring::new(Backend::Keyutils)
+                Keyring::new(last)
             }
         }
     }
 
     /// A keyring on the given backend.
     pub fn new(backend: Backend) -> Result<Keyring, String> {
-        let store: Option<Arc<CredentialStore>> = match backend {
-            Backend::Mock => Some(keyring_core::mock::Store::new().map_err(|e| e.to_string())?),
-            Backend::SecretService => {
-                Some(zbus_secret_service_keyring_store::Store::new().map_err(|e| e.to_string())?)
-            }
-            Backend::Keyutils => None,
-        };
+        let store = platform::keyring::store(backend)?;
         tracing::info!("secrets: using the {backend:?} keyring");
         Ok(Keyring { store, backend })
     }
@@ -192,7 +138,7 @@ impl Keyring {
             Some(store) => Self::entry(store, key)?
                 .set_password(secret.expose_secret())
                 .map_err(|e| e.to_string()),
-            None => user_keyring::set(&key.entry_name(), secret.expose_secret()),
+            None => kernel::set(&key.entry_name(), secret.expose_secret()),
         }
     }
 
@@ -204,7 +150,7 @@ impl Keyring {
                 Err(keyring_core::Error::NoEntry) => Ok(false),
                 Err(e) => Err(e.to_string()),
             },
-            None => user_keyring::delete(&key.entry_name()),
+            None => kernel::delete(&key.entry_name()),
         }
     }
 }
@@ -217,17 +163,18 @@ impl SecretStore for Keyring {
                 Err(keyring_core::Error::NoEntry) => None,
                 Err(e) => return Err(e.to_string()),
             },
-            None => user_keyring::get(&key.entry_name())?,
+            None => kernel::get(&key.entry_name())?,
         };
         Ok(found.map(SecretString::from))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn round_trip(k: &Keyring) {
+    /// Stores, replaces, reads and deletes one secret in `k`.
+    pub(crate) fn round_trip(k: &Keyring) {
         let key = SecretKey::Password {
             user: "admin".into(),
             host: format!("test-{}.invalid", std::process::id()),
@@ -246,50 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn secret_service_is_chosen_only_when_forced_or_a_bus_answers() {
-        // No session bus in unit tests: the default falls back to the kernel keyring.
-        if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none()
-            && std::env::var_os("TUNNELKIT_KEYRING").is_none()
-        {
-            assert_eq!(Keyring::from_env().unwrap().backend, Backend::Keyutils);
-        }
-    }
-
-    #[test]
     fn mock_store_round_trip() {
         round_trip(&Keyring::new(Backend::Mock).unwrap());
-    }
-
-    #[test]
-    fn kernel_keyutils_round_trip() {
-        // The real kernel keyring (keyutils works on these machines).
-        round_trip(&Keyring::new(Backend::Keyutils).unwrap());
-    }
-
-    #[test]
-    fn kernel_keyring_is_shared_with_another_process() {
-        // Stored here, read by a separate process (as the CLI stores and the agent reads).
-        let k = Keyring::new(Backend::Keyutils).unwrap();
-        let key =
-            SecretKey::Passphrase(format!("/tmp/tunnelkit-test-{}", std::process::id()).into());
-        k.set(&key, &SecretString::from("shared".to_string()))
-            .unwrap();
-        let out = std::process::Command::new("keyctl")
-            .args([
-                "search",
-                "@u",
-                "user",
-                &format!("tunnelkit:{}", key.entry_name()),
-            ])
-            .output()
-            .expect("keyctl not found: install the keyutils package");
-        assert!(out.status.success(), "another process finds it: {out:?}");
-        let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let read = std::process::Command::new("keyctl")
-            .args(["pipe", &id])
-            .output()
-            .unwrap();
-        assert_eq!(read.stdout, b"shared");
-        assert!(k.delete(&key).unwrap());
     }
 }

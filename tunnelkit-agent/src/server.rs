@@ -1,30 +1,29 @@
-//! The agent: serves the control socket in front of the [registry](crate::registry). The
-//! socket's directory is created 0700 and must belong to the agent's user and be writable by
-//! nobody else ([`trust`](crate::trust)); the socket is 0600; a peer with another uid
-//! (SO_PEERCRED) is refused; a live socket is never taken over (a second agent exits with an
-//! error), a stale one is replaced. Every request line is bounded in size and read time, so a
+//! The agent: serves the control channel in front of the [registry](crate::registry). The
+//! channel is each OS's own ([`control`](crate::platform::control)): a Unix socket in a
+//! private directory, or on Windows a named pipe for the user alone. A peer that runs as
+//! another user is refused; a live agent is never taken over (a second agent exits with an
+//! error). Every request line is bounded in size and read time, so a
 //! malformed or slow client is answered with an error or closed while others are served.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tunnelkit_core::serve::{bind_unix, Pending, Stalled, CONTROL_PENDING};
+use tunnelkit_core::serve::{Pending, Stalled, CONTROL_PENDING};
 use tunnelkit_core::{DrillOptions, SecretStore};
 
 use crate::drill::DrillJson;
 use crate::launcher::CoreLauncher;
+use crate::platform::control::{Listener, Peer, ReadHalf, Stream, WriteHalf};
 pub use crate::protocol::limits::{REPLY_WRITE_DEADLINE, REQUEST_DEADLINE};
 use crate::protocol::{
     decode_request, done, encode_reply, error, read_line, Reply, Request, Response, MAX_CLIENT_LINE,
 };
 use crate::registry::{RegistryConfig, RegistryHandle, POLL_INTERVAL, STOP_DEADLINE};
-use crate::trust::{prepare_dir, TrustError, Uid};
+use crate::trust::TrustError;
 
 /// A pause after a failed `accept` (descriptors exhausted) before the next.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
@@ -64,29 +63,12 @@ pub enum AgentError {
     },
 }
 
-fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
-    let context = context.into();
-    move |source| AgentError::Io { context, source }
-}
-
-/// Binds the control socket: a private directory (created 0700, refused when another user
-/// owns it or others can write to it), refuses a live socket, replaces a stale one.
-pub async fn bind_socket(path: &Path) -> Result<UnixListener, AgentError> {
-    prepare_dir(path).map_err(|source| AgentError::Untrusted {
-        socket: path.to_path_buf(),
-        source,
-    })?;
-    if std::fs::symlink_metadata(path).is_ok() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(AgentError::AlreadyRunning(path.to_path_buf()));
-        }
-        tracing::info!("replacing the stale socket {}", path.display());
-        std::fs::remove_file(path).map_err(io(format!("remove stale {}", path.display())))?;
+impl AgentError {
+    /// An [`AgentError::Io`] with what was being done.
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
+        let context = context.into();
+        move |source| AgentError::Io { context, source }
     }
-    let listener = bind_unix(path).map_err(io(format!("bind {}", path.display())))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io(format!("chmod {}", path.display())))?;
-    Ok(listener)
 }
 
 /// Runs the agent until `cancel`; `reload` re-reads the profiles at once (SIGHUP). On the way
@@ -109,7 +91,7 @@ pub async fn run_with(
     cancel: CancellationToken,
     on_registry: impl FnOnce(&RegistryHandle),
 ) -> Result<(), AgentError> {
-    let listener = bind_socket(&config.socket).await?;
+    let listener = Listener::bind(&config.socket).await?;
     let user = tunnelkit_core::env::local_user();
     let (registry, registry_task) = RegistryHandle::spawn(
         RegistryConfig {
@@ -152,7 +134,7 @@ pub async fn run_with(
         let stream = tokio::select! {
             _ = cancel.cancelled() => break,
             a = listener.accept() => match a {
-                Ok((s, _)) => s,
+                Ok(s) => s,
                 Err(e) => {
                     tracing::warn!("control socket accept: {e}");
                     tokio::time::sleep(ACCEPT_PAUSE).await;
@@ -169,7 +151,6 @@ pub async fn run_with(
         });
     }
     drop(listener);
-    let _ = std::fs::remove_file(&config.socket);
     clients.close();
     let _ = tokio::time::timeout(CLIENTS_DRAIN, clients.wait()).await;
     sighup.abort();
@@ -179,23 +160,11 @@ pub async fn run_with(
     Ok(())
 }
 
-/// Refuses a peer of another uid (with a reply it may read), or serves its request.
-async fn serve_client(stream: UnixStream, registry: RegistryHandle, pending: Pending) {
-    let me = crate::paths::current_uid();
-    let peer = stream.peer_cred().map(|c| c.uid());
-    if peer.as_ref().ok() != Some(&me) {
-        let who = match peer {
-            Ok(uid) => Uid(uid).to_string(),
-            Err(e) => format!("an unknown user ({e})"),
-        };
-        tracing::warn!(
-            "refused a control connection from {who}: the agent runs as {}",
-            Uid(me)
-        );
-        let message = format!(
-            "permission denied: this agent belongs to {}, not to {who}",
-            Uid(me)
-        );
+/// Refuses a peer of another user (with a reply it may read), or serves its request.
+async fn serve_client((stream, peer): (Stream, Peer), registry: RegistryHandle, pending: Pending) {
+    if let Peer::Other { who, me } = peer {
+        tracing::warn!("refused a control connection from {who}: the agent runs as {me}");
+        let message = format!("permission denied: this agent belongs to {me}, not to {who}");
         let mut s = stream;
         let refusal = encode_reply(&Reply::Error { message });
         let _ = pending
@@ -203,14 +172,15 @@ async fn serve_client(stream: UnixStream, registry: RegistryHandle, pending: Pen
             .await;
         return;
     }
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut read = BufReader::new(read);
     // Pending until the request is read: a newer connection may shed this one.
     let ticket = pending.enter();
     let line = tokio::select! {
         _ = ticket.shed() => {
-            let note = error(Stalled::Shed.to_string());
-            let _ = write.try_write(&encode_reply(&note));
+            let note = encode_reply(&error(Stalled::Shed.to_string()));
+            // One attempt that never waits: a shed client gets the note only if it reads.
+            let _ = tokio::time::timeout(Duration::ZERO, write.write_all(&note)).await;
             return;
         }
         l = read_line(&mut read, MAX_CLIENT_LINE, REQUEST_DEADLINE) => l,
@@ -232,8 +202,8 @@ async fn serve_client(stream: UnixStream, registry: RegistryHandle, pending: Pen
 async fn handle(
     req: Request,
     registry: &RegistryHandle,
-    read: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
-    write: &mut tokio::net::unix::OwnedWriteHalf,
+    read: &mut BufReader<ReadHalf>,
+    write: &mut WriteHalf,
 ) -> Reply {
     let result = match req {
         Request::Status => registry

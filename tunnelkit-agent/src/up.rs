@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tunnelkit_core::Event;
 
+use crate::platform::control::{ReadHalf, WriteHalf};
 use crate::protocol::{decode_client_message, encode_reply, ClientMessage, Reply, Response};
 use crate::protocol::{done, error, read_line, MAX_CLIENT_LINE};
 use crate::registry::{Attached, RegistryHandle, UpStarted};
@@ -25,8 +25,8 @@ pub(crate) async fn up(
     name: &str,
     interactive: bool,
     registry: &RegistryHandle,
-    read: &mut BufReader<OwnedReadHalf>,
-    write: &mut OwnedWriteHalf,
+    read: &mut BufReader<ReadHalf>,
+    write: &mut WriteHalf,
 ) -> Reply {
     let Attached {
         mut events,

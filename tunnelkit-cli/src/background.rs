@@ -27,7 +27,12 @@ pub fn is_child() -> bool {
 }
 
 /// In the parent: runs the child and waits until it is up (exit 0) or has ended (its status).
+/// Where `-f` is not available (Windows), says why and fails.
 pub fn run_parent() -> Exit {
+    if let Some(why) = crate::platform::BACKGROUND_UNSUPPORTED {
+        eprintln!("tunnelkit: {why}");
+        return Exit::Failure;
+    }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -82,17 +87,7 @@ pub fn detach(keep_stderr: bool) -> Result<(), String> {
             .and_then(|()| out.flush())
             .map_err(|e| format!("telling the parent: {e}"))?;
     }
-    rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")
-        .map_err(|e| format!("/dev/null: {e}"))?;
-    rustix::stdio::dup2_stdin(&null).map_err(|e| format!("stdin: {e}"))?;
-    rustix::stdio::dup2_stdout(&null).map_err(|e| format!("stdout: {e}"))?;
-    if !keep_stderr {
-        rustix::stdio::dup2_stderr(&null).map_err(|e| format!("stderr: {e}"))?;
-    }
+    crate::platform::detach(keep_stderr)?;
     tracing::debug!("in the background as process {}", std::process::id());
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod candidates;
 pub mod commands;
 pub mod exit;
 pub mod opts;
+pub mod platform;
 pub mod prompt;
 pub mod remote_desktop;
 pub mod resolve;

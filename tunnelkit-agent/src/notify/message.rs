@@ -104,7 +104,7 @@ pub(crate) fn notification_for(said: &mut Said, e: &ProfileEvent) -> Option<Noti
 }
 
 /// `&`, `<` and `>` as entities: notification servers may read the body as markup.
-pub(crate) fn escape_markup(text: &str) -> String {
+pub fn escape_markup(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -114,6 +114,33 @@ pub(crate) fn escape_markup(text: &str) -> String {
             c => out.push(c),
         }
     }
+    out
+}
+
+/// The AppleScript that shows `n` in the macOS notification centre (`osascript -e`): the
+/// body as the text, `tunnelkit` as the title, the summary as the subtitle.
+pub fn applescript(n: &Notification) -> String {
+    format!(
+        "display notification {} with title {} subtitle {}",
+        applescript_string(&n.body),
+        applescript_string(super::APP_NAME),
+        applescript_string(&n.summary)
+    )
+}
+
+/// An AppleScript string literal: backslashes and quotes escaped, control characters (line
+/// breaks among them) as spaces.
+fn applescript_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
     out
 }
 
@@ -229,5 +256,19 @@ mod tests {
     #[test]
     fn markup_characters_are_escaped() {
         assert_eq!(escape_markup("a <b> & c"), "a &lt;b&gt; &amp; c");
+    }
+
+    #[test]
+    fn the_applescript_quotes_what_a_profile_name_or_error_may_hold() {
+        let n = Notification {
+            profile: "p".into(),
+            summary: r#"rdp "lab" \ failed over"#.into(),
+            body: "line one\nline two".into(),
+            urgency: Urgency::Normal,
+        };
+        assert_eq!(
+            applescript(&n),
+            r#"display notification "line one line two" with title "tunnelkit" subtitle "rdp \"lab\" \\ failed over""#
+        );
     }
 }

@@ -37,22 +37,23 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
     };
     let reload = Arc::new(Notify::new());
     let hup = reload.clone();
-    tokio::spawn(async move {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            while s.recv().await.is_some() {
-                tracing::info!("SIGHUP: re-reading the profiles");
-                hup.notify_one();
-            }
-        }
-    });
-    let bus = session_bus(args.no_notify);
+    tokio::spawn(crate::platform::reload_requests(move |which| {
+        tracing::info!("{which}: re-reading the profiles");
+        hup.notify_one();
+    }));
+    let desktop = if args.no_notify {
+        tracing::info!("desktop notifications off (--no-notify)");
+        None
+    } else {
+        tunnelkit_agent::notify::Desktop::from_env()
+    };
     let services = cancel.child_token();
     let on_registry = |registry: &tunnelkit_agent::registry::RegistryHandle| {
         if let Some(listener) = metrics {
             tunnelkit_agent::metrics::spawn(listener, registry, services.clone());
         }
-        if let Some(address) = bus {
-            tunnelkit_agent::notify::spawn(address, registry, services.clone());
+        if let Some(desktop) = desktop {
+            tunnelkit_agent::notify::spawn(desktop, registry, services.clone());
         }
     };
     let result = run_with(config, secrets, reload, cancel, on_registry).await;
@@ -64,24 +65,6 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
             Exit::Failure
         }
     }
-}
-
-/// The session bus notifications go to: none with `--no-notify` or without
-/// $DBUS_SESSION_BUS_ADDRESS.
-fn session_bus(no_notify: bool) -> Option<String> {
-    if no_notify {
-        tracing::info!("desktop notifications off (--no-notify)");
-        return None;
-    }
-    let address = std::env::var("DBUS_SESSION_BUS_ADDRESS")
-        .ok()
-        .filter(|a| !a.is_empty());
-    if address.is_none() {
-        tracing::info!(
-            "no D-Bus session bus ($DBUS_SESSION_BUS_ADDRESS unset): no desktop notifications"
-        );
-    }
-    address
 }
 
 /// Binds `--metrics` (loopback only unless `--metrics-allow-remote`) before the agent starts,

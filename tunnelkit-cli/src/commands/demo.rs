@@ -211,15 +211,13 @@ async fn demo(args: &DemoArgs) -> Result<()> {
 }
 
 fn write_private_key(path: &Path, key: &PrivateKey) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let text = key
         .to_openssh(LineEnding::LF)
         .map_err(|e| anyhow!("key: {e}"))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    crate::platform::private_file(&mut options);
+    let mut f = options.open(path)?;
     std::io::Write::write_all(&mut f, text.as_bytes())?;
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! `up`'s prompts on the terminal), then runs the RDP or VNC client on the forward's local end
 //! and waits for it. Which forward and which client: [`crate::remote_desktop`].
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -97,9 +96,7 @@ async fn run_client(argv: &[String], cancel: &CancellationToken) -> Result<Exit,
     let status = tokio::select! {
         s = child.wait() => s,
         _ = cancel.cancelled() => {
-            if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()).and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-            }
+            crate::platform::terminate(&mut child);
             match tokio::time::timeout(CLIENT_STOP_GRACE, child.wait()).await {
                 Ok(_) => {}
                 Err(_) => {
@@ -122,9 +119,5 @@ async fn run_client(argv: &[String], cancel: &CancellationToken) -> Result<Exit,
 /// `name` on PATH, as an executable file.
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
+    std::env::split_paths(&path).find_map(|d| crate::platform::program_in(&d, name))
 }

@@ -41,7 +41,7 @@ pub async fn run(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
                     serde_json::to_string_pretty(&profiles).unwrap_or_default()
                 );
             } else {
-                print!("{}", table(&profiles, terminal_width()));
+                print!("{}", table(&profiles, crate::platform::terminal_width()));
             }
         },
     )
@@ -69,7 +69,7 @@ async fn watch(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
         ));
         match answer {
             Ok(Response::Status { profiles }) => {
-                frame.push_str(&table(&profiles, terminal_width()))
+                frame.push_str(&table(&profiles, crate::platform::terminal_width()))
             }
             Ok(_) => frame.push_str("tunnelkit: the agent answered another question\n"),
             Err(e) => frame.push_str(&format!("tunnelkit: {e}\n")),
@@ -91,18 +91,6 @@ async fn watch(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
             _ = tokio::time::sleep(interval) => {}
         }
     }
-}
-
-/// The columns of stdout when it is a terminal.
-fn terminal_width() -> Option<usize> {
-    let out = std::io::stdout();
-    if !out.is_terminal() {
-        return None;
-    }
-    rustix::termios::tcgetwinsize(&out)
-        .ok()
-        .map(|w| usize::from(w.ws_col))
-        .filter(|&w| w > 0)
 }
 
 /// Columns in the table.

@@ -1,0 +1,36 @@
+//! Secrets on Windows: the Credential Manager (windows-native-keyring-store).
+
+use std::sync::Arc;
+
+use keyring_core::CredentialStore;
+
+use crate::secrets::Backend;
+
+pub(crate) fn candidates() -> Vec<Backend> {
+    vec![Backend::CredentialManager]
+}
+
+pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, String> {
+    match backend {
+        Backend::CredentialManager => Ok(Some(
+            windows_native_keyring_store::Store::new().map_err(|e| e.to_string())?,
+        )),
+        other => Err(super::elsewhere(other)),
+    }
+}
+
+/// The kernel keyring is Linux's.
+pub(crate) mod kernel {
+    fn missing() -> String {
+        super::super::elsewhere(crate::secrets::Backend::Keyutils)
+    }
+    pub fn set(_name: &str, _secret: &str) -> Result<(), String> {
+        Err(missing())
+    }
+    pub fn get(_name: &str) -> Result<Option<String>, String> {
+        Err(missing())
+    }
+    pub fn delete(_name: &str) -> Result<bool, String> {
+        Err(missing())
+    }
+}

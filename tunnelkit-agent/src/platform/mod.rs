@@ -1,0 +1,16 @@
+//! The agent's platform layer: what Linux, macOS and Windows each do their own way, one module
+//! per concern with the same small interface on every OS. `cfg` on the OS appears here and in
+//! no other module of the agent.
+//!
+//! - [`control`]: the control channel (a Unix socket in a private directory, the peer's uid
+//!   checked; on Windows a named pipe for the user alone, the peer's user checked).
+//! - [`keyring`]: where secrets are kept (the Secret Service or the kernel keyring on Linux,
+//!   the login Keychain on macOS, the Credential Manager on Windows).
+//! - [`desktop`]: desktop notifications (the freedesktop service on D-Bus; macOS's
+//!   notification centre through `osascript`; Windows: not yet, said in the README).
+//! - [`files`]: file identities (the journal's stream).
+
+pub mod control;
+pub mod desktop;
+pub(crate) mod files;
+pub mod keyring;
