@@ -230,6 +230,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // FIFOs
     fn a_fifo_a_directory_and_a_huge_file_are_refused_without_reading_them() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo.toml");

@@ -93,17 +93,20 @@ mod tests {
     #[test]
     fn profile_files_are_toml_stems_without_hidden_files() {
         let d = tempfile::tempdir().unwrap();
-        for f in [
-            "web.toml",
-            "db.toml",
-            ".web.tmp",
-            ".hidden.toml",
-            "notes.txt",
-            "two\nlines.toml",
-        ] {
+        for f in ["web.toml", "db.toml", ".web.tmp", ".hidden.toml", "notes.txt"] {
             std::fs::write(d.path().join(f), "").unwrap();
         }
-        assert_eq!(profile_files(d.path()), ["db", "two\\nlines", "web"]);
+        // A line break in a file name (which Windows does not allow) is shown escaped.
+        let odd = !cfg!(windows);
+        if odd {
+            std::fs::write(d.path().join("two\nlines.toml"), "").unwrap();
+        }
+        let expected: &[&str] = if odd {
+            &["db", "two\\nlines", "web"]
+        } else {
+            &["db", "web"]
+        };
+        assert_eq!(profile_files(d.path()), expected);
         assert!(profile_files(&d.path().join("missing")).is_empty());
     }
 }

@@ -71,8 +71,9 @@ mod tests {
         assert_eq!(completer(Some("tunnelkit".into())), "tunnelkit");
         assert_eq!(completer(None), "tunnelkit");
         let p = completer(Some("./target/debug/tunnelkit".into()));
+        let path = std::path::Path::new(&p);
         assert!(
-            p.starts_with('/') && p.ends_with("target/debug/tunnelkit"),
+            path.is_absolute() && path.ends_with("target/debug/tunnelkit"),
             "{p}"
         );
     }

@@ -72,27 +72,41 @@ impl Listener {
             .map_err(|e| AgentError::io("the pipe's security descriptor")(invalid(e)))?;
         let descriptor = SecurityDescriptor::deserialize(&sddl)
             .map_err(AgentError::io("the pipe's security descriptor"))?;
+        // Who answers on the name already: our own agent, or a planted pipe. (Creating the
+        // first instance below refuses an existing name too, on Windows; wine does not.)
+        if let Ok(existing) = connect_raw(path).await {
+            return Err(match peer_user(&existing) {
+                Ok(user) if user == me => AgentError::AlreadyRunning(path.to_path_buf()),
+                Ok(user) => AgentError::Untrusted {
+                    socket: path.to_path_buf(),
+                    source: TrustError::ForeignPeer {
+                        path: path.to_path_buf(),
+                        peer: format!("user {user}"),
+                        me: format!("user {me}"),
+                    },
+                },
+                Err(source) => AgentError::Untrusted {
+                    socket: path.to_path_buf(),
+                    source: TrustError::PeerUnknown {
+                        path: path.to_path_buf(),
+                        source,
+                    },
+                },
+            });
+        }
         let name = path
             .as_os_str()
             .to_fs_name::<GenericFilePath>()
             .map_err(AgentError::io(format!("pipe name {}", path.display())))?;
-        match ListenerOptions::new()
+        let inner = ListenerOptions::new()
             .name(name)
             .security_descriptor(descriptor)
             .create_tokio()
-        {
-            Ok(inner) => Ok(Listener { inner, me }),
-            Err(e) => {
-                if connect_raw(path).await.is_ok() {
-                    return Err(AgentError::AlreadyRunning(path.to_path_buf()));
-                }
-                Err(AgentError::io(format!(
-                    "create the pipe {} (a pipe of that name that is not an agent of yours \
-                     is refused, not shared)",
-                    path.display()
-                ))(e))
-            }
-        }
+            .map_err(AgentError::io(format!(
+                "create the pipe {} (a name that exists is refused, not shared)",
+                path.display()
+            )))?;
+        Ok(Listener { inner, me })
     }
 
     /// The next client, and whether it runs as this user.
