@@ -14,17 +14,19 @@ pub struct Sources {
     pub user: Option<PathBuf>,
     /// Whether a missing user file is an error (true for `-F FILE`).
     pub user_required: bool,
-    /// The system file (`/etc/ssh/ssh_config`); relative Includes are under `/etc/ssh`.
+    /// The system file (`/etc/ssh/ssh_config`; on Windows `%ProgramData%\ssh\ssh_config`);
+    /// relative Includes are under its directory.
     pub system: Option<PathBuf>,
 }
 
 impl Sources {
-    /// What ssh reads without `-F`: `~/.ssh/config` then `/etc/ssh/ssh_config`.
+    /// What ssh reads without `-F`: `~/.ssh/config` then `/etc/ssh/ssh_config` (on Windows
+    /// `%USERPROFILE%\.ssh\config` then `%ProgramData%\ssh\ssh_config`, as Win32-OpenSSH).
     pub fn standard(home: &Path) -> Self {
         Sources {
-            user: Some(home.join(".ssh/config")),
+            user: Some(home.join(".ssh").join("config")),
             user_required: false,
-            system: Some(PathBuf::from("/etc/ssh/ssh_config")),
+            system: Some(crate::platform::paths::system_ssh_dir().join("ssh_config")),
         }
     }
 
@@ -45,7 +47,8 @@ fn var(key: &str) -> Option<std::ffi::OsString> {
     std::env::var_os(key).filter(|v| !v.is_empty())
 }
 
-/// This process's home directory: `$HOME`, else the password database, else `/`.
+/// This process's home directory: `$HOME`, else the OS's own record (the password database;
+/// `%USERPROFILE%` on Windows), else `/`.
 pub fn home_dir() -> PathBuf {
     var("HOME")
         .map(PathBuf::from)
@@ -53,10 +56,12 @@ pub fn home_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/"))
 }
 
-/// This process's user name: `$USER`, else `$LOGNAME`, else `root`.
+/// This process's user name: `$USER`, else `$LOGNAME`, else `%USERNAME%` (Windows), else
+/// `root`.
 pub fn local_user() -> String {
     var("USER")
         .or_else(|| var("LOGNAME"))
+        .or_else(|| var("USERNAME"))
         .and_then(|v| v.into_string().ok())
         .unwrap_or_else(|| "root".to_string())
 }

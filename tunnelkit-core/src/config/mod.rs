@@ -121,7 +121,8 @@ impl Default for HostKeyPolicy {
 
 impl HostKeyPolicy {
     /// OpenSSH's defaults for a user whose home is `home`: `StrictHostKeyChecking yes`,
-    /// `~/.ssh/known_hosts{,2}`, `/etc/ssh/ssh_known_hosts{,2}`, learned keys hashed.
+    /// `~/.ssh/known_hosts{,2}`, `/etc/ssh/ssh_known_hosts{,2}` (`%ProgramData%\ssh\...` on
+    /// Windows), learned keys hashed.
     pub fn standard(home: &std::path::Path) -> Self {
         HostKeyPolicy {
             strict: StrictHostKeyChecking::Yes,
@@ -129,10 +130,13 @@ impl HostKeyPolicy {
                 home.join(".ssh/known_hosts"),
                 home.join(".ssh/known_hosts2"),
             ],
-            global_files: vec![
-                PathBuf::from("/etc/ssh/ssh_known_hosts"),
-                PathBuf::from("/etc/ssh/ssh_known_hosts2"),
-            ],
+            global_files: {
+                let system = crate::platform::paths::system_ssh_dir();
+                vec![
+                    system.join("ssh_known_hosts"),
+                    system.join("ssh_known_hosts2"),
+                ]
+            },
             hash_new_entries: true,
         }
     }

@@ -9,10 +9,13 @@
 //! - [`process`]: a command's whole process tree, ended as one (a process group on Unix, a
 //!   Job Object on Windows): ProxyCommand and `Match exec`.
 //! - [`tcp`]: per-socket tuning that only some systems have (TCP_QUICKACK on Linux).
+//! - [`paths`]: where the OS's OpenSSH keeps its system-wide files (`/etc/ssh`,
+//!   `%ProgramData%\ssh`).
 //! - [`agent`]: reaching the SSH agent (a Unix socket; on Windows the OpenSSH agent's named
 //!   pipe).
 
 pub(crate) mod agent;
 pub(crate) mod files;
+pub(crate) mod paths;
 pub(crate) mod process;
 pub(crate) mod tcp;

@@ -97,7 +97,8 @@ impl Eval<'_> {
             self.read_file(f, &base, 0, false, sources.user_required, check)?;
         }
         if let Some(f) = &sources.system {
-            self.read_file(f, Path::new("/etc/ssh"), 0, false, false, false)?;
+            let base = crate::platform::paths::system_ssh_dir();
+            self.read_file(f, &base, 0, false, false, false)?;
         }
         Ok(())
     }
