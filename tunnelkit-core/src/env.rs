@@ -66,9 +66,12 @@ pub fn local_user() -> String {
         .unwrap_or_else(|| "root".to_string())
 }
 
-/// The ssh-agent socket: `$SSH_AUTH_SOCK`, if set.
+/// The ssh-agent socket: `$SSH_AUTH_SOCK`, if set; on Windows, when it is not, the
+/// Win32-OpenSSH agent's pipe `\\.\pipe\openssh-ssh-agent`.
 pub fn agent_socket() -> Option<PathBuf> {
-    var("SSH_AUTH_SOCK").map(PathBuf::from)
+    var("SSH_AUTH_SOCK")
+        .map(PathBuf::from)
+        .or_else(crate::platform::agent::default_socket)
 }
 
 /// What tunnelkit may know about the machine it runs on: captured once by the caller and
