@@ -3,9 +3,9 @@
 //! Never a password: the client asks, and keeps what it saves in its own store.
 //!
 //! Encoding: UTF-16LE with a byte-order mark and CRLF line ends, as mstsc writes its own files.
-//! mstsc also reads UTF-8, but a file without a BOM it reads in the ANSI code page, so a
-//! non-ASCII user name would be mangled; UTF-16LE is the one form every Microsoft client
-//! (mstsc, the macOS clients that import mstsc's files) reads the same way.
+//! mstsc also reads UTF-8, but a file without a BOM can be taken for the ANSI code page, which
+//! would mangle a non-ASCII value; UTF-16LE with a BOM is the one form every Microsoft client
+//! (mstsc, the macOS clients that open mstsc's files) reads the same way.
 
 use super::OpenError;
 
