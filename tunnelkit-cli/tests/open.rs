@@ -58,7 +58,7 @@ struct Desk {
 }
 
 /// The namespace with its bastion, xrdp and Xvnc, a profile `desk` (not started) with one
-/// forward to each, and an agent.
+/// forward to each (RDP's on its own loopback address, 127.0.0.5), and an agent.
 fn desk() -> Desk {
     let dir = TestDir::new();
     let key = KeyPair::generate(dir.path(), "client", None);
@@ -73,7 +73,7 @@ fn desk() -> Desk {
     let profile = format!(
         "description = \"the desktops behind the bastion\"\nautostart = false\n\n[ssh]\n\
          IdentityFile = \"{}\"\nUserKnownHostsFile = \"{}\"\n\n\
-         [[forward]]\nlocal = 0\nremote = \"127.0.0.1:3389\"\n\n\
+         [[forward]]\nlocal = \"127.0.0.5:0\"\nremote = \"127.0.0.1:3389\"\n\n\
          [[forward]]\nlocal = 0\nremote = \"127.0.0.1:5901\"\n\n\
          [[route]]\nname = \"bastion\"\nhops = [\"root@{}\"]\n",
         key.private.display(),
@@ -134,8 +134,10 @@ fn open_brings_the_profile_up_and_xfreerdp_completes_the_rdp_sequence_with_xrdp(
         .as_str()
         .unwrap()
         .to_string();
+    // The forward's own loopback address (README: one loopback address per desktop) is where
+    // the client is pointed.
     assert!(
-        !local.ends_with(":0") && local.starts_with("127.0.0.1:"),
+        !local.ends_with(":0") && local.starts_with("127.0.0.5:"),
         "{local}"
     );
     assert!(

@@ -2,6 +2,7 @@
 //! `up`'s prompts on the terminal), then runs the RDP or VNC client on the forward's local end
 //! and waits for it. Which forward and which client: [`crate::remote_desktop`].
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use super::agent::{bring_up, call};
 use crate::exit::Exit;
 use crate::opts::OpenArgs;
 use crate::remote_desktop::{
-    choose, endpoint, fill, parse_client, pick_forward, port_of, OpenError, Protocol,
+    choose, endpoint, fill, parse_client, pick_forward, port_of, rdp_file, Chosen, Input,
+    OpenError, Os, Protocol,
 };
 
 /// After Ctrl-C or SIGTERM the client gets this long to exit after our SIGTERM, then SIGKILL.
@@ -44,8 +46,11 @@ async fn open(args: &OpenArgs, cancel: &CancellationToken) -> Result<Exit, Strin
     // Everything that can be refused is refused before the profile is started.
     let index = pick_forward(&p.name, &p.forwards, args.forward.as_deref()).map_err(text)?;
     let remote = p.forwards[index].remote.clone();
-    let argv = match &args.client {
-        Some(command) => parse_client(command).map_err(text)?,
+    let chosen = match &args.client {
+        Some(command) => Chosen {
+            argv: parse_client(command).map_err(text)?,
+            input: Input::Address,
+        },
         None => {
             let protocol = port_of(&remote)
                 .and_then(Protocol::of_port)
@@ -54,7 +59,7 @@ async fn open(args: &OpenArgs, cancel: &CancellationToken) -> Result<Exit, Strin
                         remote: remote.clone(),
                     })
                 })?;
-            choose(protocol, find_program).map_err(text)?
+            choose(Os::current(), protocol, find_program).map_err(text)?
         }
     };
     if !matches!(
@@ -70,7 +75,16 @@ async fn open(args: &OpenArgs, cancel: &CancellationToken) -> Result<Exit, Strin
         .get(index)
         .ok_or_else(|| format!("{}: its forwards changed while it came up", p.name))?;
     let (host, port) = endpoint(&forward.local).map_err(text)?;
-    let argv = fill(&argv, &host, port);
+    // Held until the client has exited, then removed (dropped).
+    let file = match chosen.input {
+        Input::Address => None,
+        // No user-name hint: a profile names SSH users (its hops), not desktop accounts.
+        Input::RdpFile => Some(write_rdp_file(
+            &p.name,
+            &rdp_file::contents(&host, port, None).map_err(text)?,
+        )?),
+    };
+    let argv = fill(&chosen.argv, &host, port, file.as_deref());
     eprintln!(
         "tunnelkit: {} ({}) at {host}:{port}: starting {}",
         p.name,
@@ -116,8 +130,49 @@ async fn run_client(argv: &[String], cancel: &CancellationToken) -> Result<Exit,
     })
 }
 
+/// A new `.rdp` file with `contents`, readable by its owner alone (0600 on Unix; on Windows it
+/// is in the user's own `%TEMP%`), removed when the returned path is dropped. The handle is
+/// closed before the client opens it.
+fn write_rdp_file(profile: &str, contents: &[u8]) -> Result<tempfile::TempPath, String> {
+    let failed = |e: std::io::Error| format!("cannot write the .rdp file: {e}");
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!("tunnelkit-{profile}-"))
+        .suffix(".rdp")
+        .tempfile()
+        .map_err(failed)?;
+    file.write_all(contents).map_err(failed)?;
+    file.flush().map_err(failed)?;
+    Ok(file.into_temp_path())
+}
+
 /// `name` on PATH, as an executable file.
 fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).find_map(|d| crate::platform::program_in(&d, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rdp_file_is_private_holds_the_contents_and_is_removed_when_dropped() {
+        let bytes = rdp_file::contents("127.0.0.5", 3389, None).unwrap();
+        let path = write_rdp_file("finance-rdp", &bytes).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with("tunnelkit-finance-rdp-") && name.ends_with(".rdp"),
+            "{name}"
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
+        let kept = path.to_path_buf();
+        drop(path);
+        assert!(!kept.exists(), "{}", kept.display());
+    }
 }

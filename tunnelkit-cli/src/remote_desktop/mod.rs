@@ -1,9 +1,15 @@
 //! `tunnelkit open`, the pure part: which forward of a profile to open, which RDP or VNC client
-//! fits it (by the forward's remote port), and the client's command line pointed at the
-//! forward's local end. The caller says which programs exist; nothing here runs anything.
+//! fits it (by the forward's remote port; [`clients`], per OS), the `.rdp` file some of them
+//! read ([`rdp_file`]), and the client's command line pointed at the forward's local end. The
+//! caller says which OS and which programs exist; nothing here runs anything or writes a file.
+
+pub mod clients;
+pub mod rdp_file;
+
+pub use clients::{choose, install_hint, Chosen, Input, KnownClient, Os, KNOWN_CLIENTS};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::Path;
 
 use tunnelkit_agent::protocol::ForwardJson;
 use tunnelkit_core::ForwardType;
@@ -35,65 +41,7 @@ impl Protocol {
             Protocol::Vnc => "VNC",
         }
     }
-
-    /// The Debian packages that bring a client for it.
-    pub fn packages(self) -> &'static str {
-        match self {
-            Protocol::Rdp => {
-                "freerdp2-x11 (xfreerdp), freerdp2-wayland (wlfreerdp), or remmina with \
-                 remmina-plugin-rdp"
-            }
-            Protocol::Vnc => "tigervnc-viewer (vncviewer), or remmina with remmina-plugin-vnc",
-        }
-    }
 }
-
-/// A client tunnelkit knows: a program and its arguments, with `{host}` and `{port}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KnownClient {
-    /// What it speaks.
-    pub protocol: Protocol,
-    /// The program, looked up on PATH.
-    pub program: &'static str,
-    /// Its arguments.
-    pub args: &'static [&'static str],
-}
-
-const fn known(
-    protocol: Protocol,
-    program: &'static str,
-    args: &'static [&'static str],
-) -> KnownClient {
-    KnownClient {
-        protocol,
-        program,
-        args,
-    }
-}
-
-/// The clients tried, in order of preference.
-pub const KNOWN_CLIENTS: &[KnownClient] = &[
-    // macOS: the registered handler (Microsoft Remote Desktop; Screen Sharing for VNC).
-    #[cfg(target_os = "macos")]
-    known(
-        Protocol::Rdp,
-        "open",
-        &["rdp://full%20address=s:{host}:{port}"],
-    ),
-    #[cfg(target_os = "macos")]
-    known(Protocol::Vnc, "open", &["vnc://{host}:{port}"]),
-    known(Protocol::Rdp, "xfreerdp", &["/v:{host}:{port}"]),
-    known(Protocol::Rdp, "xfreerdp3", &["/v:{host}:{port}"]),
-    known(Protocol::Rdp, "wlfreerdp", &["/v:{host}:{port}"]),
-    known(Protocol::Rdp, "wlfreerdp3", &["/v:{host}:{port}"]),
-    known(Protocol::Rdp, "remmina", &["-c", "rdp://{host}:{port}"]),
-    // Windows, and WSL (where Windows programs are on PATH with their suffix).
-    known(Protocol::Rdp, "mstsc", &["/v:{host}:{port}"]),
-    known(Protocol::Rdp, "mstsc.exe", &["/v:{host}:{port}"]),
-    known(Protocol::Vnc, "vncviewer", &["{host}::{port}"]),
-    known(Protocol::Vnc, "xtigervncviewer", &["{host}::{port}"]),
-    known(Protocol::Vnc, "remmina", &["-c", "vnc://{host}:{port}"]),
-];
 
 /// Why `tunnelkit open` cannot go on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -143,13 +91,21 @@ pub enum OpenError {
         remote: String,
     },
     /// None of the known clients for the protocol is installed.
-    #[error("no {} client found on PATH (tried {tried}): install {}, or give one with --client", .protocol.name(), .protocol.packages())]
+    #[error("no {} client found on PATH (tried {tried}): {hint}, or give one with --client", .protocol.name())]
     NoClient {
         /// The protocol.
         protocol: Protocol,
         /// The programs looked for.
         tried: String,
+        /// What to install or check on this OS ([`install_hint`]).
+        hint: &'static str,
     },
+    /// A value for the `.rdp` file is empty or has a control character (a line break would
+    /// add a setting of its own).
+    #[error(
+        "{0:?} cannot go into a .rdp file (empty, or a control character such as a line break)"
+    )]
+    RdpFileValue(String),
     /// `--client` is empty or its quoting does not close.
     #[error("--client {0:?}: expected a command line, e.g. 'xfreerdp /u:admin /v:{{host}}:{{port}}' (quotes must close)")]
     BadClient(String),
@@ -248,32 +204,6 @@ pub fn pick_forward(
     }
 }
 
-/// The first known client for `protocol` that `find` locates: its path and arguments.
-pub fn choose(
-    protocol: Protocol,
-    find: impl Fn(&str) -> Option<PathBuf>,
-) -> Result<Vec<String>, OpenError> {
-    let candidates: Vec<&KnownClient> = KNOWN_CLIENTS
-        .iter()
-        .filter(|c| c.protocol == protocol)
-        .collect();
-    for c in &candidates {
-        if let Some(path) = find(c.program) {
-            let mut argv = vec![path.to_string_lossy().into_owned()];
-            argv.extend(c.args.iter().map(|a| a.to_string()));
-            return Ok(argv);
-        }
-    }
-    Err(OpenError::NoClient {
-        protocol,
-        tried: candidates
-            .iter()
-            .map(|c| c.program)
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
-}
-
 /// `--client CMD` split into words as a shell would (quotes, backslashes), without a shell.
 pub fn parse_client(command: &str) -> Result<Vec<String>, OpenError> {
     match shlex::split(command) {
@@ -311,12 +241,18 @@ pub fn endpoint(local: &str) -> Result<(String, u16), OpenError> {
 }
 
 /// The command line with `{host}` and `{port}` replaced in every word (after splitting, so a
-/// value can never become two arguments).
-pub fn fill(argv: &[String], host: &str, port: u16) -> Vec<String> {
+/// value can never become two arguments), and `{file}` by `file` when there is one
+/// ([`Input::RdpFile`]).
+pub fn fill(argv: &[String], host: &str, port: u16, file: Option<&Path>) -> Vec<String> {
     argv.iter()
         .map(|w| {
-            w.replace("{host}", host)
-                .replace("{port}", &port.to_string())
+            let w = w
+                .replace("{host}", host)
+                .replace("{port}", &port.to_string());
+            match file {
+                Some(f) => w.replace("{file}", &f.to_string_lossy()),
+                None => w,
+            }
         })
         .collect()
 }
@@ -430,34 +366,15 @@ mod tests {
     }
 
     #[test]
-    fn the_first_installed_client_is_chosen_and_none_names_the_packages() {
-        let argv = choose(Protocol::Rdp, |p| {
-            (p == "wlfreerdp").then(|| PathBuf::from("/usr/bin/wlfreerdp"))
-        })
-        .unwrap();
-        assert_eq!(argv, ["/usr/bin/wlfreerdp", "/v:{host}:{port}"]);
-        let argv = choose(Protocol::Vnc, |p| Some(PathBuf::from(format!("/bin/{p}")))).unwrap();
-        assert_eq!(argv, ["/bin/vncviewer", "{host}::{port}"]);
-        let e = choose(Protocol::Rdp, |_| None).unwrap_err().to_string();
-        assert!(
-            e.contains("no RDP client found on PATH (tried xfreerdp, xfreerdp3, wlfreerdp"),
-            "{e}"
-        );
-        assert!(e.contains("install freerdp2-x11"), "{e}");
-        let e = choose(Protocol::Vnc, |_| None).unwrap_err().to_string();
-        assert!(e.contains("tigervnc-viewer"), "{e}");
-    }
-
-    #[test]
     fn client_commands_split_without_a_shell_and_values_stay_one_word() {
         let argv = parse_client("xfreerdp +auth-only '/p:two words' /v:{host}:{port}").unwrap();
         assert_eq!(
             argv,
             ["xfreerdp", "+auth-only", "/p:two words", "/v:{host}:{port}"]
         );
-        let filled = fill(&argv, "127.0.0.1", 40001);
+        let filled = fill(&argv, "127.0.0.1", 40001, None);
         assert_eq!(filled[3], "/v:127.0.0.1:40001");
-        let injected = fill(&["x{host}".to_string()], "a b; rm", 1);
+        let injected = fill(&["x{host}".to_string()], "a b; rm", 1, None);
         assert_eq!(injected, ["xa b; rm"]);
         assert!(parse_client("").is_err());
         assert!(parse_client("xfreerdp 'open").is_err());
@@ -466,6 +383,8 @@ mod tests {
     #[test]
     fn the_endpoint_is_the_bound_address_on_loopback_for_a_wildcard() {
         assert_eq!(endpoint("127.0.0.1:40001"), Ok(("127.0.0.1".into(), 40001)));
+        // A profile's own loopback address (`local = "127.0.0.5:3389"`) is kept.
+        assert_eq!(endpoint("127.0.0.5:3389"), Ok(("127.0.0.5".into(), 3389)));
         assert_eq!(endpoint("0.0.0.0:5901"), Ok(("127.0.0.1".into(), 5901)));
         assert_eq!(endpoint("[::]:5901"), Ok(("[::1]".into(), 5901)));
         assert_eq!(endpoint("[::1]:3389"), Ok(("[::1]".into(), 3389)));
