@@ -2,8 +2,11 @@
 //! the machine's network has just come back or moved: on Linux, a `NETLINK_ROUTE` socket
 //! subscribed to link, address and route events (the `netlink-sys` crate). An interface coming
 //! up, a new address or a new default route wakes the supervisor (a `Notify`); it then probes
-//! the session in use, or tries at once when it was backing off. Elsewhere, or when the socket
-//! cannot be opened, nothing is watched and the timers alone apply.
+//! the session in use, or tries at once when it was backing off. On Windows and macOS the OS's
+//! own address notifications do the same (the `if-watch` crate: NotifyIpInterfaceChange,
+//! SystemConfiguration): a new local address wakes the supervisor. An address or link going
+//! away wakes nothing on any OS (a laptop's own link going down is not a reason to move).
+//! When nothing can be watched, the timers alone apply.
 //!
 //! The supervisor only sees the `Notify`, so its tests inject changes without a kernel.
 
@@ -42,7 +45,31 @@ pub(crate) async fn watch(changed: Arc<Notify>, cancel: CancellationToken) {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = (changed, cancel);
+        use futures::StreamExt;
+        let mut watcher = match if_watch::tokio::IfWatcher::new() {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!("network changes are not watched: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                e = watcher.next() => match e {
+                    Some(Ok(if_watch::IfEvent::Up(net))) => {
+                        tracing::debug!("network changed: address {net} up");
+                        changed.notify_one();
+                    }
+                    Some(Ok(if_watch::IfEvent::Down(_))) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!("network changes are no longer watched: {e}");
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        }
     }
 }
 
