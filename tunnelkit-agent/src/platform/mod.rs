@@ -7,7 +7,7 @@
 //! - [`keyring`]: where secrets are kept (the Secret Service or the kernel keyring on Linux,
 //!   the login Keychain on macOS, the Credential Manager on Windows).
 //! - [`desktop`]: desktop notifications (the freedesktop service on D-Bus; macOS's
-//!   notification centre through `osascript`; Windows: not yet, said in the README).
+//!   notification centre through `osascript`; Windows toasts).
 //! - [`files`]: file identities (the journal's stream).
 
 pub mod control;

@@ -1,6 +1,6 @@
 //! Where desktop notifications go, as each OS shows them: the freedesktop notification service
-//! on the D-Bus session bus (Linux), the notification centre through `osascript` (macOS). On
-//! Windows there is no notification yet (the README says so); the agent logs that once.
+//! on the D-Bus session bus (Linux), the notification centre through `osascript` (macOS),
+//! toasts (Windows).
 
 use crate::notify::Notification;
 
