@@ -93,7 +93,13 @@ mod tests {
     #[test]
     fn profile_files_are_toml_stems_without_hidden_files() {
         let d = tempfile::tempdir().unwrap();
-        for f in ["web.toml", "db.toml", ".web.tmp", ".hidden.toml", "notes.txt"] {
+        for f in [
+            "web.toml",
+            "db.toml",
+            ".web.tmp",
+            ".hidden.toml",
+            "notes.txt",
+        ] {
             std::fs::write(d.path().join(f), "").unwrap();
         }
         // A line break in a file name (which Windows does not allow) is shown escaped.
