@@ -198,7 +198,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), AutostartError> {
     std::fs::write(path, bytes).map_err(err)
 }
 
-/// The text of `path`, None when it does not exist.
+/// The text of `path`, None when it does not exist (the unit and the plist are files; the
+/// Windows task is not).
+#[cfg(unix)]
 fn read_file(path: &Path) -> Result<Option<String>, AutostartError> {
     match std::fs::read(path) {
         Ok(b) => Ok(Some(String::from_utf8_lossy(&b).into_owned())),
@@ -211,6 +213,7 @@ fn read_file(path: &Path) -> Result<Option<String>, AutostartError> {
 }
 
 /// Removes `path`; false when it was not there.
+#[cfg(unix)]
 fn remove_file(path: &Path) -> Result<bool, AutostartError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
