@@ -13,7 +13,7 @@ const KIND: &str = "Task Scheduler logon task";
 const SCHTASKS: &str = "schtasks";
 
 fn location() -> String {
-    format!("\\{TASK_NAME} (Task Scheduler)")
+    format!("\\{TASK_NAME}")
 }
 
 /// `%USERDOMAIN%\%USERNAME%` (just the name without a domain).
