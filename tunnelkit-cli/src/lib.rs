@@ -24,7 +24,10 @@ pub use opts::{Command, Opts};
 pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
     match opts.command {
         Some(Command::Demo(args)) => commands::demo::run(&args, cancel).await,
-        Some(Command::Agent(args)) => commands::agent::agent(&args, cancel).await,
+        Some(Command::Agent(args)) => match &args.autostart {
+            Some(autostart) => commands::autostart::run(autostart),
+            None => commands::agent::agent(&args, cancel).await,
+        },
         Some(Command::Status(args)) => commands::status::run(&args, &cancel).await,
         Some(Command::Up(args)) => commands::agent::up(&args, &cancel).await,
         Some(Command::Down(args)) => commands::agent::down(&args, &cancel).await,

@@ -128,6 +128,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the background agent in the foreground: it keeps the profiles in the profiles
     /// directory alive and answers `tunnelkit status|up|down|reload|logs` on its socket.
+    /// `tunnelkit agent install` starts it at every login instead.
     Agent(AgentArgs),
     /// Show every profile: state, route, forwards, connections, bytes, last error.
     Status(StatusArgs),
@@ -161,14 +162,18 @@ pub enum Command {
 }
 
 impl Command {
-    /// Commands whose output is one sentence or a document (`secret`, `completions`, `man`):
+    /// Commands whose output is one sentence or a document (`secret`, `completions`, `man`,
+    /// `agent install|uninstall|status`):
     /// they log only warnings and errors unless `-v` is given, so `secret set` prints its
     /// sentence and no log line.
     pub fn is_quiet(&self) -> bool {
-        matches!(
-            self,
-            Command::Secret(_) | Command::Completions(_) | Command::Man
-        )
+        match self {
+            Command::Agent(a) => a.autostart.is_some(),
+            c => matches!(
+                c,
+                Command::Secret(_) | Command::Completions(_) | Command::Man
+            ),
+        }
     }
 }
 
@@ -183,7 +188,14 @@ pub struct SocketArgs {
 
 /// Options of `tunnelkit agent`.
 #[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_value_name = "AUTOSTART"
+)]
 pub struct AgentArgs {
+    /// Without one, the agent runs here in the foreground.
+    #[command(subcommand)]
+    pub autostart: Option<AutostartCommand>,
     /// The profiles directory (default $XDG_CONFIG_HOME/tunnelkit/profiles).
     #[arg(long, value_name = "DIR")]
     pub profiles: Option<PathBuf>,
@@ -207,6 +219,29 @@ pub struct AgentArgs {
     /// More log output.
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// Starting the agent at login: `tunnelkit agent install|uninstall|status`.
+#[derive(Debug, Subcommand)]
+pub enum AutostartCommand {
+    /// Start the agent at every login, and now, running this binary: a systemd user unit
+    /// (~/.config/systemd/user/tunnelkit-agent.service) on Linux, a LaunchAgent
+    /// (~/Library/LaunchAgents/com.tunnelkit.agent.plist) on macOS, a Task Scheduler logon
+    /// task (tunnelkit-agent) on Windows.
+    Install(InstallArgs),
+    /// Stop the agent started at login and remove its autostart.
+    Uninstall,
+    /// Say which autostart is installed, where, and whether it runs this binary (exit 0 when
+    /// it does, 255 when it is missing or runs another).
+    Status,
+}
+
+/// Options of `tunnelkit agent install`.
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// Print where the file would go and what it would say; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Options of `tunnelkit status`.

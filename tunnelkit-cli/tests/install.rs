@@ -2,7 +2,9 @@
 //! script in a real bash (`tunnelkit sta<TAB>` becomes `status`, profile names after `up`), the
 //! man page rendered by man-db's `man -l` without a groff warning, and the systemd user unit as
 //! installed (`~/.config/systemd/user`, `%h/.cargo/bin/tunnelkit`) passing
-//! `systemd-analyze --user verify` without a word of output.
+//! `systemd-analyze --user verify` without a word of output, and the unit that
+//! `tunnelkit agent install` writes (then `status`, `uninstall`) with no `systemctl`, with one
+//! whose user manager answers and with one whose manager does not (a script in their place).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -265,4 +267,267 @@ fn the_systemd_user_unit_verifies_as_installed() {
     std::fs::remove_file(h.join(".cargo/bin/tunnelkit")).unwrap();
     let out = verify(&installed);
     assert!(text(&out.stderr).contains("is not executable"), "{out:?}");
+}
+
+/// A HOME of the test's own for `tunnelkit agent install|uninstall|status`, with a PATH of
+/// one directory (`bin`) where a test may put a `systemctl` of its own.
+struct AutostartHome {
+    dir: tempfile::TempDir,
+}
+
+impl AutostartHome {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        AutostartHome { dir }
+    }
+
+    fn unit(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("config/systemd/user/tunnelkit-agent.service")
+    }
+
+    /// A `systemctl` that logs its arguments to `systemctl.log` and then runs `body`.
+    fn fake_systemctl(&self, body: &str) {
+        let script = self.dir.path().join("bin/systemctl");
+        let log = self.dir.path().join("systemctl.log");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\necho \"$*\" >> '{}'\n{body}\n", log.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+
+    /// What the fake `systemctl` was asked, one call per line (and forgets it).
+    fn systemctl_calls(&self) -> Vec<String> {
+        let log = self.dir.path().join("systemctl.log");
+        let calls = std::fs::read_to_string(&log).unwrap_or_default();
+        let _ = std::fs::remove_file(&log);
+        calls.lines().map(str::to_string).collect()
+    }
+
+    fn agent(&self, args: &[&str]) -> Output {
+        let h = self.dir.path();
+        Command::new(bin())
+            .arg("agent")
+            .args(args)
+            .env("HOME", h)
+            .env("XDG_CONFIG_HOME", h.join("config"))
+            .env("PATH", h.join("bin"))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+/// This binary as `std::env::current_exe` names it (symbolic links resolved).
+fn this_binary() -> String {
+    std::fs::canonicalize(bin())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn agent_install_without_systemctl_writes_the_unit_and_names_the_command() {
+    let home = AutostartHome::new();
+    let unit = home.unit();
+    let exe = this_binary();
+
+    let out = home.agent(&["install", "--dry-run"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains(&format!("ExecStart={exe} agent\n")),
+        "{out:?}"
+    );
+    assert!(!unit.exists(), "--dry-run wrote {}", unit.display());
+
+    // No systemctl on PATH: the unit is written, the command says what to run, and fails.
+    let out = home.agent(&["install"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        text(&out.stdout).contains(&format!("wrote the systemd user unit {}", unit.display())),
+        "{out:?}"
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("systemctl is not on PATH"), "{err}");
+    assert!(
+        err.contains(
+            "run: systemctl --user daemon-reload && systemctl --user enable --now \
+             tunnelkit-agent.service"
+        ),
+        "{err}"
+    );
+    let written = std::fs::read_to_string(&unit).unwrap();
+    assert_eq!(
+        written,
+        tunnelkit_cli::platform::autostart::content::systemd_unit(&exe)
+    );
+    assert!(
+        written.contains(&format!("\nExecStart={exe} agent\n")),
+        "{written}"
+    );
+
+    // The unit as written passes systemd's own check, without a word.
+    let h = home.dir.path();
+    man_page(h);
+    let runtime = h.join("run");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let verify = Command::new(tool("systemd-analyze", "systemd"))
+        .args(["--user", "verify"])
+        .arg(&unit)
+        .env("HOME", h)
+        .env("XDG_CONFIG_HOME", h.join("config"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("MANPATH", h.join("man"))
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success() && verify.stdout.is_empty() && verify.stderr.is_empty(),
+        "systemd-analyze --user verify: {verify:?}"
+    );
+
+    let out = home.agent(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!("autostart: systemd user unit {}", unit.display())),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("runs: {exe} agent (this binary)")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("state: unknown (systemctl is not on PATH)"),
+        "{shown}"
+    );
+
+    // A unit that runs another binary is reported as such.
+    std::fs::write(
+        &unit,
+        written.replace(&format!("ExecStart={exe}"), "ExecStart=/opt/old/tunnelkit"),
+    )
+    .unwrap();
+    let out = home.agent(&["status"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("runs: /opt/old/tunnelkit agent, NOT this binary"),
+        "{out:?}"
+    );
+
+    let out = home.agent(&["uninstall"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains(&format!("removed the systemd user unit {}", unit.display())),
+        "{out:?}"
+    );
+    assert!(!unit.exists());
+    let out = home.agent(&["status"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    assert!(
+        text(&out.stdout).starts_with("autostart: not installed"),
+        "{out:?}"
+    );
+    let out = home.agent(&["uninstall"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text(&out.stdout).contains("nothing to remove"), "{out:?}");
+}
+
+#[test]
+fn agent_install_enables_and_starts_the_unit_when_the_user_manager_answers() {
+    let home = AutostartHome::new();
+    home.fake_systemctl(
+        "case \"$2\" in is-enabled) echo enabled;; is-active) echo active;; esac\nexit 0",
+    );
+    let out = home.agent(&["install"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("started now and at every login"),
+        "{out:?}"
+    );
+    assert_eq!(
+        home.systemctl_calls(),
+        [
+            "--user daemon-reload",
+            "--user enable --now tunnelkit-agent.service"
+        ]
+    );
+    // Installed again unchanged: the running agent is left alone.
+    assert!(home.agent(&["install"]).status.success());
+    assert_eq!(
+        home.systemctl_calls(),
+        [
+            "--user daemon-reload",
+            "--user enable --now tunnelkit-agent.service"
+        ]
+    );
+    // Over a unit that ran another binary: the running agent is restarted on this one.
+    let unit = home.unit();
+    let old = std::fs::read_to_string(&unit)
+        .unwrap()
+        .replace("ExecStart=/", "ExecStart=/opt/old/");
+    std::fs::write(&unit, old).unwrap();
+    assert!(home.agent(&["install"]).status.success());
+    assert_eq!(
+        home.systemctl_calls(),
+        [
+            "--user daemon-reload",
+            "--user enable --now tunnelkit-agent.service",
+            "--user try-restart tunnelkit-agent.service"
+        ]
+    );
+
+    let out = home.agent(&["status"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text(&out.stdout).contains("state: enabled, active"),
+        "{out:?}"
+    );
+    home.systemctl_calls();
+
+    // What `enable` would have linked is removed with the unit.
+    let wants = unit.parent().unwrap().join("default.target.wants");
+    std::fs::create_dir_all(&wants).unwrap();
+    std::os::unix::fs::symlink(&unit, wants.join("tunnelkit-agent.service")).unwrap();
+    let out = home.agent(&["uninstall"]);
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    assert_eq!(
+        home.systemctl_calls(),
+        [
+            "--user disable --now tunnelkit-agent.service",
+            "--user daemon-reload"
+        ]
+    );
+    assert!(!unit.exists());
+    assert!(std::fs::symlink_metadata(wants.join("tunnelkit-agent.service")).is_err());
+}
+
+#[test]
+fn agent_install_says_what_to_run_when_the_user_manager_does_not_answer() {
+    let home = AutostartHome::new();
+    home.fake_systemctl("echo 'Failed to connect to bus: No medium found' >&2\nexit 1");
+    let out = home.agent(&["install"]);
+    assert_eq!(out.status.code(), Some(255), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "not started: `systemctl --user daemon-reload` failed: Failed to connect to bus"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("systemctl --user enable --now tunnelkit-agent.service"),
+        "{err}"
+    );
+    assert!(home.unit().exists());
 }

@@ -38,6 +38,12 @@ const FILES: &[(&str, &str)] = &[
         "The agent's control socket (else /tmp/tunnelkit-$UID/agent.sock); its directory is \
          mode 0700 and only the agent's own user may talk to it.",
     ),
+    (
+        "$XDG_CONFIG_HOME/systemd/user/tunnelkit-agent.service",
+        "The systemd user unit that tunnelkit agent install writes (default \
+         ~/.config/systemd/user) to start the agent at login; tunnelkit agent uninstall removes \
+         it.",
+    ),
 ];
 
 /// Environment variables: (name, what tunnelkit does with it).

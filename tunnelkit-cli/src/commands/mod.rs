@@ -1,6 +1,7 @@
 //! One module per thing the binary does.
 
 pub mod agent;
+pub mod autostart;
 pub mod completions;
 pub mod connect;
 pub mod demo;

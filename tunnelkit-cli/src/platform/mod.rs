@@ -7,7 +7,10 @@
 //! - Reload requests for the agent: SIGHUP on Unix; on Windows `tunnelkit reload` only.
 //! - `-f`: `setsid` and the standard streams on /dev/null on Unix; refused on Windows, where
 //!   the agent (`tunnelkit agent`) keeps tunnels in the background.
+//! - Starting the agent at login ([`autostart`]): a systemd user unit, a LaunchAgent, a Task
+//!   Scheduler logon task.
 
+pub mod autostart;
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
