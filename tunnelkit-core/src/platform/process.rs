@@ -9,7 +9,50 @@
 //!   (A grandchild started before the assignment, within microseconds of the start, would
 //!   escape: Win32-OpenSSH has the same window.)
 
+use std::path::Path;
 use std::sync::Mutex;
+
+/// The command that runs a ProxyCommand as each OS's ssh runs it, and the program it starts
+/// (for messages). Unix: `SHELL -c COMMAND` (`$SHELL`, else `/bin/sh`). Windows, as
+/// Win32-OpenSSH: no shell; the whole text is the command line of a process, its first word
+/// the program (looked up on PATH), so `cmd /c ...` or `powershell -c ...` must be written out
+/// when a shell is wanted.
+pub(crate) fn proxy_command(shell: &Path, command: &str) -> (tokio::process::Command, String) {
+    #[cfg(unix)]
+    {
+        let mut cmd = tokio::process::Command::new(shell);
+        cmd.arg("-c").arg(command);
+        (cmd, shell.display().to_string())
+    }
+    #[cfg(windows)]
+    {
+        let _ = shell;
+        let (program, rest) = split_command_line(command);
+        let mut cmd = tokio::process::Command::new(&program);
+        if !rest.is_empty() {
+            cmd.raw_arg(rest);
+        }
+        (cmd, program)
+    }
+}
+
+/// A Windows command line's program (its first word: quoted with `"`, or up to the first
+/// space or tab) and the rest, given to the program as it is.
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn split_command_line(line: &str) -> (String, &str) {
+    let line = line.trim_start_matches([' ', '\t']);
+    let (program, rest) = match line.strip_prefix('"') {
+        Some(quoted) => match quoted.find('"') {
+            Some(end) => (&quoted[..end], &quoted[end + 1..]),
+            None => (quoted, ""),
+        },
+        None => match line.find([' ', '\t']) {
+            Some(end) => (&line[..end], &line[end..]),
+            None => (line, ""),
+        },
+    };
+    (program.to_string(), rest.trim_start_matches([' ', '\t']))
+}
 
 /// Makes a command about to be started the root of its own tree.
 pub(crate) fn prepare(cmd: &mut std::process::Command) {
@@ -93,5 +136,24 @@ impl Tree {
             // Closing a kill-on-close job ends every process in it.
             drop(job);
         }
+    }
+}
+
+#[cfg(test)]
+mod command_line_tests {
+    use super::split_command_line;
+
+    #[test]
+    fn the_program_is_the_first_word_or_the_quoted_path() {
+        assert_eq!(
+            split_command_line("ncat --proxy gw:3128 %h %p"),
+            ("ncat".into(), "--proxy gw:3128 %h %p")
+        );
+        assert_eq!(
+            split_command_line(r#""C:\Program Files\Nmap\ncat.exe" bastion 22"#),
+            (r"C:\Program Files\Nmap\ncat.exe".into(), "bastion 22")
+        );
+        assert_eq!(split_command_line("  plink.exe"), ("plink.exe".into(), ""));
+        assert_eq!(split_command_line(r#""unclosed"#), ("unclosed".into(), ""));
     }
 }

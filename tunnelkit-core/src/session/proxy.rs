@@ -139,17 +139,15 @@ pub(crate) fn spawn(hop: &Hop, pc: &ProxyCommand) -> crate::Result<(ProxyStream,
         reason: format!("ProxyCommand `{}`: {reason}", pc.configured),
     };
     tracing::debug!("Executing proxy command: {}", pc.command);
-    let mut cmd = tokio::process::Command::new(&pc.shell);
-    cmd.arg("-c")
-        .arg(&pc.command)
-        .stdin(Stdio::piped())
+    let (mut cmd, program) = crate::platform::process::proxy_command(&pc.shell, &pc.command);
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     crate::platform::process::prepare_async(&mut cmd);
     let mut child = cmd
         .spawn()
-        .map_err(|e| failed(format!("cannot run {}: {e}", pc.shell.display())))?;
+        .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
     let tree = crate::platform::process::Tree::of_async(&child);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
