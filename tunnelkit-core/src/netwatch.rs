@@ -15,6 +15,10 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+/// At most this many addresses present at the start are read as such (Windows, macOS).
+#[cfg(not(target_os = "linux"))]
+const INITIAL_ADDRESSES_CAP: usize = 4096;
+
 /// Waits for network changes until `cancel`, telling `changed` about each batch of them.
 pub(crate) async fn watch(changed: Arc<Notify>, cancel: CancellationToken) {
     #[cfg(target_os = "linux")]
@@ -53,6 +57,17 @@ pub(crate) async fn watch(changed: Arc<Notify>, cancel: CancellationToken) {
                 return;
             }
         };
+        // The addresses already there arrive first, as a burst of Up events that are ready at
+        // once: they are not changes (taken as such, they restarted the first attempt).
+        use futures::FutureExt;
+        let mut present = 0usize;
+        while present < INITIAL_ADDRESSES_CAP {
+            match watcher.next().now_or_never() {
+                Some(Some(Ok(_))) => present += 1,
+                _ => break,
+            }
+        }
+        tracing::debug!("watching network changes ({present} addresses now)");
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => return,

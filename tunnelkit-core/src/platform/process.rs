@@ -13,10 +13,10 @@ use std::path::Path;
 use std::sync::Mutex;
 
 /// The command that runs a ProxyCommand as each OS's ssh runs it, and the program it starts
-/// (for messages). Unix: `SHELL -c COMMAND` (`$SHELL`, else `/bin/sh`). Windows, as
-/// Win32-OpenSSH: no shell; the whole text is the command line of a process, its first word
-/// the program (looked up on PATH), so `cmd /c ...` or `powershell -c ...` must be written out
-/// when a shell is wanted.
+/// (for messages). `command` is as ssh expands it, with `exec ` in front. Unix:
+/// `SHELL -c COMMAND` (`$SHELL`, else `/bin/sh`). Windows, as Win32-OpenSSH: `exec ` dropped,
+/// no shell; the rest is the command line of a process, its first word the program (looked up
+/// on PATH), so `cmd /c ...` or `powershell -c ...` must be written out when a shell is wanted.
 pub(crate) fn proxy_command(shell: &Path, command: &str) -> (tokio::process::Command, String) {
     #[cfg(unix)]
     {
@@ -27,13 +27,20 @@ pub(crate) fn proxy_command(shell: &Path, command: &str) -> (tokio::process::Com
     #[cfg(windows)]
     {
         let _ = shell;
-        let (program, rest) = split_command_line(command);
+        let (program, rest) = windows_proxy_command(command);
         let mut cmd = tokio::process::Command::new(&program);
         if !rest.is_empty() {
             cmd.raw_arg(rest);
         }
         (cmd, program)
     }
+}
+
+/// The program and arguments of a ProxyCommand on Windows: ssh's `exec ` dropped (as
+/// Win32-OpenSSH drops it), then [`split_command_line`].
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn windows_proxy_command(command: &str) -> (String, &str) {
+    split_command_line(command.strip_prefix("exec ").unwrap_or(command))
 }
 
 /// A Windows command line's program (its first word: quoted with `"`, or up to the first
@@ -155,5 +162,14 @@ mod command_line_tests {
         );
         assert_eq!(split_command_line("  plink.exe"), ("plink.exe".into(), ""));
         assert_eq!(split_command_line(r#""unclosed"#), ("unclosed".into(), ""));
+    }
+
+    #[test]
+    fn ssh_s_exec_is_not_taken_for_the_program() {
+        // Found by running tunnelkit.exe under wine: "exec" was the program it looked for.
+        assert_eq!(
+            super::windows_proxy_command("exec ncat bastion 22"),
+            ("ncat".into(), "bastion 22")
+        );
     }
 }
