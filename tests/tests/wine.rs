@@ -1,7 +1,7 @@
 //! tunnelkit.exe, the Windows build, under wine against the Linux OpenSSH sshd on loopback:
 //! the demo to its RTO line; `-N -L` to a target that speaks first with a checksummed transfer
 //! both ways and a clean stop on Ctrl-C; the agent on its named pipe with `status --json`,
-//! `up` and `down`. (A ProxyCommand is not run here: wine does not give a Unix program, such
+//! `up` and `down`, logging to its `--log-file`. (A ProxyCommand is not run here: wine does not give a Unix program, such
 //! as socat, the Windows pipes as its standard streams, and there is no Windows one to run.)
 //!
 //! These tests need a tunnelkit.exe built for x86_64-pc-windows-gnu and wine: `scripts/cross/check`
@@ -202,14 +202,16 @@ fn the_agent_serves_status_up_and_down_on_its_named_pipe() {
     )
     .unwrap();
     let pipe = format!(r"\\.\pipe\tunnelkit-wine-test-{}", std::process::id());
-    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    // The log goes where the Windows logon task sends it: a file (its directory created).
+    let log = dir.path().join("logs/agent.log");
     let mut agent = tunnelkit_exe()
         .args(["agent", "--socket", &pipe, "--profiles", &win(&profiles)])
+        .args(["--log-file", &win(&log)])
         .stdout(Stdio::null())
-        .stderr(log)
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let read_log = || std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let since = Instant::now();
     let first = loop {
         let out = client(&pipe, &["status", "--json"]);
@@ -243,5 +245,7 @@ fn the_agent_serves_status_up_and_down_on_its_named_pipe() {
     assert_eq!(status(&pipe)[0]["state"], "down");
     let stopped = interrupt_and_wait(&mut agent);
     assert_eq!(stopped.code(), Some(0), "{}", read_log());
-    assert!(read_log().contains("agent stopped"), "{}", read_log());
+    let logged = read_log();
+    assert!(logged.contains("agent ready: socket"), "{logged}");
+    assert!(logged.contains("agent stopped"), "{logged}");
 }

@@ -35,6 +35,26 @@ fn main() -> std::process::ExitCode {
             filter = filter.add_directive(d);
         }
     }
+    let log_file = match &opts.command {
+        Some(opts::Command::Agent(a)) if a.autostart.is_none() => a.log_file.as_deref(),
+        _ => None,
+    };
+    if let Some(path) = log_file {
+        let file = match open_log_file(path) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("tunnelkit agent: --log-file {}: {e}", path.display());
+                return Exit::Failure.into();
+            }
+        };
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::sync::Arc::new(file))
+            .with_target(false)
+            .with_ansi(false)
+            .init();
+        return finish(opts, tunnel);
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -49,6 +69,11 @@ fn main() -> std::process::ExitCode {
         logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
+    finish(opts, tunnel)
+}
+
+/// Everything after logging is set up: `-f`, the descriptor limit, signals, the command.
+fn finish(opts: Opts, tunnel: bool) -> std::process::ExitCode {
     if tunnel && opts.ssh.background && !background::is_child() {
         // Before any runtime or thread exists: the child does the work (see background.rs).
         return if tunnelkit_cli::commands::connect::check(&opts.ssh) {
@@ -82,6 +107,17 @@ fn main() -> std::process::ExitCode {
     // wait for it.
     runtime.shutdown_timeout(EXIT_GRACE);
     exit.into()
+}
+
+/// The agent's `--log-file`, opened for appending (its directory created).
+fn open_log_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
 }
 
 /// How long the runtime waits for blocking work (a terminal read) at exit.

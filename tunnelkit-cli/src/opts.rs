@@ -216,6 +216,10 @@ pub struct AgentArgs {
     /// there: $DBUS_SESSION_BUS_ADDRESS).
     #[arg(long)]
     pub no_notify: bool,
+    /// Append the log to FILE (its directory is created) instead of standard error: what the
+    /// Windows logon task does, with %LOCALAPPDATA%\tunnelkit\agent.log.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
     /// More log output.
     #[arg(short = 'v', action = ArgAction::Count)]
     pub verbose: u8,

@@ -211,11 +211,12 @@ pub fn plist_program(plist: &str) -> Option<String> {
     element_after(plist, key, "<string>", "</string>")
 }
 
-/// The Task Scheduler task (schema 1.2) running `"exe" agent` at the logon of `user`
-/// (`DOMAIN\name`), as that user, without a time limit, restarted every minute when it fails,
-/// on battery too, never twice at once.
-pub fn task_xml(exe: &str, user: &str) -> String {
+/// The Task Scheduler task (schema 1.2) running `"exe" agent --log-file "log"` at the logon
+/// of `user` (`DOMAIN\name`), as that user, without a time limit, restarted every minute when
+/// it fails, on battery too, never twice at once.
+pub fn task_xml(exe: &str, user: &str, log: &str) -> String {
     let command = xml_escape(&format!("\"{exe}\""));
+    let arguments = xml_escape(&format!("agent --log-file \"{log}\""));
     let user = xml_escape(user);
     format!(
         r#"<?xml version="1.0" encoding="UTF-16"?>
@@ -263,7 +264,7 @@ pub fn task_xml(exe: &str, user: &str) -> String {
   <Actions Context="Author">
     <Exec>
       <Command>{command}</Command>
-      <Arguments>agent</Arguments>
+      <Arguments>{arguments}</Arguments>
     </Exec>
   </Actions>
 </Task>

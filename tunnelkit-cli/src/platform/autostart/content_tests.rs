@@ -141,12 +141,18 @@ fn the_plist_escapes_paths_and_is_well_formed() {
 #[test]
 fn the_task_escapes_quotes_and_names_the_user() {
     let exe = r"C:\Users\Ann & Bob\<tools>\tunnelkit.exe";
-    let xml = task_xml(exe, r"CORP\ann&bob");
+    let xml = task_xml(
+        exe,
+        r"CORP\ann&bob",
+        r"C:\Users\Ann & Bob\AppData\Local\tunnelkit\agent.log",
+    );
     assert_eq!(well_formed(&xml), Ok("Task".into()));
     assert!(xml.contains(
         "<Command>&quot;C:\\Users\\Ann &amp; Bob\\&lt;tools&gt;\\tunnelkit.exe&quot;</Command>"
     ));
-    assert!(xml.contains("<Arguments>agent</Arguments>"));
+    assert!(xml.contains(
+        "<Arguments>agent --log-file &quot;C:\\Users\\Ann &amp; Bob\\AppData\\Local\\tunnelkit\\agent.log&quot;</Arguments>"
+    ));
     assert!(xml.contains(
         "<LogonTrigger>\n      <Enabled>true</Enabled>\n      <UserId>CORP\\ann&amp;bob</UserId>"
     ));
@@ -164,7 +170,11 @@ fn the_task_escapes_quotes_and_names_the_user() {
 
 #[test]
 fn a_path_with_spaces_is_one_quoted_word_of_the_command_line() {
-    let xml = task_xml(r"C:\Program Files\tunnelkit\tunnelkit.exe", r"PC\ann");
+    let xml = task_xml(
+        r"C:\Program Files\tunnelkit\tunnelkit.exe",
+        r"PC\ann",
+        r"C:\log.txt",
+    );
     assert!(
         xml.contains("<Command>&quot;C:\\Program Files\\tunnelkit\\tunnelkit.exe&quot;</Command>")
     );

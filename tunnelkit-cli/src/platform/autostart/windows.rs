@@ -16,6 +16,15 @@ fn location() -> String {
     format!("\\{TASK_NAME}")
 }
 
+/// Where the agent started at logon logs: `%LOCALAPPDATA%\tunnelkit\agent.log`.
+fn log_path() -> Result<String, AutostartError> {
+    let local = std::env::var("LOCALAPPDATA")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .ok_or(AutostartError::MissingVariable("LOCALAPPDATA"))?;
+    Ok(format!("{local}\\tunnelkit\\agent.log"))
+}
+
 /// `%USERDOMAIN%\%USERNAME%` (just the name without a domain).
 fn user() -> Result<String, AutostartError> {
     let var = |k| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -30,7 +39,7 @@ pub(super) fn plan(exe: &Path) -> Result<Plan, AutostartError> {
     Ok(Plan {
         kind: KIND,
         location: location(),
-        text: content::task_xml(&content::path_text(exe)?, &user()?),
+        text: content::task_xml(&content::path_text(exe)?, &user()?, &log_path()?),
     })
 }
 
