@@ -21,8 +21,21 @@ mod windows;
 #[cfg(windows)]
 use windows as imp;
 
-pub(crate) use imp::{connect, Peer};
+pub(crate) use imp::connect;
 pub use imp::{default_address, Listener, Stream};
+
+/// Whether the process at the other end runs as this user.
+pub(crate) enum Peer {
+    /// The same user.
+    Same,
+    /// Another user (or one that could not be told): who, and who this process is.
+    Other {
+        /// The peer, in words.
+        who: String,
+        /// This process's user, in words.
+        me: String,
+    },
+}
 
 /// The half of a [`Stream`] that requests and answers are read from.
 pub type ReadHalf = tokio::io::ReadHalf<Stream>;

@@ -7,6 +7,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tunnelkit_core::serve::bind_unix;
 use tunnelkit_core::trust::{current_uid, flaw, Flaw, Owners, Place, Uid};
 
+use super::Peer;
 use crate::client::ClientError;
 use crate::protocol::limits::CONNECT_DEADLINE;
 use crate::server::AgentError;
@@ -14,19 +15,6 @@ use crate::trust::TrustError;
 
 /// One connection to the agent.
 pub type Stream = UnixStream;
-
-/// Whether the process at the other end runs as this user.
-pub(crate) enum Peer {
-    /// The same user.
-    Same,
-    /// Another user (or one that could not be told): who, and who this process is.
-    Other {
-        /// The peer, in words.
-        who: String,
-        /// This process's user, in words.
-        me: String,
-    },
-}
 
 /// The socket when nothing names one: `$XDG_RUNTIME_DIR/tunnelkit/agent.sock`, else
 /// `/tmp/tunnelkit-$UID/agent.sock`.

@@ -15,6 +15,7 @@ use interprocess::local_socket::{GenericFilePath, ListenerOptions, ToFsName as _
 use interprocess::os::windows::local_socket::ListenerOptionsExt as _;
 use interprocess::os::windows::security_descriptor::SecurityDescriptor;
 
+use super::Peer;
 use crate::client::ClientError;
 use crate::protocol::limits::CONNECT_DEADLINE;
 use crate::server::AgentError;
@@ -22,19 +23,6 @@ use crate::trust::TrustError;
 
 /// One connection to the agent.
 pub type Stream = PipeStream;
-
-/// Whether the process at the other end runs as this user.
-pub(crate) enum Peer {
-    /// The same user.
-    Same,
-    /// Another user (or one that could not be told): who, and who this process is.
-    Other {
-        /// The peer, in words.
-        who: String,
-        /// This process's user, in words.
-        me: String,
-    },
-}
 
 /// The pipe when nothing names one: `\\.\pipe\tunnelkit-agent-USERNAME`.
 pub fn default_address() -> PathBuf {

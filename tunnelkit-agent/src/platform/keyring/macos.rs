@@ -19,18 +19,4 @@ pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, St
     }
 }
 
-/// The kernel keyring is Linux's.
-pub(crate) mod kernel {
-    fn missing() -> String {
-        super::super::elsewhere(crate::secrets::Backend::Keyutils)
-    }
-    pub fn set(_name: &str, _secret: &str) -> Result<(), String> {
-        Err(missing())
-    }
-    pub fn get(_name: &str) -> Result<Option<String>, String> {
-        Err(missing())
-    }
-    pub fn delete(_name: &str) -> Result<bool, String> {
-        Err(missing())
-    }
-}
+pub(crate) use super::no_kernel as kernel;

@@ -48,3 +48,20 @@ fn elsewhere(backend: Backend) -> String {
         std::env::consts::OS
     )
 }
+
+/// The kernel keyring is Linux's: elsewhere every call says so.
+#[cfg(not(target_os = "linux"))]
+pub(crate) mod no_kernel {
+    fn missing() -> String {
+        super::elsewhere(crate::secrets::Backend::Keyutils)
+    }
+    pub fn set(_name: &str, _secret: &str) -> Result<(), String> {
+        Err(missing())
+    }
+    pub fn get(_name: &str) -> Result<Option<String>, String> {
+        Err(missing())
+    }
+    pub fn delete(_name: &str) -> Result<bool, String> {
+        Err(missing())
+    }
+}
