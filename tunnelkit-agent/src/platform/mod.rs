@@ -8,7 +8,7 @@
 //!   the login Keychain on macOS, the Credential Manager on Windows).
 //! - [`desktop`]: desktop notifications (the freedesktop service on D-Bus; macOS's
 //!   notification centre through `osascript`; Windows toasts).
-//! - [`files`]: file identities (the journal's stream).
+//! - `files`: file identities (the journal's stream).
 
 pub mod control;
 pub mod desktop;

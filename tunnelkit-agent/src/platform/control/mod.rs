@@ -8,8 +8,8 @@
 //!   serves a name that exists: a pipe planted by another process is refused, not joined);
 //!   both ends check that the process at the other end runs as the same user.
 //!
-//! The interface is the same: [`Listener::bind`], [`Listener::accept`] (which also says who
-//! connected), [`connect`] (which checks whom it reached before anything is sent), and the
+//! The interface is the same: [`Listener::bind`], `Listener::accept` (which also says who
+//! connected), `connect` (which checks whom it reached before anything is sent), and the
 //! halves of a [`Stream`].
 
 #[cfg(unix)]

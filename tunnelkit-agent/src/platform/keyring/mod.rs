@@ -1,7 +1,7 @@
 //! Where each OS keeps secrets, under keyring-core: the Secret Service or the kernel keyring
 //! on Linux, the login Keychain on macOS, the Credential Manager on Windows.
-//! [`crate::secrets`] chooses among [`candidates`] and reads and writes through [`store`] (or,
-//! for the kernel keyring, which keyring-core's own store cannot serve a daemon, [`kernel`]).
+//! [`crate::secrets`] chooses among `candidates` and reads and writes through `store` (or,
+//! for the kernel keyring, which keyring-core's own store cannot serve a daemon, `kernel`).
 
 use std::sync::Arc;
 
@@ -30,7 +30,7 @@ pub(crate) fn candidates() -> Vec<Backend> {
     imp::candidates()
 }
 
-/// The keyring-core store of `backend`; `None` for the kernel keyring (see [`kernel`]).
+/// The keyring-core store of `backend`; `None` for the kernel keyring (see `kernel`).
 pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, String> {
     match backend {
         Backend::Mock => Ok(Some(
