@@ -16,6 +16,7 @@ use tunnelkit_core::{Event, RouteState};
 use crate::diff::Loaded;
 use crate::events::{AgentEvent, ProfileEvent, ProfileLog};
 use crate::launcher::{profile_span, Launcher};
+use crate::profile::Profile;
 use crate::relay::Relay;
 use crate::requests::{
     Attached, Command, DownStarted, DrillTarget, RegistryConfig, RegistryError, Reply, UpStarted,
@@ -194,6 +195,8 @@ impl Actor {
                         events: tunnel.events(),
                         jobs: attach.then(|| relay.attach()),
                         relay: relay.clone(),
+                        standby: hot_standby(&profile),
+                        up_on: None,
                     })));
                 }
                 slot.run = Run::Running(Running {
@@ -298,10 +301,30 @@ impl Actor {
             let _ = reply.send(Err(RegistryError::Refused(why)));
             return;
         }
+        let standby = slot.good.as_ref().and_then(hot_standby);
         match &mut slot.run {
             Run::Running(r) => {
                 let s = r.tunnel.status();
-                if matches!(s.state, RouteState::Up | RouteState::Degraded) {
+                let waits = standby.clone().filter(|st| {
+                    s.route.as_deref() != Some(st.as_str()) && r.relay.route_needs(st)
+                });
+                let control = r.tunnel.control();
+                if let (true, Some(st), Some(control)) = (
+                    matches!(s.state, RouteState::Up | RouteState::Degraded),
+                    waits,
+                    control,
+                ) {
+                    // Up, but its hot standby's login waits for an answer: ask it now.
+                    let attached = Attached {
+                        events: r.tunnel.events(),
+                        jobs: attach.then(|| r.relay.attach()),
+                        relay: r.relay.clone(),
+                        standby: Some(st),
+                        up_on: s.route,
+                    };
+                    control.retry_now();
+                    let _ = reply.send(Ok(UpStarted::Started(attached)));
+                } else if matches!(s.state, RouteState::Up | RouteState::Degraded) {
                     let _ = reply.send(Ok(UpStarted::AlreadyUp { route: s.route }));
                 } else {
                     // Waiting for input or backing off: start over now, with this client.
@@ -377,8 +400,8 @@ async fn forward_events(
     loop {
         match events.recv().await {
             Ok(e) => {
-                if matches!(e, Event::RouteUp { .. }) {
-                    relay.clear_needed();
+                if let Event::RouteUp { route, .. } | Event::StandbyReady { route, .. } = &e {
+                    relay.clear_needed(route);
                 }
                 log.record(AgentEvent::Tunnel(e));
             }
@@ -388,6 +411,14 @@ async fn forward_events(
             Err(broadcast::error::RecvError::Closed) => break,
         }
     }
+}
+
+/// The route `profile` keeps as a hot standby, if it keeps one (the second route).
+fn hot_standby(profile: &Profile) -> Option<String> {
+    let c = &profile.config;
+    c.hot_standby
+        .then(|| c.routes.get(1).map(|r| r.name.clone()))
+        .flatten()
 }
 
 fn no_such(name: &str) -> RegistryError {

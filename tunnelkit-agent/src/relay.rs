@@ -2,6 +2,10 @@
 //! has (passphrase, password, one-time code, unknown host key) to the client attached with
 //! `tunnelkit up NAME` on a terminal, and returns the answer. With nobody attached it answers
 //! "nobody can be asked", records what was needed, and the profile shows `needs-input`.
+//!
+//! Every question names the route that asks (`route dr: (admin@bastion-dr) Verification
+//! code: `): with a DR route kept as a hot standby, two bastions may each want a code, and
+//! each answer goes to the question it was typed for (one [`PromptJob`], one answer channel).
 
 use std::sync::Mutex;
 
@@ -13,7 +17,9 @@ use tunnelkit_core::{PromptRequest, Prompter};
 /// One question for the attached client.
 #[derive(Debug)]
 pub struct PromptJob {
-    /// The text to show.
+    /// The route that asks, when the tunnel named it.
+    pub route: Option<String>,
+    /// The text to show (starting with the route, when known).
     pub text: String,
     /// Show the answer as typed.
     pub echo: bool,
@@ -27,7 +33,8 @@ pub struct PromptJob {
 #[derive(Debug, Default)]
 pub struct Relay {
     attached: Mutex<Option<mpsc::Sender<PromptJob>>>,
-    needed: Mutex<Vec<String>>,
+    /// What was needed while nobody was attached: (route, question).
+    needed: Mutex<Vec<(Option<String>, String)>>,
 }
 
 impl Relay {
@@ -47,27 +54,45 @@ impl Relay {
         }
     }
 
-    /// Forgets what was needed (the route came up).
-    pub fn clear_needed(&self) {
+    /// Forgets what route `route` needed (it came up, or its standby is ready).
+    pub fn clear_needed(&self, route: &str) {
         if let Ok(mut n) = self.needed.lock() {
-            n.clear();
+            n.retain(|(r, _)| r.as_deref().is_some_and(|r| r != route));
         }
     }
 
     /// What was last needed while nobody was attached.
     pub fn needed(&self) -> Option<String> {
-        self.needed
-            .lock()
-            .ok()
-            .filter(|n| !n.is_empty())
-            .map(|n| n.join("; "))
+        self.needed.lock().ok().filter(|n| !n.is_empty()).map(|n| {
+            n.iter()
+                .map(|(_, t)| t.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
     }
 
-    async fn ask(&self, text: String, echo: bool, confirm: bool) -> Result<Option<String>, String> {
+    /// True when route `route` waits for an answer nobody could give.
+    pub fn route_needs(&self, route: &str) -> bool {
+        self.needed
+            .lock()
+            .is_ok_and(|n| n.iter().any(|(r, _)| r.as_deref() == Some(route)))
+    }
+
+    async fn ask(
+        &self,
+        route: Option<&str>,
+        text: String,
+        echo: bool,
+        confirm: bool,
+    ) -> Result<Option<String>, String> {
+        let text = match route {
+            Some(r) => format!("route {r}: {text}"),
+            None => text,
+        };
         let tx = self.attached.lock().ok().and_then(|a| a.clone());
         let Some(tx) = tx else {
             if let Ok(mut n) = self.needed.lock() {
-                let t = text.trim_end().to_string();
+                let t = (route.map(str::to_string), text.trim_end().to_string());
                 if !n.contains(&t) {
                     n.push(t);
                 }
@@ -77,6 +102,7 @@ impl Relay {
         let (answer, rx) = oneshot::channel();
         if tx
             .send(PromptJob {
+                route: route.map(str::to_string),
                 text,
                 echo,
                 confirm,
@@ -99,12 +125,27 @@ impl Relay {
 impl Prompter for Relay {
     async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String> {
         let (text, echo) = (request.screen_text(), request.echo());
-        Ok(self.ask(text, echo, false).await?.map(SecretString::from))
+        Ok(self
+            .ask(None, text, echo, false)
+            .await?
+            .map(SecretString::from))
+    }
+
+    async fn secret_for(
+        &self,
+        route: &str,
+        request: &PromptRequest,
+    ) -> Result<Option<SecretString>, String> {
+        let (text, echo) = (request.screen_text(), request.echo());
+        Ok(self
+            .ask(Some(route), text, echo, false)
+            .await?
+            .map(SecretString::from))
     }
 
     async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String> {
         Ok(self
-            .ask(question.question.clone(), true, true)
+            .ask(None, question.question.clone(), true, true)
             .await?
             .map(|a| a.trim().eq_ignore_ascii_case("yes")))
     }

@@ -53,6 +53,11 @@ pub struct Attached {
     pub jobs: Option<mpsc::Receiver<PromptJob>>,
     /// Its prompter (detach when the client goes away).
     pub relay: Arc<Relay>,
+    /// The route kept as a hot standby (`hot_standby = true`): `up` also waits for its login,
+    /// so that its one-time code is asked now, while someone is at the terminal.
+    pub standby: Option<String>,
+    /// The route already carrying traffic, when only the standby's login is wanted.
+    pub up_on: Option<String>,
 }
 
 /// What `down` started.

@@ -154,6 +154,8 @@ impl Slot {
                         last_probe: r.last_probe.map(secs),
                         probe_ms: r.probe_ms,
                         last_error: r.last_error.clone(),
+                        hot: r.hot,
+                        needs_input: false,
                     })
                     .collect();
                 if let Some(why) = refused_remote(&s.remote_forwards) {
@@ -164,11 +166,19 @@ impl Slot {
                 }
                 let waiting = matches!(
                     s.state,
-                    RouteState::Connecting | RouteState::Backoff | RouteState::Failed
+                    RouteState::Connecting
+                        | RouteState::Backoff
+                        | RouteState::Failed
+                        | RouteState::NeedsInput
                 );
                 if let (true, Some(needed)) = (waiting, r.relay.needed()) {
                     j.state = ProfileState::NeedsInput;
                     j.last_error = Some(format!("needs input: {needed}"));
+                }
+                for route in &mut j.routes {
+                    if !route.in_use && r.relay.route_needs(&route.name) {
+                        route.needs_input = true;
+                    }
                 }
             }
         }
@@ -234,6 +244,8 @@ fn configured_routes(p: &Profile) -> Vec<RouteJson> {
             last_probe: None,
             probe_ms: None,
             last_error: None,
+            hot: false,
+            needs_input: false,
         })
         .collect()
 }

@@ -47,6 +47,7 @@ impl ProfileState {
             RouteState::Degraded => ProfileState::Degraded,
             RouteState::Stopped => ProfileState::Down,
             RouteState::Failed => ProfileState::Failed,
+            RouteState::NeedsInput => ProfileState::NeedsInput,
             // RouteState is non-exhaustive; a state added later is still a state on the way.
             _ => ProfileState::Connecting,
         }
@@ -160,6 +161,13 @@ pub struct RouteJson {
     pub probe_ms: Option<u64>,
     /// Why the last probe failed.
     pub last_error: Option<String>,
+    /// An authenticated session is kept up for it (a hot standby): a failover to it needs no
+    /// login, so no code from anyone.
+    #[serde(default)]
+    pub hot: bool,
+    /// Its login waits for someone to answer a prompt (`tunnelkit up NAME` asks).
+    #[serde(default)]
+    pub needs_input: bool,
 }
 
 /// One profile in `tunnelkit status --json` (a list of these).

@@ -32,6 +32,8 @@ pub(crate) async fn up(
         mut events,
         mut jobs,
         relay,
+        standby,
+        up_on,
     } = match registry.up(name, interactive).await {
         Err(e) => return error(e.to_string()),
         Ok(UpStarted::AlreadyUp { route }) => {
@@ -43,10 +45,17 @@ pub(crate) async fn up(
         Ok(UpStarted::Started(a)) => a,
     };
     let mut deadline = Instant::now() + UP_DEADLINE;
-    let waiting = format!(
-        "started; waiting up to {}s for a route to come up",
-        UP_DEADLINE.as_secs()
-    );
+    // Set once a route is up while the hot standby's login is still awaited.
+    let mut up_route = up_on;
+    let waiting = match (&up_route, &standby) {
+        (Some(on), Some(st)) => {
+            format!("up on route {on}; logging in to the hot standby route {st}")
+        }
+        _ => format!(
+            "started; waiting up to {}s for a route to come up",
+            UP_DEADLINE.as_secs()
+        ),
+    };
     if write
         .write_all(&encode_reply(&Reply::Progress {
             text: waiting.clone(),
@@ -67,6 +76,11 @@ pub(crate) async fn up(
         };
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
+                if let (Some(on), Some(st)) = (up_route.take(), &standby) {
+                    let text = format!("hot standby route {st}: no login within {}s; the agent keeps trying", UP_DEADLINE.as_secs());
+                    let _ = write.write_all(&encode_reply(&Reply::Progress { text })).await;
+                    break done(Response::Up { name: name.to_string(), route: Some(on) });
+                }
                 let last = last.as_deref().map(|l| format!(" (last: {l})")).unwrap_or_default();
                 break error(format!(
                     "{name}: no route came up within {}s{last}; the agent keeps trying (see `tunnelkit status`)",
@@ -99,7 +113,28 @@ pub(crate) async fn up(
                 deadline += asked.elapsed();
             }
             ev = events.recv() => match ev {
-                Ok(Event::RouteUp { route, .. }) => break done(Response::Up { name: name.to_string(), route: Some(route) }),
+                Ok(Event::RouteUp { route, .. }) => match &standby {
+                    // The hot standby's login comes next: its code is asked while someone is here.
+                    Some(st) if *st != route => {
+                        let text = format!("route {route} is up; logging in to the hot standby route {st}");
+                        up_route = Some(route);
+                        last = Some(text.clone());
+                        if write.write_all(&encode_reply(&Reply::Progress { text })).await.is_err() {
+                            break error("client went away");
+                        }
+                    }
+                    _ => break done(Response::Up { name: name.to_string(), route: Some(route) }),
+                },
+                Ok(Event::StandbyReady { route, .. }) if up_route.is_some() && standby.as_ref() == Some(&route) => {
+                    let text = format!("hot standby route {route}: ready (authenticated)");
+                    let _ = write.write_all(&encode_reply(&Reply::Progress { text })).await;
+                    break done(Response::Up { name: name.to_string(), route: up_route.take() });
+                }
+                Ok(Event::StandbyBroken { route, reason, .. }) if up_route.is_some() && standby.as_ref() == Some(&route) => {
+                    let text = format!("hot standby route {route} is NOT ready: {reason}");
+                    let _ = write.write_all(&encode_reply(&Reply::Progress { text })).await;
+                    break done(Response::Up { name: name.to_string(), route: up_route.take() });
+                }
                 Ok(Event::RouteFailed { reason, needs_input: true, .. }) if !interactive => {
                     break error(format!("{name} {reason}; run `tunnelkit up {name}` on a terminal to answer"));
                 }

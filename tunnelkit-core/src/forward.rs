@@ -26,7 +26,7 @@ use crate::pump::{pump, Counters};
 use crate::serve::{Pending, Ticket, FORWARD_PENDING};
 use crate::session::{InUse, RouteSession};
 use crate::socks::io as socks;
-use crate::status::{Event, ForwardCounters, Shared};
+use crate::status::{Event, ForwardCounters, RouteState, Shared};
 use crate::supervisor::Demand;
 
 /// How long a listener pauses when accept fails for lack of file descriptors (like ssh).
@@ -244,6 +244,13 @@ async fn open_channel(
     peer: SocketAddr,
     requested: Option<&Target>,
 ) -> crate::Result<(Arc<RouteSession>, crate::session::Channel, InUse)> {
+    if ctx.shared.state() == RouteState::NeedsInput {
+        // Refused at once: a login now would need a person (and would count against the
+        // bastion's failed logins), so this connection does not start one.
+        return Err(Error::NeedsInput(
+            "refused at once: every route waits for someone to answer its login prompt".into(),
+        ));
+    }
     let deadline = tokio::time::Instant::now() + ctx.route_wait;
     let mut rx = ctx.sessions.clone();
     let mut last = None;

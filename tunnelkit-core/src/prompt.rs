@@ -93,6 +93,33 @@ pub trait Prompter: Send + Sync {
     async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String>;
     /// Asks a yes/no question. `Ok(None)` means nobody can be asked.
     async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String>;
+    /// Asks for a secret on behalf of the route named `route` (a tunnel with a DR route may
+    /// have two logins waiting: the person must know which bastion asks). The default
+    /// ignores the route; the agent's relay shows it with the prompt.
+    async fn secret_for(
+        &self,
+        route: &str,
+        request: &PromptRequest,
+    ) -> Result<Option<SecretString>, String> {
+        let _ = route;
+        self.secret(request).await
+    }
+}
+
+/// A prompter that names the route it asks for (see [`Prompter::secret_for`]).
+struct ForRoute {
+    route: String,
+    inner: Arc<dyn Prompter>,
+}
+
+#[async_trait]
+impl Prompter for ForRoute {
+    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String> {
+        self.inner.secret_for(&self.route, request).await
+    }
+    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String> {
+        self.inner.confirm(question).await
+    }
 }
 
 /// A prompter that can never ask anyone (`BatchMode yes`, tests, daemons without a client).
@@ -204,6 +231,17 @@ impl std::fmt::Debug for Services {
 }
 
 impl Services {
+    /// The same services, with every question naming the route `route` that asks.
+    pub fn for_route(&self, route: &str) -> Services {
+        Services {
+            prompter: Arc::new(ForRoute {
+                route: route.to_string(),
+                inner: self.prompter.clone(),
+            }),
+            secrets: self.secrets.clone(),
+        }
+    }
+
     /// The same services without a person: for background work such as failback probes,
     /// which must never interrupt anyone.
     pub fn background(&self) -> Services {

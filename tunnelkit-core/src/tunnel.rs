@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,7 +37,9 @@ impl Connector for SshConnector {
             .get(route)
             .ok_or_else(|| Error::Config(format!("no route number {route}")))?;
         match purpose {
-            Purpose::Carry => connect_route(route, &self.services).await,
+            Purpose::Carry | Purpose::Standby => {
+                connect_route(route, &self.services.for_route(&route.name)).await
+            }
             // Background work must never interrupt anyone.
             Purpose::Background => connect_route(route, &self.services.background()).await,
         }
@@ -93,9 +95,18 @@ const MAX_DRILL_MESSAGES: usize = 64;
 #[derive(Debug, Clone)]
 pub struct TunnelControl {
     commands: mpsc::Sender<Command>,
+    input: Arc<Notify>,
 }
 
 impl TunnelControl {
+    /// Someone can answer prompts now (a person attached, a secret stored): routes whose
+    /// login waits for input are tried at once instead of after their wait
+    /// (see [`RouteState::NeedsInput`](crate::RouteState::NeedsInput)). A tunnel never logs
+    /// in to a route that needs input more than 3 times an hour by itself.
+    pub fn retry_now(&self) {
+        self.input.notify_one();
+    }
+
     /// Runs a DR drill (see [`crate::drill`]): new connections move to the next route below
     /// the one in use, a test connection to every forward's target goes through it, and new
     /// connections move back unless `options.stay`. Existing connections are never cut.
@@ -209,6 +220,7 @@ impl Tunnel {
         });
         tracker.spawn(follow(remote, sessions.clone()).in_current_span());
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let input = triggers.input.clone();
         let supervisor = Supervisor {
             commands: commands_rx,
             config: config.clone(),
@@ -233,7 +245,7 @@ impl Tunnel {
         );
         tracker.close();
         let handle = TunnelHandle {
-            control: TunnelControl { commands },
+            control: TunnelControl { commands, input },
             addrs,
             shared,
             cancel,

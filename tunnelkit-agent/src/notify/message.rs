@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use tunnelkit_core::Event;
+use tunnelkit_core::{AttemptFailure, Event};
 
 use crate::events::{AgentEvent, ProfileEvent};
 
@@ -91,6 +91,27 @@ pub(crate) fn notification_for(said: &mut Said, e: &ProfileEvent) -> Option<Noti
                 format!("Route {route}: {reason}. Run `tunnelkit up {name}` to answer."),
                 Urgency::Critical,
             )
+        }
+        AgentEvent::Tunnel(Event::StandbyBroken {
+            route,
+            reason,
+            failure: AttemptFailure::NeedsInput,
+        }) => {
+            if !said.needs_input.insert(format!("{name}\n{route}")) {
+                return None;
+            }
+            make(
+                format!("tunnelkit: {name}'s standby route {route} needs input"),
+                format!(
+                    "Route {route}: {reason}. A failover to it would wait for a person. \
+                     Run `tunnelkit up {name}` to answer."
+                ),
+                Urgency::Critical,
+            )
+        }
+        AgentEvent::Tunnel(Event::StandbyReady { route, .. }) => {
+            said.needs_input.remove(&format!("{name}\n{route}"));
+            None
         }
         AgentEvent::Tunnel(Event::RouteUp { .. })
         | AgentEvent::Started

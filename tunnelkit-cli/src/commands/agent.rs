@@ -120,6 +120,8 @@ pub(crate) fn now_secs() -> u64 {
 pub fn route_line(r: &RouteJson, now: u64) -> String {
     let role = if r.in_use { "in use" } else { "standby" };
     let ready = match r.ready {
+        _ if r.needs_input => "NEEDS INPUT",
+        Some(true) if r.hot && !r.in_use => "READY (authenticated)",
         Some(true) => "READY",
         Some(false) => "NOT READY",
         None => "unknown",
@@ -135,7 +137,9 @@ pub fn route_line(r: &RouteJson, now: u64) -> String {
     if !detail.is_empty() {
         line.push_str(&format!(" {}", detail.join(", ")));
     }
-    if let (Some(false), Some(e)) = (r.ready, &r.last_error) {
+    if r.needs_input {
+        line.push_str(": its login waits for someone to answer (tunnelkit up)");
+    } else if let (Some(false), Some(e)) = (r.ready, &r.last_error) {
         line.push_str(&format!(": {e}"));
     }
     line.trim_end().to_string()

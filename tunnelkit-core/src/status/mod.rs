@@ -31,6 +31,11 @@ pub enum RouteState {
     Degraded,
     /// Every route failed; waiting before the next round.
     Backoff,
+    /// Every route's login needs a person (a one-time code, a password) and nobody could be
+    /// asked: no login is tried until someone answers or the wait ends, and local connections
+    /// are refused meanwhile.
+    #[serde(rename = "needs-input")]
+    NeedsInput,
     /// Stopped by the caller.
     Stopped,
     /// Gave up: every route failed permanently, or the configured rounds ran out.
@@ -45,6 +50,7 @@ impl RouteState {
             RouteState::Up => "up",
             RouteState::Degraded => "degraded",
             RouteState::Backoff => "connecting",
+            RouteState::NeedsInput => "needs-input",
             RouteState::Stopped => "down",
             RouteState::Failed => "failed",
         }
@@ -106,6 +112,9 @@ pub struct RouteStatus {
     pub probe_ms: Option<u64>,
     /// Why the last probe failed; `None` once one succeeds.
     pub last_error: Option<String>,
+    /// True while an authenticated session is kept up for it, without channels (a hot
+    /// standby): a failover to it needs no handshake and no login.
+    pub hot: bool,
 }
 
 /// Serialises an optional time as whole seconds since the Unix epoch, or null.
@@ -238,6 +247,14 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
+    /// The overall state.
+    pub fn state(&self) -> RouteState {
+        self.cell
+            .lock()
+            .map(|c| c.state)
+            .unwrap_or(RouteState::Connecting)
+    }
+
     /// Changes the overall state (and the route) and records when.
     pub fn set_state(&self, state: RouteState, route: Option<&str>) {
         if let Ok(mut c) = self.cell.lock() {
@@ -268,8 +285,18 @@ impl Shared {
                     last_probe: None,
                     probe_ms: None,
                     last_error: None,
+                    hot: false,
                 })
                 .collect()
+        });
+    }
+
+    /// Route `i` has a hot standby session kept up (or no longer).
+    pub fn route_hot(&self, i: usize, hot: bool) {
+        self.update(|c| {
+            if let Some(r) = c.routes.get_mut(i) {
+                r.hot = hot;
+            }
         });
     }
 

@@ -19,6 +19,9 @@ use crate::session::RouteSession;
 pub(crate) enum Purpose {
     /// To carry traffic: a person may be asked for a passphrase.
     Carry,
+    /// To keep a hot standby session: the person attached, if any, may be asked (a DR
+    /// bastion's one-time code at `tunnelkit up`); with nobody attached the route waits.
+    Standby,
     /// In the background (a failback or standby probe, a drill, or a second attempt raced
     /// after a network change): never asks anyone.
     Background,
@@ -121,4 +124,7 @@ pub(crate) struct Triggers {
     pub demand: Arc<Demand>,
     /// The network changed (interface up, new address, new route): see `crate::netwatch`.
     pub network: Arc<Notify>,
+    /// Someone can answer prompts now (`TunnelControl::retry_now`): routes waiting for input
+    /// are tried at once. One stored permit: a retry asked while nothing waits is kept.
+    pub input: Arc<Notify>,
 }

@@ -77,12 +77,22 @@ impl<C: Connector> Supervisor<C> {
             Failback::Never => None,
         };
         loop {
+            let hot = prober.hot_route();
+            for j in 0..self.config.routes.len() {
+                self.shared.route_hot(j, hot == Some(j));
+            }
             let probe_due = probe.is_none() && i > 0 && hold_time.is_some();
             tokio::select! {
                 _ = self.cancel.cancelled() => return HoldEnd::Cancelled,
                 _ = session.lost().cancelled() => return HoldEnd::Lost(session.loss()),
                 wake = prober.next() => {
-                    prober.handle(wake, i, next_standby, &self.connector, &self.config, &self.shared);
+                    prober.handle(wake, (i, next_standby), &self.connector, &self.config, &self.shared, &mut plan.input);
+                }
+                _ = self.triggers.input.notified() => {
+                    // Someone can answer now: the routes waiting for input are tried at once.
+                    plan.input.answered();
+                    prober.answered();
+                    next_probe = Instant::now();
                 }
                 Some(cmd) = commands.recv() => match cmd {
                     Command::Drill { options, reply } => {
@@ -116,7 +126,8 @@ impl<C: Connector> Supervisor<C> {
                     tracing::trace!(route = self.name(i), answered, "keepalive done");
                 }
                 _ = tokio::time::sleep_until(next_probe), if probe_due => {
-                    if let Some(j) = (0..i).find(|j| plan.usable(*j)) {
+                    let now = Instant::now();
+                    if let Some(j) = (0..i).find(|j| plan.usable(*j) && plan.input.waiting(*j, now).is_none()) {
                         let c = self.connector.clone();
                         probe = Some(Box::pin(async move {
                             let began = Instant::now();
@@ -145,8 +156,13 @@ impl<C: Connector> Supervisor<C> {
                             tracing::debug!(route = self.name(j), "failback probe: {e}");
                             match e.attempt_failure() {
                                 AttemptFailure::HostKey => {
-                                    plan.attempt_failed(j, AttemptFailure::HostKey);
+                                    plan.attempt_failed(j, AttemptFailure::HostKey, Instant::now());
                                     self.route_failed(j, &e);
+                                }
+                                AttemptFailure::NeedsInput => {
+                                    // Never asks anyone: it stays on this route and says so.
+                                    plan.attempt_failed(j, AttemptFailure::NeedsInput, Instant::now());
+                                    tracing::warn!(route = self.name(j), "failback waits for someone to answer its login prompt: {e}");
                                 }
                                 AttemptFailure::Unreachable => {}
                                 _ => {

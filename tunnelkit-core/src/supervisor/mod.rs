@@ -7,7 +7,8 @@
 //!
 //! It decides; a [`Connector`] acts. The decisions are pure code with table tests:
 //! [`plan`] (route order, orderly close vs failure, give up, backoff with jitter inside the cap,
-//! rate limit of early rounds), [`liveness`] (keepalives, any packet as life, our own process
+//! rate limit of early rounds), [`input`] (routes whose login needs a person wait for one, so a
+//! bastion with a second factor is never hammered), [`liveness`] (keepalives, any packet as life, our own process
 //! stopping, network changes) and [`standby`] (when to probe which standby route, what is
 //! news). This file runs the rounds, [`hold`] watches the session in use, [`prober`] runs the
 //! standby probes; they only move data between the rules, the connector, the clock and the
@@ -18,6 +19,9 @@ mod drill;
 #[cfg(test)]
 mod drill_tests;
 mod hold;
+mod input;
+#[cfg(test)]
+mod input_tests;
 mod liveness;
 mod plan;
 mod prober;
@@ -87,14 +91,25 @@ impl<C: Connector> Supervisor<C> {
                     _ = tokio::time::sleep_until(at) => {}
                 }
             }
+            // Every route waits for a person: no login until someone can answer.
+            if let Some(until) = plan.waiting_for_input(Instant::now()) {
+                if self.wait_for_input(until, &mut plan).await {
+                    return self.stopped(None);
+                }
+                continue;
+            }
             gate.started(Instant::now());
             let mut up = None;
             for i in plan.round() {
+                if plan.input.waiting(i, Instant::now()).is_some() {
+                    continue;
+                }
                 self.shared.emit(Event::Connecting {
                     route: self.name(i).to_string(),
                 });
                 let began = Instant::now();
                 if let Some(s) = prober.take_hot(i) {
+                    self.shared.route_hot(i, false);
                     tracing::info!(
                         route = self.name(i),
                         "taking over the hot standby session: no handshake"
@@ -124,7 +139,7 @@ impl<C: Connector> Supervisor<C> {
                     Err(e) => {
                         self.shared.route_probed(i, Err(e.to_string()));
                         self.route_failed(i, &e);
-                        plan.attempt_failed(i, e.attempt_failure());
+                        plan.attempt_failed(i, e.attempt_failure(), Instant::now());
                         last_error = Some(e);
                     }
                 }
@@ -132,6 +147,9 @@ impl<C: Connector> Supervisor<C> {
             let Some((mut i, mut session)) = up else {
                 if plan.round_failed() == RoundEnd::GiveUp {
                     return self.stopped(last_error);
+                }
+                if plan.waiting_for_input(Instant::now()).is_some() {
+                    continue;
                 }
                 let delay = delays.next_delay();
                 self.shared.set_state(RouteState::Backoff, None);
@@ -162,7 +180,7 @@ impl<C: Connector> Supervisor<C> {
                     self.shared.update(|c| c.reconnects += 1);
                 }
                 ever_up = true;
-                plan.up();
+                plan.up(i);
                 let state = if i == 0 {
                     RouteState::Up
                 } else {
@@ -283,6 +301,28 @@ impl<C: Connector> Supervisor<C> {
             _ = self.cancel.cancelled() => true,
             _ = tokio::time::sleep_until(until) => false,
         }
+    }
+
+    /// Waits while every route waits for a person: until `until` (the earliest end of a wait),
+    /// or until someone can answer ([`Triggers::input`]). Local connections are refused
+    /// meanwhile (`RouteState::NeedsInput`) and do not cut the wait short. True when cancelled.
+    async fn wait_for_input(&self, until: Instant, plan: &mut Plan) -> bool {
+        self.shared.set_state(RouteState::NeedsInput, None);
+        let minutes = until.saturating_duration_since(Instant::now()).as_secs() / 60;
+        tracing::warn!(
+            "every route waits for someone to answer its login prompt: no login for {minutes} min \
+             unless someone answers (tunnelkit up)"
+        );
+        tokio::select! {
+            _ = self.cancel.cancelled() => return true,
+            _ = tokio::time::sleep_until(until) => {}
+            _ = self.triggers.input.notified() => {
+                tracing::info!("someone can answer now: trying the routes that wait for input");
+                plan.input.answered();
+            }
+        }
+        self.shared.set_state(RouteState::Connecting, None);
+        false
     }
 
     fn route_failed(&self, i: usize, e: &Error) {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::input::InputWait;
 use crate::config::Backoff;
 use crate::error::{AttemptFailure, SessionLoss};
 
@@ -107,6 +108,8 @@ pub(crate) struct Plan {
     /// The last loss was an orderly close: the next round waits for the [`Gate`] (so a server
     /// that closes every session at once is not hammered).
     pub after_orderly_close: bool,
+    /// Routes whose login needed a person (see [`super::input`]).
+    pub input: InputWait,
 }
 
 impl Plan {
@@ -118,6 +121,7 @@ impl Plan {
             ever_up: false,
             give_up_after,
             after_orderly_close: false,
+            input: InputWait::new(routes),
         }
     }
 
@@ -135,13 +139,22 @@ impl Plan {
         self.disabled.get(i).is_some_and(|d| !d)
     }
 
-    /// Route `i` failed to come up with `failure`.
-    pub fn attempt_failed(&mut self, i: usize, failure: AttemptFailure) {
-        if failure == AttemptFailure::HostKey {
-            if let Some(d) = self.disabled.get_mut(i) {
-                *d = true;
+    /// Route `i` failed to come up at `now` with `failure`.
+    pub fn attempt_failed(&mut self, i: usize, failure: AttemptFailure, now: Instant) {
+        match failure {
+            AttemptFailure::HostKey => {
+                if let Some(d) = self.disabled.get_mut(i) {
+                    *d = true;
+                }
             }
+            AttemptFailure::NeedsInput => self.input.park(i, now),
+            _ => {}
         }
+    }
+
+    /// When every usable route waits for a person at `now`: the end of the earliest wait.
+    pub fn waiting_for_input(&self, now: Instant) -> Option<Instant> {
+        self.input.all_waiting(self.round(), now)
     }
 
     /// Every route of the round failed.
@@ -159,7 +172,8 @@ impl Plan {
     }
 
     /// Route `i` is up.
-    pub fn up(&mut self) {
+    pub fn up(&mut self, i: usize) {
+        self.input.clear(i);
         self.ever_up = true;
         self.rounds = 0;
         self.after_orderly_close = false;
@@ -204,7 +218,7 @@ mod tests {
         ];
         for (n, i, loss, want) in cases {
             let mut p = Plan::new(*n, None);
-            p.up();
+            p.up(*i);
             p.lost(*i, loss);
             assert_eq!(p.round(), *want, "{n} routes, {i} lost: {loss}");
             assert_eq!(p.after_orderly_close, loss.is_orderly());
@@ -213,11 +227,13 @@ mod tests {
 
     #[test]
     fn host_keys_disable_and_rounds_give_up() {
+        let now = Instant::now();
         let mut p = Plan::new(2, Some(3));
-        p.attempt_failed(0, AttemptFailure::AuthRefused);
-        p.attempt_failed(1, AttemptFailure::Unreachable);
+        p.attempt_failed(0, AttemptFailure::AuthRefused, now);
+        p.attempt_failed(1, AttemptFailure::Unreachable, now);
         assert_eq!(p.round(), vec![0, 1]);
-        p.attempt_failed(0, AttemptFailure::HostKey);
+        assert_eq!(p.waiting_for_input(now), None);
+        p.attempt_failed(0, AttemptFailure::HostKey, now);
         assert_eq!(p.round(), vec![1]);
         assert!(!p.usable(0) && p.usable(1));
         assert_eq!(p.round_failed(), RoundEnd::Retry);
@@ -225,11 +241,29 @@ mod tests {
         assert_eq!(p.round_failed(), RoundEnd::GiveUp, "three rounds, never up");
         // Once a route has been up, rounds never run out; disabling all still gives up.
         let mut p = Plan::new(2, Some(1));
-        p.up();
+        p.up(0);
         assert_eq!(p.round_failed(), RoundEnd::Retry);
-        p.attempt_failed(0, AttemptFailure::HostKey);
-        p.attempt_failed(1, AttemptFailure::HostKey);
+        p.attempt_failed(0, AttemptFailure::HostKey, now);
+        p.attempt_failed(1, AttemptFailure::HostKey, now);
         assert_eq!(p.round_failed(), RoundEnd::GiveUp);
+    }
+
+    #[test]
+    fn routes_that_need_input_wait_and_a_route_up_ends_its_wait() {
+        let now = Instant::now();
+        let mut p = Plan::new(2, None);
+        p.attempt_failed(0, AttemptFailure::NeedsInput, now);
+        assert_eq!(p.waiting_for_input(now), None, "route 1 may still be tried");
+        p.attempt_failed(1, AttemptFailure::NeedsInput, now);
+        assert!(p.waiting_for_input(now).is_some(), "both wait for a person");
+        p.up(1);
+        assert_eq!(p.waiting_for_input(now), None);
+        assert!(p.input.waiting(0, now).is_some(), "route 0 still waits");
+        // A route disabled by its host key is not waited for.
+        let mut p = Plan::new(2, None);
+        p.attempt_failed(0, AttemptFailure::HostKey, now);
+        p.attempt_failed(1, AttemptFailure::NeedsInput, now);
+        assert!(p.waiting_for_input(now).is_some());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant;
 
+use super::input::InputWait;
 use super::standby::{Outcome, Standby};
 use super::{Connector, Link, Purpose};
 use crate::config::TunnelConfig;
@@ -103,6 +104,19 @@ impl<S: Link> Prober<S> {
         (!h.session.lost().is_cancelled()).then_some(h.session)
     }
 
+    /// The route whose hot standby session is up, if any.
+    pub fn hot_route(&self) -> Option<usize> {
+        self.hot
+            .as_ref()
+            .filter(|h| !h.session.lost().is_cancelled())
+            .map(|h| h.route)
+    }
+
+    /// Someone can answer now: standby routes that waited for input are probed at once.
+    pub fn answered(&mut self) {
+        self.schedule.answered(Instant::now());
+    }
+
     /// Stops the probes in flight (the session in use was lost: the rounds take over).
     pub fn cancel_probes(&mut self) {
         self.probes.clear();
@@ -163,16 +177,18 @@ impl<S: Link> Prober<S> {
         }
     }
 
-    /// Acts on what [`next`](Self::next) returned, while route `in_use` carries traffic.
+    /// Acts on what [`next`](Self::next) returned, while route `in_use` carries traffic and
+    /// `next_standby` is the route a hot standby is kept for (`at = (in_use, next_standby)`).
     pub fn handle<C: Connector<Session = S>>(
         &mut self,
         wake: Wake<S>,
-        in_use: usize,
-        next_standby: Option<usize>,
+        at: (usize, Option<usize>),
         connector: &Arc<C>,
         config: &TunnelConfig,
         shared: &Shared,
+        input: &mut InputWait,
     ) {
+        let (in_use, next_standby) = at;
         let name = |j: usize| {
             config
                 .routes
@@ -185,12 +201,24 @@ impl<S: Link> Prober<S> {
                 let Some((j, _)) = self.schedule.next_due() else {
                     return;
                 };
+                if let Some(until) = input.waiting(j, Instant::now()) {
+                    // Its login needs a person: no probe until someone answers or the wait ends.
+                    self.schedule.defer(j, until);
+                    return;
+                }
                 self.schedule.started(j);
                 let c = connector.clone();
+                // The hot standby may ask the person attached (a DR bastion's code at `up`).
+                let hot = self.hot_wanted && next_standby == Some(j) && self.hot.is_none();
+                let purpose = if hot {
+                    Purpose::Standby
+                } else {
+                    Purpose::Background
+                };
                 tracing::debug!(route = name(j), "standby probe");
                 self.probes.push(Box::pin(async move {
                     let began = Instant::now();
-                    let r = c.connect(j, Purpose::Background).await;
+                    let r = c.connect(j, purpose).await;
                     (j, began.elapsed(), r)
                 }));
             }
@@ -240,6 +268,9 @@ impl<S: Link> Prober<S> {
                     }
                     Err(e) => {
                         tracing::debug!(route = name(j), "standby probe: {e}");
+                        if e.attempt_failure() == AttemptFailure::NeedsInput {
+                            input.park(j, Instant::now());
+                        }
                         if news && standby {
                             shared.emit(Event::StandbyBroken {
                                 route: name(j),

@@ -172,6 +172,22 @@ impl Standby {
         }
     }
 
+    /// Route `j`'s login waits for a person until `until`: its next probe comes then.
+    pub fn defer(&mut self, j: usize, until: Instant) {
+        if let Some(r) = self.routes.get_mut(j) {
+            r.next = Some(until);
+        }
+    }
+
+    /// Someone can answer now: routes whose last probe needed input are probed at `now`.
+    pub fn answered(&mut self, now: Instant) {
+        for r in &mut self.routes {
+            if r.failure == Some(AttemptFailure::NeedsInput) && r.next.is_some() {
+                r.next = Some(now);
+            }
+        }
+    }
+
     /// Every probe in flight was dropped (the session in use was lost).
     pub fn cancel_all(&mut self) {
         for j in 0..self.routes.len() {

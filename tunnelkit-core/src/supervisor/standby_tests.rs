@@ -21,10 +21,16 @@ fn count(log: &[(u64, String)], what: &str) -> usize {
     log.iter().filter(|(_, e)| e == what).count()
 }
 
+/// Probes of `route` in `lo..=hi` ms: background probes, and the hot standby's logins (which
+/// may ask the person attached).
 fn background(attempts: &[(u64, usize, Purpose)], route: usize, lo: u64, hi: u64) -> usize {
     attempts
         .iter()
-        .filter(|(at, r, p)| *r == route && *p == Purpose::Background && (lo..=hi).contains(at))
+        .filter(|(at, r, p)| {
+            *r == route
+                && matches!(p, Purpose::Background | Purpose::Standby)
+                && (lo..=hi).contains(at)
+        })
         .count()
 }
 

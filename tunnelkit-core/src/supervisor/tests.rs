@@ -19,6 +19,8 @@ pub(super) enum Reach {
     Refused,
     AuthRefused,
     HostKeyChanged,
+    /// The login needs a person (a one-time code) and nobody could be asked.
+    NeedsInput,
     /// The attempt hangs (a SYN into a network that went away) until a 3 s deadline.
     Stuck,
 }
@@ -42,6 +44,8 @@ pub(super) enum Act {
     Drill(bool),
     /// From now on, test connections through the route fail (the target is down there).
     TargetDown(usize),
+    /// Someone can answer prompts now (`TunnelControl::retry_now`).
+    Answer,
 }
 
 /// Time one attempt takes.
@@ -158,6 +162,9 @@ impl Connector for FakeConnector {
                 tried: "publickey".into(),
                 allowed: "publickey".into(),
             }),
+            Reach::NeedsInput => Err(Error::NeedsInput(format!(
+                "u@{host}: keyboard-interactive answer for u@{host}"
+            ))),
             Reach::HostKeyChanged => Err(Error::HostKeyChanged {
                 host,
                 key_type: "ssh-ed25519".into(),
@@ -379,6 +386,7 @@ pub(super) async fn run_config(case: &Case, config: TunnelConfig) -> Ran {
             Act::Waiting(true) => waiting = Some(triggers.demand.wait()),
             Act::Waiting(false) => waiting = None,
             Act::NetChange => triggers.network.notify_one(),
+            Act::Answer => triggers.input.notify_one(),
             Act::Drill(stay) => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 let options = crate::drill::DrillOptions { stay };
