@@ -42,6 +42,7 @@ mod forwarding;
 mod keys;
 pub mod netns;
 mod proxy;
+pub mod pty;
 mod sshd;
 mod targets;
 mod tunnelkit_agent;
