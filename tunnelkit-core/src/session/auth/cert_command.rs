@@ -2,9 +2,12 @@
 //! [`CertificateCommand`](crate::CertificateCommand). [`needs_refresh`] is the pure decision
 //! (table-tested); [`refresh_if_needed`] reads the hop's certificate files and runs the command
 //! through the platform layer ([`run_quiet`](crate::platform::process::run_quiet)), whose
-//! output is never seen.
+//! output is never seen. Runs of one command line never overlap: a second attempt that needs
+//! it waits for the first and reads the files again.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::keys::{read_cert, sibling};
@@ -54,15 +57,8 @@ fn certificate_files(hop: &Hop) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Runs `hop`'s certificate command when [`needs_refresh`] says so. `ran`: the command already
-/// ran in this route attempt (for an earlier hop): it is not run twice for one attempt.
-pub(crate) async fn refresh_if_needed(hop: &Hop, ran: &mut bool) -> crate::Result<()> {
-    let Some(command) = &hop.options.auth.certificate_command else {
-        return Ok(());
-    };
-    if *ran {
-        return Ok(());
-    }
+/// Why `hop`'s certificate needs refreshing now (see [`needs_refresh`]), read from its files.
+async fn why_refresh(hop: &Hop) -> Option<String> {
     let mut windows = Vec::new();
     for file in certificate_files(hop) {
         if let Some(c) = read_cert(&file).await {
@@ -73,7 +69,35 @@ pub(crate) async fn refresh_if_needed(hop: &Hop, ran: &mut bool) -> crate::Resul
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let Some(why) = needs_refresh(&windows, now, CERTIFICATE_REFRESH_MARGIN) else {
+    needs_refresh(&windows, now, CERTIFICATE_REFRESH_MARGIN)
+}
+
+/// One lock per command line: two routes (a probe and a reconnect, two profiles) that need the
+/// same command wait for each other's run instead of minting twice at once.
+fn lock_for(argv: &[String]) -> Arc<tokio::sync::Mutex<()>> {
+    static LOCKS: Mutex<BTreeMap<Vec<String>, Arc<tokio::sync::Mutex<()>>>> =
+        Mutex::new(BTreeMap::new());
+    let mut locks = LOCKS.lock().unwrap_or_else(|e| e.into_inner());
+    locks.entry(argv.to_vec()).or_default().clone()
+}
+
+/// Runs `hop`'s certificate command when [`needs_refresh`] says so. `ran`: the command already
+/// ran in this route attempt (for an earlier hop): it is not run twice for one attempt.
+pub(crate) async fn refresh_if_needed(hop: &Hop, ran: &mut bool) -> crate::Result<()> {
+    let Some(command) = &hop.options.auth.certificate_command else {
+        return Ok(());
+    };
+    if *ran {
+        return Ok(());
+    }
+    if why_refresh(hop).await.is_none() {
+        tracing::debug!("{}: the certificate is fresh", hop.label());
+        return Ok(());
+    }
+    let lock = lock_for(command.argv());
+    let _running = lock.lock().await;
+    // Another attempt may have refreshed it while this one waited.
+    let Some(why) = why_refresh(hop).await else {
         tracing::debug!("{}: the certificate is fresh", hop.label());
         return Ok(());
     };
@@ -123,5 +147,47 @@ mod tests {
                 _ => panic!("{windows:?}: expected {want:?}, got {got:?}"),
             }
         }
+    }
+
+    /// Two attempts that need the same command at once (a standby probe and a reconnect):
+    /// one runs it, the other waits and finds the certificate fresh.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn attempts_at_once_run_the_command_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let keygen = |args: &[&str]| {
+            let out = std::process::Command::new("ssh-keygen")
+                .args(args)
+                .current_dir(d)
+                .output()
+                .expect("this test needs ssh-keygen: install the openssh-client package");
+            assert!(out.status.success(), "ssh-keygen {args:?}: {out:?}");
+        };
+        keygen(&["-q", "-t", "ed25519", "-N", "", "-f", "ca"]);
+        keygen(&["-q", "-t", "ed25519", "-N", "", "-f", "id"]);
+        keygen(&[
+            "-q", "-s", "ca", "-I", "t", "-n", "me", "-V", "-5m:+1h", "id.pub",
+        ]);
+        std::fs::rename(d.join("id-cert.pub"), d.join("staged")).unwrap();
+        let script = format!(
+            "sleep 0.3; echo run >> '{0}/ran'; cp '{0}/staged' '{0}/id-cert.pub'",
+            d.display()
+        );
+        let mut options = crate::HopOptions::default();
+        options.auth.identity_files = vec![d.join("id")];
+        options.auth.certificate_command = Some(
+            crate::CertificateCommand::new(vec!["/bin/sh".into(), "-c".into(), script]).unwrap(),
+        );
+        let hop = Hop::new("me", "bastion", 22, Arc::new(options));
+        let (mut a, mut b) = (false, false);
+        let (ra, rb) = tokio::join!(
+            refresh_if_needed(&hop, &mut a),
+            refresh_if_needed(&hop, &mut b)
+        );
+        assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
+        let runs = std::fs::read_to_string(d.join("ran")).unwrap();
+        assert_eq!(runs.lines().count(), 1, "{runs}");
+        assert!(a != b, "exactly one of them ran it");
     }
 }
