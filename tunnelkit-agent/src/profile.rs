@@ -12,7 +12,9 @@
 //! SOCKS proxy (`ssh -D`). `[[remote]]` is a remote forward (`ssh -R`): the bastion of the
 //! route in use listens, and connections come back to a target on this side. `[ssh]` options
 //! apply to every hop, like `-o`; the keys that name one host or that a profile cannot apply
-//! are refused with their line and column.
+//! are refused with their line and column. `certificate_command` (the profile's, or a route's
+//! own) refreshes a short-lived certificate before a connect
+//! ([`CertificateCommand`](tunnelkit_core::CertificateCommand)).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +26,8 @@ use tunnelkit_core::resolve::{self as core, Environment, Overrides, Resolver};
 use tunnelkit_core::spec;
 use tunnelkit_core::ssh_config::HostConfig;
 use tunnelkit_core::{
-    Failback, Forward, ForwardKind, RemoteBind, RemoteForward, Route, SshOptions, Target,
-    TunnelConfig,
+    CertificateCommand, Failback, Forward, ForwardKind, RemoteBind, RemoteForward, Route,
+    SshOptions, Target, TunnelConfig,
 };
 
 mod listen;
@@ -84,6 +86,10 @@ pub struct RawProfile {
     /// Keep the next route's session up, so a failover needs no handshake.
     #[serde(default)]
     pub hot_standby: bool,
+    /// Refreshes a short-lived certificate before a connect: `["program", "arg", ...]`, run
+    /// without a shell, for every route's hops (a route's own replaces it).
+    #[serde(default)]
+    pub certificate_command: Option<Spanned<toml::Value>>,
     /// OpenSSH options applied to every hop, as with `-o`.
     #[serde(default)]
     pub ssh: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
@@ -143,6 +149,9 @@ pub struct RawRoute {
     pub name: Spanned<String>,
     /// `[user@]host[:port]`, jump hosts first, the destination last.
     pub hops: Spanned<Vec<Spanned<String>>>,
+    /// This route's certificate command, in place of the profile's.
+    #[serde(default)]
+    pub certificate_command: Option<Spanned<toml::Value>>,
 }
 
 /// A validated profile.
@@ -267,6 +276,7 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
             "no [[route]]: a profile needs at least one route (the primary)",
         ));
     }
+    let profile_command = certificate_command(&cx, raw.certificate_command.as_ref())?;
     let mut routes = Vec::new();
     let mut primary: Option<HostConfig> = None;
     for r in &raw.route {
@@ -291,9 +301,11 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
             .iter()
             .map(|h| h.get_ref().as_str())
             .collect();
-        let (route, dest) = resolver
+        let (mut route, dest) = resolver
             .route_of_hosts(r.name.get_ref(), &hosts)
             .map_err(|e| cx.err(r.hops.span(), format!("route {}: {e}", r.name.get_ref())))?;
+        let own = certificate_command(&cx, r.certificate_command.as_ref())?;
+        route.set_certificate_command(own.as_ref().or(profile_command.as_ref()));
         primary.get_or_insert(dest);
         routes.push(route);
     }
@@ -406,6 +418,32 @@ pub fn parse_in(file: &Path, text: &str, env: &Environment) -> Result<Profile, P
         autostart: raw.autostart,
         config,
     })
+}
+
+/// `certificate_command = ["program", "arg", ...]`: an array of strings only, so that no
+/// word is ever split or expanded by guesswork (a shell would be needed to read a string the
+/// way a person means it).
+fn certificate_command(
+    cx: &Ctx<'_>,
+    v: Option<&Spanned<toml::Value>>,
+) -> Result<Option<CertificateCommand>, ProfileError> {
+    let Some(v) = v else { return Ok(None) };
+    let expected = "certificate_command: expected an array of strings, the program and its \
+                    arguments, run without a shell, e.g. [\"step\", \"ssh\", \"certificate\", \
+                    \"--force\", \"alice\", \"/home/alice/.ssh/id_step\"]";
+    let words = match v.get_ref() {
+        toml::Value::Array(a) => a
+            .iter()
+            .map(|w| w.as_str().map(str::to_string))
+            .collect::<Option<Vec<String>>>(),
+        _ => None,
+    };
+    let Some(words) = words else {
+        return Err(cx.err(v.span(), expected));
+    };
+    CertificateCommand::new(words)
+        .map(Some)
+        .map_err(|e| cx.err(v.span(), format!("certificate_command: {e}")))
 }
 
 /// A bastion listen address written as a port or a string.

@@ -365,3 +365,66 @@ fn standby_probe_and_hot_standby() {
         assert_eq!((e.line, e.column), (4, 17), "{bad}: {e}");
     }
 }
+
+#[test]
+fn certificate_command_for_every_route_or_a_route_s_own() {
+    let c = parse_in(Path::new("/p/x.toml"), GOOD, &env())
+        .unwrap()
+        .config;
+    assert!(c.routes[0].hops[0]
+        .options
+        .auth
+        .certificate_command
+        .is_none());
+    let text = GOOD
+        .replace(
+            "failback = 60",
+            "failback = 60\ncertificate_command = [\"step\", \"ssh\", \"certificate\", \"alice smith\", \"$HOME\"]",
+        )
+        .replace(
+            "hops = [\"admin@bastion.fra.example.com\"]",
+            "hops = [\"admin@bastion.fra.example.com\"]\ncertificate_command = [\"/opt/dr/mint\"]",
+        );
+    let c = parse_in(Path::new("/p/x.toml"), &text, &env())
+        .unwrap()
+        .config;
+    for hop in &c.routes[0].hops {
+        let cmd = hop.options.auth.certificate_command.as_ref().unwrap();
+        // Words as written: nothing split or expanded.
+        assert_eq!(
+            cmd.argv(),
+            ["step", "ssh", "certificate", "alice smith", "$HOME"]
+        );
+    }
+    let dr = c.routes[1].hops[0]
+        .options
+        .auth
+        .certificate_command
+        .as_ref();
+    assert_eq!(dr.unwrap().argv(), ["/opt/dr/mint"]);
+    for (bad, message) in [
+        (
+            "certificate_command = \"step ssh certificate alice\"",
+            "certificate_command: expected an array of strings",
+        ),
+        (
+            "certificate_command = [\"step\", 3]",
+            "certificate_command: expected an array of strings",
+        ),
+        (
+            "certificate_command = []",
+            "certificate_command: expected a program",
+        ),
+        (
+            "certificate_command = [\"\"]",
+            "certificate_command: the program",
+        ),
+    ] {
+        let e = err(&GOOD.replace("failback = 60", bad));
+        assert!(e.message.starts_with(message), "{bad}: {e}");
+        assert_eq!((e.line, e.column), (4, 23), "{bad}: {e}");
+    }
+    // Not an ssh option: refused in [ssh] like any unknown keyword.
+    let e = err(&GOOD.replace("ServerAliveInterval = 5", "CertificateCommand = \"x\""));
+    assert!(e.message.contains("CertificateCommand"), "{e}");
+}

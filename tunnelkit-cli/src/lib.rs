@@ -12,6 +12,7 @@ pub mod platform;
 pub mod prompt;
 pub mod remote_desktop;
 pub mod resolve;
+pub mod screen;
 pub mod signals;
 
 use tokio_util::sync::CancellationToken;

@@ -57,7 +57,8 @@ fn main() -> std::process::ExitCode {
     }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Held while a prompt waits on the terminal, so no line is printed over it.
+        .with_writer(tunnelkit_cli::screen::LogWriter)
         .with_target(false);
     // Under systemd (stderr is the journal): priorities as `<N>` prefixes, no timestamps.
     let journal = std::env::var("JOURNAL_STREAM").ok();

@@ -549,6 +549,14 @@ pub struct SshArgs {
     #[arg(long)]
     pub hot_standby: bool,
 
+    /// Refresh a short-lived certificate before a connect: the command line is split into
+    /// words as a shell would (quotes) and run without a shell, input from /dev/null, for at
+    /// most 60 s, before each hop is connected whose certificate (CertificateFile, else
+    /// IDENTITY-cert.pub) is missing or expires within 2 minutes. Its output is never shown or
+    /// logged. Not an ssh option: there is no ssh_config keyword for it.
+    #[arg(long, value_name = "'COMMAND [ARG...]'")]
+    pub certificate_command: Option<String>,
+
     /// Keep retrying (with backoff) even if no route comes up at start. By default tunnelkit
     /// exits like ssh when it cannot connect at all at start; once up, it never gives up.
     #[arg(long)]

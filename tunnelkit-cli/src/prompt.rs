@@ -1,6 +1,7 @@
 //! Asking the person at the terminal: passphrases and passwords without echo, host key
 //! questions as ssh asks them. Reads and writes `/dev/tty`, never stdin/stdout, so pipes and
-//! scripts are not disturbed; answers are never logged.
+//! scripts are not disturbed; answers are never logged. Log lines wait while a question is on
+//! screen ([`crate::screen`]).
 
 use std::io::{BufRead, Write};
 
@@ -22,6 +23,8 @@ pub fn has_tty() -> bool {
 }
 
 fn ask_line(text: String, echo: bool) -> Result<Option<String>, String> {
+    // No log line is printed over the question until it is answered.
+    let _on_screen = crate::screen::prompt_on_screen();
     if !echo {
         return match rpassword::prompt_password(text) {
             Ok(s) => Ok(Some(s)),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tunnelkit_core::resolve::{self as core, Environment, Overrides, Request, ResolveError};
 use tunnelkit_core::spec;
-use tunnelkit_core::{Failback, TunnelConfig};
+use tunnelkit_core::{CertificateCommand, Failback, TunnelConfig};
 
 use crate::opts::SshArgs;
 
@@ -98,7 +98,17 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
         ));
     }
     let o = &r.destination.options;
-    let mut config = TunnelConfig::new(r.routes, r.forwards);
+    let mut routes = r.routes;
+    if let Some(line) = &args.certificate_command {
+        let command = shlex::split(line)
+            .ok_or_else(|| "a quote does not close".to_string())
+            .and_then(CertificateCommand::new)
+            .map_err(|e| UsageError(format!("--certificate-command {line:?}: {e}")))?;
+        for route in &mut routes {
+            route.set_certificate_command(Some(&command));
+        }
+    }
+    let mut config = TunnelConfig::new(routes, r.forwards);
     config.remote_forwards = r.remote_forwards;
     if let Some(fb) = &args.failback {
         config.failback = parse_failback(fb)?;
@@ -273,6 +283,48 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_command_goes_to_every_hop_of_every_route_as_words() {
+        let line = "step ssh certificate 'alice smith' /home/alice/.ssh/id_step --force";
+        let r = resolve(
+            &args(&[
+                "-L",
+                "1:h:2",
+                "-J",
+                "gw",
+                "bastion",
+                "--dr",
+                "dr",
+                "--certificate-command",
+                line,
+            ]),
+            false,
+        )
+        .unwrap();
+        let hops: Vec<_> = r.config.routes.iter().flat_map(|r| &r.hops).collect();
+        assert_eq!(hops.len(), 3);
+        for hop in hops {
+            let c = hop.options.auth.certificate_command.as_ref().unwrap();
+            assert_eq!(
+                c.argv(),
+                [
+                    "step",
+                    "ssh",
+                    "certificate",
+                    "alice smith",
+                    "/home/alice/.ssh/id_step",
+                    "--force"
+                ]
+            );
+        }
+        let r = resolve(&args(&["-L", "1:h:2", "b"]), false).unwrap();
+        assert!(r.config.routes[0].hops[0]
+            .options
+            .auth
+            .certificate_command
+            .is_none());
+    }
+
+    #[test]
     fn usage_errors_say_what_is_wrong() {
         for (a, needle) in [
             (vec!["-L", "nope", "h"], "-L: invalid forward `nope`"),
@@ -295,6 +347,19 @@ mod tests {
             (
                 vec!["-L", "1:h:2", "--standby-probe", "0", "h"],
                 "--standby-probe 0: expected",
+            ),
+            // Not an ssh keyword: only tunnelkit's own flag sets it.
+            (
+                vec!["-L", "1:h:2", "-o", "CertificateCommand=step", "h"],
+                "unknown option `CertificateCommand`",
+            ),
+            (
+                vec!["-L", "1:h:2", "--certificate-command", "step 'x", "h"],
+                "--certificate-command \"step 'x\": a quote does not close",
+            ),
+            (
+                vec!["-L", "1:h:2", "--certificate-command", " ", "h"],
+                "--certificate-command \" \": expected a program",
             ),
         ] {
             let e = resolve(&args(&a), false).unwrap_err();

@@ -128,6 +128,32 @@ pub enum AttemptFailure {
     Config,
 }
 
+/// Why a command tunnelkit ran for itself (a certificate command) did not succeed. What it
+/// printed is never part of it: only how much.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandFailure {
+    /// It could not be started (not found, not executable).
+    #[error("cannot run it: {0}")]
+    Start(String),
+    /// It exited with a status other than 0.
+    #[error("exited with status {code} (its output, {stdout_bytes} bytes on stdout and {stderr_bytes} on stderr, is not shown: it may hold secrets; run the command yourself to see it)")]
+    Exit {
+        /// The exit status.
+        code: i32,
+        /// Bytes it wrote to standard output.
+        stdout_bytes: u64,
+        /// Bytes it wrote to standard error.
+        stderr_bytes: u64,
+    },
+    /// It was ended by a signal.
+    #[error("ended by a signal ({0})")]
+    Signal(String),
+    /// It did not finish within its deadline and was ended with its process group.
+    #[error("did not finish within {} s; ended with its process group", .0.as_secs())]
+    Timeout(Duration),
+}
+
 /// Everything that can go wrong in tunnelkit-core.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -312,6 +338,17 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The certificate command (a profile's `certificate_command`, `--certificate-command`)
+    /// did not refresh the certificate: it could not start, failed, or ran too long. Its output
+    /// is never shown (it may hold tokens). Transient: the route is tried again later.
+    #[error("certificate command {program}: {failure}")]
+    CertificateCommand {
+        /// The program (the command's first word).
+        program: String,
+        /// What happened.
+        failure: CommandFailure,
+    },
+
     /// Local I/O error, with what was being done.
     #[error("{context}: {source}")]
     Io {
@@ -344,6 +381,7 @@ impl Error {
             | Error::ChannelRefused { .. }
             | Error::SessionLost(_)
             | Error::NoRoute(_)
+            | Error::CertificateCommand { .. }
             | Error::Io { .. } => false,
         }
     }

@@ -91,13 +91,13 @@ pub mod tunnel;
 
 pub use builder::{HopBuilder, TunnelConfigBuilder};
 pub use config::{
-    defaults, AddressFamily, AuthOptions, Backoff, Failback, Forward, ForwardKind, Hop, HopOptions,
-    HostKeyPolicy, ProxyCommand, ReceiveWindows, Route, StrictHostKeyChecking, Target,
-    TunnelConfig,
+    defaults, AddressFamily, AuthOptions, Backoff, CertificateCommand, Failback, Forward,
+    ForwardKind, Hop, HopOptions, HostKeyPolicy, ProxyCommand, ReceiveWindows, Route,
+    StrictHostKeyChecking, Target, TunnelConfig,
 };
 pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 pub use env::Environment;
-pub use error::{AttemptFailure, Error, Result, SessionLoss, Stage};
+pub use error::{AttemptFailure, CommandFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, RekeyLimit, SshOptions};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};

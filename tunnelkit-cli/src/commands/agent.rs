@@ -180,7 +180,7 @@ pub async fn bring_up(
         if interactive { Some(&tty) } else { None };
     let mut last: Option<String> = None;
     let mut progress = |text: &str| {
-        eprintln!("tunnelkit: {name}: {text}");
+        crate::screen::say(&format!("tunnelkit: {name}: {text}"));
         last = Some(text.to_string());
     };
     let r = request(&path, &req, prompter, &mut progress, cancel).await;

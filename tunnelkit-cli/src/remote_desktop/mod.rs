@@ -127,6 +127,29 @@ fn describe(forwards: &[ForwardJson]) -> String {
         .join(", ")
 }
 
+/// Whether `wanted` names the local address `label` (`host:port` as `status` prints it, up or
+/// down): the same port, and the same host once `localhost` is read as 127.0.0.1 (the bind
+/// tunnelkit uses for it), `*`, an empty host, `0.0.0.0` and `::` as every interface, IPv6
+/// with or without brackets and IP addresses by value.
+pub fn same_local(label: &str, wanted: &str) -> bool {
+    fn split(a: &str) -> Option<(String, u16)> {
+        let (host, port) = a.trim().rsplit_once(':')?;
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let host = match host.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => "*".to_string(),
+            Ok(ip) => ip.to_string(),
+            Err(_) if host.is_empty() || host == "*" => "*".to_string(),
+            Err(_) if host.eq_ignore_ascii_case("localhost") => Ipv4Addr::LOCALHOST.to_string(),
+            Err(_) => host.to_ascii_lowercase(),
+        };
+        Some((host, port.parse().ok()?))
+    }
+    label == wanted || matches!((split(label), split(wanted)), (Some(a), Some(b)) if a == b)
+}
+
 /// The index of the forward to open. `wanted`: a local port, a remote port or a remote
 /// `host:port`; `None`: the only forward, or else the only one with an RDP or VNC port. A SOCKS
 /// proxy is refused ([`OpenError::Dynamic`]).
@@ -156,9 +179,9 @@ pub fn pick_forward(
                     let f = &forwards[i];
                     match number {
                         Some(n) => port_of(&f.local) == Some(n) || port_of(&f.remote) == Some(n),
-                        // A remote `host:port`, or the forward's own local address (as
-                        // `status` shows it: `127.0.0.2:13389`).
-                        None => f.remote.eq_ignore_ascii_case(w) || f.local == w,
+                        // A remote `host:port`, or the forward's own local address in any
+                        // form `status` shows it (up: `127.0.0.1:13389`, down: as configured).
+                        None => f.remote.eq_ignore_ascii_case(w) || same_local(&f.local, w),
                     }
                 })
                 .collect()
@@ -318,6 +341,48 @@ mod tests {
             pick_forward("p", &[], None),
             Err(OpenError::NoForwards { .. })
         ));
+    }
+
+    #[test]
+    fn a_local_address_is_named_in_every_form_status_shows_it() {
+        let fs = [
+            fwd("127.0.0.2:13389", "winserver:3389"),
+            fwd("127.0.0.1:13390", "other:3389"),
+            fwd("[::1]:15901", "vnc:5901"),
+            fwd("0.0.0.0:13391", "third:3389"),
+            fwd("*:13392", "fourth:3389"),
+        ];
+        for (wanted, index) in [
+            ("127.0.0.2:13389", 0),
+            (" 127.0.0.2:13389", 0),
+            // Down, a profile's `local = 13390` shows as configured; up, as bound.
+            ("localhost:13390", 1),
+            ("LOCALHOST:13390", 1),
+            ("127.0.0.1:13390", 1),
+            ("[::1]:15901", 2),
+            ("::1:15901", 2),
+            ("[0:0:0:0:0:0:0:1]:15901", 2),
+            ("*:13391", 3),
+            ("[::]:13391", 3),
+            (":13391", 3),
+            ("0.0.0.0:13392", 4),
+        ] {
+            assert_eq!(pick_forward("p", &fs, Some(wanted)), Ok(index), "{wanted}");
+        }
+        for wanted in [
+            "127.0.0.3:13389",
+            "127.0.0.2:13390",
+            "localhost:13389",
+            "[::1]:13389",
+        ] {
+            assert!(
+                matches!(
+                    pick_forward("p", &fs, Some(wanted)),
+                    Err(OpenError::NoSuchForward { .. })
+                ),
+                "{wanted}"
+            );
+        }
     }
 
     #[test]

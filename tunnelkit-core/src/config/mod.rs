@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod certificate_command;
 mod forwards;
 
+pub use certificate_command::CertificateCommand;
 pub use forwards::{Forward, ForwardKind, ForwardType, RemoteBind, RemoteForward, Target};
 
 /// Named deadlines and defaults, in one place.
@@ -48,6 +50,12 @@ pub mod defaults {
     pub const COPY_BUFFER: usize = 32 * 1024;
     /// Default SSH port.
     pub const SSH_PORT: u16 = 22;
+    /// A certificate command runs before a connect when no certificate file of the hop stays
+    /// valid this much longer (covers the connect itself and a server clock somewhat ahead).
+    pub const CERTIFICATE_REFRESH_MARGIN: Duration = Duration::from_secs(120);
+    /// How long a certificate command may run (a browser login included) before it is ended
+    /// with its process group and the attempt fails.
+    pub const CERTIFICATE_COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// `AddressFamily` (`-4`, `-6`): which addresses of a hop's name are tried.
@@ -162,6 +170,9 @@ pub struct AuthOptions {
     pub password: bool,
     /// Try keyboard-interactive authentication.
     pub keyboard_interactive: bool,
+    /// Run before a connect when this hop's certificate is missing or about to expire (not an
+    /// ssh option: a profile's `certificate_command`, `--certificate-command`).
+    pub certificate_command: Option<CertificateCommand>,
 }
 
 impl Default for AuthOptions {
@@ -195,6 +206,7 @@ impl AuthOptions {
             batch_mode: false,
             password: true,
             keyboard_interactive: true,
+            certificate_command: None,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Bringing up a route: the first hop over TCP or its `ProxyCommand`'s stdin/stdout, each later
 //! hop over a `direct-tcpip` channel of the previous one; handshake, host key and
 //! authentication on each, every step with a deadline (`ConnectTimeout`; time spent waiting for
-//! a person does not count). Past the transport, nothing cares which of the three it is.
+//! a person does not count). Before a hop, its certificate command runs when its certificate
+//! needs refreshing (`auth::cert_command`). Past the transport, nothing cares which of the three it is.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -27,6 +28,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
     let mut handles: Vec<Handle<ClientHandler>> = Vec::with_capacity(route.hops.len());
     let mut proxies = Vec::new();
     let (forwarded, forwarded_rx) = tokio::sync::mpsc::channel(super::FORWARDED_QUEUE);
+    let mut certificate_refreshed = false;
     for (i, hop) in route.hops.iter().enumerate() {
         activity = Arc::new(Activity::new());
         let handler = ClientHandler::new(
@@ -37,14 +39,18 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
             activity.clone(),
             forwarded.clone(),
         );
-        let handle = connect_hop(hop, handles.last(), handler, services, &mut proxies)
-            .await
-            .map_err(|e| Error::Hop {
-                route: route.name.clone(),
-                index: i + 1,
-                hop: hop.label(),
-                source: Box::new(e),
-            })?;
+        let handle = async {
+            // A short-lived certificate is refreshed first when it needs to be.
+            auth::cert_command::refresh_if_needed(hop, &mut certificate_refreshed).await?;
+            connect_hop(hop, handles.last(), handler, services, &mut proxies).await
+        }
+        .await
+        .map_err(|e| Error::Hop {
+            route: route.name.clone(),
+            index: i + 1,
+            hop: hop.label(),
+            source: Box::new(e),
+        })?;
         handles.push(handle);
     }
     let last_hop = route

@@ -148,7 +148,7 @@ pub(super) async fn read_public(private: &Path) -> Option<russh::keys::PublicKey
 }
 
 /// A certificate file, if it exists; one that cannot be read or parsed is logged and skipped.
-async fn read_cert(file: &Path) -> Option<Certificate> {
+pub(super) async fn read_cert(file: &Path) -> Option<Certificate> {
     let bytes = match read_regular_async(file.to_path_buf(), KEY_FILE_MAX).await {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,

@@ -18,6 +18,7 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 use russh::MethodKind;
 use secrecy::{ExposeSecret, SecretString};
 
+pub(crate) mod cert_command;
 mod keys;
 
 #[cfg(feature = "internals")]
