@@ -1,0 +1,197 @@
+//! MFA bastions (issue 29), against real OpenSSH sshds whose PAM asks through
+//! keyboard-interactive for a TOTP code (pam_oath) or a password (pam_exec), with a PAM service
+//! of each sshd's own: `tunnelkit -N -L` on a pty asks the bastion's prompt once and carries
+//! bytes; a wrong code is refused with a clear error, nothing hangs.
+
+use std::process::{Command, Output};
+
+use tunnelkit_tests::{EchoServer, KeyPair, PamAuth, Server, Sshd, SshdOptions, TestDir};
+
+/// Runs tunnelkit on a pty: answers each prompt (a line ending in `: ` with echo off) with the
+/// next of `answers` (`TOTP` stands for the bastion's current code, read from `$TOTP_CMD`);
+/// once `Forwarding ADDR -> ...` shows, sends 1 MiB through ADDR and checks the echo's SHA-256,
+/// prints `ECHO OK`, then ends tunnelkit. The whole run is bounded by 30 s.
+const PTY_DRIVER: &str = r#"
+import hashlib, os, pty, select, signal, socket, sys, termios, time
+answers = sys.argv[1].split(",") if sys.argv[1] else []
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+seen, deadline, pos, echoed = b"", time.time() + 30, 0, False
+while time.time() < deadline:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    tail = seen[pos:]
+    if tail.endswith(b": ") and answers and not termios.tcgetattr(fd)[3] & termios.ECHO:
+        a = answers.pop(0)
+        if a == "TOTP":
+            a = os.popen(os.environ["TOTP_CMD"]).read().strip()
+        os.write(fd, a.encode() + b"\n")
+        pos = len(seen)
+    if not echoed and b"Forwarding " in seen and b" -> " in seen.split(b"Forwarding ", 1)[1]:
+        addr = seen.split(b"Forwarding ", 1)[1].split(b" -> ")[0].decode()
+        host, port = addr.rsplit(":", 1)
+        data = os.urandom(1 << 20)
+        s = socket.create_connection((host, int(port)), timeout=20)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        back = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            back += b
+        ok = hashlib.sha256(back).digest() == hashlib.sha256(data).digest()
+        seen += b"\nECHO OK\n" if ok else b"\nECHO MISMATCH\n"
+        echoed = True
+        os.kill(pid, signal.SIGTERM)
+else:
+    os.kill(pid, signal.SIGKILL)
+    seen += b"\nDRIVER TIMEOUT\n"
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
+"#;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tunnelkit")
+}
+
+/// A bastion that wants a key and then `pam`'s answers, with an echo target behind it.
+struct Bastion {
+    dir: TestDir,
+    key: KeyPair,
+    sshd: Sshd,
+    target: Server,
+    secret: String,
+}
+
+async fn bastion(pam: PamAuth) -> Bastion {
+    let dir = TestDir::new();
+    let key = KeyPair::generate(dir.path(), "client", None);
+    let secret = pam.totp_secret.clone().unwrap_or_default();
+    let sshd = Sshd::start(SshdOptions {
+        authorized_keys: vec![key.public_line.clone()],
+        extra_config: vec!["AuthenticationMethods publickey,keyboard-interactive".into()],
+        pam: Some(pam),
+        ..Default::default()
+    });
+    let target = EchoServer::start().await;
+    std::fs::write(
+        dir.path().join("known_hosts"),
+        sshd.known_hosts_line() + "\n",
+    )
+    .unwrap();
+    Bastion {
+        dir,
+        key,
+        sshd,
+        target,
+        secret,
+    }
+}
+
+impl Bastion {
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = vec![
+            "-N".into(),
+            "-F".into(),
+            "none".into(),
+            "-i".into(),
+            self.key.private.display().to_string(),
+            "-o".into(),
+            format!(
+                "UserKnownHostsFile={}",
+                self.dir.path().join("known_hosts").display()
+            ),
+            "-L".into(),
+            format!("0:127.0.0.1:{}", self.target.addr().port()),
+            "-p".into(),
+            self.sshd.port().to_string(),
+        ];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.push("root@127.0.0.1".into());
+        v
+    }
+
+    /// tunnelkit with `args` on a pty, answering `answers` in turn.
+    fn on_pty(&self, answers: &[&str], args: Vec<String>) -> (Output, String) {
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(PTY_DRIVER)
+            .arg(answers.join(","))
+            .arg(bin())
+            .args(args)
+            .env("TOTP_CMD", format!("oathtool --totp {}", self.secret))
+            .env("TUNNELKIT_KEYRING", "keyutils")
+            .env_remove("SSH_AUTH_SOCK")
+            .env_remove("TUNNELKIT_LOG")
+            .output()
+            .expect("python3 drives the pty (install the python3 package)");
+        let screen = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out, screen)
+    }
+}
+
+fn totp() -> PamAuth {
+    PamAuth {
+        totp_secret: Some("3132333435363738393031323334353637383930".into()),
+        password: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_bastion_asks_the_code_once_and_the_tunnel_carries_bytes() {
+    let b = bastion(totp()).await;
+    let b = tokio::task::spawn_blocking(move || {
+        let (_, screen) = b.on_pty(&["TOTP"], b.args(&[]));
+        (b, screen)
+    })
+    .await
+    .unwrap();
+    let (b, screen) = b;
+    let log = b.sshd.log();
+    assert!(screen.contains("ECHO OK"), "{screen}\nsshd log:\n{log}");
+    assert_eq!(
+        screen
+            .matches("One-time password (OATH) for `root'")
+            .count(),
+        1,
+        "the bastion's prompt, asked once: {screen}"
+    );
+    assert_eq!(b.sshd.accepted_kbd_int(), 1, "{log}");
+    assert_eq!(b.sshd.kbd_int_logins(), 1, "{log}");
+    let service = b.sshd.pam_service().unwrap().to_string();
+    assert!(std::path::Path::new("/etc/pam.d").join(&service).exists());
+    drop(b);
+    assert!(
+        !std::path::Path::new("/etc/pam.d").join(&service).exists(),
+        "the PAM service file goes with the sshd"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_totp_code_is_refused_and_nothing_hangs() {
+    let b = bastion(totp()).await;
+    let (b, out, screen) = tokio::task::spawn_blocking(move || {
+        // Six letters are never a valid code.
+        let (out, screen) = b.on_pty(&["abcdef", "abcdef", "abcdef"], b.args(&[]));
+        (b, out, screen)
+    })
+    .await
+    .unwrap();
+    let log = b.sshd.log();
+    assert!(!screen.contains("DRIVER TIMEOUT"), "{screen}");
+    assert!(!screen.contains("ECHO OK"), "{screen}");
+    assert_eq!(out.status.code(), Some(255), "{screen}");
+    assert!(screen.contains("keyboard-interactive"), "{screen}");
+    assert_eq!(b.sshd.accepted_kbd_int(), 0, "{log}");
+    assert!(b.sshd.failed_kbd_int() >= 1, "{log}");
+}
