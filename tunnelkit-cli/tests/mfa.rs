@@ -1,7 +1,8 @@
 //! MFA bastions (issue 29), against real OpenSSH sshds whose PAM asks through
 //! keyboard-interactive for a TOTP code (pam_oath) or a password (pam_exec), with a PAM service
 //! of each sshd's own: `tunnelkit -N -L` on a pty asks the bastion's prompt once and carries
-//! bytes; a wrong code is refused with a clear error, nothing hangs.
+//! bytes; a wrong code is refused with a clear error, nothing hangs. A `Password: ` prompt from
+//! PAM is answered from the kernel keyring under BatchMode, and a wrong stored one is sent once.
 
 use std::process::{Command, Output};
 
@@ -194,4 +195,135 @@ async fn a_wrong_totp_code_is_refused_and_nothing_hangs() {
     assert!(screen.contains("keyboard-interactive"), "{screen}");
     assert_eq!(b.sshd.accepted_kbd_int(), 0, "{log}");
     assert!(b.sshd.failed_kbd_int() >= 1, "{log}");
+}
+
+/// `keyctl session - setsid tunnelkit ARGS`: a fresh session keyring and no terminal, as in
+/// the flags tests (the kernel keyring store keeps what `tunnelkit secret set` stored).
+fn in_keyring_session(args: &[String]) -> Command {
+    let keyctl = ["/usr/bin/keyctl", "/bin/keyctl"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("keyctl not found: install the keyutils package");
+    let mut c = Command::new(keyctl);
+    c.args(["session", "-", "setsid", bin()])
+        .args(args)
+        .env("TUNNELKIT_KEYRING", "keyutils")
+        .env_remove("SSH_AUTH_SOCK")
+        .env_remove("TUNNELKIT_LOG");
+    c
+}
+
+fn store_password(b: &Bastion, password: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let account = format!("root@127.0.0.1:{}", b.sshd.port());
+    let mut set = in_keyring_session(&["secret".into(), "set".into(), "password".into(), account])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = set.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// Runs `tunnelkit -N -o BatchMode=yes` (nobody to ask) in a keyring session, for at most 20 s:
+/// `Some(echo ok)` when it forwarded (then it is ended), `None` when it exited; and its stderr.
+fn batch_run(b: &Bastion) -> (Option<bool>, Option<i32>, String) {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let mut child = in_keyring_session(&b.args(&["-o", "BatchMode=yes"]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let mut err = child.stderr.take().unwrap();
+    let errs = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut echoed = None;
+    let status = loop {
+        if let Ok(line) = rx.try_recv() {
+            if let Some(addr) = line
+                .strip_prefix("Forwarding ")
+                .and_then(|r| r.split(" -> ").next())
+            {
+                let addr: std::net::SocketAddr = addr.parse().unwrap();
+                echoed = Some(tunnelkit_tests::blocking_echo(addr, b"stored") == b"stored");
+                let _ = child.kill();
+            }
+        }
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("tunnelkit neither forwarded nor exited within 20 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    (echoed, status.code(), errs.join().unwrap())
+}
+
+fn password_bastion_pam() -> PamAuth {
+    PamAuth {
+        totp_secret: None,
+        password: Some("pam words 29".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_keyboard_interactive_password_prompt_is_answered_from_the_keyring() {
+    let b = bastion(password_bastion_pam()).await;
+    let b = tokio::task::spawn_blocking(move || {
+        // Without the secret, nobody can answer `Password: `.
+        let (echoed, code, err) = batch_run(&b);
+        assert_eq!((echoed, code), (None, Some(255)), "{err}");
+        store_password(&b, "pam words 29");
+        let (echoed, _, err) = batch_run(&b);
+        assert_eq!(echoed, Some(true), "{err}\nsshd log:\n{}", b.sshd.log());
+        assert!(!err.contains("pam words 29"), "never logged: {err}");
+        b
+    })
+    .await
+    .unwrap();
+    assert_eq!(b.sshd.accepted_kbd_int(), 1, "{}", b.sshd.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_stored_password_fails_clearly_and_is_sent_once() {
+    let b = bastion(password_bastion_pam()).await;
+    let b = tokio::task::spawn_blocking(move || {
+        store_password(&b, "not the password");
+        let (echoed, code, err) = batch_run(&b);
+        assert_eq!((echoed, code), (None, Some(255)), "{err}");
+        assert!(
+            err.contains("permission denied") && err.contains("password (keyring)"),
+            "{err}"
+        );
+        assert!(!err.contains("not the password"), "never logged: {err}");
+        b
+    })
+    .await
+    .unwrap();
+    let log = b.sshd.log();
+    assert_eq!(b.sshd.accepted_kbd_int(), 0, "{log}");
+    assert_eq!(b.sshd.failed_kbd_int(), 1, "sent once, no loop: {log}");
 }

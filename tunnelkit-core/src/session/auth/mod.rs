@@ -18,6 +18,7 @@ use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 use russh::MethodKind;
 use secrecy::{ExposeSecret, SecretString};
 
+mod kbd_password;
 mod keys;
 
 #[cfg(feature = "internals")]
@@ -375,6 +376,9 @@ impl Attempt<'_> {
         }
         let account = format!("{}@{}", self.hop.user, self.hop.host);
         self.tried.push("keyboard-interactive".into());
+        // A password prompt is answered from the keyring at most once per login: a wrong
+        // stored password is not sent again; the next password prompt goes to a person.
+        let mut stored_password_sent = false;
         let mut reply = self
             .handle
             .authenticate_keyboard_interactive_start(&self.hop.user, None)
@@ -396,6 +400,21 @@ impl Attempt<'_> {
                 } => {
                     let mut answers = Vec::with_capacity(prompts.len());
                     for p in prompts {
+                        if !stored_password_sent
+                            && kbd_password::is_password_prompt(&p.prompt, p.echo)
+                        {
+                            if let Some(pass) = self.stored(&SecretKey::Password {
+                                user: self.hop.user.clone(),
+                                host: self.hop.host.clone(),
+                                port: self.hop.port,
+                            }) {
+                                stored_password_sent = true;
+                                self.tried
+                                    .push("keyboard-interactive password (keyring)".into());
+                                answers.push(pass.expose_secret().to_string());
+                                continue;
+                            }
+                        }
                         let request = PromptRequest::KeyboardInteractive {
                             account: account.clone(),
                             name: name.clone(),
