@@ -123,11 +123,19 @@ pub(crate) fn totp_code(secret: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Seconds until the next 30 s TOTP step begins (1..=30).
-pub fn secs_to_next_totp_step() -> u64 {
-    let now = std::time::SystemTime::now()
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or(0);
-    30 - now % 30
+        .unwrap_or(0)
+}
+
+/// The current 30 s TOTP step (Unix time / 30).
+pub(crate) fn totp_step() -> u64 {
+    unix_secs() / 30
+}
+
+/// Seconds until the next 30 s TOTP step begins (1..=30).
+pub fn secs_to_next_totp_step() -> u64 {
+    30 - unix_secs() % 30
 }

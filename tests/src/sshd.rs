@@ -262,6 +262,20 @@ impl Sshd {
         crate::pam::totp_code(secret)
     }
 
+    /// A TOTP code other than `used` (one pam_oath already took): the current one if it
+    /// differs, otherwise the next 30 s step's, waiting for that step (at most 31 s).
+    pub fn totp_code_other_than(&self, used: &str) -> String {
+        let code = self.totp_code();
+        if code != used {
+            return code;
+        }
+        let step = crate::pam::totp_step();
+        crate::wait_until(Duration::from_secs(31), "the next TOTP step", || {
+            crate::pam::totp_step() != step
+        });
+        self.totp_code()
+    }
+
     /// The PAM service name (sshd's argv[0]), when PAM is on.
     pub fn pam_service(&self) -> Option<&str> {
         self.pam.as_ref().map(|p| p.name.as_str())

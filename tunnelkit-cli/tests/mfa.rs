@@ -152,12 +152,15 @@ fn totp() -> PamAuth {
 async fn totp_bastion_asks_the_code_once_and_the_tunnel_carries_bytes() {
     let b = bastion(totp()).await;
     let b = tokio::task::spawn_blocking(move || {
+        let before = b.sshd.totp_code();
         let (_, screen) = b.on_pty(&["TOTP"], b.args(&[]));
-        (b, screen)
+        // The code the driver typed, when no 30 s step began during the run.
+        let used = (b.sshd.totp_code() == before).then_some(before);
+        (b, screen, used)
     })
     .await
     .unwrap();
-    let (b, screen) = b;
+    let (b, screen, used) = b;
     let log = b.sshd.log();
     assert!(screen.contains("ECHO OK"), "{screen}\nsshd log:\n{log}");
     assert_eq!(
@@ -169,6 +172,27 @@ async fn totp_bastion_asks_the_code_once_and_the_tunnel_carries_bytes() {
     );
     assert_eq!(b.sshd.accepted_kbd_int(), 1, "{log}");
     assert_eq!(b.sshd.kbd_int_logins(), 1, "{log}");
+    assert_eq!(b.sshd.failed_kbd_int(), 0, "{log}");
+    // pam_oath refuses the code it took (replay); a later step's code is accepted.
+    let b = tokio::task::spawn_blocking(move || {
+        // Checked unless a step boundary came too close (then the typed code is unknown).
+        let used = used
+            .filter(|u| *u == b.sshd.totp_code() && tunnelkit_tests::secs_to_next_totp_step() > 3);
+        if let Some(u) = &used {
+            let (_, screen) = b.on_pty(&[u], b.args(&[]));
+            assert!(
+                !screen.contains("ECHO OK"),
+                "a used code is refused: {screen}"
+            );
+            assert_eq!(b.sshd.failed_kbd_int(), 1, "{}", b.sshd.log());
+        }
+        let fresh = b.sshd.totp_code_other_than(used.as_deref().unwrap_or(""));
+        let (_, screen) = b.on_pty(&[&fresh], b.args(&[]));
+        assert!(screen.contains("ECHO OK"), "{screen}");
+        b
+    })
+    .await
+    .unwrap();
     let service = b.sshd.pam_service().unwrap().to_string();
     assert!(std::path::Path::new("/etc/pam.d").join(&service).exists());
     drop(b);
