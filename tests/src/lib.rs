@@ -41,6 +41,7 @@ pub mod desktop;
 mod forwarding;
 mod keys;
 pub mod netns;
+mod pam;
 mod proxy;
 pub mod pty;
 mod sshd;
@@ -55,6 +56,7 @@ pub use dbus::{BusMonitor, SessionBus};
 pub use delay::DelayLine;
 pub use forwarding::Forwarding;
 pub use keys::KeyPair;
+pub use pam::{secs_to_next_totp_step, PamAuth};
 pub use proxy::FaultProxy;
 pub use sshd::{HostCertificate, Sshd, SshdOptions};
 pub use targets::{

@@ -22,6 +22,10 @@ pub struct SshdOptions {
     pub extra_config: Vec<String>,
     /// Sign the host key with a CA and serve the certificate (`HostCertificate`).
     pub host_certificate: Option<HostCertificate>,
+    /// Ask for a password and/or a TOTP code through PAM (keyboard-interactive), with a PAM
+    /// service of this sshd's own. Combine with `AuthenticationMethods
+    /// publickey,keyboard-interactive` in `extra_config` to require a key too.
+    pub pam: Option<crate::PamAuth>,
 }
 
 /// How the harness certifies sshd's host key: `ssh-keygen -s CA -h -I ID [-n P] [-V V]`.
@@ -49,6 +53,9 @@ pub struct Sshd {
     addr: SocketAddr,
     shared: Arc<Shared>,
     acceptor: Mutex<Option<JoinHandle<()>>>,
+    /// Our PAM service (removed on drop); its name is sshd's argv[0].
+    pam: Option<crate::pam::PamService>,
+    totp_secret: Option<String>,
 }
 
 impl Sshd {
@@ -67,6 +74,13 @@ impl Sshd {
         // The caller's lines first: sshd takes a keyword's first value, so they override the
         // harness's defaults below (e.g. `AllowTcpForwarding local`).
         let mut config = opts.extra_config;
+        let pam = opts.pam.as_ref().map(|p| crate::pam::install(d, p));
+        if pam.is_some() {
+            config.extend([
+                "UsePAM yes".into(),
+                "KbdInteractiveAuthentication yes".into(),
+            ]);
+        }
         config.extend([
             format!("HostKey {}", d.join("host_key").display()),
             format!("AuthorizedKeysFile {}", d.join("authorized_keys").display()),
@@ -114,6 +128,8 @@ impl Sshd {
             addr,
             shared,
             acceptor: Mutex::new(None),
+            pam,
+            totp_secret: opts.pam.and_then(|p| p.totp_secret),
         };
         s.accept_on(listener);
         s
@@ -128,13 +144,16 @@ impl Sshd {
         let sshd = crate::find_tool("sshd");
         let config = self.dir.path().join("sshd_config");
         let log = self.dir.path().join("sshd.log");
+        let arg0 = self.pam.as_ref().map(|p| p.name.clone());
         let handle = std::thread::spawn(move || {
             while !shared.stop.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((sock, _)) => {
                         let _ = sock.set_nonblocking(false);
                         shared.connections.fetch_add(1, Ordering::SeqCst);
-                        if let Some(child) = spawn_inetd(&sshd, &config, &log, sock) {
+                        if let Some(child) =
+                            spawn_inetd(&sshd, arg0.as_deref(), &config, &log, sock)
+                        {
                             if let Ok(mut c) = shared.children.lock() {
                                 c.push(child);
                             }
@@ -232,6 +251,57 @@ impl Sshd {
         .expect("authorized_keys");
     }
 
+    /// The current TOTP code of the PAM TOTP secret (`oathtool --totp`). pam_oath refuses a code
+    /// already used: for a second login in the same 30 s step wait (bounded, at most 30 s) for
+    /// [`crate::secs_to_next_totp_step`] to pass, then ask again.
+    pub fn totp_code(&self) -> String {
+        let secret = self
+            .totp_secret
+            .as_deref()
+            .expect("totp_code: this sshd has no PamAuth::totp_secret");
+        crate::pam::totp_code(secret)
+    }
+
+    /// A TOTP code other than `used` (one pam_oath already took): the current one if it
+    /// differs, otherwise the next 30 s step's, waiting for that step (at most 31 s).
+    pub fn totp_code_other_than(&self, used: &str) -> String {
+        let code = self.totp_code();
+        if code != used {
+            return code;
+        }
+        let step = crate::pam::totp_step();
+        crate::wait_until(Duration::from_secs(31), "the next TOTP step", || {
+            crate::pam::totp_step() != step
+        });
+        self.totp_code()
+    }
+
+    /// The PAM service name (sshd's argv[0]), when PAM is on.
+    pub fn pam_service(&self) -> Option<&str> {
+        self.pam.as_ref().map(|p| p.name.as_str())
+    }
+
+    /// Keyboard-interactive logins started so far (accepted, refused or abandoned): sshd logs
+    /// `Postponed keyboard-interactive for USER` once for each start of the method.
+    pub fn kbd_int_logins(&self) -> usize {
+        self.log_lines_with("Postponed keyboard-interactive for ")
+    }
+
+    /// Keyboard-interactive logins the bastion accepted (`Accepted keyboard-interactive/pam`).
+    pub fn accepted_kbd_int(&self) -> usize {
+        self.log_lines_with("Accepted keyboard-interactive/pam for ")
+    }
+
+    /// Keyboard-interactive answers the bastion refused (`Failed keyboard-interactive/pam`).
+    pub fn failed_kbd_int(&self) -> usize {
+        self.log_lines_with("Failed keyboard-interactive/pam for ")
+    }
+
+    /// Lines of sshd's log that contain `needle`.
+    pub fn log_lines_with(&self, needle: &str) -> usize {
+        self.log().lines().filter(|l| l.contains(needle)).count()
+    }
+
     /// Replaces the host key (new connections present the new key): a host key change.
     pub fn replace_host_key(&self) {
         let d = self.dir.path();
@@ -293,7 +363,14 @@ fn ensure_privsep_dir() {
     }
 }
 
-fn spawn_inetd(sshd: &Path, config: &Path, log: &Path, sock: std::net::TcpStream) -> Option<Child> {
+/// `arg0`: sshd's program name, which names its PAM service.
+fn spawn_inetd(
+    sshd: &Path,
+    arg0: Option<&str>,
+    config: &Path,
+    log: &Path,
+    sock: std::net::TcpStream,
+) -> Option<Child> {
     use std::os::unix::process::CommandExt;
     let out = sock.try_clone().ok()?;
     let err = std::fs::OpenOptions::new()
@@ -301,8 +378,11 @@ fn spawn_inetd(sshd: &Path, config: &Path, log: &Path, sock: std::net::TcpStream
         .append(true)
         .open(log)
         .ok()?;
-    Command::new(sshd)
-        .arg("-i")
+    let mut cmd = Command::new(sshd);
+    if let Some(a) = arg0 {
+        cmd.arg0(a);
+    }
+    cmd.arg("-i")
         .arg("-e")
         .arg("-f")
         .arg(config)

@@ -19,6 +19,7 @@ use russh::MethodKind;
 use secrecy::{ExposeSecret, SecretString};
 
 pub(crate) mod cert_command;
+mod kbd_password;
 mod keys;
 
 #[cfg(feature = "internals")]
@@ -376,6 +377,9 @@ impl Attempt<'_> {
         }
         let account = format!("{}@{}", self.hop.user, self.hop.host);
         self.tried.push("keyboard-interactive".into());
+        // A password prompt is answered from the keyring at most once per login: a wrong
+        // stored password is not sent again; the next password prompt goes to a person.
+        let mut stored_password_sent = false;
         let mut reply = self
             .handle
             .authenticate_keyboard_interactive_start(&self.hop.user, None)
@@ -397,6 +401,21 @@ impl Attempt<'_> {
                 } => {
                     let mut answers = Vec::with_capacity(prompts.len());
                     for p in prompts {
+                        if !stored_password_sent
+                            && kbd_password::is_password_prompt(&p.prompt, p.echo)
+                        {
+                            if let Some(pass) = self.stored(&SecretKey::Password {
+                                user: self.hop.user.clone(),
+                                host: self.hop.host.clone(),
+                                port: self.hop.port,
+                            }) {
+                                stored_password_sent = true;
+                                self.tried
+                                    .push("keyboard-interactive password (keyring)".into());
+                                answers.push(pass.expose_secret().to_string());
+                                continue;
+                            }
+                        }
                         let request = PromptRequest::KeyboardInteractive {
                             account: account.clone(),
                             name: name.clone(),
