@@ -359,3 +359,47 @@ impl Drop for Leading {
         self.finish(None);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HopOptions;
+
+    fn route(name: &str, hops: Vec<Hop>) -> Route {
+        Route {
+            name: name.into(),
+            hops,
+        }
+    }
+
+    #[test]
+    fn a_route_key_is_every_hop_resolved_but_not_the_route_name() {
+        let o = Arc::new(HopOptions::default());
+        let mut other_key = HopOptions::default();
+        other_key.auth.identity_files = vec!["/k/other".into()];
+        let other_key = Arc::new(other_key);
+        let hop = |user: &str, port: u16, o: &Arc<HopOptions>| {
+            Hop::new(user, "b.example", port, o.clone())
+        };
+        let base = RouteKey::of(&route("primary", vec![hop("ops", 22, &o)]));
+        assert_eq!(base, RouteKey::of(&route("dr", vec![hop("ops", 22, &o)])));
+        // Equal options in another Arc are the same options.
+        let copy = Arc::new(HopOptions::default());
+        assert_eq!(base, RouteKey::of(&route("p", vec![hop("ops", 22, &copy)])));
+        for different in [
+            route("primary", vec![hop("dev", 22, &o)]),
+            route("primary", vec![hop("ops", 2222, &o)]),
+            route("primary", vec![hop("ops", 22, &other_key)]),
+            route("primary", vec![hop("ops", 22, &o), hop("ops", 22, &o)]),
+            route(
+                "primary",
+                vec![Hop {
+                    host_key_alias: Some("alias".into()),
+                    ..hop("ops", 22, &o)
+                }],
+            ),
+        ] {
+            assert_ne!(base, RouteKey::of(&different), "{different:?}");
+        }
+    }
+}
