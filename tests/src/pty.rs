@@ -107,7 +107,10 @@ pub fn on_pty(
     limit: Duration,
 ) -> Screen {
     let python = crate::find_program("python3", "python3");
-    if rules.iter().any(|r| matches!(r.answer, Answer::Totp { .. })) {
+    if rules
+        .iter()
+        .any(|r| matches!(r.answer, Answer::Totp { .. }))
+    {
         crate::find_program("oathtool", "oathtool");
     }
     let json: Vec<serde_json::Value> = rules

@@ -112,7 +112,12 @@ impl Actor {
     async fn command(&mut self, c: Command) {
         match c {
             Command::Status(reply) => {
-                let list = self.slots.iter().map(|(n, s)| s.status(n)).collect();
+                let (mut list, sessions): (Vec<_>, Vec<_>) = self
+                    .slots
+                    .iter()
+                    .map(|(n, s)| (s.status(n), s.shared_session()))
+                    .unzip();
+                crate::status::mark_shared(&mut list, &sessions);
                 let _ = reply.send(list);
             }
             Command::Reload(reply) => self.begin_scan(Some(reply)),

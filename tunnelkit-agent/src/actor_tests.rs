@@ -39,6 +39,7 @@ impl RunningTunnel for FakeTunnel {
             forwards: vec![],
             remote_forwards: vec![],
             routes: vec![],
+            shared_session: None,
         }
     }
 

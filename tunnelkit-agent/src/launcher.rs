@@ -12,7 +12,8 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tunnelkit_core::{
-    bind_forward, Event, SecretStore, Services, Status, Tunnel, TunnelControl, TunnelHandle,
+    bind_forward, Event, SecretStore, Services, SessionPool, Status, Tunnel, TunnelControl,
+    TunnelHandle,
 };
 
 use crate::profile::Profile;
@@ -70,11 +71,24 @@ pub trait Launcher: Send + Sync {
 }
 
 /// The real launcher: binds with [`bind_forward`] and runs [`Tunnel::start`] with the
-/// keyring's secrets. The tunnel's tasks run in the caller's tracing span, so every line they
-/// log names the profile.
+/// keyring's secrets and the agent's one [`SessionPool`], so that profiles through the same
+/// route as the same user share one login. The tunnel's tasks run in the caller's tracing
+/// span, so every line they log names the profile.
 pub struct CoreLauncher {
     /// Stored passwords and passphrases.
     pub secrets: Arc<dyn SecretStore>,
+    /// The sessions every profile's tunnel shares.
+    pub pool: SessionPool,
+}
+
+impl CoreLauncher {
+    /// A launcher with a new, empty session pool.
+    pub fn new(secrets: Arc<dyn SecretStore>) -> CoreLauncher {
+        CoreLauncher {
+            secrets,
+            pool: SessionPool::new(),
+        }
+    }
 }
 
 #[async_trait]
@@ -91,6 +105,7 @@ impl Launcher for CoreLauncher {
         let services = Services {
             prompter: relay,
             secrets: self.secrets.clone(),
+            pool: Some(self.pool.clone()),
         };
         let handle = Tunnel::start(
             profile.config.clone(),

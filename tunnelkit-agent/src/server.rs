@@ -99,7 +99,7 @@ pub async fn run_with(
             local_user: user,
             poll: POLL_INTERVAL,
         },
-        Arc::new(CoreLauncher { secrets }),
+        Arc::new(CoreLauncher::new(secrets)),
     );
     on_registry(&registry);
     if let Ok(summary) = registry.reload().await {

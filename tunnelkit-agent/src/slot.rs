@@ -93,6 +93,15 @@ impl Slot {
         }
     }
 
+    /// The pool id of the session its running tunnel uses now (see
+    /// [`crate::status::mark_shared`]); `None` when not running or on a session of its own.
+    pub fn shared_session(&self) -> Option<u64> {
+        match &self.run {
+            Run::Running(r) => r.tunnel.status().shared_session,
+            _ => None,
+        }
+    }
+
     /// The line of `tunnelkit status`.
     pub fn status(&self, name: &str) -> ProfileJson {
         let p = self.good.as_ref();
@@ -109,6 +118,7 @@ impl Slot {
             reconnects: 0,
             failovers: 0,
             last_error: None,
+            shared_with: Vec::new(),
         };
         match &self.run {
             Run::Idle => {

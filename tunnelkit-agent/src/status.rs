@@ -201,6 +201,28 @@ pub struct ProfileJson {
     /// The last error (for `invalid`: the file, line and column and what is wrong; for
     /// `refused`: the path, its owner or mode, and the fix).
     pub last_error: Option<String>,
+    /// The other profiles whose tunnels use the same SSH session as this one (one login to
+    /// the same route as the same user), by name; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_with: Vec<String>,
+}
+
+/// Fills each profile's [`ProfileJson::shared_with`]: `sessions[i]` is the pool id of the
+/// session `profiles[i]` uses now (`None`: none, or one of its own).
+pub fn mark_shared(profiles: &mut [ProfileJson], sessions: &[Option<u64>]) {
+    let names: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
+    for (i, p) in profiles.iter_mut().enumerate() {
+        let Some(Some(mine)) = sessions.get(i) else {
+            continue;
+        };
+        p.shared_with = sessions
+            .iter()
+            .zip(&names)
+            .enumerate()
+            .filter(|(j, (id, _))| *j != i && **id == Some(*mine))
+            .map(|(_, (_, n))| n.clone())
+            .collect();
+    }
 }
 
 /// One line of `tunnelkit logs`.
@@ -293,6 +315,47 @@ mod tests {
     }
 
     #[test]
+    fn profiles_on_one_pooled_session_name_each_other() {
+        let mut list: Vec<ProfileJson> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| ProfileJson {
+                name: n.to_string(),
+                state: ProfileState::Up,
+                route: Some("primary".into()),
+                since: None,
+                description: String::new(),
+                autostart: false,
+                forwards: vec![],
+                remote_forwards: vec![],
+                routes: vec![],
+                reconnects: 0,
+                failovers: 0,
+                last_error: None,
+                shared_with: vec![],
+            })
+            .collect();
+        mark_shared(&mut list, &[Some(1), None, Some(1), Some(2), Some(1)]);
+        let shared: Vec<Vec<String>> = list.iter().map(|p| p.shared_with.clone()).collect();
+        assert_eq!(
+            shared,
+            vec![
+                names(&["c", "e"]),
+                names(&[]),
+                names(&["a", "e"]),
+                names(&[]),
+                names(&["a", "c"]),
+            ]
+        );
+        let v = serde_json::to_value(&list[0]).unwrap();
+        assert_eq!(v["shared_with"], serde_json::json!(["c", "e"]));
+        // A client from before the field reads a status without it.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("shared_with");
+        let back: ProfileJson = serde_json::from_value(old).unwrap();
+        assert!(back.shared_with.is_empty());
+    }
+
+    #[test]
     fn since_is_absent_for_a_profile_never_started() {
         let p = ProfileJson {
             name: "n".into(),
@@ -307,8 +370,10 @@ mod tests {
             reconnects: 0,
             failovers: 0,
             last_error: None,
+            shared_with: vec![],
         };
         let v = serde_json::to_value(&p).unwrap();
+        assert!(v.get("shared_with").is_none(), "{v}");
         assert!(v.get("since").is_none(), "{v}");
         assert_eq!(v["state"], "down");
         let back: ProfileJson = serde_json::from_value(v).unwrap();

@@ -156,7 +156,10 @@ async fn up_asks_once_a_restarted_bastion_is_not_hammered_and_up_asks_once_again
     assert!(refused >= 10, "knocks closed at once: {refused} of 15");
     let p = agent.wait_state("mfa", "needs-input");
     assert!(
-        p["last_error"].as_str().unwrap_or_default().contains("route primary"),
+        p["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("route primary"),
         "{p}"
     );
 
@@ -222,5 +225,8 @@ async fn a_hot_standby_behind_totp_fails_over_with_nobody_at_the_terminal() {
         dr_logins,
         "no new login on the DR bastion: the standby session took over"
     );
-    eprintln!("failover to the hot standby behind TOTP: {} ms", took.as_millis());
+    eprintln!(
+        "failover to the hot standby behind TOTP: {} ms",
+        took.as_millis()
+    );
 }

@@ -417,6 +417,139 @@ impl Error {
         }
     }
 
+    /// The same error again, for a second party that waited on one attempt (tunnels sharing a
+    /// login through a [`SessionPool`](crate::SessionPool) each see the failure): the same
+    /// variant and fields; an I/O error keeps its kind and text.
+    pub(crate) fn replicate(&self) -> Error {
+        match self {
+            Error::CertificateCommand { program, failure } => Error::CertificateCommand {
+                program: program.clone(),
+                failure: failure.clone(),
+            },
+            Error::Spec(e) => Error::Spec(e.clone()),
+            Error::Config(s) => Error::Config(s.clone()),
+            Error::Bind { addr, reason } => Error::Bind {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            Error::Connect { host, port, reason } => Error::Connect {
+                host: host.clone(),
+                port: *port,
+                reason: reason.clone(),
+            },
+            Error::Timeout {
+                stage,
+                host,
+                port,
+                after,
+            } => Error::Timeout {
+                stage: *stage,
+                host: host.clone(),
+                port: *port,
+                after: *after,
+            },
+            Error::Protocol {
+                stage,
+                host,
+                port,
+                reason,
+            } => Error::Protocol {
+                stage: *stage,
+                host: host.clone(),
+                port: *port,
+                reason: reason.clone(),
+            },
+            Error::HostKeyChanged {
+                host,
+                key_type,
+                fingerprint,
+                file,
+                line,
+            } => Error::HostKeyChanged {
+                host: host.clone(),
+                key_type: key_type.clone(),
+                fingerprint: fingerprint.clone(),
+                file: file.clone(),
+                line: *line,
+            },
+            Error::HostKeyRevoked {
+                host,
+                fingerprint,
+                file,
+                line,
+            } => Error::HostKeyRevoked {
+                host: host.clone(),
+                fingerprint: fingerprint.clone(),
+                file: file.clone(),
+                line: *line,
+            },
+            Error::HostCertificateRejected {
+                host,
+                certificate,
+                why,
+            } => Error::HostCertificateRejected {
+                host: host.clone(),
+                certificate: certificate.clone(),
+                why: why.clone(),
+            },
+            Error::HostKeyUnknown {
+                host,
+                key_type,
+                fingerprint,
+                files,
+                why,
+            } => Error::HostKeyUnknown {
+                host: host.clone(),
+                key_type: key_type.clone(),
+                fingerprint: fingerprint.clone(),
+                files: files.clone(),
+                why: why.clone(),
+            },
+            Error::AuthRejected {
+                user,
+                host,
+                tried,
+                allowed,
+            } => Error::AuthRejected {
+                user: user.clone(),
+                host: host.clone(),
+                tried: tried.clone(),
+                allowed: allowed.clone(),
+            },
+            Error::KeyFile { path, reason } => Error::KeyFile {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::NeedsInput(s) => Error::NeedsInput(s.clone()),
+            Error::ChannelRefused {
+                target,
+                hop,
+                reason,
+            } => Error::ChannelRefused {
+                target: target.clone(),
+                hop: hop.clone(),
+                reason: reason.clone(),
+            },
+            Error::SessionLost(s) => Error::SessionLost(s.clone()),
+            Error::NoRoute(d) => Error::NoRoute(*d),
+            Error::Hop {
+                route,
+                index,
+                hop,
+                source,
+            } => Error::Hop {
+                route: route.clone(),
+                index: *index,
+                hop: hop.clone(),
+                source: Box::new(source.replicate()),
+            },
+            Error::Io { context, source } => Error::Io {
+                context: context.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),

@@ -72,6 +72,7 @@ mod listen;
 mod netwatch;
 pub mod options;
 mod platform;
+pub mod pool;
 pub mod prompt;
 mod pump;
 pub mod remote;
@@ -100,6 +101,7 @@ pub use env::Environment;
 pub use error::{AttemptFailure, CommandFailure, Error, Result, SessionLoss, Stage};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, RekeyLimit, SshOptions};
+pub use pool::{RouteKey, SessionPool};
 pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};
 pub use remote::{
     RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,

@@ -213,6 +213,10 @@ pub struct Services {
     pub prompter: Arc<dyn Prompter>,
     /// Stored passwords and key passphrases (the OS keyring in tunnelkit's CLI and agent).
     pub secrets: Arc<dyn SecretStore>,
+    /// Sessions shared with the other tunnels given the same pool (one login for tunnels
+    /// through the same route as the same user: see [`SessionPool`](crate::SessionPool));
+    /// `None` (the default): this tunnel logs in on its own.
+    pub pool: Option<crate::SessionPool>,
 }
 
 impl Default for Services {
@@ -220,6 +224,7 @@ impl Default for Services {
         Services {
             prompter: Arc::new(NoPrompt),
             secrets: Arc::new(NoSecrets),
+            pool: None,
         }
     }
 }
@@ -239,6 +244,7 @@ impl Services {
                 inner: self.prompter.clone(),
             }),
             secrets: self.secrets.clone(),
+            pool: self.pool.clone(),
         }
     }
 
@@ -248,6 +254,7 @@ impl Services {
         Services {
             prompter: Arc::new(NoPrompt),
             secrets: self.secrets.clone(),
+            pool: self.pool.clone(),
         }
     }
 }

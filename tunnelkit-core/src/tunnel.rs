@@ -36,12 +36,19 @@ impl Connector for SshConnector {
             .routes
             .get(route)
             .ok_or_else(|| Error::Config(format!("no route number {route}")))?;
-        match purpose {
-            Purpose::Carry | Purpose::Standby => {
-                connect_route(route, &self.services.for_route(&route.name)).await
-            }
+        // A tunnel with remote forwards keeps a session of its own: the bastion hands the
+        // connections to its listeners to one session's owner.
+        let pool = (self.config.remote_forwards.is_empty())
+            .then_some(self.services.pool.as_ref())
+            .flatten();
+        // Questions name the route that asks; a hot standby's login may ask too.
+        let asking = self.services.for_route(&route.name);
+        match (purpose, pool) {
+            (Purpose::Carry | Purpose::Standby, Some(pool)) => pool.session(route, &asking).await,
+            (Purpose::Carry | Purpose::Standby, None) => connect_route(route, &asking).await,
             // Background work must never interrupt anyone.
-            Purpose::Background => connect_route(route, &self.services.background()).await,
+            (Purpose::Background, Some(pool)) => pool.background(route, &self.services).await,
+            (Purpose::Background, None) => connect_route(route, &self.services.background()).await,
         }
     }
 
@@ -84,6 +91,27 @@ impl Connector for SshConnector {
         let _ = channel.eof().await;
         let _ = channel.close().await;
         Ok(first)
+    }
+}
+
+/// Keeps [`Status::shared_session`] equal to the pool id of the published session, until the
+/// supervisor ends.
+async fn follow_pool_id(
+    shared: Arc<Shared>,
+    mut sessions: watch::Receiver<Option<Arc<RouteSession>>>,
+) {
+    loop {
+        let id = sessions
+            .borrow_and_update()
+            .as_ref()
+            .and_then(|s| s.pool_id())
+            .unwrap_or(0);
+        shared
+            .shared_session
+            .store(id, std::sync::atomic::Ordering::Relaxed);
+        if sessions.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -219,6 +247,7 @@ impl Tunnel {
             stopping: cancel.clone(),
         });
         tracker.spawn(follow(remote, sessions.clone()).in_current_span());
+        tracker.spawn(follow_pool_id(shared.clone(), sessions.clone()));
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
         let input = triggers.input.clone();
         let supervisor = Supervisor {

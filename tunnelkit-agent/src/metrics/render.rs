@@ -330,6 +330,7 @@ mod tests {
             last_error: None,
             remote_forwards: vec![],
             routes: vec![],
+            shared_with: vec![],
         }
     }
 

@@ -135,9 +135,12 @@ pub async fn run(args: &SshArgs, cancel: CancellationToken) -> Exit {
     } else {
         Arc::new(NoPrompt)
     };
+    // One tunnel per process: nothing to share a session with (ssh's ControlMaster sockets
+    // are a different protocol; `-v` says so when ssh_config sets them).
     let services = Services {
         prompter,
         secrets: secret_store(),
+        pool: None,
     };
     let forwards = config.forwards.clone();
     let remote_pending = vec![true; config.remote_forwards.len()];

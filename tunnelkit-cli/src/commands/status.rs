@@ -181,11 +181,18 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
                 Vec::new(),
             ));
         }
-        // Under the profile: one line per route with its readiness, then the last error.
+        // Under the profile: one line per route with its readiness, the profiles sharing its
+        // session, then the last error.
         if let Some(last) = rows.last_mut() {
             let now = super::agent::now_secs();
             last.1
                 .extend(p.routes.iter().map(|r| super::agent::route_line(r, now)));
+            if !p.shared_with.is_empty() {
+                last.1.push(format!(
+                    "one login shared with: {}",
+                    p.shared_with.join(", ")
+                ));
+            }
             last.1
                 .extend(p.last_error.iter().map(|e| format!("last error: {e}")));
         }
@@ -349,7 +356,18 @@ mod tests {
             last_error: error.map(String::from),
             remote_forwards: Vec::new(),
             routes: Vec::new(),
+            shared_with: Vec::new(),
         }
+    }
+
+    #[test]
+    fn profiles_sharing_a_session_say_with_whom() {
+        let mut a = profile("rdp", &[("127.0.0.1:13389", "win:3389")], None);
+        a.shared_with = vec!["vnc".into(), "db".into()];
+        let b = profile("web", &[("127.0.0.1:8080", "web:80")], None);
+        let t = table(&[a, b], None);
+        assert!(t.contains("\n  one login shared with: vnc, db\n"), "{t}");
+        assert_eq!(t.matches("one login shared").count(), 1, "{t}");
     }
 
     /// The character column where each header starts.

@@ -14,7 +14,9 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::proxy::{self, ProxyGuard};
-use super::{auth, with_deadline, Activity, ClientHandler, Heard, LossSlot, RouteSession};
+use super::{
+    auth, with_deadline, Activity, ClientHandler, Heard, LossSlot, RouteSession, SessionCore,
+};
 use crate::config::{Hop, Route};
 use crate::error::{os_reason, Error, Stage};
 use crate::prompt::Services;
@@ -58,16 +60,18 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
         .last()
         .cloned()
         .ok_or_else(|| Error::Config(format!("route {} has no hops", route.name)))?;
-    Ok(RouteSession {
-        route: route.name.clone(),
-        last_hop,
-        handles,
-        lost,
-        slot,
-        activity,
-        _proxies: proxies,
-        forwarded: std::sync::Mutex::new(Some(forwarded_rx)),
-    })
+    Ok(RouteSession::own(
+        route.name.clone(),
+        SessionCore {
+            last_hop,
+            handles,
+            lost,
+            slot,
+            activity,
+            _proxies: proxies,
+            forwarded: std::sync::Mutex::new(Some(forwarded_rx)),
+        },
+    ))
 }
 
 /// Connects one hop over its transport: its ProxyCommand (whose guard goes to `proxies`), TCP

@@ -55,9 +55,20 @@ pub(crate) struct Forwarded {
 }
 
 /// Authenticated sessions to every hop of one route, the last one carrying forwards.
-/// Dropping it closes every hop.
+/// Dropping it closes every hop, unless it is shared through a [`SessionPool`](crate::SessionPool)
+/// and another tunnel still holds the same session: then the last one to let go closes it.
 pub struct RouteSession {
+    /// The route's name in the tunnel holding this handle (two tunnels sharing one session
+    /// may name their routes differently).
     route: String,
+    core: Arc<SessionCore>,
+    /// The pool's id of the session, when it is shared through a pool.
+    pool_id: Option<u64>,
+}
+
+/// What a route's session is, however many tunnels hold it: the hops' SSH sessions, why it
+/// ended, when it was last heard from. Dropping it closes every hop.
+pub(crate) struct SessionCore {
     last_hop: Hop,
     /// Jump sessions first, the destination's last. Kept alive for as long as the session is.
     handles: Vec<Handle<ClientHandler>>,
@@ -71,11 +82,19 @@ pub struct RouteSession {
     forwarded: std::sync::Mutex<Option<tokio::sync::mpsc::Receiver<Forwarded>>>,
 }
 
+impl SessionCore {
+    /// True while every hop is connected and nobody abandoned it.
+    pub(crate) fn is_alive(&self) -> bool {
+        !self.lost.is_cancelled() && self.handles.iter().all(|h| !h.is_closed())
+    }
+}
+
 impl std::fmt::Debug for RouteSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouteSession")
             .field("route", &self.route)
-            .field("hops", &self.handles.len())
+            .field("hops", &self.core.handles.len())
+            .field("pool_id", &self.pool_id)
             .finish()
     }
 }
@@ -88,13 +107,13 @@ impl RouteSession {
 
     /// Fires once any hop's transport has ended (closed, reset, or torn down).
     pub fn lost(&self) -> &CancellationToken {
-        &self.lost
+        &self.core.lost
     }
 
     /// Why the session ended (a reset when nothing more is known).
     pub fn loss(&self) -> SessionLoss {
-        self.slot.get().unwrap_or_else(|| SessionLoss::Reset {
-            hop: self.last_hop.label(),
+        self.core.slot.get().unwrap_or_else(|| SessionLoss::Reset {
+            hop: self.core.last_hop.label(),
             detail: "connection closed".into(),
         })
     }
@@ -106,19 +125,19 @@ impl RouteSession {
 
     /// When bytes were last read from the last hop's transport (any packet counts).
     pub fn last_heard(&self) -> tokio::time::Instant {
-        self.activity.last_heard()
+        self.core.activity.last_heard()
     }
 
     /// Counts a forwarded connection as open on this session until the guard is dropped, so
     /// that an EOF from the server while it is open is not taken for an orderly close.
     pub(crate) fn in_use(self: &Arc<Self>) -> InUse {
-        self.slot.open_channels.fetch_add(1, Ordering::SeqCst);
-        InUse(self.slot.clone())
+        self.core.slot.open_channels.fetch_add(1, Ordering::SeqCst);
+        InUse(self.core.slot.clone())
     }
 
     /// True while every hop is connected.
     pub fn is_alive(&self) -> bool {
-        !self.lost.is_cancelled() && self.handles.iter().all(|h| !h.is_closed())
+        self.core.is_alive()
     }
 
     /// Opens a `direct-tcpip` channel from the last hop to `target`, within the hop's
@@ -129,10 +148,11 @@ impl RouteSession {
         originator: std::net::SocketAddr,
     ) -> crate::Result<Channel> {
         let last = self
+            .core
             .handles
             .last()
             .ok_or_else(|| Error::SessionLost("no session".into()))?;
-        let deadline = self.last_hop.options.connect_timeout;
+        let deadline = self.core.last_hop.options.connect_timeout;
         let open = last.channel_open_direct_tcpip(
             target.host.clone(),
             u32::from(target.port),
@@ -145,10 +165,10 @@ impl RouteSession {
                 // are about to say so: give them a short grace (one keepalive interval, at most
                 // half the ConnectTimeout), and if they declare the session lost, the caller
                 // hands the connection to the successor session instead of dropping it.
-                let o = &self.last_hop.options;
+                let o = &self.core.last_hop.options;
                 let grace = o.server_alive_interval.min(deadline / 2);
                 if !grace.is_zero()
-                    && tokio::time::timeout(grace, self.lost.cancelled())
+                    && tokio::time::timeout(grace, self.core.lost.cancelled())
                         .await
                         .is_ok()
                 {
@@ -164,7 +184,7 @@ impl RouteSession {
             Ok(Ok(ch)) => Ok(ch),
             Ok(Err(russh::Error::ChannelOpenFailure(reason))) => Err(Error::ChannelRefused {
                 target: target.to_string(),
-                hop: self.last_hop.label(),
+                hop: self.core.last_hop.label(),
                 reason: channel_failure_text(reason),
             }),
             Ok(Err(e)) if !self.is_alive() => {
@@ -172,7 +192,7 @@ impl RouteSession {
             }
             Ok(Err(e)) => Err(Error::ChannelRefused {
                 target: target.to_string(),
-                hop: self.last_hop.label(),
+                hop: self.core.last_hop.label(),
                 reason: e.to_string(),
             }),
         }
@@ -181,7 +201,7 @@ impl RouteSession {
     /// The queue of `forwarded-tcpip` opens of this session; `None` once taken. While nobody
     /// holds it, or once it is dropped, such opens are refused.
     pub(crate) fn take_forwarded(&self) -> Option<tokio::sync::mpsc::Receiver<Forwarded>> {
-        self.forwarded.lock().ok().and_then(|mut f| f.take())
+        self.core.forwarded.lock().ok().and_then(|mut f| f.take())
     }
 
     /// Asks the last hop to listen on `host:port` (`tcpip-forward`), within the hop's
@@ -192,8 +212,8 @@ impl RouteSession {
         port: u16,
     ) -> Result<u16, crate::status::RemoteRefusal> {
         use crate::status::RemoteRefusal;
-        let last = self.handles.last().ok_or(RemoteRefusal::SessionLost)?;
-        let deadline = self.last_hop.options.connect_timeout;
+        let last = self.core.handles.last().ok_or(RemoteRefusal::SessionLost)?;
+        let deadline = self.core.last_hop.options.connect_timeout;
         match tokio::time::timeout(deadline, last.tcpip_forward(host, u32::from(port))).await {
             Err(_) => Err(RemoteRefusal::Timeout),
             // The answer to a request for a given port carries no port.
@@ -215,8 +235,8 @@ impl RouteSession {
         port: u16,
     ) -> Result<(), crate::status::RemoteRefusal> {
         use crate::status::RemoteRefusal;
-        let last = self.handles.last().ok_or(RemoteRefusal::SessionLost)?;
-        let deadline = self.last_hop.options.connect_timeout;
+        let last = self.core.handles.last().ok_or(RemoteRefusal::SessionLost)?;
+        let deadline = self.core.last_hop.options.connect_timeout;
         let cancel = last.cancel_tcpip_forward(host, u32::from(port));
         match tokio::time::timeout(deadline, cancel).await {
             Err(_) => Err(RemoteRefusal::Timeout),
@@ -229,7 +249,7 @@ impl RouteSession {
     /// Sends a keepalive to the last hop and waits for the answer, at most `within`.
     /// A reply from the last hop proves every hop before it is alive too.
     pub async fn probe(&self, within: Duration) -> bool {
-        let Some(last) = self.handles.last() else {
+        let Some(last) = self.core.handles.last() else {
             return false;
         };
         matches!(
@@ -238,10 +258,50 @@ impl RouteSession {
         ) && self.is_alive()
     }
 
-    /// Records why the session is being abandoned and tears it down.
+    /// Records why the session is being abandoned and tears it down, for every tunnel that
+    /// shares it: a session found dead (reset, silent, closed) is dead for all of them.
+    /// [`SessionLoss::Stopped`] (this tunnel is stopping) on a session shared through a
+    /// [`SessionPool`](crate::SessionPool) only lets go of it: the others keep it, and it
+    /// closes when the last handle is dropped.
     pub fn abandon(&self, loss: SessionLoss) {
-        self.slot.set(loss);
-        self.lost.cancel();
+        if self.pool_id.is_some() && matches!(loss, SessionLoss::Stopped) {
+            return;
+        }
+        self.core.slot.set(loss);
+        self.core.lost.cancel();
+    }
+
+    /// The [`SessionPool`](crate::SessionPool)'s id of this session when it is shared through
+    /// one (tunnels whose sessions have the same id share one login); `None` for a session of
+    /// its own.
+    pub fn pool_id(&self) -> Option<u64> {
+        self.pool_id
+    }
+
+    /// A session of its own for route `route` (not in any pool).
+    pub(crate) fn own(route: String, core: SessionCore) -> RouteSession {
+        RouteSession {
+            route,
+            core: Arc::new(core),
+            pool_id: None,
+        }
+    }
+
+    /// Another handle to a pooled session, for a tunnel that names the route `route`.
+    pub(crate) fn joined(route: String, core: Arc<SessionCore>, pool_id: u64) -> RouteSession {
+        RouteSession {
+            route,
+            core,
+            pool_id: Some(pool_id),
+        }
+    }
+
+    /// Marks this session as shared through a pool under `pool_id`, and returns what other
+    /// handles need to share it.
+    pub(crate) fn into_pooled(mut self, pool_id: u64) -> (RouteSession, Arc<SessionCore>) {
+        self.pool_id = Some(pool_id);
+        let core = self.core.clone();
+        (self, core)
     }
 }
 

@@ -149,6 +149,11 @@ pub struct Status {
     pub remote_forwards: Vec<RemoteForwardStatus>,
     /// Every route in priority order, with its readiness (standby probes).
     pub routes: Vec<RouteStatus>,
+    /// The [`SessionPool`](crate::SessionPool)'s id of the session carrying new connections,
+    /// when it is shared through a pool: tunnels showing the same id share one login. `None`
+    /// for a session of its own, or none. Absent from the JSON when `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shared_session: Option<u64>,
 }
 
 /// Serialises a time as whole seconds since the Unix epoch (0 before it).
@@ -190,6 +195,8 @@ pub(crate) struct Shared {
     pub events: tokio::sync::broadcast::Sender<Event>,
     /// The remote forwards, in config order.
     pub remotes: Vec<RemoteSlot>,
+    /// The pool id of the session in use (0: none, or a session of its own).
+    pub shared_session: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -216,6 +223,7 @@ impl Shared {
                 .collect(),
             events,
             remotes: Vec::new(),
+            shared_session: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -371,6 +379,7 @@ impl Shared {
                 .collect(),
             remote_forwards: self.remotes.iter().map(|r| r.snapshot()).collect(),
             routes,
+            shared_session: Some(self.shared_session.load(o)).filter(|id| *id != 0),
         }
     }
 }
