@@ -82,7 +82,7 @@ while time.time() < deadline:
             os.write(fd, rule["text"].encode() + b"\n")
         rule["times"] -= 1
         answered.append(rule["prompt"])
-        looked = at + len(rule["prompt"])
+        looked = len(seen)
         break
 code = None
 for _ in range(100):

@@ -276,7 +276,7 @@ impl Sshd {
         self.totp_code()
     }
 
-    /// The PAM service name (sshd's argv[0]), when PAM is on.
+    /// The PAM service name (sshd's `argv[0]`), when PAM is on.
     pub fn pam_service(&self) -> Option<&str> {
         self.pam.as_ref().map(|p| p.name.as_str())
     }
