@@ -14,7 +14,7 @@
 //! apply to every hop, like `-o`; the keys that name one host or that a profile cannot apply
 //! are refused with their line and column. `certificate_command` (the profile's, or a route's
 //! own) refreshes a short-lived certificate before a connect
-//! ([`CertificateCommand`](tunnelkit_core::CertificateCommand)).
+//! ([`CertificateCommand`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
