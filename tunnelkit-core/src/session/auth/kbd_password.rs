@@ -1,5 +1,5 @@
 //! Which keyboard-interactive prompts ask for the account's password, so that a password stored
-//! in the keyring may answer them (as PuTTY and other clients do; OpenSSH itself never does).
+//! in the keyring may answer them (as GUI clients with saved passwords do; OpenSSH itself never does).
 //!
 //! The rule: the prompt hides what is typed (echo off), its text contains `password`
 //! (case-insensitive), and it names nothing that marks a one-time or second factor or a
