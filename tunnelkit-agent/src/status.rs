@@ -314,24 +314,32 @@ mod tests {
             .starts_with("no changes; invalid d: "));
     }
 
+    /// A profile with nothing in it but its name and state.
+    fn bare_profile(name: &str, state: ProfileState) -> ProfileJson {
+        ProfileJson {
+            name: name.to_string(),
+            state,
+            route: None,
+            since: None,
+            description: String::new(),
+            autostart: false,
+            forwards: vec![],
+            remote_forwards: vec![],
+            routes: vec![],
+            reconnects: 0,
+            failovers: 0,
+            last_error: None,
+            shared_with: vec![],
+        }
+    }
+
     #[test]
     fn profiles_on_one_pooled_session_name_each_other() {
         let mut list: Vec<ProfileJson> = ["a", "b", "c", "d", "e"]
             .iter()
             .map(|n| ProfileJson {
-                name: n.to_string(),
-                state: ProfileState::Up,
                 route: Some("primary".into()),
-                since: None,
-                description: String::new(),
-                autostart: false,
-                forwards: vec![],
-                remote_forwards: vec![],
-                routes: vec![],
-                reconnects: 0,
-                failovers: 0,
-                last_error: None,
-                shared_with: vec![],
+                ..bare_profile(n, ProfileState::Up)
             })
             .collect();
         mark_shared(&mut list, &[Some(1), None, Some(1), Some(2), Some(1)]);
@@ -357,21 +365,7 @@ mod tests {
 
     #[test]
     fn since_is_absent_for_a_profile_never_started() {
-        let p = ProfileJson {
-            name: "n".into(),
-            state: ProfileState::Down,
-            route: None,
-            since: None,
-            description: String::new(),
-            autostart: false,
-            forwards: vec![],
-            remote_forwards: vec![],
-            routes: vec![],
-            reconnects: 0,
-            failovers: 0,
-            last_error: None,
-            shared_with: vec![],
-        };
+        let p = bare_profile("n", ProfileState::Down);
         let v = serde_json::to_value(&p).unwrap();
         assert!(v.get("shared_with").is_none(), "{v}");
         assert!(v.get("since").is_none(), "{v}");
