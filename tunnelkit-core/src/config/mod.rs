@@ -243,7 +243,7 @@ pub struct HopOptions {
     pub receive_windows: ReceiveWindows,
     /// `RekeyLimit`: how much data, and optionally how much time, before this hop's session
     /// renews its keys (OpenSSH's `default none` unless set).
-    pub rekey_limit: crate::options::RekeyLimit,
+    pub rekey_limit: crate::options::rekey::RekeyLimit,
 }
 
 /// How large the receive windows of one SSH session's channels may grow: the window is what the
@@ -306,7 +306,7 @@ impl HopOptions {
             address_family: AddressFamily::Any,
             compression: false,
             receive_windows: ReceiveWindows::default(),
-            rekey_limit: crate::options::RekeyLimit::default(),
+            rekey_limit: crate::options::rekey::RekeyLimit::default(),
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::config::{AddressFamily, HopOptions, StrictHostKeyChecking};
 
 mod keywords;
-mod rekey;
+pub(crate) mod rekey;
 
 pub use keywords::{ignored_keywords, HARMLESS, REFUSED, REFUSED_UNLESS, SUPPORTED};
 pub use rekey::RekeyLimit;

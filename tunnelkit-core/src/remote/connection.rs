@@ -11,7 +11,7 @@ use std::time::Duration;
 use russh::ChannelOpenFailure;
 use tokio::net::TcpStream;
 
-use super::follow::RemoteCtx;
+use super::RemoteCtx;
 use crate::config::defaults;
 use crate::error::os_reason;
 use crate::pump::{pump, Counters};

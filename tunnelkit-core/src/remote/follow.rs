@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use super::{RemoteBind, RemoteForward, RemoteForwardState, RemoteRefusal};
+use super::{RemoteBind, RemoteCtx, RemoteForwardState, RemoteRefusal};
 use crate::forward::CurrentSession;
 use crate::session::{Forwarded, RouteSession};
-use crate::status::{Event, Shared};
+use crate::status::Event;
 
 /// First delay before a refused request is sent again.
 pub(crate) const RETRY_MIN: Duration = Duration::from_millis(250);
@@ -46,16 +45,6 @@ pub(crate) fn retry_delay(failures: u32) -> Duration {
     RETRY_FAST_MAX
         .saturating_mul(1u32 << beyond.min(16))
         .min(RETRY_MAX)
-}
-
-/// Everything the remote forwards of one tunnel share.
-pub(crate) struct RemoteCtx {
-    pub forwards: Vec<RemoteForward>,
-    pub shared: Arc<Shared>,
-    pub tracker: TaskTracker,
-    /// The tunnel's token: once it fires, nothing is cancelled on the bastions (the sessions
-    /// are being torn down anyway).
-    pub stopping: CancellationToken,
 }
 
 /// The port each remote forward listens on in the session being served (`None`: not active).

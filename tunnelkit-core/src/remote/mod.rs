@@ -48,5 +48,22 @@
 mod connection;
 pub(crate) mod follow;
 
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::status::Shared;
+
 pub use crate::config::{RemoteBind, RemoteForward};
 pub use crate::status::{RemoteForwardState, RemoteForwardStatus, RemoteRefusal};
+
+/// Everything the remote forwards of one tunnel share.
+pub(crate) struct RemoteCtx {
+    pub forwards: Vec<RemoteForward>,
+    pub shared: Arc<Shared>,
+    pub tracker: TaskTracker,
+    /// The tunnel's token: once it fires, nothing is cancelled on the bastions (the sessions
+    /// are being torn down anyway).
+    pub stopping: CancellationToken,
+}

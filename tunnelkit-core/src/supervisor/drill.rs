@@ -11,9 +11,8 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::hold::HoldEnd;
 use super::prober::Prober;
-use super::{Connector, Link, Purpose, Supervisor};
+use super::{Connector, HoldEnd, Link, Purpose, Supervisor};
 use crate::drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 use crate::status::{Event, RouteState};
 

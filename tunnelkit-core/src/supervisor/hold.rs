@@ -16,9 +16,9 @@ use super::drill::{Command, Drilling};
 use super::liveness::{Check, Liveness, NET_PROBE_WAIT};
 use super::plan::{Delays, Plan};
 use super::prober::Prober;
-use super::{Connector, Link, Purpose, Supervisor};
+use super::{Connector, HoldEnd, Link, Purpose, Supervisor};
 use crate::config::Failback;
-use crate::error::{AttemptFailure, SessionLoss};
+use crate::error::AttemptFailure;
 
 type FailbackProbe<S> = Pin<Box<dyn Future<Output = (usize, Duration, crate::Result<S>)> + Send>>;
 type Ping = Pin<Box<dyn Future<Output = bool> + Send>>;
@@ -27,15 +27,6 @@ type Ping = Pin<Box<dyn Future<Output = bool> + Send>>;
 fn ping<S: Link>(session: &Arc<S>, within: Duration) -> Ping {
     let s = session.clone();
     Box::pin(async move { s.probe(within).await })
-}
-
-/// How holding a session ended.
-pub(super) enum HoldEnd<S> {
-    Cancelled,
-    Lost(SessionLoss),
-    Failback(usize, S),
-    /// A drill with `stay`: the DR route carries new connections now (not a failover).
-    Drilled(usize, Arc<S>),
 }
 
 impl<C: Connector> Supervisor<C> {

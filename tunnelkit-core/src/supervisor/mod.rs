@@ -46,9 +46,17 @@ use crate::status::{Event, RouteState, Shared};
 
 pub(crate) use connector::{Connector, Demand, Link, Purpose, Triggers};
 pub(crate) use drill::{Command, COMMAND_QUEUE};
-use hold::HoldEnd;
 use plan::{Delays, Gate, Plan, RoundEnd, NET_SETTLE};
 use prober::Prober;
+
+/// How holding a session ended.
+pub(super) enum HoldEnd<S> {
+    Cancelled,
+    Lost(SessionLoss),
+    Failback(usize, S),
+    /// A drill with `stay`: the DR route carries new connections now (not a failover).
+    Drilled(usize, Arc<S>),
+}
 
 /// One tunnel's supervisor.
 pub(crate) struct Supervisor<C: Connector> {
