@@ -276,10 +276,17 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn a_burst_beyond_the_default_backlogs_is_absorbed() {
-        use nix::sys::resource::{getrlimit, setrlimit, Resource};
+        use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
         const BURST: usize = 1500;
-        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+        let hard = getrlimit(Resource::Nofile).maximum;
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: hard,
+                maximum: hard,
+            },
+        )
+        .unwrap();
         let quick = Duration::from_millis(900);
         let l = bind_tcp("127.0.0.1", 0).await.unwrap();
         let addr = l.local_addr().unwrap();

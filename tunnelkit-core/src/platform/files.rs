@@ -8,7 +8,10 @@ use std::fs::{DirBuilder, FileType, OpenOptions};
 /// in the file namespace that an open would wait on; nothing to add.
 pub(crate) fn no_wait(options: &mut OpenOptions) {
     #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(options, libc::O_NONBLOCK | libc::O_NOCTTY);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        options,
+        (rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY).bits() as i32,
+    );
     #[cfg(not(unix))]
     let _ = options;
 }
@@ -100,7 +103,7 @@ pub(crate) const OWNER_ONLY_MODES: (Option<u32>, Option<u32>) = if cfg!(unix) {
 /// The user id of this process (on Windows, which has no uids, 0: see [`owner_and_mode`]).
 pub(crate) fn current_uid() -> u32 {
     #[cfg(unix)]
-    return nix::unistd::getuid().as_raw();
+    return rustix::process::getuid().as_raw();
     #[cfg(not(unix))]
     return 0;
 }

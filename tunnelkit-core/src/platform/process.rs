@@ -141,10 +141,9 @@ impl Tree {
     pub(crate) fn end(&self) {
         #[cfg(unix)]
         if let Some(pgid) = self.group.lock().ok().and_then(|mut g| g.take()) {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(pgid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            if let Some(pgid) = rustix::process::Pid::from_raw(pgid) {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
         }
         #[cfg(windows)]
         if let Some(job) = self.job.lock().ok().and_then(|mut j| j.take()) {

@@ -19,10 +19,11 @@ pub(crate) fn quick_ack(stream: &TcpStream) {
 pub(crate) fn ipv6_unavailable(e: &std::io::Error) -> bool {
     #[cfg(unix)]
     let codes = [
-        libc::EAFNOSUPPORT,
-        libc::EADDRNOTAVAIL,
-        libc::EPROTONOSUPPORT,
-    ];
+        rustix::io::Errno::AFNOSUPPORT,
+        rustix::io::Errno::ADDRNOTAVAIL,
+        rustix::io::Errno::PROTONOSUPPORT,
+    ]
+    .map(rustix::io::Errno::raw_os_error);
     // WSAEAFNOSUPPORT, WSAEADDRNOTAVAIL, WSAEPROTONOSUPPORT.
     #[cfg(windows)]
     let codes = [10047, 10049, 10043];
