@@ -26,7 +26,8 @@ pub struct TunnelkitAgent {
 impl TunnelkitAgent {
     /// Starts `BIN agent --profiles PROFILES --socket DIR/run/agent.sock ARGS...` from `cmd`
     /// (a `Command::new(BIN)` with the caller's environment), `TUNNELKIT_KEYRING=keyring`,
-    /// stderr to `DIR/agent.log`; waits for the socket.
+    /// stderr to `DIR/agent.log` at `TUNNELKIT_LOG=info` (or the filter in
+    /// `TUNNELKIT_TEST_AGENT_LOG`, to debug a test: e.g. `debug,russh=info`); waits for the socket.
     pub fn start_with(
         cmd: Command,
         dir: &Path,
@@ -82,7 +83,10 @@ impl TunnelkitAgent {
             cmd.env("JOURNAL_STREAM", format!("{}:{}", m.dev(), m.ino()));
         }
         if !cmd.get_envs().any(|(k, _)| k == "TUNNELKIT_LOG") {
-            cmd.env("TUNNELKIT_LOG", "info");
+            cmd.env(
+                "TUNNELKIT_LOG",
+                std::env::var("TUNNELKIT_TEST_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+            );
         }
         let child = cmd
             .args(["agent", "--profiles"])

@@ -196,12 +196,21 @@ impl Actor {
                         .instrument(span),
                 );
                 for (attach, reply) in ups {
+                    let events = tunnel.events();
+                    // What happened before `events` subscribed (a route up at once on a pooled
+                    // session) is read from the status taken after it.
+                    let s = tunnel.status();
+                    let up_on = matches!(s.state, RouteState::Up | RouteState::Degraded)
+                        .then_some(s.route.clone())
+                        .flatten();
+                    let standby = hot_standby(&profile)
+                        .filter(|st| !s.routes.iter().any(|r| &r.name == st && r.hot));
                     let _ = reply.send(Ok(UpStarted::Started(Attached {
-                        events: tunnel.events(),
+                        events,
                         jobs: attach.then(|| relay.attach()),
                         relay: relay.clone(),
-                        standby: hot_standby(&profile),
-                        up_on: None,
+                        standby,
+                        up_on,
                     })));
                 }
                 slot.run = Run::Running(Running {

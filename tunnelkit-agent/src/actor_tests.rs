@@ -23,6 +23,8 @@ const ANSWER: Duration = Duration::from_millis(100);
 
 struct FakeTunnel {
     hang_on_stop: bool,
+    /// Up on `primary` before anyone could subscribe (a session shared with another profile).
+    up_at_once: bool,
     events: broadcast::Sender<Event>,
     stops: Arc<AtomicUsize>,
 }
@@ -30,8 +32,12 @@ struct FakeTunnel {
 impl RunningTunnel for FakeTunnel {
     fn status(&self) -> Status {
         Status {
-            state: RouteState::Connecting,
-            route: None,
+            state: if self.up_at_once {
+                RouteState::Up
+            } else {
+                RouteState::Connecting
+            },
+            route: self.up_at_once.then(|| "primary".to_string()),
             since: SystemTime::now(),
             reconnects: 0,
             failovers: 0,
@@ -65,6 +71,8 @@ struct FakeLauncher {
     hang: Mutex<Vec<String>>,
     /// Profiles (by description) whose forward cannot be bound.
     taken: Mutex<Vec<String>>,
+    /// Profiles (by description) whose tunnel is up before `launch` returns.
+    up_at_once: Mutex<Vec<String>>,
     launches: AtomicUsize,
     stops: Arc<AtomicUsize>,
 }
@@ -86,6 +94,7 @@ impl Launcher for FakeLauncher {
         let (events, _) = broadcast::channel(16);
         Ok(Box::new(FakeTunnel {
             hang_on_stop: self.hang.lock().unwrap().contains(d),
+            up_at_once: self.up_at_once.lock().unwrap().contains(d),
             events,
             stops: self.stops.clone(),
         }))
@@ -180,6 +189,29 @@ async fn status_is_answered_while_a_reload_stops_a_hanging_profile() {
         log.iter().any(|l| l.starts_with("not stopped after 3s")),
         "{log:?}"
     );
+}
+
+/// A tunnel that joins another profile's session is up before `up` could subscribe to its
+/// events: `up` learns it from the status taken after subscribing (it used to wait 60 s for a
+/// `RouteUp` that had gone by).
+#[tokio::test(start_paused = true)]
+async fn up_learns_a_route_that_came_up_before_it_subscribed() {
+    let dir = tempfile::tempdir().unwrap();
+    let launcher = Arc::new(FakeLauncher::default());
+    launcher.up_at_once.lock().unwrap().push("shared".into());
+    write(dir.path(), "shared", "shared", false);
+    write(dir.path(), "slow", "slow", false);
+    let r = registry(dir.path(), launcher.clone());
+    r.reload().await.unwrap();
+    let Ok(UpStarted::Started(a)) = r.up("shared", false).await else {
+        panic!("started");
+    };
+    assert_eq!(a.up_on.as_deref(), Some("primary"));
+    assert_eq!(a.standby, None);
+    let Ok(UpStarted::Started(a)) = r.up("slow", false).await else {
+        panic!("started");
+    };
+    assert_eq!(a.up_on, None, "not up yet: `up` waits for its events");
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,11 +1,12 @@
 //! How the registry starts and stops a profile's tunnel, behind two small traits so that the
 //! registry's rules (a stop never blocks `status`, a changed profile restarts once its old
 //! tunnel has let go of its ports) are tested with tunnels that hang on purpose.
-//! [`CoreLauncher`] is the real one: it binds the forwards and runs [`Tunnel::start`].
+//! [`CoreLauncher`] is the real one: it binds the forwards and runs
+//! [`Tunnel::start_subscribed`].
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use tokio::sync::broadcast;
@@ -70,7 +71,7 @@ pub trait Launcher: Send + Sync {
     ) -> Result<Box<dyn RunningTunnel>, String>;
 }
 
-/// The real launcher: binds with [`bind_forward`] and runs [`Tunnel::start`] with the
+/// The real launcher: binds with [`bind_forward`] and runs [`Tunnel::start_subscribed`] with the
 /// keyring's secrets and the agent's one [`SessionPool`], so that profiles through the same
 /// route as the same user share one login. The tunnel's tasks run in the caller's tracing
 /// span, so every line they log names the profile.
@@ -107,14 +108,44 @@ impl Launcher for CoreLauncher {
             secrets: self.secrets.clone(),
             pool: Some(self.pool.clone()),
         };
-        let handle = Tunnel::start(
+        let (handle, first) = Tunnel::start_subscribed(
             profile.config.clone(),
             listeners,
             services,
             CancellationToken::new(),
         )
         .map_err(|e| e.to_string())?;
-        Ok(Box::new(handle))
+        Ok(Box::new(Started {
+            handle,
+            first: Mutex::new(Some(first)),
+        }))
+    }
+}
+
+/// A tunnel the [`CoreLauncher`] started, with the receiver subscribed before it started: the
+/// first [`RunningTunnel::events`] call (the profile's log) gets every event from the first, even
+/// a route that came up at once on a pooled session, before anyone could subscribe.
+struct Started {
+    handle: TunnelHandle,
+    first: Mutex<Option<broadcast::Receiver<Event>>>,
+}
+
+impl RunningTunnel for Started {
+    fn status(&self) -> Status {
+        self.handle.status()
+    }
+
+    fn events(&self) -> broadcast::Receiver<Event> {
+        let first = self.first.lock().ok().and_then(|mut f| f.take());
+        first.unwrap_or_else(|| self.handle.events())
+    }
+
+    fn control(&self) -> Option<TunnelControl> {
+        Some(self.handle.control())
+    }
+
+    fn stop(self: Box<Self>) -> Stopping {
+        RunningTunnel::stop(Box::new(self.handle))
     }
 }
 

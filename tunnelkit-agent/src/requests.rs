@@ -54,9 +54,12 @@ pub struct Attached {
     /// Its prompter (detach when the client goes away).
     pub relay: Arc<Relay>,
     /// The route kept as a hot standby (`hot_standby = true`): `up` also waits for its login,
-    /// so that its one-time code is asked now, while someone is at the terminal.
+    /// so that its one-time code is asked now, while someone is at the terminal (`None` when
+    /// there is none or it was ready already when the client attached).
     pub standby: Option<String>,
-    /// The route already carrying traffic, when only the standby's login is wanted.
+    /// The route already carrying traffic when the client attached (a session shared with
+    /// another profile comes up before anyone can subscribe): `up` answers at once unless the
+    /// standby's login is still awaited.
     pub up_on: Option<String>,
 }
 

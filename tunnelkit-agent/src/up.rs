@@ -44,6 +44,14 @@ pub(crate) async fn up(
         }
         Ok(UpStarted::Started(a)) => a,
     };
+    if let (Some(route), None) = (&up_on, &standby) {
+        // Up already (a session shared with another profile), nothing else awaited.
+        relay.detach();
+        return done(Response::Up {
+            name: name.to_string(),
+            route: Some(route.clone()),
+        });
+    }
     let mut deadline = Instant::now() + UP_DEADLINE;
     // Set once a route is up while the hot standby's login is still awaited.
     let mut up_route = up_on;

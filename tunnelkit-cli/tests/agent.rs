@@ -39,8 +39,9 @@ async fn profiles_status_up_down_logs_and_a_broken_file() {
     let out = agent.cli(&["up", "manual"]);
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{}\nagent log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        agent.log()
     );
     // After `up` returns the forward is bound and the route is up.
     let manual = agent.profile("manual");
