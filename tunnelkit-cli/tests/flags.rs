@@ -176,6 +176,24 @@ impl Running {
         }
     }
 
+    /// Waits for the exit within the deadline; past it, fails with what tunnelkit printed.
+    fn wait(&mut self) -> ExitStatus {
+        let since = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if since.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                panic!(
+                    "tunnelkit did not exit within {DEADLINE:?}; stderr: {:?}",
+                    collect(&self.stderr, Duration::from_secs(1))
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     fn signal(&self, sig: &str) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
@@ -349,7 +367,7 @@ async fn one_line_per_failure_and_quiet() {
         let mut run = Running::start(tunnelkit().args(&args));
         assert_eq!(echo(run.addr, b"quiet"), b"quiet");
         run.signal("TERM");
-        assert_eq!(wait_bounded(&mut run.child).code(), Some(0));
+        assert_eq!(run.wait().code(), Some(0));
         assert!(collect(&run.stderr, DEADLINE).is_empty());
     })
     .await
@@ -568,12 +586,14 @@ async fn dash_c_negotiates_zlib_and_carries_data() {
 async fn sighup_stops_the_tunnel_unless_ignored_with_nohup() {
     let s = site(None, vec![]).await;
     let mut args = s.args();
+    // Its log names the step a stop would hang in.
+    args.push("-v".into());
     args.push(s.dest());
     let a = args.clone();
     tokio::task::spawn_blocking(move || {
         let mut run = Running::start(tunnelkit().args(&a));
         run.signal("HUP");
-        assert_eq!(wait_bounded(&mut run.child).code(), Some(0), "a clean stop");
+        assert_eq!(run.wait().code(), Some(0), "a clean stop");
     })
     .await
     .unwrap();
@@ -593,7 +613,7 @@ async fn sighup_stops_the_tunnel_unless_ignored_with_nohup() {
             "SIGHUP was ignored"
         );
         run.signal("TERM");
-        assert_eq!(wait_bounded(&mut run.child).code(), Some(0));
+        assert_eq!(run.wait().code(), Some(0));
     })
     .await
     .unwrap();
@@ -661,7 +681,7 @@ async fn passphrase_from_the_kernel_keyring_without_a_terminal() {
         let mut run = Running::start(in_session().args(&a));
         assert_eq!(echo(run.addr, b"unlocked"), b"unlocked");
         run.signal("TERM");
-        assert_eq!(wait_bounded(&mut run.child).code(), Some(0));
+        assert_eq!(run.wait().code(), Some(0));
         collect(&run.stderr, DEADLINE)
     })
     .await
