@@ -591,7 +591,14 @@ async fn sighup_stops_the_tunnel_unless_ignored_with_nohup() {
     args.push(s.dest());
     let a = args.clone();
     tokio::task::spawn_blocking(move || {
-        let mut run = Running::start(tunnelkit().args(&a));
+        // SIGHUP at its default, whatever this test inherited (a CI job started under
+        // `nohup` ignores it, and tunnelkit rightly keeps it ignored, as below).
+        let mut run = Running::start(
+            tunnelkit_in("env")
+                .arg("--default-signal=HUP")
+                .arg(bin())
+                .args(&a),
+        );
         run.signal("HUP");
         assert_eq!(run.wait().code(), Some(0), "a clean stop");
     })
