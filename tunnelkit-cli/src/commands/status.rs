@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tunnelkit_agent::protocol::{ProfileJson, Request, Response};
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 use super::agent::{call, finish, local_time};
 use crate::exit::Exit;
@@ -199,7 +200,7 @@ pub fn table(profiles: &[ProfileJson], width: Option<usize>) -> String {
     }
     let mut widths: [usize; COLUMNS] = std::array::from_fn(|c| {
         rows.iter()
-            .map(|(cells, _)| chars(&cells[c]))
+            .map(|(row, _)| width_of(&row[c]))
             .chain([HEADERS[c].len()])
             .max()
             .unwrap_or(0)
@@ -251,7 +252,7 @@ fn line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUMNS]) 
             l.push_str(GAP);
         }
         let cell = shorten(cell, widths[c]);
-        let pad = " ".repeat(widths[c].saturating_sub(chars(&cell)));
+        let pad = " ".repeat(widths[c].saturating_sub(width_of(&cell)));
         if NUMERIC[c] {
             l.push_str(&pad);
             l.push_str(&cell);
@@ -264,15 +265,26 @@ fn line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUMNS]) 
     out.push('\n');
 }
 
-fn chars(s: &str) -> usize {
-    s.chars().count()
+/// The cells `s` takes on a terminal (a wide character two, a combining mark none).
+fn width_of(s: &str) -> usize {
+    UnicodeWidthStr::width(s)
 }
 
-/// `s` in at most `width` characters, its middle replaced by `…` when it is longer (both
+/// The longest run of `chars` that fits in `width` cells.
+fn fitting(chars: impl Iterator<Item = char>, width: usize) -> String {
+    let mut used = 0;
+    chars
+        .take_while(|c| {
+            used += UnicodeWidthChar::width(*c).unwrap_or(0);
+            used <= width
+        })
+        .collect()
+}
+
+/// `s` in at most `width` terminal cells, its middle replaced by `…` when it is longer (both
 /// ends of an address say the most: the host's start and the port).
 pub fn shorten(s: &str, width: usize) -> String {
-    let n = chars(s);
-    if n <= width {
+    if width_of(s) <= width {
         return s.to_string();
     }
     if width == 0 {
@@ -281,17 +293,17 @@ pub fn shorten(s: &str, width: usize) -> String {
     let keep = width - 1;
     let tail = keep / 2;
     let head = keep - tail;
-    let start: String = s.chars().take(head).collect();
-    let end: String = s.chars().skip(n - tail).collect();
+    let start = fitting(s.chars(), head);
+    let end: String = fitting(s.chars().rev(), tail).chars().rev().collect();
     format!("{start}…{end}")
 }
 
-/// Words of `text` in lines of at most `width` characters (a longer word gets a line alone).
+/// Words of `text` in lines of at most `width` cells (a longer word gets a line alone).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut current = String::new();
     for word in text.split_whitespace() {
-        if !current.is_empty() && chars(&current) + 1 + chars(word) > width {
+        if !current.is_empty() && width_of(&current) + 1 + width_of(word) > width {
             lines.push(std::mem::take(&mut current));
         }
         if !current.is_empty() {
@@ -407,6 +419,26 @@ mod tests {
     }
 
     #[test]
+    fn wide_and_combining_characters_keep_the_columns() {
+        // Two cells per character for 東京, none for the combining accent of "é".
+        let ps = [
+            profile("東京-rdp", &[("127.0.0.1:13389", "win:3389")], None),
+            profile("cafe\u{301}", &[("127.0.0.1:5901", "vnc:5901")], None),
+            profile("plain", &[("127.0.0.1:8080", "web:80")], None),
+        ];
+        let t = table(&ps, None);
+        let lines: Vec<&str> = t.lines().collect();
+        let header = width_of(lines[0].split("STATE").next().unwrap());
+        for l in lines.iter().filter(|l| l.contains("127.0.0.1")) {
+            let before = l.split("up").next().unwrap();
+            assert_eq!(width_of(before), header, "STATE column in {l:?} of\n{t}");
+        }
+        // Shortened by cells, never splitting a wide character.
+        assert_eq!(shorten("東京東京東京", 5), "東…京");
+        assert!(width_of(&shorten("東京東京東京", 6)) <= 6);
+    }
+
+    #[test]
     fn a_narrow_terminal_shortens_addresses_in_the_middle_and_wraps_the_error() {
         let long = "a-very-long-internal-host-name.datacenter-two.example.com:3389";
         let error =
@@ -414,7 +446,7 @@ mod tests {
         let ps = [profile("rdp", &[("127.0.0.1:13389", long)], Some(error))];
         let t = table(&ps, Some(80));
         for l in t.lines() {
-            assert!(chars(l) <= 80, "{l:?} is {} wide", chars(l));
+            assert!(width_of(l) <= 80, "{l:?} is {} wide", width_of(l));
         }
         assert!(t.contains('…') && t.contains(":3389"), "{t}");
         assert!(t.contains("last error: route primary"), "{t}");
@@ -468,7 +500,7 @@ mod tests {
     fn shorten_keeps_both_ends() {
         assert_eq!(shorten("abcdef", 6), "abcdef");
         assert_eq!(shorten("abcdefghij", 5), "ab…ij");
-        assert_eq!(chars(&shorten("abcdefghij", 5)), 5);
+        assert_eq!(width_of(&shorten("abcdefghij", 5)), 5);
     }
 
     #[test]
