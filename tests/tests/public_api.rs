@@ -20,7 +20,14 @@ fn the_public_face_of_tunnelkit_core_is_the_one_listed_in_docs() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(root)
-        .args(["rustdoc", "-p", "tunnelkit-core", "--lib", "--locked", "--quiet"])
+        .args([
+            "rustdoc",
+            "-p",
+            "tunnelkit-core",
+            "--lib",
+            "--locked",
+            "--quiet",
+        ])
         .arg("--target-dir")
         .arg(&target)
         .args(["--", "-Z", "unstable-options", "--output-format", "json"])
