@@ -14,7 +14,7 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| panic!("tests/ has a parent"))
 }
 
-/// Writes an embedder crate into `dir`: the README's example, as an outside program would hold it.
+/// Writes an embedder crate into `dir`: the dependency of docs/embedding.md, as an outside program would hold it.
 fn write_embedder(dir: &Path, root: &Path) {
     let core = root.join("tunnelkit-core");
     std::fs::create_dir_all(dir.join("src")).unwrap();

@@ -251,7 +251,7 @@ pub struct InstallArgs {
 /// Options of `tunnelkit status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print JSON (a list of profiles; see README for the schema). Never shortened.
+    /// Print JSON (a list of profiles; schema in docs/profiles-and-agent.md). Never shortened.
     #[arg(long, conflicts_with = "watch")]
     pub json: bool,
     /// Redraw the table every --interval seconds until Ctrl-C.
@@ -313,7 +313,7 @@ pub struct DrillArgs {
     /// real failover).
     #[arg(long)]
     pub stay: bool,
-    /// Print the report as JSON (see README for the schema).
+    /// Print the report as JSON (schema in docs/failover.md).
     #[arg(long)]
     pub json: bool,
     /// Where the agent is.

@@ -228,7 +228,7 @@ fn the_systemd_user_unit_verifies_as_installed() {
         "{unit}"
     );
 
-    // Installed as README says, into a HOME of the test's own, with the built binary where
+    // Installed as docs/profiles-and-agent.md says, into a HOME of the test's own, with the built binary where
     // `cargo install` puts it and the man page that Documentation= names on MANPATH.
     let home = tempfile::tempdir().unwrap();
     let h = home.path();

@@ -134,7 +134,7 @@ fn open_brings_the_profile_up_and_xfreerdp_completes_the_rdp_sequence_with_xrdp(
         .as_str()
         .unwrap()
         .to_string();
-    // The forward's own loopback address (README: one loopback address per desktop) is where
+    // The forward's own loopback address (docs/forwards.md: one loopback address per desktop) is where
     // the client is pointed.
     assert!(
         !local.ends_with(":0") && local.starts_with("127.0.0.5:"),

@@ -1,7 +1,7 @@
 //! The tables of OpenSSH client keywords: which tunnelkit uses ([`SUPPORTED`]), which it accepts
 //! without using because their absence cannot change where or how it connects ([`HARMLESS`]),
-//! and which it refuses ([`REFUSED`], [`REFUSED_UNLESS`]), each with the reason README's "Your
-//! existing ssh setup" shows. The parsing of values is in the parent module.
+//! and which it refuses ([`REFUSED`], [`REFUSED_UNLESS`]), each with the reason that docs/ssh-setup.md
+//! ("Your existing ssh setup") shows. The parsing of values is in the parent module.
 
 /// Option keywords tunnelkit uses, as OpenSSH spells them.
 pub const SUPPORTED: &[&str] = &[
@@ -42,7 +42,7 @@ pub const SUPPORTED: &[&str] = &[
 /// OpenSSH client keywords that tunnelkit accepts without using them, because their absence
 /// cannot change where tunnelkit connects, how it authenticates or what it checks: they concern
 /// interactive sessions, X11, the agent, multiplexing, logging or cosmetics. `-v` lists the ones
-/// a configuration used. Each has the reason, shown in README's "Your existing ssh setup".
+/// a configuration used. Each has the reason, shown in docs/ssh-setup.md, "Your existing ssh setup".
 pub const HARMLESS: &[(&str, &str)] = &[
     ("AddKeysToAgent", "adds keys to the agent after use; connecting is the same"),
     ("CanonicalDomains", "used only with CanonicalizeHostname, which is refused"),
@@ -50,9 +50,9 @@ pub const HARMLESS: &[(&str, &str)] = &[
     ("CanonicalizeMaxDots", "used only with CanonicalizeHostname, which is refused"),
     ("CanonicalizePermittedCNAMEs", "used only with CanonicalizeHostname, which is refused"),
     ("ChannelTimeout", "idle channels stay open; nothing else changes"),
-    ("ControlMaster", "ssh's control sockets are not used (another protocol); the agent shares one login between its profiles by itself (README: One login for many tunnels)"),
-    ("ControlPath", "ssh's control sockets are not used (another protocol); the agent shares one login between its profiles by itself (README: One login for many tunnels)"),
-    ("ControlPersist", "ssh's control sockets are not used (another protocol); the agent shares one login between its profiles by itself (README: One login for many tunnels)"),
+    ("ControlMaster", "ssh's control sockets are not used (another protocol); the agent shares one login between its profiles by itself (docs/profiles-and-agent.md: One login for many tunnels)"),
+    ("ControlPath", "ssh's control sockets are not used (another protocol); the agent shares one login between its profiles by itself (docs/profiles-and-agent.md: One login for many tunnels)"),
+    ("ControlPersist", "ssh's control sockets are not used (another protocol); the agent shares one login between its profiles by itself (docs/profiles-and-agent.md: One login for many tunnels)"),
     ("EnableEscapeCommandline", "no terminal session"),
     ("EnableSSHKeysign", "host-based authentication is not offered"),
     ("EscapeChar", "no terminal session"),

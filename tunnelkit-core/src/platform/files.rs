@@ -110,7 +110,7 @@ pub(crate) fn current_uid() -> u32 {
 
 /// A file's owner (uid) and mode bits, as StrictModes reads them. On Windows, where access is
 /// an ACL, every file reads as owned by this user and writable by nobody else: the trust
-/// checks ([`crate::trust`]) do not apply there yet (the README's platform table says so).
+/// checks ([`crate::trust`]) do not apply there yet (docs/platforms.md says so).
 pub(crate) fn owner_and_mode(meta: &std::fs::Metadata) -> (u32, u32) {
     #[cfg(unix)]
     {

@@ -4,7 +4,7 @@
 //! can only fail: each one is a failed login in its log, a step towards an account lockout or a
 //! fail2ban ban, and with Duo a push to someone's phone.
 //!
-//! The rules (README, "Bastions that ask for a code"):
+//! The rules (docs/ssh-setup.md, "Bastions that ask for a code"):
 //! - a route whose login needed input is not logged in to again for [`NEEDS_INPUT_RETRY`] by
 //!   anything: the reconnect rounds, failback probes or standby probes. That is at most
 //!   3 logins an hour per route while nobody answers;
