@@ -579,6 +579,27 @@ pub fn os_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// Shows an error and each of its causes once, joined by `: ` (what `anyhow` prints under
+/// `{:#}`), for places that turn an error into one line of text.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        // Bounded: a chain is short, and a cycle must not hang the caller.
+        let mut cause = self.0.source();
+        for _ in 0..MAX_CAUSES {
+            let Some(c) = cause else { break };
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+/// At most this many causes are shown by [`Chain`].
+const MAX_CAUSES: usize = 16;
+
 /// The core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

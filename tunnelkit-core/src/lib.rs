@@ -102,7 +102,10 @@ pub use error::{AttemptFailure, CommandFailure, Error, Result, SessionLoss, Stag
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, RekeyLimit, SshOptions};
 pub use pool::{RouteKey, SessionPool};
-pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};
+pub use prompt::{
+    NoPrompt, NoSecrets, PromptError, PromptRequest, Prompter, SecretKey, SecretStore,
+    SecretStoreError, Services,
+};
 pub use remote::{
     RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,
 };

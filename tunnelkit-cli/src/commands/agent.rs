@@ -20,7 +20,10 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
     let secrets = match Keyring::from_env() {
         Ok(k) => Arc::new(k),
         Err(e) => {
-            eprintln!("tunnelkit agent: keyring: {e}");
+            eprintln!(
+                "tunnelkit agent: keyring: {}",
+                tunnelkit_core::error::Chain(&e)
+            );
             return Exit::Failure;
         }
     };

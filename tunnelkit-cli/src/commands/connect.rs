@@ -17,7 +17,7 @@ use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_core::prompt::SecretString;
 use tunnelkit_core::{
     bind_forward, Event, Forward, ForwardKind, NoPrompt, NoSecrets, Prompter, SecretKey,
-    SecretStore, Services, Tunnel,
+    SecretStore, SecretStoreError, Services, Tunnel,
 };
 
 use crate::background;
@@ -73,13 +73,17 @@ fn secret_store() -> Arc<dyn SecretStore> {
         host: "tunnelkit.invalid".into(),
         port: 22,
     };
-    match Keyring::from_env().and_then(|k| k.get(&probe).map(|_| k)) {
+    let keyring = Keyring::from_env().and_then(|k| Ok(k.get(&probe).map(|_| k)?));
+    match keyring {
         Ok(k) => {
             tracing::debug!("secrets: looking in {k:?} before asking anyone");
             Arc::new(Logged(k))
         }
         Err(e) => {
-            tracing::debug!("secrets: no keyring ({e}); passwords and passphrases are asked for");
+            tracing::debug!(
+                "secrets: no keyring ({}); passwords and passphrases are asked for",
+                tunnelkit_core::error::Chain(&e)
+            );
             Arc::new(NoSecrets)
         }
     }
@@ -89,7 +93,7 @@ fn secret_store() -> Arc<dyn SecretStore> {
 struct Logged(Keyring);
 
 impl SecretStore for Logged {
-    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, String> {
+    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, SecretStoreError> {
         let r = self.0.get(key);
         if let Ok(Some(_)) = &r {
             tracing::info!("secrets: {} taken from {:?}", key.entry_name(), self.0);

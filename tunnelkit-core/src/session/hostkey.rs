@@ -385,7 +385,10 @@ async fn plain_policy(
                 Ok(None) => Err(unknown(
                     "StrictHostKeyChecking=ask and nobody can be asked (no TTY or BatchMode)",
                 )),
-                Err(e) => Err(unknown(&format!("the question could not be asked: {e}"))),
+                Err(e) => Err(unknown(&format!(
+                    "the question could not be asked: {}",
+                    crate::error::Chain(&e)
+                ))),
             }
         }
     }
