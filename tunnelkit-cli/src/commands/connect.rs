@@ -24,7 +24,7 @@ use crate::background;
 use crate::exit::Exit;
 use crate::opts::{similar_subcommand, SshArgs};
 use crate::prompt::{has_tty, TtyPrompter};
-use crate::resolve::{resolve, Resolved};
+use crate::resolve::{resolve, Resolved, UsageError};
 
 /// Checks and resolves the flags, printing what is wrong (once) on failure.
 fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
@@ -47,7 +47,7 @@ fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
                     "tunnelkit: `{word}` is not a command; did you mean `tunnelkit {cmd}`? \
                      (As a destination: {e}.)"
                 ),
-                None if args.background && e.0.starts_with("no forwards") => eprintln!(
+                None if args.background && matches!(e, UsageError::NoForwards) => eprintln!(
                     "tunnelkit: Cannot fork into background without a forward to keep open: \
                      give -L or -R [bind_address:]port:host:hostport or -D [bind_address:]port \
                      (or LocalForward/RemoteForward/DynamicForward in ssh_config)."
@@ -319,7 +319,10 @@ impl Report {
         }
         if self.background {
             if let Err(e) = background::detach(self.keep_stderr) {
-                tracing::error!("-f: could not go to the background: {e}");
+                tracing::error!(
+                    "-f: could not go to the background: {}",
+                    tunnelkit_core::error::Chain(&e)
+                );
             }
         }
     }

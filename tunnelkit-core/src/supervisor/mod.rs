@@ -137,7 +137,7 @@ impl<C: Connector> Supervisor<C> {
                         break;
                     }
                     Err(e) => {
-                        self.shared.route_probed(i, Err(e.to_string()));
+                        self.shared.route_probed(i, Err(&e));
                         self.route_failed(i, &e);
                         plan.attempt_failed(i, e.attempt_failure(), Instant::now());
                         last_error = Some(e);
@@ -226,9 +226,8 @@ impl<C: Connector> Supervisor<C> {
                             cause: loss.clone(),
                         });
                         if !loss.is_orderly() {
-                            self.shared
-                                .route_probed(i, Err(format!("session lost: {loss}")));
                             let e = Error::SessionLost(loss.to_string());
+                            self.shared.route_probed(i, Err(&e));
                             self.route_failed(i, &e);
                             last_error = Some(e);
                         }
