@@ -167,7 +167,7 @@ pub async fn up(args: &NameArgs, cancel: &CancellationToken) -> Exit {
 /// Asks the agent to start profile `name` and waits until it is up, relaying its prompts to
 /// the terminal (when there is one) and its progress to stderr. Returns `NAME is up via ROUTE`,
 /// or why not.
-pub async fn bring_up(
+pub(crate) async fn bring_up(
     name: &str,
     socket: &SocketArgs,
     cancel: &CancellationToken,
