@@ -98,7 +98,9 @@ pub use config::{
 };
 pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 pub use env::Environment;
-pub use error::{AttemptFailure, CommandFailure, Error, Result, SessionLoss, Stage};
+pub use error::{
+    AttemptFailure, CertificateRejection, CommandFailure, Error, Result, SessionLoss, Stage,
+};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
 pub use options::{OptionError, RekeyLimit, RekeyLimitError, SshOptions};
 pub use pool::{RouteKey, SessionPool};
