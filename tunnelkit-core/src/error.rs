@@ -128,6 +128,20 @@ pub enum AttemptFailure {
     Config,
 }
 
+impl AttemptFailure {
+    /// True when the route is never tried again by itself (a host key problem): a person must
+    /// act (fix known_hosts, or bring the profile up again).
+    pub fn never_retried(self) -> bool {
+        matches!(self, AttemptFailure::HostKey)
+    }
+
+    /// True when a person must supply something (a passphrase, password, one-time code or host
+    /// key decision) that nobody could be asked for.
+    pub fn needs_input(self) -> bool {
+        matches!(self, AttemptFailure::NeedsInput)
+    }
+}
+
 /// Why a command tunnelkit ran for itself (a certificate command) did not succeed. What it
 /// printed is never part of it: only how much.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -710,6 +724,19 @@ mod tests {
             error: Box::new(changed),
         };
         assert!(wrapped.is_permanent() && wrapped.is_host_key());
+        // What an event says follows from one fact: a host key problem is never retried and
+        // needs no input; input that nobody could give is retried when someone can answer.
+        assert_eq!(wrapped.attempt_failure(), AttemptFailure::HostKey);
+        assert!(wrapped.attempt_failure().never_retried());
+        assert!(!wrapped.attempt_failure().needs_input());
+        let input = Error::Hop {
+            route: "primary".into(),
+            index: 1,
+            hop: "a@h:22".into(),
+            error: Box::new(Error::NeedsInput("passphrase".into())),
+        };
+        assert!(input.attempt_failure().needs_input());
+        assert!(!input.attempt_failure().never_retried());
         assert!(wrapped.to_string().contains("/k:3"), "{wrapped}");
         // The inner error is shown once: in the text, not again as a cause.
         let all = Chain(&wrapped).to_string();

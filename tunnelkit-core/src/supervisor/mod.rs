@@ -331,8 +331,6 @@ impl<C: Connector> Supervisor<C> {
             route: self.name(i).to_string(),
             reason,
             failure: e.attempt_failure(),
-            permanent: e.is_host_key(),
-            needs_input: matches!(e.root(), Error::NeedsInput(_)),
         });
     }
 
