@@ -304,7 +304,7 @@ async fn host_key_change_during_an_outage_blocks_failback() {
     let e = wait_event(
         &mut events,
         "host key failure",
-        |e| matches!(e, Event::RouteFailed { route, permanent: true, .. } if route == "primary"),
+        |e| matches!(e, Event::RouteFailed { route, failure, .. } if failure.never_retried() && route == "primary"),
     )
     .await;
     assert!(

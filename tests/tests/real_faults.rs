@@ -295,7 +295,10 @@ async fn sshd_killed_during_authentication_is_not_refused_credentials() {
         asked: AtomicBool,
     }
     impl tunnelkit_core::SecretStore for KillDuringAuth {
-        fn get(&self, _: &tunnelkit_core::SecretKey) -> Result<Option<SecretString>, String> {
+        fn get(
+            &self,
+            _: &tunnelkit_core::SecretKey,
+        ) -> Result<Option<SecretString>, tunnelkit_core::SecretStoreError> {
             self.asked.store(true, Ordering::SeqCst);
             self.proxy.set_silent(true);
             let proxy = self.proxy.clone();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use tunnelkit_core::{Error, Services, TunnelConfig};
+use tunnelkit_core::{CertificateRejection, Error, Services, TunnelConfig};
 use tunnelkit_tests::{EchoServer, HostCertificate, KeyPair, Sshd, SshdOptions, TestDir};
 
 /// A refusal that needs no network must come this fast (the goal is well under 1 s; the bound
@@ -108,7 +108,12 @@ async fn a_host_certificate_is_accepted_under_cert_authority() {
 
 /// Runs against a certified sshd that `kh_lines` should refuse; returns the refusal's reason
 /// after checking it is a permanent host key error that was not retried.
-async fn refused(sshd: &Sshd, dir: &Path, key: &KeyPair, kh_lines: &[String]) -> String {
+async fn refused(
+    sshd: &Sshd,
+    dir: &Path,
+    key: &KeyPair,
+    kh_lines: &[String],
+) -> CertificateRejection {
     let kh = known_hosts(dir, kh_lines);
     let err = run(sshd, vec![key.private.clone()], &kh, None, false)
         .await
@@ -117,10 +122,12 @@ async fn refused(sshd: &Sshd, dir: &Path, key: &KeyPair, kh_lines: &[String]) ->
     assert_eq!(sshd.connections(), 1, "never retried: {err}");
     match err.root() {
         Error::HostCertificateRejected {
-            why, certificate, ..
+            reason,
+            certificate,
+            ..
         } => {
             assert!(certificate.contains("\"test-host\""), "{certificate}");
-            why.clone()
+            reason.clone()
         }
         other => panic!("expected a certificate refusal, got {other}"),
     }
@@ -132,9 +139,13 @@ async fn a_certificate_for_another_name_is_refused() {
     let key = KeyPair::generate(dir.path(), "client", None);
     let ca = KeyPair::generate(dir.path(), "ca", None);
     let sshd = certified_sshd(&key, &ca, "bastion.example", None);
-    let why = refused(&sshd, dir.path(), &key, &[ca_line("*", &ca)]).await;
+    let reason = refused(&sshd, dir.path(), &key, &[ca_line("*", &ca)]).await;
+    assert!(
+        matches!(&reason, CertificateRejection::WrongPrincipal { principal, .. } if principal == "127.0.0.1"),
+        "{reason:?}"
+    );
     assert_eq!(
-        why,
+        reason.to_string(),
         "'127.0.0.1' is not a listed principal (principals: bastion.example)"
     );
 }
@@ -145,7 +156,12 @@ async fn an_expired_certificate_is_refused() {
     let key = KeyPair::generate(dir.path(), "client", None);
     let ca = KeyPair::generate(dir.path(), "ca", None);
     let sshd = certified_sshd(&key, &ca, "127.0.0.1", Some("20200101:20210101"));
-    let why = refused(&sshd, dir.path(), &key, &[ca_line("*", &ca)]).await;
+    let reason = refused(&sshd, dir.path(), &key, &[ca_line("*", &ca)]).await;
+    assert!(
+        matches!(reason, CertificateRejection::Expired { .. }),
+        "{reason:?}"
+    );
+    let why = reason.to_string();
     assert!(why.starts_with("it has expired (valid from 20"), "{why}");
 }
 
@@ -156,7 +172,12 @@ async fn a_certificate_from_an_unknown_ca_is_refused() {
     let ca = KeyPair::generate(dir.path(), "ca", None);
     let trusted = KeyPair::generate(dir.path(), "trusted-ca", None);
     let sshd = certified_sshd(&key, &ca, "127.0.0.1", None);
-    let why = refused(&sshd, dir.path(), &key, &[ca_line("*", &trusted)]).await;
+    let reason = refused(&sshd, dir.path(), &key, &[ca_line("*", &trusted)]).await;
+    assert!(
+        matches!(reason, CertificateRejection::UnknownCa { .. }),
+        "{reason:?}"
+    );
+    let why = reason.to_string();
     assert!(
         why.contains("is not the CA of the @cert-authority lines"),
         "{why}"
@@ -170,7 +191,12 @@ async fn a_certificate_from_a_revoked_ca_is_refused() {
     let ca = KeyPair::generate(dir.path(), "ca", None);
     let sshd = certified_sshd(&key, &ca, "127.0.0.1", None);
     let revoked = format!("@revoked * {}", ca.public_line);
-    let why = refused(&sshd, dir.path(), &key, &[ca_line("*", &ca), revoked]).await;
+    let reason = refused(&sshd, dir.path(), &key, &[ca_line("*", &ca), revoked]).await;
+    assert!(
+        matches!(reason, CertificateRejection::CaRevoked { line: 2, .. }),
+        "{reason:?}"
+    );
+    let why = reason.to_string();
     assert!(
         why.starts_with("its CA key is marked as revoked in") && why.ends_with(":2"),
         "{why}"

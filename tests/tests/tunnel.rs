@@ -331,15 +331,15 @@ async fn agent_authentication_with_a_real_ssh_agent() {
 
 #[tokio::test]
 async fn encrypted_key_unlocked_by_a_prompt() {
-    use tunnelkit_core::prompt::{Confirm, PromptRequest, Prompter, SecretString};
+    use tunnelkit_core::prompt::{Confirm, PromptError, PromptRequest, Prompter, SecretString};
     struct Answer(std::sync::Mutex<Vec<PromptRequest>>);
     #[async_trait::async_trait]
     impl Prompter for Answer {
-        async fn secret(&self, r: &PromptRequest) -> Result<Option<SecretString>, String> {
+        async fn secret(&self, r: &PromptRequest) -> Result<Option<SecretString>, PromptError> {
             self.0.lock().unwrap().push(r.clone());
             Ok(Some(SecretString::from("correct horse".to_string())))
         }
-        async fn confirm(&self, _: &Confirm) -> Result<Option<bool>, String> {
+        async fn confirm(&self, _: &Confirm) -> Result<Option<bool>, PromptError> {
             Ok(None)
         }
     }

@@ -220,6 +220,7 @@ impl Actor {
                 });
             }
             Err(e) => {
+                let e = e.to_string();
                 span.in_scope(|| tracing::error!("could not start: {e}"));
                 slot.start_error = Some(e.clone());
                 slot.since = Some(SystemTime::now());

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 use tunnelkit_core::{Event, RouteState, Status};
 
-use crate::launcher::{Launcher, RunningTunnel, Stopping};
+use crate::launcher::{LaunchError, Launcher, RunningTunnel, Stopping};
 use crate::profile::Profile;
 use crate::registry::{RegistryConfig, RegistryHandle, UpStarted, STOP_DEADLINE};
 use crate::relay::Relay;
@@ -83,12 +83,16 @@ impl Launcher for FakeLauncher {
         &self,
         profile: &Profile,
         _relay: Arc<Relay>,
-    ) -> Result<Box<dyn RunningTunnel>, String> {
+    ) -> Result<Box<dyn RunningTunnel>, LaunchError> {
         let d = &profile.description;
         if self.taken.lock().unwrap().contains(d) {
-            return Err(
-                "forward 0: bind 127.0.0.1:4000: Address already in use (os error 98)".into(),
-            );
+            return Err(LaunchError::Bind {
+                forward: 0,
+                error: tunnelkit_core::Error::Bind {
+                    addr: "127.0.0.1:4000".into(),
+                    reason: "Address already in use (os error 98)".into(),
+                },
+            });
         }
         self.launches.fetch_add(1, Ordering::SeqCst);
         let (events, _) = broadcast::channel(16);

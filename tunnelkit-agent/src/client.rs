@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio_util::sync::CancellationToken;
 use tunnelkit_core::prompt::{Confirm, ExposeSecret};
-use tunnelkit_core::{PromptRequest, Prompter};
+use tunnelkit_core::{PromptError, PromptRequest, Prompter};
 
 use crate::protocol::limits::next_line_wait;
 use crate::protocol::{
@@ -56,6 +56,9 @@ pub enum ClientError {
     /// The agent answered a different question.
     #[error("the agent answered {0} to another request: is it the same tunnelkit build?")]
     Unexpected(&'static str),
+    /// A question of the agent could not be answered here (cancelled, the terminal failed).
+    #[error("the question could not be answered: {}", tunnelkit_core::error::Chain(.0))]
+    Prompt(PromptError),
     /// The connection failed midway.
     #[error("the connection to the agent failed: {0}")]
     Io(String),
@@ -117,7 +120,7 @@ async fn exchange(
             } => {
                 let value = ask(prompter, text, echo, confirm)
                     .await
-                    .map_err(ClientError::Io)?;
+                    .map_err(ClientError::Prompt)?;
                 write
                     .write_all(&encode_client_message(&ClientMessage::Answer { value }))
                     .await
@@ -132,7 +135,7 @@ async fn ask(
     text: String,
     echo: bool,
     confirm: bool,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, PromptError> {
     match prompter {
         None => Ok(None),
         Some(p) if confirm => Ok(p

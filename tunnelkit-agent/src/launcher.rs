@@ -59,16 +59,34 @@ impl RunningTunnel for TunnelHandle {
     }
 }
 
+/// Why a profile's tunnel could not be started. Each shows its cause in its text (and not
+/// again as a `source`).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// A forward's local address could not be bound (a port taken).
+    #[error("forward {forward}: {error}")]
+    Bind {
+        /// The forward's index in the profile.
+        forward: usize,
+        /// The bind error.
+        error: tunnelkit_core::Error,
+    },
+    /// The tunnel refused its configuration.
+    #[error("{0}")]
+    Start(tunnelkit_core::Error),
+}
+
 /// Starts tunnels for profiles.
 #[async_trait]
 pub trait Launcher: Send + Sync {
     /// Binds `profile`'s forwards and starts its tunnel, asking `relay` when a person is
-    /// needed. An error (a local port taken) is the text shown as the profile's last error.
+    /// needed. An error (a local port taken) is shown as the profile's last error.
     async fn launch(
         &self,
         profile: &Profile,
         relay: Arc<Relay>,
-    ) -> Result<Box<dyn RunningTunnel>, String>;
+    ) -> Result<Box<dyn RunningTunnel>, LaunchError>;
 }
 
 /// The real launcher: binds with [`bind_forward`] and runs [`Tunnel::start_subscribed`] with the
@@ -98,10 +116,11 @@ impl Launcher for CoreLauncher {
         &self,
         profile: &Profile,
         relay: Arc<Relay>,
-    ) -> Result<Box<dyn RunningTunnel>, String> {
+    ) -> Result<Box<dyn RunningTunnel>, LaunchError> {
         let mut listeners = Vec::new();
         for (i, f) in profile.config.forwards.iter().enumerate() {
-            listeners.push(bind_forward(i, f).await.map_err(|e| e.to_string())?);
+            let bound = bind_forward(i, f).await;
+            listeners.push(bound.map_err(|error| LaunchError::Bind { forward: i, error })?);
         }
         let services = Services {
             prompter: relay,
@@ -114,7 +133,7 @@ impl Launcher for CoreLauncher {
             services,
             CancellationToken::new(),
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(LaunchError::Start)?;
         Ok(Box::new(Started {
             handle,
             first: Mutex::new(Some(first)),

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
-use tunnelkit_core::prompt::{Confirm, SecretString};
+use tunnelkit_core::prompt::{Confirm, PromptError, SecretString};
 use tunnelkit_core::{PromptRequest, Prompter};
 
 /// One question for the attached client.
@@ -84,7 +84,7 @@ impl Relay {
         text: String,
         echo: bool,
         confirm: bool,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, PromptError> {
         let text = match route {
             Some(r) => format!("route {r}: {text}"),
             None => text,
@@ -115,7 +115,7 @@ impl Relay {
         }
         match rx.await {
             Ok(Some(a)) => Ok(Some(a)),
-            Ok(None) => Err("declined at the terminal".into()),
+            Ok(None) => Err(PromptError::Declined),
             Err(_) => Ok(None),
         }
     }
@@ -123,7 +123,7 @@ impl Relay {
 
 #[async_trait]
 impl Prompter for Relay {
-    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String> {
+    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, PromptError> {
         let (text, echo) = (request.screen_text(), request.echo());
         Ok(self
             .ask(None, text, echo, false)
@@ -135,7 +135,7 @@ impl Prompter for Relay {
         &self,
         route: &str,
         request: &PromptRequest,
-    ) -> Result<Option<SecretString>, String> {
+    ) -> Result<Option<SecretString>, PromptError> {
         let (text, echo) = (request.screen_text(), request.echo());
         Ok(self
             .ask(Some(route), text, echo, false)
@@ -143,7 +143,7 @@ impl Prompter for Relay {
             .map(SecretString::from))
     }
 
-    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String> {
+    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, PromptError> {
         Ok(self
             .ask(None, question.question.clone(), true, true)
             .await?

@@ -117,7 +117,8 @@ fn read_trusted(path: &Path, dir_flaw: Option<&Untrusted>) -> Result<String, Unu
             path.display()
         ))),
         // Missing or unreadable: read_profile says so.
-        _ => read_profile(path).map_err(Unusable::Broken),
+        _ => read_profile(path)
+            .map_err(|e| Unusable::Broken(tunnelkit_core::error::Chain(&e).to_string())),
     }
 }
 
@@ -164,39 +165,91 @@ fn shown_path(path: &Path) -> String {
     safe_name(&path.display().to_string())
 }
 
+/// Why a profile file's text could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// It could not be examined, opened or read.
+    #[error("{}: cannot read", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It is not a regular file (a directory, a FIFO, a device): not opened.
+    #[error("{}: not a regular file", path.display())]
+    NotAFile {
+        /// The file.
+        path: PathBuf,
+    },
+    /// It is larger than [`MAX_PROFILE_BYTES`].
+    #[error(
+        "{}: larger than {MAX_PROFILE_BYTES} bytes{}",
+        path.display(),
+        size.map(|n| format!(" ({n} bytes)")).unwrap_or_default()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, when it was known before reading (it may have grown while read).
+        size: Option<u64>,
+    },
+    /// It is not UTF-8 text.
+    #[error("{}:{line}:{column}: not UTF-8 text (profiles are UTF-8 TOML)", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// The 1-based line of the first byte that is not UTF-8.
+        line: usize,
+        /// Its 1-based column (in bytes).
+        column: usize,
+    },
+}
+
 /// Reads one profile file: a regular file (symbolic links followed), at most
 /// [`MAX_PROFILE_BYTES`], UTF-8.
-pub fn read_profile(path: &Path) -> Result<String, String> {
-    let fail = |why: String| format!("{}: {why}", path.display());
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+pub fn read_profile(path: &Path) -> Result<String, ReadError> {
+    let io = |source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
+        return Err(ReadError::NotAFile {
+            path: path.to_path_buf(),
+        });
     }
     if meta.len() > MAX_PROFILE_BYTES {
-        return Err(fail(format!(
-            "larger than {MAX_PROFILE_BYTES} bytes ({} bytes)",
-            meta.len()
-        )));
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            size: Some(meta.len()),
+        });
     }
-    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let file = std::fs::File::open(path).map_err(io)?;
     // Room for the whole file and one byte more, so that it is read in one call and the end
     // is seen at the next (from an empty buffer, `read_to_end` reads 32, 32, 64, ... bytes:
     // six reads for a typical profile, every poll, for every profile).
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0) + 1);
     file.take(MAX_PROFILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| fail(format!("cannot read: {e}")))?;
+        .map_err(io)?;
     if bytes.len() as u64 > MAX_PROFILE_BYTES {
-        return Err(fail(format!("larger than {MAX_PROFILE_BYTES} bytes")));
+        return Err(ReadError::TooLarge {
+            path: path.to_path_buf(),
+            size: None,
+        });
     }
     String::from_utf8(bytes).map_err(|e| {
         let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = good.iter().filter(|b| **b == b'\n').count() + 1;
         let column = good.len() - good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
-        format!(
-            "{}:{line}:{column}: not UTF-8 text (profiles are UTF-8 TOML)",
-            path.display()
-        )
+        ReadError::NotUtf8 {
+            path: path.to_path_buf(),
+            line,
+            column,
+        }
     })
 }
 

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use keyring_core::{CredentialStore, Entry};
 use tunnelkit_core::prompt::{ExposeSecret, SecretString};
-use tunnelkit_core::{SecretKey, SecretStore};
+use tunnelkit_core::{SecretKey, SecretStore, SecretStoreError};
 
 use crate::platform;
 use crate::platform::keyring::kernel;
@@ -62,6 +62,37 @@ impl Backend {
     }
 }
 
+/// Why a [`Keyring`] could not be chosen or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyringError {
+    /// `TUNNELKIT_KEYRING` names no store.
+    #[error(
+        "TUNNELKIT_KEYRING={value}: expected secret-service, keyutils, keychain, \
+         credential-manager or mock"
+    )]
+    UnknownBackend {
+        /// The variable's value.
+        value: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] SecretStoreError),
+}
+
+/// A store's own error as a [`SecretStoreError::Backend`].
+pub(crate) fn failed(
+    store: &str,
+    operation: &'static str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> SecretStoreError {
+    SecretStoreError::Backend {
+        store: store.to_string(),
+        operation,
+        source: source.into(),
+    }
+}
+
 /// A keyring-backed [`SecretStore`].
 #[derive(Clone)]
 pub struct Keyring {
@@ -79,17 +110,16 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// The store chosen by `TUNNELKIT_KEYRING` (`secret-service`, `keyutils` or `mock`); by
     /// default the Secret Service when a session bus answers for it, else the kernel keyring.
-    pub fn from_env() -> Result<Keyring, String> {
+    pub fn from_env() -> Result<Keyring, KeyringError> {
         match std::env::var("TUNNELKIT_KEYRING").as_deref() {
             Ok("mock") => Keyring::new(Backend::Mock),
             Ok("keyutils") => Keyring::new(Backend::Keyutils),
             Ok("secret-service") => Keyring::new(Backend::SecretService),
             Ok("keychain") => Keyring::new(Backend::Keychain),
             Ok("credential-manager") => Keyring::new(Backend::CredentialManager),
-            Ok(other) => Err(format!(
-                "TUNNELKIT_KEYRING={other}: expected secret-service, keyutils, keychain, \
-                 credential-manager or mock"
-            )),
+            Ok(other) => Err(KeyringError::UnknownBackend {
+                value: other.to_string(),
+            }),
             Err(_) => {
                 let mut candidates = platform::keyring::candidates();
                 let last = candidates.pop().unwrap_or(Backend::Mock);
@@ -97,7 +127,11 @@ impl Keyring {
                     match Keyring::new(backend).and_then(|k| k.probe().map(|()| k)) {
                         Ok(k) => return Ok(k),
                         Err(e) => {
-                            tracing::info!("secrets: {} does not answer ({e})", backend.place())
+                            tracing::info!(
+                                "secrets: {} does not answer ({})",
+                                backend.place(),
+                                tunnelkit_core::error::Chain(&e)
+                            )
                         }
                     }
                 }
@@ -107,7 +141,7 @@ impl Keyring {
     }
 
     /// A keyring on the given backend.
-    pub fn new(backend: Backend) -> Result<Keyring, String> {
+    pub fn new(backend: Backend) -> Result<Keyring, KeyringError> {
         let store = platform::keyring::store(backend)?;
         tracing::info!("secrets: using the {backend:?} keyring");
         Ok(Keyring { store, backend })
@@ -119,36 +153,43 @@ impl Keyring {
     }
 
     /// Checks that the store answers (a lookup of an entry that does not exist).
-    fn probe(&self) -> Result<(), String> {
+    fn probe(&self) -> Result<(), KeyringError> {
         let key = SecretKey::Password {
             user: "probe".into(),
             host: "tunnelkit.invalid".into(),
             port: 22,
         };
-        self.get(&key).map(drop)
+        self.get(&key).map(drop)?;
+        Ok(())
     }
 
-    fn entry(store: &Arc<CredentialStore>, key: &SecretKey) -> Result<Entry, String> {
-        Entry::new_in_store(store, SERVICE, &key.entry_name()).map_err(|e| e.to_string())
+    fn entry(
+        &self,
+        store: &Arc<CredentialStore>,
+        key: &SecretKey,
+    ) -> Result<Entry, SecretStoreError> {
+        Entry::new_in_store(store, SERVICE, &key.entry_name())
+            .map_err(|e| failed(self.backend.place(), "open the entry", e))
     }
 
     /// Stores (or replaces) a secret.
-    pub fn set(&self, key: &SecretKey, secret: &SecretString) -> Result<(), String> {
+    pub fn set(&self, key: &SecretKey, secret: &SecretString) -> Result<(), SecretStoreError> {
         match &self.store {
-            Some(store) => Self::entry(store, key)?
+            Some(store) => self
+                .entry(store, key)?
                 .set_password(secret.expose_secret())
-                .map_err(|e| e.to_string()),
+                .map_err(|e| failed(self.backend.place(), "store", e)),
             None => kernel::set(&key.entry_name(), secret.expose_secret()),
         }
     }
 
     /// Removes a secret; `Ok(false)` when there was none.
-    pub fn delete(&self, key: &SecretKey) -> Result<bool, String> {
+    pub fn delete(&self, key: &SecretKey) -> Result<bool, SecretStoreError> {
         match &self.store {
-            Some(store) => match Self::entry(store, key)?.delete_credential() {
+            Some(store) => match self.entry(store, key)?.delete_credential() {
                 Ok(()) => Ok(true),
                 Err(keyring_core::Error::NoEntry) => Ok(false),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(failed(self.backend.place(), "delete", e)),
             },
             None => kernel::delete(&key.entry_name()),
         }
@@ -156,12 +197,12 @@ impl Keyring {
 }
 
 impl SecretStore for Keyring {
-    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, String> {
+    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, SecretStoreError> {
         let found = match &self.store {
-            Some(store) => match Self::entry(store, key)?.get_password() {
+            Some(store) => match self.entry(store, key)?.get_password() {
                 Ok(s) => Some(s),
                 Err(keyring_core::Error::NoEntry) => None,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(failed(self.backend.place(), "read", e)),
             },
             None => kernel::get(&key.entry_name())?,
         };

@@ -143,11 +143,11 @@ pub(crate) async fn up(
                     let _ = write.write_all(&encode_reply(&Reply::Progress { text })).await;
                     break done(Response::Up { name: name.to_string(), route: up_route.take() });
                 }
-                Ok(Event::RouteFailed { reason, needs_input: true, .. }) if !interactive => {
+                Ok(Event::RouteFailed { reason, failure, .. }) if failure.needs_input() && !interactive => {
                     break error(format!("{name} {reason}; run `tunnelkit up {name}` on a terminal to answer"));
                 }
                 Ok(Event::Stopped { error: Some(e) }) => break error(format!("{name}: {e}")),
-                Ok(Event::RouteFailed { reason, permanent: true, .. }) => break error(format!("{name}: {reason}")),
+                Ok(Event::RouteFailed { reason, failure, .. }) if failure.never_retried() => break error(format!("{name}: {reason}")),
                 Ok(e) => {
                     let text = e.to_string();
                     let note = Reply::Progress { text: text.clone() };

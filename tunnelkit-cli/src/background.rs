@@ -78,14 +78,42 @@ pub fn run_parent() -> Exit {
     }
 }
 
+/// Why the child could not go to the background.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DetachError {
+    /// A step failed: `telling the parent`, `setsid`, `/dev/null`, `stdin`, `stdout`, `stderr`.
+    #[error("{step}")]
+    Step {
+        /// The step.
+        step: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// This system cannot run a tunnel in the background (the reason, for the person).
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+impl DetachError {
+    /// A failed step's error, for `map_err`.
+    pub(crate) fn step<E: Into<std::io::Error>>(step: &'static str) -> impl Fn(E) -> DetachError {
+        move |e| DetachError::Step {
+            step,
+            source: e.into(),
+        }
+    }
+}
+
 /// In the child, once up: tells the parent, leaves the terminal's session and closes the
 /// standard streams (standard error is kept when `keep_stderr`, i.e. with `-v`).
-pub fn detach(keep_stderr: bool) -> Result<(), String> {
+pub fn detach(keep_stderr: bool) -> Result<(), DetachError> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "{READY}")
             .and_then(|()| out.flush())
-            .map_err(|e| format!("telling the parent: {e}"))?;
+            .map_err(DetachError::step("telling the parent"))?;
     }
     crate::platform::detach(keep_stderr)?;
     tracing::debug!("in the background as process {}", std::process::id());

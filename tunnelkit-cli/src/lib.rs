@@ -42,7 +42,7 @@ pub async fn run(opts: Opts, cancel: CancellationToken) -> Exit {
         None if opts.ssh.print_config => match opts
             .ssh
             .check_values()
-            .map_err(resolve::UsageError)
+            .map_err(resolve::UsageError::from)
             .and_then(|()| resolve::print_config(&opts.ssh))
         {
             Ok(text) => {

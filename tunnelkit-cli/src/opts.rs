@@ -385,7 +385,7 @@ impl SshArgs {
     /// Refuses what would smuggle a line into a config: a newline, carriage return or NUL in
     /// any value (`-o`, `-L`, `-D`, `-R`, `-J`, `-l`, `-p`, `--dr`, the destination). ssh_config
     /// has one keyword per line, and `-G` prints one per line.
-    pub fn check_values(&self) -> Result<(), String> {
+    pub fn check_values(&self) -> Result<(), ValueError> {
         let named = self
             .options
             .iter()
@@ -400,19 +400,35 @@ impl SshArgs {
             .chain(self.destination.iter().map(|v| ("destination", v.as_str())));
         for (flag, v) in named {
             if let Some(c) = v.chars().find(|c| matches!(c, '\n' | '\r' | '\0')) {
-                return Err(format!(
-                    "{flag} {}: a value may not contain {}",
-                    v.escape_debug(),
-                    match c {
-                        '\n' => "a newline",
-                        '\r' => "a carriage return",
-                        _ => "a NUL character",
-                    }
-                ));
+                return Err(ValueError {
+                    flag,
+                    value: v.to_string(),
+                    character: c,
+                });
             }
         }
         Ok(())
     }
+}
+
+/// A flag's value that holds a line break or NUL (see [`SshArgs::check_values`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{flag} {}: a value may not contain {}",
+    value.escape_debug(),
+    match character {
+        '\n' => "a newline",
+        '\r' => "a carriage return",
+        _ => "a NUL character",
+    }
+)]
+pub struct ValueError {
+    /// The flag (`-o`, `-L`, ...) or `destination`.
+    pub flag: &'static str,
+    /// The value as given.
+    pub value: String,
+    /// The character refused: `\n`, `\r` or NUL.
+    pub character: char,
 }
 
 /// The ssh-compatible options.

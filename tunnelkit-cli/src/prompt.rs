@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 
 use async_trait::async_trait;
-use tunnelkit_core::prompt::{Confirm, SecretString};
+use tunnelkit_core::prompt::{Confirm, PromptError, SecretString};
 use tunnelkit_core::{PromptRequest, Prompter};
 
 /// Prompts on the controlling terminal.
@@ -22,13 +22,13 @@ pub fn has_tty() -> bool {
         .is_ok()
 }
 
-fn ask_line(text: String, echo: bool) -> Result<Option<String>, String> {
+fn ask_line(text: String, echo: bool) -> Result<Option<String>, PromptError> {
     // No log line is printed over the question until it is answered.
     let _on_screen = crate::screen::prompt_on_screen();
     if !echo {
         return match rpassword::prompt_password(text) {
             Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err("cancelled".into()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(PromptError::Cancelled),
             Err(_) => Ok(None),
         };
     }
@@ -39,28 +39,29 @@ fn ask_line(text: String, echo: bool) -> Result<Option<String>, String> {
     else {
         return Ok(None);
     };
-    tty.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    tty.flush().map_err(|e| e.to_string())?;
+    tty.write_all(text.as_bytes())
+        .map_err(PromptError::Terminal)?;
+    tty.flush().map_err(PromptError::Terminal)?;
     let mut line = String::new();
     std::io::BufReader::new(tty)
         .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
+        .map_err(PromptError::Terminal)?;
     Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()))
 }
 
 #[async_trait]
 impl Prompter for TtyPrompter {
-    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String> {
+    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, PromptError> {
         let (text, echo) = (request.screen_text(), request.echo());
         let answer = tokio::task::spawn_blocking(move || ask_line(text, echo))
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(|_| PromptError::Lost)??;
         Ok(answer.map(SecretString::from))
     }
 
-    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String> {
+    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, PromptError> {
         let q = question.question.clone();
-        tokio::task::spawn_blocking(move || -> Result<Option<bool>, String> {
+        tokio::task::spawn_blocking(move || -> Result<Option<bool>, PromptError> {
             let mut text = q;
             for _ in 0..3 {
                 match ask_line(text, true)? {
@@ -75,6 +76,6 @@ impl Prompter for TtyPrompter {
             Ok(Some(false))
         })
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|_| PromptError::Lost)?
     }
 }

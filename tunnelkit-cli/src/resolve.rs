@@ -13,21 +13,35 @@ use tunnelkit_core::{CertificateCommand, Failback, TunnelConfig};
 
 use crate::opts::SshArgs;
 
-/// A mistake on the command line or in ssh_config (exit 255, as ssh).
+/// A mistake on the command line or in ssh_config (exit 255, as ssh). What the CLI does
+/// differently for some mistakes (`-f` without a forward) keys on the variant.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(pub String);
-
-impl From<spec::SpecError> for UsageError {
-    fn from(e: spec::SpecError) -> Self {
-        UsageError(e.to_string())
-    }
-}
-
-impl From<ResolveError> for UsageError {
-    fn from(e: ResolveError) -> Self {
-        UsageError(e.to_string())
-    }
+#[non_exhaustive]
+pub enum UsageError {
+    /// No destination was given.
+    #[error("no destination given: tunnelkit [options] [user@]host[:port]")]
+    NoDestination,
+    /// Neither the flags nor ssh_config give a forward.
+    #[error(
+        "no forwards: give at least one -L or -R [bind_address:]port:host:hostport or \
+         -D [bind_address:]port (or LocalForward/RemoteForward/DynamicForward in ssh_config)"
+    )]
+    NoForwards,
+    /// A flag's value holds a line break or NUL.
+    #[error(transparent)]
+    Value(#[from] crate::opts::ValueError),
+    /// A hop, forward or port string could not be parsed.
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
+    /// ssh_config or the options could not be resolved.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The resolved tunnel is inconsistent.
+    #[error(transparent)]
+    Config(tunnelkit_core::Error),
+    /// Another flag's value is wrong, said in words (nothing decides on it but the exit status).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The resolved command line.
@@ -51,7 +65,8 @@ fn request(args: &SshArgs, interactive: bool) -> Result<(Environment, Request), 
     let env = Environment::from_process(args.config_file.as_deref(), interactive);
     let port = match &args.port {
         Some(p) => Some(
-            spec::parse_port(p, false).map_err(|e| UsageError(format!("-p {p}: {}", e.reason)))?,
+            spec::parse_port(p, false)
+                .map_err(|e| UsageError::Invalid(format!("-p {p}: {}", e.reason)))?,
         ),
         None => None,
     };
@@ -75,7 +90,7 @@ fn request(args: &SshArgs, interactive: bool) -> Result<(Environment, Request), 
 /// `tunnelkit -G`: the destination's configuration in `ssh -G`'s format.
 pub fn print_config(args: &SshArgs) -> Result<String, UsageError> {
     if args.destination.is_none() {
-        return Err(UsageError("-G needs a destination".into()));
+        return Err(UsageError::Invalid("-G needs a destination".into()));
     }
     let (env, req) = request(args, false)?;
     Ok(core::print_config(&env, &req)?)
@@ -84,26 +99,21 @@ pub fn print_config(args: &SshArgs) -> Result<String, UsageError> {
 /// Resolves the flags. `interactive` says whether a person can answer prompts (a TTY).
 pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError> {
     if args.destination.is_none() {
-        return Err(UsageError(
-            "no destination given: tunnelkit [options] [user@]host[:port]".into(),
-        ));
+        return Err(UsageError::NoDestination);
     }
     let (env, req) = request(args, interactive)?;
     let r = core::resolve(&env, &req)?;
     if r.forwards.is_empty() && r.remote_forwards.is_empty() {
-        return Err(UsageError(
-            "no forwards: give at least one -L or -R [bind_address:]port:host:hostport or \
-             -D [bind_address:]port (or LocalForward/RemoteForward/DynamicForward in ssh_config)"
-                .into(),
-        ));
+        return Err(UsageError::NoForwards);
     }
     let o = &r.destination.options;
     let mut routes = r.routes;
     if let Some(line) = &args.certificate_command {
-        let command = shlex::split(line)
-            .ok_or_else(|| "a quote does not close".to_string())
-            .and_then(CertificateCommand::new)
-            .map_err(|e| UsageError(format!("--certificate-command {line:?}: {e}")))?;
+        let command = match shlex::split(line) {
+            None => Err("a quote does not close".to_string()),
+            Some(words) => CertificateCommand::new(words).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| UsageError::Invalid(format!("--certificate-command {line:?}: {e}")))?;
         for route in &mut routes {
             route.set_certificate_command(Some(&command));
         }
@@ -125,7 +135,7 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
     } else {
         Some(o.connection_attempts.unwrap_or(1))
     };
-    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    config.validate().map_err(UsageError::Config)?;
     Ok(Resolved {
         config,
         exit_on_forward_failure: o.exit_on_forward_failure.unwrap_or(false),
@@ -137,7 +147,7 @@ pub fn resolve(args: &SshArgs, interactive: bool) -> Result<Resolved, UsageError
 pub fn parse_failback(s: &str) -> Result<Failback, UsageError> {
     tunnelkit_core::spec::parse_seconds_or_never("--failback", s)
         .map(Failback::from_hold)
-        .map_err(|e| UsageError(format!("--failback {s}: {}", e.reason)))
+        .map_err(|e| UsageError::Invalid(format!("--failback {s}: {}", e.reason)))
 }
 
 /// `--standby-probe SECONDS|never`.
@@ -147,7 +157,7 @@ pub fn parse_standby_probe(s: &str) -> Result<Option<Duration>, UsageError> {
     }
     match s.parse::<u64>() {
         Ok(n) if n > 0 => Ok(Some(Duration::from_secs(n))),
-        _ => Err(UsageError(format!(
+        _ => Err(UsageError::Invalid(format!(
             "--standby-probe {s}: expected a number of seconds (at least 1) or `never`"
         ))),
     }
@@ -279,7 +289,10 @@ mod tests {
         ])
         .unwrap()
         .ssh;
-        assert!(resolve(&a, false).unwrap_err().0.contains("nest more than"));
+        assert!(resolve(&a, false)
+            .unwrap_err()
+            .to_string()
+            .contains("nest more than"));
     }
 
     #[test]
@@ -363,7 +376,7 @@ mod tests {
             ),
         ] {
             let e = resolve(&args(&a), false).unwrap_err();
-            assert!(e.0.contains(needle), "{a:?}: {e}");
+            assert!(e.to_string().contains(needle), "{a:?}: {e}");
         }
         let a = crate::opts::Opts::try_parse_from([
             "tunnelkit",
@@ -375,6 +388,9 @@ mod tests {
         ])
         .unwrap()
         .ssh;
-        assert!(resolve(&a, false).unwrap_err().0.contains("/no/such/file"));
+        assert!(resolve(&a, false)
+            .unwrap_err()
+            .to_string()
+            .contains("/no/such/file"));
     }
 }

@@ -128,6 +128,20 @@ pub enum AttemptFailure {
     Config,
 }
 
+impl AttemptFailure {
+    /// True when the route is never tried again by itself (a host key problem): a person must
+    /// act (fix known_hosts, or bring the profile up again).
+    pub fn never_retried(self) -> bool {
+        matches!(self, AttemptFailure::HostKey)
+    }
+
+    /// True when a person must supply something (a passphrase, password, one-time code or host
+    /// key decision) that nobody could be asked for.
+    pub fn needs_input(self) -> bool {
+        matches!(self, AttemptFailure::NeedsInput)
+    }
+}
+
 /// Why a command tunnelkit ran for itself (a certificate command) did not succeed. What it
 /// printed is never part of it: only how much.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,6 +168,83 @@ pub enum CommandFailure {
     Timeout(Duration),
 }
 
+/// Why a host certificate was refused, in the order ssh checks (the texts are ssh's terms).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateRejection {
+    /// A matching `@revoked` line names the certificate's CA key.
+    #[error("its CA key is marked as revoked in {}:{line}", file.display())]
+    CaRevoked {
+        /// The file holding the `@revoked` line.
+        file: PathBuf,
+        /// Its 1-based line number.
+        line: usize,
+    },
+    /// It is signed by a key that none of the host's `@cert-authority` lines names.
+    #[error(
+        "it is signed by CA key {ca}, which is not the CA of the @cert-authority lines for this \
+         host ({})",
+        lines.join(", ")
+    )]
+    UnknownCa {
+        /// SHA256 fingerprint of the key that signed it.
+        ca: String,
+        /// The `file:line` of each `@cert-authority` line that applies to the host.
+        lines: Vec<String>,
+    },
+    /// Its validity interval is empty (`valid_after >= valid_before`).
+    #[error("its validity interval is empty ({after} to {before})")]
+    EmptyValidity {
+        /// `valid_after`, seconds since the epoch.
+        after: u64,
+        /// `valid_before`, seconds since the epoch.
+        before: u64,
+    },
+    /// The CA's signature over it does not verify.
+    #[error("its CA signature does not verify")]
+    BadSignature,
+    /// It is a user certificate, not a host certificate.
+    #[error("it is not a host certificate (it is a user certificate)")]
+    NotAHostCertificate,
+    /// It is not valid yet.
+    #[error("it is not yet valid (valid {})", crate::session::hostcert::validity(*after, *before))]
+    NotYetValid {
+        /// `valid_after`, seconds since the epoch.
+        after: u64,
+        /// `valid_before`, seconds since the epoch (`u64::MAX`: forever).
+        before: u64,
+    },
+    /// It has expired.
+    #[error("it has expired (valid {})", crate::session::hostcert::validity(*after, *before))]
+    Expired {
+        /// `valid_after`, seconds since the epoch.
+        after: u64,
+        /// `valid_before`, seconds since the epoch.
+        before: u64,
+    },
+    /// The name connected to (the `HostKeyAlias`, else the host name) is not among its
+    /// principals.
+    #[error("'{principal}' is not a listed principal (principals: {})", principals.join(", "))]
+    WrongPrincipal {
+        /// The name connected to, lowercased.
+        principal: String,
+        /// The principals it lists.
+        principals: Vec<String>,
+    },
+    /// It carries critical options, which ssh does not support for host certificates.
+    #[error("it contains unsupported critical options: {}", names.join(", "))]
+    CriticalOptions {
+        /// Their names.
+        names: Vec<String>,
+    },
+    /// Its CA signed it with an algorithm ssh's default `CASignatureAlgorithms` refuses.
+    #[error("its CA signed it with {algorithm}, which is not allowed")]
+    WeakSignature {
+        /// `ssh-rsa (SHA-1)` or `ssh-dss (DSA)`.
+        algorithm: &'static str,
+    },
+}
+
 /// Everything that can go wrong in tunnelkit-core.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -165,6 +256,11 @@ pub enum Error {
     /// A configuration value is invalid or inconsistent (unknown option, bad value). Permanent.
     #[error("{0}")]
     Config(String),
+
+    /// A bug in tunnelkit: something that cannot happen did (an index out of range, an
+    /// invariant that validation should have held). Not the user's configuration. Permanent.
+    #[error("internal error (a bug in tunnelkit; please report it): {0}")]
+    Internal(String),
 
     /// A local forward could not be bound (port in use, no permission, bad address). Permanent.
     #[error("bind {addr}: {reason}")]
@@ -249,14 +345,14 @@ pub enum Error {
     /// The server's host certificate is not vouched for by the `@cert-authority` lines that apply
     /// to the host: untrusted or revoked CA, bad signature, not a host certificate, not valid
     /// now, or the name connected to is not among its principals. Permanent, never retried.
-    #[error("host certificate of {host} refused: {why} ({certificate}); refusing to connect")]
+    #[error("host certificate of {host} refused: {reason} ({certificate}); refusing to connect")]
     HostCertificateRejected {
         /// The host as looked up in known_hosts (`host`, `[host]:port` or the `HostKeyAlias`).
         host: String,
         /// Which certificate: its ID, serial and the SHA256 fingerprint of its CA key.
         certificate: String,
-        /// What failed, e.g. `it has expired (valid from ... to ...)`.
-        why: String,
+        /// What failed (its text, e.g. `it has expired (valid from ... to ...)`).
+        reason: CertificateRejection,
     },
 
     /// The host is not in known_hosts and the policy (or the person asked) refused it. Permanent.
@@ -325,8 +421,9 @@ pub enum Error {
     #[error("no route is up (waited {}s)", .0.as_secs_f32())]
     NoRoute(Duration),
 
-    /// An error on one hop of a route, with the route and hop named.
-    #[error("route {route}, hop {index} ({hop}): {source}")]
+    /// An error on one hop of a route, with the route and hop named. Its text includes the
+    /// inner error's, so the inner error is not also its `source()` (a cause is shown once).
+    #[error("route {route}, hop {index} ({hop}): {error}")]
     Hop {
         /// Route name.
         route: String,
@@ -335,7 +432,7 @@ pub enum Error {
         /// `user@host:port` of the hop.
         hop: String,
         /// What went wrong there.
-        source: Box<Error>,
+        error: Box<Error>,
     },
 
     /// The certificate command (a profile's `certificate_command`, `--certificate-command`)
@@ -349,13 +446,14 @@ pub enum Error {
         failure: CommandFailure,
     },
 
-    /// Local I/O error, with what was being done.
-    #[error("{context}: {source}")]
+    /// Local I/O error, with what was being done. Its text includes the OS error's, so that
+    /// is not also its `source()` (a cause is shown once).
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
-        /// The error.
-        source: std::io::Error,
+        /// The OS error.
+        error: std::io::Error,
     },
 }
 
@@ -366,6 +464,7 @@ impl Error {
         match self {
             Error::Spec(_)
             | Error::Config(_)
+            | Error::Internal(_)
             | Error::Bind { .. }
             | Error::HostKeyChanged { .. }
             | Error::HostKeyRevoked { .. }
@@ -374,7 +473,7 @@ impl Error {
             | Error::AuthRejected { .. }
             | Error::KeyFile { .. }
             | Error::NeedsInput(_) => true,
-            Error::Hop { source, .. } => source.is_permanent(),
+            Error::Hop { error, .. } => error.is_permanent(),
             Error::Connect { .. }
             | Error::Timeout { .. }
             | Error::Protocol { .. }
@@ -393,7 +492,7 @@ impl Error {
             | Error::HostKeyRevoked { .. }
             | Error::HostCertificateRejected { .. }
             | Error::HostKeyUnknown { .. } => true,
-            Error::Hop { source, .. } => source.is_host_key(),
+            Error::Hop { error, .. } => error.is_host_key(),
             _ => false,
         }
     }
@@ -412,7 +511,7 @@ impl Error {
     /// The innermost error, below any [`Error::Hop`] wrapping.
     pub fn root(&self) -> &Error {
         match self {
-            Error::Hop { source, .. } => source.root(),
+            Error::Hop { error, .. } => error.root(),
             e => e,
         }
     }
@@ -428,6 +527,7 @@ impl Error {
             },
             Error::Spec(e) => Error::Spec(e.clone()),
             Error::Config(s) => Error::Config(s.clone()),
+            Error::Internal(s) => Error::Internal(s.clone()),
             Error::Bind { addr, reason } => Error::Bind {
                 addr: addr.clone(),
                 reason: reason.clone(),
@@ -486,11 +586,11 @@ impl Error {
             Error::HostCertificateRejected {
                 host,
                 certificate,
-                why,
+                reason,
             } => Error::HostCertificateRejected {
                 host: host.clone(),
                 certificate: certificate.clone(),
-                why: why.clone(),
+                reason: reason.clone(),
             },
             Error::HostKeyUnknown {
                 host,
@@ -536,24 +636,24 @@ impl Error {
                 route,
                 index,
                 hop,
-                source,
+                error,
             } => Error::Hop {
                 route: route.clone(),
                 index: *index,
                 hop: hop.clone(),
-                source: Box::new(source.replicate()),
+                error: Box::new(error.replicate()),
             },
-            Error::Io { context, source } => Error::Io {
+            Error::Io { context, error } => Error::Io {
                 context: context.clone(),
-                source: std::io::Error::new(source.kind(), source.to_string()),
+                error: std::io::Error::new(error.kind(), error.to_string()),
             },
         }
     }
 
-    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, error: std::io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 }
@@ -579,6 +679,27 @@ pub fn os_reason(e: &std::io::Error) -> String {
     }
 }
 
+/// Shows an error and each of its causes once, joined by `: ` (what `anyhow` prints under
+/// `{:#}`), for places that turn an error into one line of text.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        // Bounded: a chain is short, and a cycle must not hang the caller.
+        let mut cause = self.0.source();
+        for _ in 0..MAX_CAUSES {
+            let Some(c) = cause else { break };
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+/// At most this many causes are shown by [`Chain`].
+const MAX_CAUSES: usize = 16;
+
 /// The core's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -600,10 +721,37 @@ mod tests {
             route: "primary".into(),
             index: 1,
             hop: "a@h:22".into(),
-            source: Box::new(changed),
+            error: Box::new(changed),
         };
         assert!(wrapped.is_permanent() && wrapped.is_host_key());
+        // What an event says follows from one fact: a host key problem is never retried and
+        // needs no input; input that nobody could give is retried when someone can answer.
+        assert_eq!(wrapped.attempt_failure(), AttemptFailure::HostKey);
+        assert!(wrapped.attempt_failure().never_retried());
+        assert!(!wrapped.attempt_failure().needs_input());
+        let input = Error::Hop {
+            route: "primary".into(),
+            index: 1,
+            hop: "a@h:22".into(),
+            error: Box::new(Error::NeedsInput("passphrase".into())),
+        };
+        assert!(input.attempt_failure().needs_input());
+        assert!(!input.attempt_failure().never_retried());
         assert!(wrapped.to_string().contains("/k:3"), "{wrapped}");
+        // The inner error is shown once: in the text, not again as a cause.
+        let all = Chain(&wrapped).to_string();
+        assert_eq!(all.matches("/k:3").count(), 1, "{all}");
+        let io = Error::Hop {
+            route: "primary".into(),
+            index: 1,
+            hop: "a@h:22".into(),
+            error: Box::new(Error::io(
+                "read key",
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            )),
+        };
+        let all = Chain(&io).to_string();
+        assert_eq!(all.matches("permission denied").count(), 1, "{all}");
         let refused = Error::Connect {
             host: "h".into(),
             port: 22,

@@ -267,7 +267,7 @@ async fn open_channel(
         let target = requested
             .or_else(|| ctx.forward.target_for(session.route()))
             .cloned()
-            .ok_or_else(|| Error::Config("a SOCKS connection without a request".into()))?;
+            .ok_or_else(|| Error::Internal("a SOCKS connection without a request".into()))?;
         // A session that dies while the channel opens hands the connection to its successor.
         let opened = tokio::select! {
             r = session.open(&target, peer) => r,

@@ -92,17 +92,22 @@ pub mod tunnel;
 
 pub use builder::{HopBuilder, TunnelConfigBuilder};
 pub use config::{
-    defaults, AddressFamily, AuthOptions, Backoff, CertificateCommand, Failback, Forward,
-    ForwardKind, Hop, HopOptions, HostKeyPolicy, ProxyCommand, ReceiveWindows, Route,
-    StrictHostKeyChecking, Target, TunnelConfig,
+    defaults, AddressFamily, AuthOptions, Backoff, CertificateCommand, CertificateCommandError,
+    Failback, Forward, ForwardKind, Hop, HopOptions, HostKeyPolicy, ProxyCommand, ReceiveWindows,
+    Route, StrictHostKeyChecking, Target, TunnelConfig,
 };
 pub use drill::{DrillError, DrillOptions, DrillReport, ForwardDrill, ForwardOutcome};
 pub use env::Environment;
-pub use error::{AttemptFailure, CommandFailure, Error, Result, SessionLoss, Stage};
+pub use error::{
+    AttemptFailure, CertificateRejection, CommandFailure, Error, Result, SessionLoss, Stage,
+};
 pub use forward::{bind_forward, bind_forwards, ForwardListener};
-pub use options::{OptionError, RekeyLimit, SshOptions};
+pub use options::{OptionError, RekeyLimit, RekeyLimitError, SshOptions};
 pub use pool::{RouteKey, SessionPool};
-pub use prompt::{NoPrompt, NoSecrets, PromptRequest, Prompter, SecretKey, SecretStore, Services};
+pub use prompt::{
+    NoPrompt, NoSecrets, PromptError, PromptRequest, Prompter, SecretKey, SecretStore,
+    SecretStoreError, Services,
+};
 pub use remote::{
     RemoteBind, RemoteForward, RemoteForwardState, RemoteForwardStatus, RemoteRefusal,
 };

@@ -78,6 +78,57 @@ impl PromptRequest {
     }
 }
 
+/// Why a [`Prompter`] could not get an answer although someone could be asked. (Nobody to ask
+/// is not an error: it is `Ok(None)`.)
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PromptError {
+    /// The person ended the question without answering (end of input at the terminal).
+    #[error("cancelled")]
+    Cancelled,
+    /// The person's client was asked and declined to answer (the agent's relay).
+    #[error("declined at the terminal")]
+    Declined,
+    /// The terminal could not be written or read.
+    #[error("the terminal could not be used")]
+    Terminal(#[source] std::io::Error),
+    /// The task that asked ended before an answer came (it panicked or was stopped).
+    #[error("the question was lost before it was answered")]
+    Lost,
+}
+
+/// Why a [`SecretStore`] could not answer. `Ok(None)` (no such secret) is not an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecretStoreError {
+    /// The store does not exist on this operating system.
+    #[error("{store} is not available on {os}")]
+    NotOnThisSystem {
+        /// The store, in words (e.g. `the login Keychain`).
+        store: String,
+        /// The operating system (`std::env::consts::OS`).
+        os: &'static str,
+    },
+    /// The store could not be opened or refused an operation (no session bus, locked,
+    /// permission denied).
+    #[error("{store}: {operation} failed")]
+    Backend {
+        /// The store, in words.
+        store: String,
+        /// What was being done, e.g. `open`, `read`, `add`.
+        operation: &'static str,
+        /// The store's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The stored secret is not UTF-8 text.
+    #[error("{store}: the secret is not UTF-8")]
+    NotUtf8 {
+        /// The store, in words.
+        store: String,
+    },
+}
+
 /// A yes/no question, e.g. whether to trust an unknown host key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirm {
@@ -89,10 +140,10 @@ pub struct Confirm {
 #[async_trait]
 pub trait Prompter: Send + Sync {
     /// Asks for a secret. `Ok(None)` means nobody can be asked (no TTY, batch mode, nobody
-    /// attached); `Err` carries a reason such as "cancelled".
-    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String>;
+    /// attached); `Err` says why asking failed (e.g. [`PromptError::Cancelled`]).
+    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, PromptError>;
     /// Asks a yes/no question. `Ok(None)` means nobody can be asked.
-    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String>;
+    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, PromptError>;
     /// Asks for a secret on behalf of the route named `route` (a tunnel with a DR route may
     /// have two logins waiting: the person must know which bastion asks). The default
     /// ignores the route; the agent's relay shows it with the prompt.
@@ -100,7 +151,7 @@ pub trait Prompter: Send + Sync {
         &self,
         route: &str,
         request: &PromptRequest,
-    ) -> Result<Option<SecretString>, String> {
+    ) -> Result<Option<SecretString>, PromptError> {
         let _ = route;
         self.secret(request).await
     }
@@ -114,10 +165,10 @@ struct ForRoute {
 
 #[async_trait]
 impl Prompter for ForRoute {
-    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, String> {
+    async fn secret(&self, request: &PromptRequest) -> Result<Option<SecretString>, PromptError> {
         self.inner.secret_for(&self.route, request).await
     }
-    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, String> {
+    async fn confirm(&self, question: &Confirm) -> Result<Option<bool>, PromptError> {
         self.inner.confirm(question).await
     }
 }
@@ -128,10 +179,10 @@ pub struct NoPrompt;
 
 #[async_trait]
 impl Prompter for NoPrompt {
-    async fn secret(&self, _: &PromptRequest) -> Result<Option<SecretString>, String> {
+    async fn secret(&self, _: &PromptRequest) -> Result<Option<SecretString>, PromptError> {
         Ok(None)
     }
-    async fn confirm(&self, _: &Confirm) -> Result<Option<bool>, String> {
+    async fn confirm(&self, _: &Confirm) -> Result<Option<bool>, PromptError> {
         Ok(None)
     }
 }
@@ -169,7 +220,7 @@ impl SecretKey {
 /// Where stored secrets come from (the OS keyring in the CLI and agent).
 pub trait SecretStore: Send + Sync {
     /// Looks a secret up. `Ok(None)` when there is none; `Err` when the store failed.
-    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, String>;
+    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, SecretStoreError>;
 }
 
 /// A store with nothing in it.
@@ -177,7 +228,7 @@ pub trait SecretStore: Send + Sync {
 pub struct NoSecrets;
 
 impl SecretStore for NoSecrets {
-    fn get(&self, _: &SecretKey) -> Result<Option<SecretString>, String> {
+    fn get(&self, _: &SecretKey) -> Result<Option<SecretString>, SecretStoreError> {
         Ok(None)
     }
 }

@@ -36,7 +36,7 @@ impl Connector for SshConnector {
             .config
             .routes
             .get(route)
-            .ok_or_else(|| Error::Config(format!("no route number {route}")))?;
+            .ok_or_else(|| Error::Internal(format!("no route number {route}")))?;
         // A tunnel with remote forwards keeps a session of its own: the bastion hands the
         // connections to its listeners to one session's owner.
         let pool = (self.config.remote_forwards.is_empty())
@@ -63,13 +63,13 @@ impl Connector for SshConnector {
             self.config.routes.get(route),
             self.config.forwards.get(forward),
         ) else {
-            return Err(Error::Config(format!(
+            return Err(Error::Internal(format!(
                 "no route {route} or forward {forward}"
             )));
         };
         // The supervisor tests local forwards only; a SOCKS proxy has no target of its own.
         let Some(target) = f.target_for(&r.name) else {
-            return Err(Error::Config(format!(
+            return Err(Error::Internal(format!(
                 "forward {} is a SOCKS proxy: it has no target to test",
                 f.bind_label()
             )));

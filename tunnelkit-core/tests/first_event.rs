@@ -85,7 +85,6 @@ async fn listening_is_the_first_event_and_a_refused_route_is_typed() {
             e,
             Event::RouteFailed {
                 failure: AttemptFailure::Unreachable,
-                permanent: false,
                 ..
             }
         )),

@@ -80,9 +80,8 @@ pub(crate) fn notification_for(said: &mut Said, e: &ProfileEvent) -> Option<Noti
         AgentEvent::Tunnel(Event::RouteFailed {
             route,
             reason,
-            needs_input: true,
-            ..
-        }) => {
+            failure,
+        }) if failure.needs_input() => {
             if !said.needs_input.insert(name.to_string()) {
                 return None;
             }
@@ -184,8 +183,6 @@ mod tests {
             route: "primary".into(),
             reason: "hop 1: the key needs a passphrase".into(),
             failure: tunnelkit_core::AttemptFailure::NeedsInput,
-            permanent: false,
-            needs_input: true,
         })
     }
 
@@ -265,8 +262,6 @@ mod tests {
                 route: "primary".into(),
                 reason: "connection refused".into(),
                 failure: tunnelkit_core::AttemptFailure::Unreachable,
-                permanent: false,
-                needs_input: false,
             }),
             AgentEvent::Tunnel(Event::Stopped { error: None }),
         ] {

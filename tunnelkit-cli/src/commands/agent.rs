@@ -20,7 +20,10 @@ pub async fn agent(args: &AgentArgs, cancel: CancellationToken) -> Exit {
     let secrets = match Keyring::from_env() {
         Ok(k) => Arc::new(k),
         Err(e) => {
-            eprintln!("tunnelkit agent: keyring: {e}");
+            eprintln!(
+                "tunnelkit agent: keyring: {}",
+                tunnelkit_core::error::Chain(&e)
+            );
             return Exit::Failure;
         }
     };
@@ -164,7 +167,7 @@ pub async fn up(args: &NameArgs, cancel: &CancellationToken) -> Exit {
 /// Asks the agent to start profile `name` and waits until it is up, relaying its prompts to
 /// the terminal (when there is one) and its progress to stderr. Returns `NAME is up via ROUTE`,
 /// or why not.
-pub async fn bring_up(
+pub(crate) async fn bring_up(
     name: &str,
     socket: &SocketArgs,
     cancel: &CancellationToken,

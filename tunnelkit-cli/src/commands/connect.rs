@@ -17,14 +17,14 @@ use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_core::prompt::SecretString;
 use tunnelkit_core::{
     bind_forward, Event, Forward, ForwardKind, NoPrompt, NoSecrets, Prompter, SecretKey,
-    SecretStore, Services, Tunnel,
+    SecretStore, SecretStoreError, Services, Tunnel,
 };
 
 use crate::background;
 use crate::exit::Exit;
 use crate::opts::{similar_subcommand, SshArgs};
 use crate::prompt::{has_tty, TtyPrompter};
-use crate::resolve::{resolve, Resolved};
+use crate::resolve::{resolve, Resolved, UsageError};
 
 /// Checks and resolves the flags, printing what is wrong (once) on failure.
 fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
@@ -47,7 +47,7 @@ fn resolved(args: &SshArgs, interactive: bool) -> Result<Resolved, ()> {
                     "tunnelkit: `{word}` is not a command; did you mean `tunnelkit {cmd}`? \
                      (As a destination: {e}.)"
                 ),
-                None if args.background && e.0.starts_with("no forwards") => eprintln!(
+                None if args.background && matches!(e, UsageError::NoForwards) => eprintln!(
                     "tunnelkit: Cannot fork into background without a forward to keep open: \
                      give -L or -R [bind_address:]port:host:hostport or -D [bind_address:]port \
                      (or LocalForward/RemoteForward/DynamicForward in ssh_config)."
@@ -73,13 +73,17 @@ fn secret_store() -> Arc<dyn SecretStore> {
         host: "tunnelkit.invalid".into(),
         port: 22,
     };
-    match Keyring::from_env().and_then(|k| k.get(&probe).map(|_| k)) {
+    let keyring = Keyring::from_env().and_then(|k| Ok(k.get(&probe).map(|_| k)?));
+    match keyring {
         Ok(k) => {
             tracing::debug!("secrets: looking in {k:?} before asking anyone");
             Arc::new(Logged(k))
         }
         Err(e) => {
-            tracing::debug!("secrets: no keyring ({e}); passwords and passphrases are asked for");
+            tracing::debug!(
+                "secrets: no keyring ({}); passwords and passphrases are asked for",
+                tunnelkit_core::error::Chain(&e)
+            );
             Arc::new(NoSecrets)
         }
     }
@@ -89,7 +93,7 @@ fn secret_store() -> Arc<dyn SecretStore> {
 struct Logged(Keyring);
 
 impl SecretStore for Logged {
-    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, String> {
+    fn get(&self, key: &SecretKey) -> Result<Option<SecretString>, SecretStoreError> {
         let r = self.0.get(key);
         if let Ok(Some(_)) = &r {
             tracing::info!("secrets: {} taken from {:?}", key.entry_name(), self.0);
@@ -315,7 +319,10 @@ impl Report {
         }
         if self.background {
             if let Err(e) = background::detach(self.keep_stderr) {
-                tracing::error!("-f: could not go to the background: {e}");
+                tracing::error!(
+                    "-f: could not go to the background: {}",
+                    tunnelkit_core::error::Chain(&e)
+                );
             }
         }
     }

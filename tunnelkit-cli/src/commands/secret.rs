@@ -6,6 +6,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use tunnelkit_agent::secrets::Keyring;
+use tunnelkit_core::error::Chain;
 use tunnelkit_core::prompt::SecretString;
 use tunnelkit_core::{spec, SecretKey};
 
@@ -54,17 +55,20 @@ fn read_secret(what: &str) -> Result<SecretString, String> {
 pub fn run(args: &SecretArgs) -> Exit {
     let r = (|| -> Result<String, String> {
         let key = key(&args.kind, &args.name)?;
-        let keyring = Keyring::from_env()?;
+        let keyring = Keyring::from_env().map_err(|e| Chain(&e).to_string())?;
         if args.action == "delete" {
             let place = keyring.backend().place();
-            return Ok(if keyring.delete(&key)? {
+            let deleted = keyring.delete(&key).map_err(|e| Chain(&e).to_string())?;
+            return Ok(if deleted {
                 format!("deleted the {} from {place}", what(&key))
             } else {
                 format!("no {} was stored in {place}", what(&key))
             });
         }
         let secret = read_secret(&format!("{} for {}", args.kind, args.name))?;
-        keyring.set(&key, &secret)?;
+        keyring
+            .set(&key, &secret)
+            .map_err(|e| Chain(&e).to_string())?;
         Ok(format!(
             "stored the {} in {}",
             what(&key),

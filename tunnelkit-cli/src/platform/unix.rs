@@ -59,19 +59,21 @@ pub(crate) async fn reload_requests(reload: impl Fn(&'static str)) {
     }
 }
 
+use crate::background::DetachError;
+
 /// In the child of `-f`, once up: leaves the terminal's session and points the standard
 /// streams at /dev/null (standard error is kept when `keep_stderr`).
-pub fn detach(keep_stderr: bool) -> Result<(), String> {
-    rustix::process::setsid().map_err(|e| format!("setsid: {e}"))?;
+pub fn detach(keep_stderr: bool) -> Result<(), DetachError> {
+    rustix::process::setsid().map_err(DetachError::step("setsid"))?;
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| format!("/dev/null: {e}"))?;
-    rustix::stdio::dup2_stdin(&null).map_err(|e| format!("stdin: {e}"))?;
-    rustix::stdio::dup2_stdout(&null).map_err(|e| format!("stdout: {e}"))?;
+        .map_err(DetachError::step("/dev/null"))?;
+    rustix::stdio::dup2_stdin(&null).map_err(DetachError::step("stdin"))?;
+    rustix::stdio::dup2_stdout(&null).map_err(DetachError::step("stdout"))?;
     if !keep_stderr {
-        rustix::stdio::dup2_stderr(&null).map_err(|e| format!("stderr: {e}"))?;
+        rustix::stdio::dup2_stderr(&null).map_err(DetachError::step("stderr"))?;
     }
     Ok(())
 }

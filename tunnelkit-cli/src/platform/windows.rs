@@ -44,8 +44,10 @@ pub(crate) async fn stop_request(_hangup: bool) -> &'static str {
 pub(crate) async fn reload_requests(_reload: impl Fn(&'static str)) {}
 
 /// Never called on Windows (`-f` is refused first); says so if it were.
-pub fn detach(_keep_stderr: bool) -> Result<(), String> {
-    Err(BACKGROUND_UNSUPPORTED.unwrap_or_default().to_string())
+pub fn detach(_keep_stderr: bool) -> Result<(), crate::background::DetachError> {
+    Err(crate::background::DetachError::Unsupported(
+        BACKGROUND_UNSUPPORTED.unwrap_or_default(),
+    ))
 }
 
 /// Ends a child (Windows has no SIGTERM for console programs started this way).

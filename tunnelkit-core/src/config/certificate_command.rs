@@ -15,6 +15,21 @@
 //! attempt with [`Error::CertificateCommand`](crate::Error::CertificateCommand), and the route is
 //! tried again later like after any failure.
 
+/// Why words are not a certificate command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CertificateCommandError {
+    /// No words at all.
+    #[error(
+        "expected a program and its arguments, e.g. [\"step\", \"ssh\", \"certificate\", ...]; \
+         got nothing"
+    )]
+    Empty,
+    /// The first word is empty or blank.
+    #[error("the program (first word) is empty")]
+    EmptyProgram,
+}
+
 /// The program and its arguments: at least a program, which is not empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateCommand {
@@ -24,14 +39,10 @@ pub struct CertificateCommand {
 impl CertificateCommand {
     /// A command from its words (no shell will ever see them: `$HOME`, `~`, `*` and quotes are
     /// passed as they are). `Err` says what is wrong: no words, or an empty program.
-    pub fn new(argv: Vec<String>) -> Result<Self, String> {
+    pub fn new(argv: Vec<String>) -> Result<Self, CertificateCommandError> {
         match argv.first() {
-            None => Err(
-                "expected a program and its arguments, e.g. [\"step\", \"ssh\", \
-                         \"certificate\", ...]; got nothing"
-                    .into(),
-            ),
-            Some(p) if p.trim().is_empty() => Err("the program (first word) is empty".into()),
+            None => Err(CertificateCommandError::Empty),
+            Some(p) if p.trim().is_empty() => Err(CertificateCommandError::EmptyProgram),
             Some(_) => Ok(CertificateCommand { argv }),
         }
     }
@@ -75,7 +86,13 @@ mod tests {
         let c = CertificateCommand::new(words.iter().map(|w| w.to_string()).collect()).unwrap();
         assert_eq!(c.argv(), words);
         assert_eq!(c.program(), "step");
-        assert!(CertificateCommand::new(Vec::new()).is_err());
-        assert!(CertificateCommand::new(vec![" ".into(), "x".into()]).is_err());
+        assert_eq!(
+            CertificateCommand::new(Vec::new()),
+            Err(CertificateCommandError::Empty)
+        );
+        assert_eq!(
+            CertificateCommand::new(vec![" ".into(), "x".into()]),
+            Err(CertificateCommandError::EmptyProgram)
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 mod certificate_command;
 mod forwards;
 
-pub use certificate_command::CertificateCommand;
+pub use certificate_command::{CertificateCommand, CertificateCommandError};
 pub use forwards::{Forward, ForwardKind, ForwardType, RemoteBind, RemoteForward, Target};
 
 /// Named deadlines and defaults, in one place.

@@ -13,7 +13,7 @@ mod keywords;
 pub(crate) mod rekey;
 
 pub use keywords::{ignored_keywords, HARMLESS, REFUSED, REFUSED_UNLESS, SUPPORTED};
-pub use rekey::RekeyLimit;
+pub use rekey::{RekeyLimit, RekeyLimitError};
 
 /// Why an option was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -338,7 +338,8 @@ impl SshOptions {
             }
             "Compression" => set_first(&mut self.compression, yes_no(key, v)?),
             "RekeyLimit" => {
-                let line = rekey::RekeyLimitLine::parse(v).map_err(|e| bad(key, v, &e))?;
+                let line =
+                    rekey::RekeyLimitLine::parse(v).map_err(|e| bad(key, v, &e.to_string()))?;
                 set_first(&mut self.rekey_limit_data, line.data);
                 if let Some(t) = line.time {
                     set_first(&mut self.rekey_limit_time, t);

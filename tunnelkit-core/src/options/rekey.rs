@@ -15,6 +15,30 @@ const MAX_SECONDS: u64 = i32::MAX as u64;
 /// also its default: "the cipher's amount", in ssh_config(5)'s words.
 const RUSSH_DATA_MAX: u64 = 1 << 30;
 
+/// Why a `RekeyLimit` value was refused, in OpenSSH's words where it has some.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RekeyLimitError {
+    /// The value is empty.
+    #[error("a data limit (e.g. 512M, 1G or default)")]
+    NoDataLimit,
+    /// The data limit is below the 16 bytes OpenSSH accepts (other than 0).
+    #[error("RekeyLimit too small: at least {MIN_DATA} bytes")]
+    TooSmall,
+    /// The data limit is not a byte count.
+    #[error("bad number `{0}`: bytes, with an optional K, M or G suffix")]
+    BadNumber(String),
+    /// The data limit does not fit OpenSSH's signed 64-bit count.
+    #[error("`{0}` is out of range")]
+    OutOfRange(String),
+    /// The time part is not a time (or is longer than `INT_MAX` seconds).
+    #[error("invalid time value `{0}` (e.g. 3600, 1h or 1h30m)")]
+    BadTime(String),
+    /// More than a data limit and a time.
+    #[error("extra argument `{0}`: a data limit and an optional time")]
+    ExtraArgument(String),
+}
+
 /// A hop's `RekeyLimit`. The default is OpenSSH's `default none`: the cipher's amount of data
 /// (russh's: 1 GiB), no time-based rekeying.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,7 +53,7 @@ pub struct RekeyLimit {
 impl RekeyLimit {
     /// Parses a `RekeyLimit` value (`128M`, `1G 1h`, `default none`, ...). The error says what
     /// was wrong, in OpenSSH's words where it has some.
-    pub fn parse(value: &str) -> Result<RekeyLimit, String> {
+    pub fn parse(value: &str) -> Result<RekeyLimit, RekeyLimitError> {
         let line = RekeyLimitLine::parse(value)?;
         Ok(RekeyLimit {
             data: line.data,
@@ -51,16 +75,14 @@ pub(crate) struct RekeyLimitLine {
 
 impl RekeyLimitLine {
     /// Parses and checks one value.
-    pub(crate) fn parse(value: &str) -> Result<RekeyLimitLine, String> {
+    pub(crate) fn parse(value: &str) -> Result<RekeyLimitLine, RekeyLimitError> {
         let mut words = value.split_whitespace();
         let data = match words.next() {
-            None => return Err("a data limit (e.g. 512M, 1G or default)".into()),
+            None => return Err(RekeyLimitError::NoDataLimit),
             Some("default") => None,
             Some(w) => match scaled(w)? {
                 0 => None,
-                n if n < MIN_DATA => {
-                    return Err(format!("RekeyLimit too small: at least {MIN_DATA} bytes"))
-                }
+                n if n < MIN_DATA => return Err(RekeyLimitError::TooSmall),
                 n => Some(n),
             },
         };
@@ -72,9 +94,7 @@ impl RekeyLimitLine {
             }),
         };
         if let Some(extra) = words.next() {
-            return Err(format!(
-                "extra argument `{extra}`: a data limit and an optional time"
-            ));
+            return Err(RekeyLimitError::ExtraArgument(extra.to_string()));
         }
         Ok(RekeyLimitLine { data, time })
     }
@@ -104,8 +124,8 @@ impl fmt::Display for RekeyLimit {
 
 /// A byte count with an optional scale suffix, as OpenBSD's `scan_scaled`: `[+]digits[.digits]`
 /// then one of `B K M G T P E` (any case; powers of 1024), the fraction truncated to bytes.
-fn scaled(w: &str) -> Result<u64, String> {
-    let bad = || format!("bad number `{w}`: bytes, with an optional K, M or G suffix");
+fn scaled(w: &str) -> Result<u64, RekeyLimitError> {
+    let bad = || RekeyLimitError::BadNumber(w.to_string());
     let s = w.strip_prefix('+').unwrap_or(w);
     let (number, shift) = match s.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
@@ -128,7 +148,7 @@ fn scaled(w: &str) -> Result<u64, String> {
     if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
         return Err(bad());
     }
-    let range = || format!("`{w}` is out of range");
+    let range = || RekeyLimitError::OutOfRange(w.to_string());
     let whole: u128 = if whole.is_empty() {
         0
     } else {
@@ -156,8 +176,8 @@ fn scaled(w: &str) -> Result<u64, String> {
 
 /// A time as OpenSSH's `convtime`: one or more `digits[unit]` with unit `s`, `m`, `h`, `d` or `w`
 /// (any case; none means seconds), added up; at most `INT_MAX` seconds.
-fn convtime(w: &str) -> Result<u64, String> {
-    let bad = || format!("invalid time value `{w}` (e.g. 3600, 1h or 1h30m)");
+fn convtime(w: &str) -> Result<u64, RekeyLimitError> {
+    let bad = || RekeyLimitError::BadTime(w.to_string());
     let mut total: u64 = 0;
     let mut rest = w;
     if rest.is_empty() {
@@ -273,11 +293,14 @@ mod tests {
             }
         );
         let e = RekeyLimit::parse("8").unwrap_err();
-        assert!(e.contains("RekeyLimit too small"), "{e}");
+        assert_eq!(e, RekeyLimitError::TooSmall);
+        assert!(e.to_string().contains("RekeyLimit too small"), "{e}");
         let e = RekeyLimit::parse("lots").unwrap_err();
-        assert!(e.contains("bad number `lots`"), "{e}");
+        assert_eq!(e, RekeyLimitError::BadNumber("lots".into()));
+        assert!(e.to_string().contains("bad number `lots`"), "{e}");
         let e = RekeyLimit::parse("1G soon").unwrap_err();
-        assert!(e.contains("invalid time value `soon`"), "{e}");
+        assert_eq!(e, RekeyLimitError::BadTime("soon".into()));
+        assert!(e.to_string().contains("invalid time value `soon`"), "{e}");
     }
 
     #[test]

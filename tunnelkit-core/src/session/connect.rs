@@ -51,7 +51,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
             route: route.name.clone(),
             index: i + 1,
             hop: hop.label(),
-            source: Box::new(e),
+            error: Box::new(e),
         })?;
         handles.push(handle);
     }
@@ -59,7 +59,7 @@ pub async fn connect_route(route: &Route, services: &Services) -> crate::Result<
         .hops
         .last()
         .cloned()
-        .ok_or_else(|| Error::Config(format!("route {} has no hops", route.name)))?;
+        .ok_or_else(|| Error::Internal(format!("route {} has no hops", route.name)))?;
     Ok(RouteSession::own(
         route.name.clone(),
         SessionCore {

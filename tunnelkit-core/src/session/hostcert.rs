@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use russh::keys::ssh_key::{Algorithm, Certificate, HashAlg, PublicKey};
 
 use super::known_hosts::{Entry, Marker};
+use crate::error::CertificateRejection;
 
 /// What the known_hosts lines say about a host certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +40,8 @@ pub(crate) enum CertVerdict {
     },
     /// `@cert-authority` lines apply to this host, but the certificate fails a check.
     Rejected {
-        /// What failed, in ssh's terms.
-        why: String,
+        /// What failed.
+        reason: CertificateRejection,
     },
     /// No `@cert-authority` line applies to this host: only the key inside can be checked.
     NoAuthority,
@@ -89,18 +90,16 @@ pub(crate) fn check(
         let lines = authorities
             .iter()
             .map(|e| format!("{}:{}", e.file.display(), e.line))
-            .collect::<Vec<_>>()
-            .join(", ");
+            .collect();
         return CertVerdict::Rejected {
-            why: format!(
-                "it is signed by CA key {}, which is not the CA of the @cert-authority lines \
-                 for this host ({lines})",
-                fingerprint_of(ca)
-            ),
+            reason: CertificateRejection::UnknownCa {
+                ca: fingerprint_of(ca),
+                lines,
+            },
         };
     };
     match certificate_problem(cert, principal, now) {
-        Some(why) => CertVerdict::Rejected { why },
+        Some(reason) => CertVerdict::Rejected { reason },
         None => CertVerdict::Trusted {
             at: format!("{}:{}", authority.file.display(), authority.line),
         },
@@ -108,7 +107,12 @@ pub(crate) fn check(
 }
 
 /// What is wrong with a certificate whose CA is trusted, if anything, in the order ssh checks.
-fn certificate_problem(cert: &Certificate, principal: &str, now: u64) -> Option<String> {
+fn certificate_problem(
+    cert: &Certificate,
+    principal: &str,
+    now: u64,
+) -> Option<CertificateRejection> {
+    use CertificateRejection as R;
     // validate_at checks the CA's signature over the certificate (its CA key is the one a
     // trusted line names, compared by the caller) and the validity interval.
     // (at a time inside the interval, so that only the signature can fail).
@@ -119,47 +123,38 @@ fn certificate_problem(cert: &Certificate, principal: &str, now: u64) -> Option<
     } else if after < before {
         after
     } else {
-        return Some(format!(
-            "its validity interval is empty ({after} to {before})"
-        ));
+        return Some(R::EmptyValidity { after, before });
     };
     if cert.validate_at(probe, [&ca_fp]).is_err() {
-        return Some("its CA signature does not verify".into());
+        return Some(R::BadSignature);
     }
     if !cert.cert_type().is_host() {
-        return Some("it is not a host certificate (it is a user certificate)".into());
+        return Some(R::NotAHostCertificate);
     }
-    if now < cert.valid_after() {
-        return Some(format!(
-            "it is not yet valid (valid {})",
-            validity(cert.valid_after(), cert.valid_before())
-        ));
+    if now < after {
+        return Some(R::NotYetValid { after, before });
     }
-    if now >= cert.valid_before() {
-        return Some(format!(
-            "it has expired (valid {})",
-            validity(cert.valid_after(), cert.valid_before())
-        ));
+    if now >= before {
+        return Some(R::Expired { after, before });
     }
     let principals = cert.valid_principals();
     if !principals.is_empty() && !principals.iter().any(|p| p == principal) {
-        return Some(format!(
-            "'{principal}' is not a listed principal (principals: {})",
-            principals.join(", ")
-        ));
+        return Some(R::WrongPrincipal {
+            principal: principal.to_string(),
+            principals: principals.to_vec(),
+        });
     }
     if !cert.critical_options().is_empty() {
-        let names: Vec<&str> = cert.critical_options().keys().map(|k| k.as_str()).collect();
-        return Some(format!(
-            "it contains unsupported critical options: {}",
-            names.join(", ")
-        ));
+        let names = cert.critical_options().keys().cloned().collect();
+        return Some(R::CriticalOptions { names });
     }
     match cert.signature().algorithm() {
-        Algorithm::Rsa { hash: None } => {
-            Some("its CA signed it with ssh-rsa (SHA-1), which is not allowed".into())
-        }
-        Algorithm::Dsa => Some("its CA signed it with ssh-dss (DSA), which is not allowed".into()),
+        Algorithm::Rsa { hash: None } => Some(R::WeakSignature {
+            algorithm: "ssh-rsa (SHA-1)",
+        }),
+        Algorithm::Dsa => Some(R::WeakSignature {
+            algorithm: "ssh-dss (DSA)",
+        }),
         _ => None,
     }
 }

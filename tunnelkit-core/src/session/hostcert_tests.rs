@@ -72,7 +72,7 @@ fn verdict(kh: &Path, lookup: &str, cert: &Certificate, principal: &str) -> Cert
 
 fn rejected(v: CertVerdict) -> String {
     match v {
-        CertVerdict::Rejected { why } => why,
+        CertVerdict::Rejected { reason } => reason.to_string(),
         other => panic!("expected Rejected, got {other:?}"),
     }
 }

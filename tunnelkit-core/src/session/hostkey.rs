@@ -33,6 +33,7 @@ use super::hostcert::{self, CertVerdict};
 use super::known_hosts::matching_entries;
 use super::known_hosts::{matching_entries_async, Entry, Marker};
 use crate::config::{Hop, StrictHostKeyChecking};
+use crate::error::CertificateRejection;
 use crate::prompt::{Confirm, Prompter};
 use crate::Error;
 
@@ -229,10 +230,10 @@ pub async fn verify_certificate(
         .unwrap_or(&hop.host)
         .to_ascii_lowercase();
     let key = hostcert::plain_key(cert);
-    let rejected = |why: String| Error::HostCertificateRejected {
+    let rejected = |reason: CertificateRejection| Error::HostCertificateRejected {
         host: name.clone(),
         certificate: hostcert::describe(cert),
-        why,
+        reason,
     };
     match hostcert::check(&entries, cert, &principal, hostcert::unix_now()) {
         CertVerdict::Trusted { at } => {
@@ -253,21 +254,20 @@ pub async fn verify_certificate(
             file,
             line,
         }),
-        CertVerdict::Revoked { file, line, .. } => Err(rejected(format!(
-            "its CA key is marked as revoked in {}:{line}",
-            file.display()
-        ))),
-        CertVerdict::Rejected { why } => match decide(&entries, &key) {
+        CertVerdict::Revoked { file, line, .. } => {
+            Err(rejected(CertificateRejection::CaRevoked { file, line }))
+        }
+        CertVerdict::Rejected { reason } => match decide(&entries, &key) {
             // ssh's fallback: the key inside is checked as a plain key; only an explicitly
             // recorded one is accepted here, never a learned or asked one.
             Verdict::Known => {
                 tracing::warn!(
-                    "host certificate of '{name}' refused ({why}); accepting its key, which \
+                    "host certificate of '{name}' refused ({reason}); accepting its key, which \
                      known_hosts records as a plain key"
                 );
                 Ok(())
             }
-            _ => Err(rejected(why)),
+            _ => Err(rejected(reason)),
         },
         CertVerdict::NoAuthority => {
             let note = format!(
@@ -385,7 +385,10 @@ async fn plain_policy(
                 Ok(None) => Err(unknown(
                     "StrictHostKeyChecking=ask and nobody can be asked (no TTY or BatchMode)",
                 )),
-                Err(e) => Err(unknown(&format!("the question could not be asked: {e}"))),
+                Err(e) => Err(unknown(&format!(
+                    "the question could not be asked: {}",
+                    crate::error::Chain(&e)
+                ))),
             }
         }
     }

@@ -263,10 +263,10 @@ struct Person {
 
 #[async_trait::async_trait]
 impl Prompter for Person {
-    async fn secret(&self, _: &PromptRequest) -> Result<Option<SecretString>, String> {
+    async fn secret(&self, _: &PromptRequest) -> Result<Option<SecretString>, crate::PromptError> {
         Ok(None)
     }
-    async fn confirm(&self, q: &Confirm) -> Result<Option<bool>, String> {
+    async fn confirm(&self, q: &Confirm) -> Result<Option<bool>, crate::PromptError> {
         self.asked.lock().unwrap().push(q.question.clone());
         Ok(self.answer)
     }

@@ -218,7 +218,7 @@ pub fn append(file: &Path, name: &str, key: &PublicKey, hashed: bool) -> crate::
     let host = if hashed {
         let salt: [u8; SALT_LEN] = rand::random();
         let mac = name_mac(&salt, &name)
-            .ok_or_else(|| Error::Config("HMAC-SHA1 refused a 20-byte salt".into()))?;
+            .ok_or_else(|| Error::Internal("HMAC-SHA1 refused a 20-byte salt".into()))?;
         let hash = mac.finalize().into_bytes();
         format!("{HASH_MAGIC}{}|{}", B64.encode(salt), B64.encode(hash))
     } else {
@@ -227,7 +227,7 @@ pub fn append(file: &Path, name: &str, key: &PublicKey, hashed: bool) -> crate::
     // Without the key's comment: the line is `host type base64`.
     let key_text = PublicKey::new(key.key_data().clone(), "")
         .to_openssh()
-        .map_err(|e| Error::Config(format!("cannot encode the host key: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot encode the host key: {e}")))?;
     let io = |what: &str, e| Error::io(format!("{what} {}", file.display()), e);
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         let mut builder = std::fs::DirBuilder::new();

@@ -15,7 +15,7 @@ mod activity;
 pub mod auth;
 mod connect;
 mod handler;
-mod hostcert;
+pub(crate) mod hostcert;
 pub mod hostkey;
 pub mod known_hosts;
 mod proxy;

@@ -16,7 +16,7 @@ pub struct Line {
 
 /// Splits a line. `Ok(None)` for blank lines and comments; `Err` with a reason for an unclosed
 /// quote or a keyword without arguments.
-pub fn split_line(text: &str) -> Result<Option<Line>, String> {
+pub(super) fn split_line(text: &str) -> Result<Option<Line>, String> {
     let t = text.trim();
     if t.is_empty() || t.starts_with('#') {
         return Ok(None);
@@ -43,7 +43,7 @@ pub fn split_line(text: &str) -> Result<Option<Line>, String> {
 
 /// Splits arguments on white space, honouring double quotes; a `#` outside quotes at the start
 /// of an argument ends the line.
-pub fn split_args(s: &str) -> Result<Vec<String>, String> {
+pub(super) fn split_args(s: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut in_arg = false;

@@ -30,20 +30,18 @@ pub enum Event {
         /// Time from the start of the attempt to authenticated.
         took: Duration,
     },
-    /// A route failed to come up, or its session was lost.
+    /// A route failed to come up, or its session was lost. Whether it is retried and whether
+    /// it waits for a person both follow from `failure`
+    /// ([`AttemptFailure::never_retried`], [`AttemptFailure::needs_input`]), so they cannot
+    /// disagree.
     RouteFailed {
         /// Route name.
         route: String,
-        /// Why, including the hop and stage, in words.
+        /// Why, including the hop and stage, in words (the error's text).
         reason: String,
         /// Why, as the supervisor's rules see it: match on this, not on `reason`'s text (a
         /// changed host key is [`AttemptFailure::HostKey`]).
         failure: crate::error::AttemptFailure,
-        /// True when the route will not be retried by itself (host key problem).
-        permanent: bool,
-        /// True when a person must supply something (a passphrase, password, one-time code or
-        /// host key decision) that nobody could be asked for.
-        needs_input: bool,
     },
     /// The session on a route ended. An orderly close by the server
     /// ([`SessionLoss::is_orderly`](crate::SessionLoss::is_orderly)) is followed by a reconnect to
@@ -189,11 +187,10 @@ impl std::fmt::Display for Event {
             Event::RouteFailed {
                 route,
                 reason,
-                permanent,
-                ..
+                failure,
             } => {
                 write!(f, "route {route}: failed: {reason}")?;
-                if *permanent {
+                if failure.never_retried() {
                     f.write_str(" (not retried)")?;
                 }
                 Ok(())

@@ -308,8 +308,9 @@ impl Shared {
         });
     }
 
-    /// Records what a probe of route `i` (or bringing it up) showed: `Ok(took)` or the error.
-    pub fn route_probed(&self, i: usize, result: Result<Duration, String>) {
+    /// Records what a probe of route `i` (or bringing it up) showed: `Ok(took)` or the error
+    /// (the route's status shows its text).
+    pub(crate) fn route_probed(&self, i: usize, result: Result<Duration, &dyn std::fmt::Display>) {
         self.update(|c| {
             if let Some(r) = c.routes.get_mut(i) {
                 r.last_probe = Some(SystemTime::now());
@@ -322,7 +323,7 @@ impl Shared {
                     Err(e) => {
                         r.ready = Some(false);
                         r.probe_ms = None;
-                        r.last_error = Some(e);
+                        r.last_error = Some(e.to_string());
                     }
                 }
             }

@@ -243,7 +243,7 @@ impl<C: Connector> Supervisor<C> {
                 None
             }
             Step::Up(Err(e)) => {
-                self.shared.route_probed(d.to, Err(e.to_string()));
+                self.shared.route_probed(d.to, Err(&e));
                 let err = DrillError::RouteDown {
                     route: self.name(d.to).to_string(),
                     reason: e.to_string(),

@@ -142,7 +142,7 @@ impl<C: Connector> Supervisor<C> {
                             }
                         }
                         Err(e) => {
-                            self.shared.route_probed(j, Err(e.to_string()));
+                            self.shared.route_probed(j, Err(&e));
                             healthy_since = None;
                             tracing::debug!(route = self.name(j), "failback probe: {e}");
                             match e.attempt_failure() {

@@ -145,7 +145,7 @@ impl<C: Connector> Supervisor<C> {
                         break;
                     }
                     Err(e) => {
-                        self.shared.route_probed(i, Err(e.to_string()));
+                        self.shared.route_probed(i, Err(&e));
                         self.route_failed(i, &e);
                         plan.attempt_failed(i, e.attempt_failure(), Instant::now());
                         last_error = Some(e);
@@ -234,9 +234,8 @@ impl<C: Connector> Supervisor<C> {
                             cause: loss.clone(),
                         });
                         if !loss.is_orderly() {
-                            self.shared
-                                .route_probed(i, Err(format!("session lost: {loss}")));
                             let e = Error::SessionLost(loss.to_string());
+                            self.shared.route_probed(i, Err(&e));
                             self.route_failed(i, &e);
                             last_error = Some(e);
                         }
@@ -340,8 +339,6 @@ impl<C: Connector> Supervisor<C> {
             route: self.name(i).to_string(),
             reason,
             failure: e.attempt_failure(),
-            permanent: e.is_host_key(),
-            needs_input: matches!(e.root(), Error::NeedsInput(_)),
         });
     }
 

@@ -232,8 +232,7 @@ impl<S: Link> Prober<S> {
                     .finished(j, &outcome, in_use, Instant::now(), u());
                 let standby = j > in_use;
                 if standby {
-                    shared
-                        .route_probed(j, result.as_ref().map(|_| took).map_err(|e| e.to_string()));
+                    shared.route_probed(j, result.as_ref().map(|_| took).map_err(|e| e as _));
                 }
                 match result {
                     Ok(session) => {
@@ -307,7 +306,7 @@ impl<S: Link> Prober<S> {
                 h.session.abandon(SessionLoss::Stopped);
                 self.schedule.cancelled(h.route);
                 self.schedule.lost(h.route, Instant::now(), u());
-                shared.route_probed(h.route, Err(reason.clone()));
+                shared.route_probed(h.route, Err(&reason));
                 shared.emit(Event::StandbyBroken {
                     route: name(h.route),
                     reason,

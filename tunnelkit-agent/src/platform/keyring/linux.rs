@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use keyring_core::CredentialStore;
+use tunnelkit_core::SecretStoreError;
 
 use crate::secrets::Backend;
 
@@ -16,10 +17,11 @@ pub(crate) fn candidates() -> Vec<Backend> {
     }
 }
 
-pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, String> {
+pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, SecretStoreError> {
     match backend {
         Backend::SecretService => Ok(Some(
-            zbus_secret_service_keyring_store::Store::new().map_err(|e| e.to_string())?,
+            zbus_secret_service_keyring_store::Store::new()
+                .map_err(|e| crate::secrets::failed(backend.place(), "open", e))?,
         )),
         Backend::Keyutils => Ok(None),
         other => Err(super::elsewhere(other)),
@@ -29,14 +31,18 @@ pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, St
 /// The kernel's user keyring, through `linux-keyutils`.
 pub(crate) mod kernel {
     use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
+    use tunnelkit_core::SecretStoreError;
 
-    fn err(what: &str) -> impl Fn(KeyError) -> String + '_ {
-        move |e| format!("kernel keyring: {what}: {e:?}")
+    const STORE: &str = "kernel keyring";
+
+    fn err(what: &'static str) -> impl Fn(KeyError) -> SecretStoreError {
+        // `KeyError` is `std::error::Error` only with a feature we do not enable: its name.
+        move |e| crate::secrets::failed(STORE, what, format!("{e:?}"))
     }
 
     /// The user keyring, possessed by this process (linked from its process keyring, so the
     /// possessor's permissions apply whatever the session keyring is).
-    fn ring() -> Result<KeyRing, String> {
+    fn ring() -> Result<KeyRing, SecretStoreError> {
         let process = KeyRing::from_special_id(KeyRingIdentifier::Process, true)
             .map_err(err("process keyring"))?;
         process
@@ -49,7 +55,7 @@ pub(crate) mod kernel {
         format!("{}:{name}", crate::secrets::SERVICE)
     }
 
-    pub fn set(name: &str, secret: &str) -> Result<(), String> {
+    pub fn set(name: &str, secret: &str) -> Result<(), SecretStoreError> {
         let key = ring()?
             .add_key(&description(name), secret.as_bytes())
             .map_err(err("add"))?;
@@ -61,13 +67,15 @@ pub(crate) mod kernel {
         key.set_perms(perms).map_err(err("set permissions"))
     }
 
-    pub fn get(name: &str) -> Result<Option<String>, String> {
+    pub fn get(name: &str) -> Result<Option<String>, SecretStoreError> {
         match ring()?.search(&description(name)) {
             Ok(key) => {
                 let bytes = key.read_to_vec().map_err(err("read"))?;
                 String::from_utf8(bytes)
                     .map(Some)
-                    .map_err(|_| "kernel keyring: the secret is not UTF-8".into())
+                    .map_err(|_| SecretStoreError::NotUtf8 {
+                        store: STORE.to_string(),
+                    })
             }
             // An invalidated key may be seen as revoked until the kernel collects it.
             Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired) => {
@@ -77,7 +85,7 @@ pub(crate) mod kernel {
         }
     }
 
-    pub fn delete(name: &str) -> Result<bool, String> {
+    pub fn delete(name: &str) -> Result<bool, SecretStoreError> {
         match ring()?.search(&description(name)) {
             Ok(key) => key.invalidate().map(|()| true).map_err(err("invalidate")),
             Err(KeyError::KeyDoesNotExist | KeyError::KeyRevoked | KeyError::KeyExpired) => {

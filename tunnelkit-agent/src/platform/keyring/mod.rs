@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use keyring_core::CredentialStore;
+use tunnelkit_core::SecretStoreError;
 
 use crate::secrets::Backend;
 
@@ -31,37 +32,40 @@ pub(crate) fn candidates() -> Vec<Backend> {
 }
 
 /// The keyring-core store of `backend`; `None` for the kernel keyring (see `kernel`).
-pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, String> {
+pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, SecretStoreError> {
     match backend {
-        Backend::Mock => Ok(Some(
-            keyring_core::mock::Store::new().map_err(|e| e.to_string())?,
-        )),
+        Backend::Mock => {
+            Ok(Some(keyring_core::mock::Store::new().map_err(|e| {
+                crate::secrets::failed(backend.place(), "open", e)
+            })?))
+        }
         other => imp::store(other),
     }
 }
 
 /// A store this OS does not have.
-fn elsewhere(backend: Backend) -> String {
-    format!(
-        "{} is not available on {}",
-        backend.place(),
-        std::env::consts::OS
-    )
+fn elsewhere(backend: Backend) -> SecretStoreError {
+    SecretStoreError::NotOnThisSystem {
+        store: backend.place().to_string(),
+        os: std::env::consts::OS,
+    }
 }
 
 /// The kernel keyring is Linux's: elsewhere every call says so.
 #[cfg(not(target_os = "linux"))]
 pub(crate) mod no_kernel {
-    fn missing() -> String {
+    use tunnelkit_core::SecretStoreError;
+
+    fn missing() -> SecretStoreError {
         super::elsewhere(crate::secrets::Backend::Keyutils)
     }
-    pub fn set(_name: &str, _secret: &str) -> Result<(), String> {
+    pub fn set(_name: &str, _secret: &str) -> Result<(), SecretStoreError> {
         Err(missing())
     }
-    pub fn get(_name: &str) -> Result<Option<String>, String> {
+    pub fn get(_name: &str) -> Result<Option<String>, SecretStoreError> {
         Err(missing())
     }
-    pub fn delete(_name: &str) -> Result<bool, String> {
+    pub fn delete(_name: &str) -> Result<bool, SecretStoreError> {
         Err(missing())
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use keyring_core::CredentialStore;
+use tunnelkit_core::SecretStoreError;
 
 use crate::secrets::Backend;
 
@@ -10,10 +11,11 @@ pub(crate) fn candidates() -> Vec<Backend> {
     vec![Backend::CredentialManager]
 }
 
-pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, String> {
+pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, SecretStoreError> {
     match backend {
         Backend::CredentialManager => Ok(Some(
-            windows_native_keyring_store::Store::new().map_err(|e| e.to_string())?,
+            windows_native_keyring_store::Store::new()
+                .map_err(|e| crate::secrets::failed(backend.place(), "open", e))?,
         )),
         other => Err(super::elsewhere(other)),
     }

@@ -304,7 +304,7 @@ impl Attempt<'_> {
         match self.services.secrets.get(key) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("secret store: {e}");
+                tracing::warn!("secret store: {}", crate::error::Chain(&e));
                 None
             }
         }
@@ -318,7 +318,7 @@ impl Attempt<'_> {
         self.prompting.store(true, Ordering::SeqCst);
         let r = self.services.prompter.secret(request).await;
         self.prompting.store(false, Ordering::SeqCst);
-        r.map_err(|e| Error::NeedsInput(format!("{request}: {e}")))
+        r.map_err(|e| Error::NeedsInput(format!("{request}: {}", crate::error::Chain(&e))))
     }
 
     async fn password(&mut self) -> crate::Result<bool> {
