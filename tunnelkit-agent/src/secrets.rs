@@ -31,36 +31,7 @@ use tunnelkit_core::{SecretKey, SecretStore, SecretStoreError};
 use crate::platform;
 use crate::platform::keyring::kernel;
 
-/// The service name of every tunnelkit entry (the prefix of kernel key descriptions).
-pub const SERVICE: &str = "tunnelkit";
-
-/// Which store backs the keyring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// The freedesktop Secret Service on the D-Bus session bus.
-    SecretService,
-    /// The Linux kernel keyutils user keyring.
-    Keyutils,
-    /// The macOS login Keychain.
-    Keychain,
-    /// The Windows Credential Manager.
-    CredentialManager,
-    /// An in-memory store, for tests.
-    Mock,
-}
-
-impl Backend {
-    /// Where a secret in this store is, in words: `the Secret Service`, `the kernel keyring`.
-    pub fn place(self) -> &'static str {
-        match self {
-            Backend::SecretService => "the Secret Service (the desktop keyring)",
-            Backend::Keyutils => "the kernel keyring (keyutils: kept until the next reboot)",
-            Backend::Keychain => "the login Keychain",
-            Backend::CredentialManager => "the Windows Credential Manager",
-            Backend::Mock => "the in-memory test keyring",
-        }
-    }
-}
+pub use crate::platform::keyring::{Backend, SERVICE};
 
 /// Why a [`Keyring`] could not be chosen or used.
 #[derive(Debug, thiserror::Error)]
@@ -80,18 +51,7 @@ pub enum KeyringError {
     Store(#[from] SecretStoreError),
 }
 
-/// A store's own error as a [`SecretStoreError::Backend`].
-pub(crate) fn failed(
-    store: &str,
-    operation: &'static str,
-    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> SecretStoreError {
-    SecretStoreError::Backend {
-        store: store.to_string(),
-        operation,
-        source: source.into(),
-    }
-}
+use crate::platform::keyring::failed;
 
 /// A keyring-backed [`SecretStore`].
 #[derive(Clone)]

@@ -207,7 +207,7 @@ pub enum CertificateRejection {
     #[error("it is not a host certificate (it is a user certificate)")]
     NotAHostCertificate,
     /// It is not valid yet.
-    #[error("it is not yet valid (valid {})", crate::session::hostcert::validity(*after, *before))]
+    #[error("it is not yet valid (valid {})", crate::session::validity::validity(*after, *before))]
     NotYetValid {
         /// `valid_after`, seconds since the epoch.
         after: u64,
@@ -215,7 +215,7 @@ pub enum CertificateRejection {
         before: u64,
     },
     /// It has expired.
-    #[error("it has expired (valid {})", crate::session::hostcert::validity(*after, *before))]
+    #[error("it has expired (valid {})", crate::session::validity::validity(*after, *before))]
     Expired {
         /// `valid_after`, seconds since the epoch.
         after: u64,

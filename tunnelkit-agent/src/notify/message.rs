@@ -8,6 +8,13 @@ use tunnelkit_core::{AttemptFailure, Event};
 
 use crate::events::{AgentEvent, ProfileEvent};
 
+/// Connecting to the session bus may take this long.
+pub const CONNECT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+/// One `Notify` call may take this long.
+pub const CALL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+/// The name notifications are sent under.
+pub const APP_NAME: &str = "tunnelkit";
+
 /// How pressing a notification is (the freedesktop `urgency` hint).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -143,7 +150,7 @@ pub fn applescript(n: &Notification) -> String {
     format!(
         "display notification {} with title {} subtitle {}",
         applescript_string(&n.body),
-        applescript_string(super::APP_NAME),
+        applescript_string(APP_NAME),
         applescript_string(&n.summary)
     )
 }

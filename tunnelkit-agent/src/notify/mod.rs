@@ -11,13 +11,11 @@
 
 pub mod message;
 
-use std::time::Duration;
-
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use message::{Notification, Urgency};
+pub use message::{Notification, Urgency, APP_NAME, CALL_DEADLINE, CONNECT_DEADLINE};
 
 use crate::events::ProfileEvent;
 pub use crate::platform::desktop::Desktop;
@@ -26,12 +24,6 @@ use message::{notification_for, Said};
 
 /// Notifications waiting to be sent at most; more are dropped.
 pub const QUEUE: usize = 16;
-/// Connecting to the session bus may take this long.
-pub const CONNECT_DEADLINE: Duration = Duration::from_secs(3);
-/// One `Notify` call may take this long.
-pub const CALL_DEADLINE: Duration = Duration::from_secs(3);
-/// The name notifications are sent under.
-pub const APP_NAME: &str = "tunnelkit";
 
 /// Subscribes to `registry`'s events now and shows notifications on `desktop` until `cancel`.
 pub fn spawn(

@@ -19,6 +19,7 @@ pub(crate) mod hostcert;
 pub mod hostkey;
 pub mod known_hosts;
 mod proxy;
+pub(crate) mod validity;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

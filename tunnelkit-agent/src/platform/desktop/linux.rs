@@ -5,8 +5,9 @@ use std::collections::HashMap;
 
 use zbus::zvariant::Value;
 
-use crate::notify::message::escape_markup;
-use crate::notify::{Notification, APP_NAME, CALL_DEADLINE, CONNECT_DEADLINE};
+use crate::notify::message::{
+    escape_markup, Notification, APP_NAME, CALL_DEADLINE, CONNECT_DEADLINE,
+};
 
 pub(super) const PLACE: &str = "the D-Bus session bus";
 

@@ -1,7 +1,7 @@
 //! Notifications on macOS: `osascript -e 'display notification ...'`, the notification centre
 //! of the logged-in user (shown as coming from Script Editor).
 
-use crate::notify::{Notification, CALL_DEADLINE};
+use crate::notify::message::{Notification, CALL_DEADLINE};
 
 pub(super) const PLACE: &str = "the notification centre (osascript)";
 

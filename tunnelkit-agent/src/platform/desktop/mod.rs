@@ -2,7 +2,7 @@
 //! on the D-Bus session bus (Linux), the notification centre through `osascript` (macOS),
 //! toasts (Windows).
 
-use crate::notify::Notification;
+use crate::notify::message::Notification;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -34,7 +34,7 @@ impl Desktop {
     }
 
     /// Shows `n`, replacing the profile's previous notification where the OS can; each step
-    /// bounded in time ([`crate::notify::CALL_DEADLINE`]).
+    /// bounded in time ([`crate::notify::message::CALL_DEADLINE`]).
     pub(crate) async fn show(&mut self, n: &Notification) -> Result<(), String> {
         self.0.show(n).await
     }

@@ -4,7 +4,7 @@
 
 use tauri_winrt_notification::{Duration, Toast};
 
-use crate::notify::{Notification, Urgency, APP_NAME, CALL_DEADLINE};
+use crate::notify::message::{Notification, Urgency, APP_NAME, CALL_DEADLINE};
 
 pub(super) const PLACE: &str = "Windows toast notifications";
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use keyring_core::CredentialStore;
 use tunnelkit_core::SecretStoreError;
 
-use crate::secrets::Backend;
+use super::{failed, Backend};
 
 pub(crate) fn candidates() -> Vec<Backend> {
     let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|a| !a.is_empty());
@@ -21,7 +21,7 @@ pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, Se
     match backend {
         Backend::SecretService => Ok(Some(
             zbus_secret_service_keyring_store::Store::new()
-                .map_err(|e| crate::secrets::failed(backend.place(), "open", e))?,
+                .map_err(|e| failed(backend.place(), "open", e))?,
         )),
         Backend::Keyutils => Ok(None),
         other => Err(super::elsewhere(other)),
@@ -33,11 +33,13 @@ pub(crate) mod kernel {
     use linux_keyutils::{KeyError, KeyPermissionsBuilder, KeyRing, KeyRingIdentifier, Permission};
     use tunnelkit_core::SecretStoreError;
 
+    use crate::platform::keyring::{failed, SERVICE};
+
     const STORE: &str = "kernel keyring";
 
     fn err(what: &'static str) -> impl Fn(KeyError) -> SecretStoreError {
         // `KeyError` is `std::error::Error` only with a feature we do not enable: its name.
-        move |e| crate::secrets::failed(STORE, what, format!("{e:?}"))
+        move |e| failed(STORE, what, format!("{e:?}"))
     }
 
     /// The user keyring, possessed by this process (linked from its process keyring, so the
@@ -52,7 +54,7 @@ pub(crate) mod kernel {
     }
 
     fn description(name: &str) -> String {
-        format!("{}:{name}", crate::secrets::SERVICE)
+        format!("{}:{name}", SERVICE)
     }
 
     pub fn set(name: &str, secret: &str) -> Result<(), SecretStoreError> {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use keyring_core::CredentialStore;
 use tunnelkit_core::SecretStoreError;
 
-use crate::secrets::Backend;
+use super::{failed, Backend};
 
 pub(crate) fn candidates() -> Vec<Backend> {
     vec![Backend::Keychain]
@@ -15,7 +15,7 @@ pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, Se
     match backend {
         Backend::Keychain => Ok(Some(
             apple_native_keyring_store::keychain::Store::new()
-                .map_err(|e| crate::secrets::failed(backend.place(), "open", e))?,
+                .map_err(|e| failed(backend.place(), "open", e))?,
         )),
         other => Err(super::elsewhere(other)),
     }

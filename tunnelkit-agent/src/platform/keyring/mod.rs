@@ -8,8 +8,6 @@ use std::sync::Arc;
 use keyring_core::CredentialStore;
 use tunnelkit_core::SecretStoreError;
 
-use crate::secrets::Backend;
-
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
@@ -34,11 +32,9 @@ pub(crate) fn candidates() -> Vec<Backend> {
 /// The keyring-core store of `backend`; `None` for the kernel keyring (see `kernel`).
 pub(crate) fn store(backend: Backend) -> Result<Option<Arc<CredentialStore>>, SecretStoreError> {
     match backend {
-        Backend::Mock => {
-            Ok(Some(keyring_core::mock::Store::new().map_err(|e| {
-                crate::secrets::failed(backend.place(), "open", e)
-            })?))
-        }
+        Backend::Mock => Ok(Some(
+            keyring_core::mock::Store::new().map_err(|e| failed(backend.place(), "open", e))?,
+        )),
         other => imp::store(other),
     }
 }
@@ -57,7 +53,7 @@ pub(crate) mod no_kernel {
     use tunnelkit_core::SecretStoreError;
 
     fn missing() -> SecretStoreError {
-        super::elsewhere(crate::secrets::Backend::Keyutils)
+        super::elsewhere(Backend::Keyutils)
     }
     pub fn set(_name: &str, _secret: &str) -> Result<(), SecretStoreError> {
         Err(missing())
@@ -67,5 +63,49 @@ pub(crate) mod no_kernel {
     }
     pub fn delete(_name: &str) -> Result<bool, SecretStoreError> {
         Err(missing())
+    }
+}
+
+/// The service name of every tunnelkit entry (the prefix of kernel key descriptions).
+pub const SERVICE: &str = "tunnelkit";
+
+/// Which store backs the keyring.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The freedesktop Secret Service on the D-Bus session bus.
+    SecretService,
+    /// The Linux kernel keyutils user keyring.
+    Keyutils,
+    /// The macOS login Keychain.
+    Keychain,
+    /// The Windows Credential Manager.
+    CredentialManager,
+    /// An in-memory store, for tests.
+    Mock,
+}
+
+impl Backend {
+    /// Where a secret in this store is, in words: `the Secret Service`, `the kernel keyring`.
+    pub fn place(self) -> &'static str {
+        match self {
+            Backend::SecretService => "the Secret Service (the desktop keyring)",
+            Backend::Keyutils => "the kernel keyring (keyutils: kept until the next reboot)",
+            Backend::Keychain => "the login Keychain",
+            Backend::CredentialManager => "the Windows Credential Manager",
+            Backend::Mock => "the in-memory test keyring",
+        }
+    }
+}
+
+/// A store's own error as a [`SecretStoreError::Backend`].
+pub(crate) fn failed(
+    store: &str,
+    operation: &'static str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> SecretStoreError {
+    SecretStoreError::Backend {
+        store: store.to_string(),
+        operation,
+        source: source.into(),
     }
 }
