@@ -6,8 +6,8 @@
 //!   first, then opened with `O_NONBLOCK` (opening a FIFO never waits for a writer) and checked
 //!   again on the opened descriptor, so a file swapped in between is caught too. On a regular
 //!   file `O_NONBLOCK` changes nothing, so it is left set.
-//! - At most a named limit of bytes is read ([`KNOWN_HOSTS_MAX`], [`KEY_FILE_MAX`],
-//!   [`PROFILE_MAX`]); a larger file (or one that grows past it while read) is refused.
+//! - At most a named limit of bytes is read ([`KNOWN_HOSTS_MAX`], [`KEY_FILE_MAX`]); a larger
+//!   file (or one that grows past it while read) is refused.
 //! - [`read_regular_async`] runs the read on tokio's blocking pool, so the runtime keeps
 //!   serving signals and sessions meanwhile; since the read can neither block nor run
 //!   without bound, that blocking task always ends soon, and a shutdown never waits on it.
@@ -23,8 +23,6 @@ pub const KNOWN_HOSTS_MAX: u64 = 16 << 20;
 /// Largest private key, public key or certificate file read: 1 MiB (an RSA 16384-bit key is
 /// about 12 KiB).
 pub const KEY_FILE_MAX: u64 = 1 << 20;
-/// Largest profile or configuration file read: 1 MiB.
-pub const PROFILE_MAX: u64 = 1 << 20;
 
 fn refuse_unless_regular(meta: &std::fs::Metadata, limit: u64) -> io::Result<()> {
     if !meta.is_file() {
@@ -79,13 +77,14 @@ pub fn read_regular(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 }
 
 /// [`read_regular`] as text; invalid UTF-8 is an `InvalidData` error.
-pub fn read_regular_string(path: &Path, limit: u64) -> io::Result<String> {
+#[cfg(test)]
+fn read_regular_string(path: &Path, limit: u64) -> io::Result<String> {
     String::from_utf8(read_regular(path, limit)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
 /// [`read_regular`] on tokio's blocking pool, so that the runtime is never held up by disk
-/// I/O. For the agent's profiles, use it with [`PROFILE_MAX`].
+/// I/O.
 pub async fn read_regular_async(path: PathBuf, limit: u64) -> io::Result<Vec<u8>> {
     tokio::task::spawn_blocking(move || read_regular(&path, limit))
         .await

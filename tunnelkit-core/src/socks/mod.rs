@@ -117,8 +117,6 @@ pub enum Outcome {
     Granted,
     /// Any other failure (SOCKS5 `01`).
     GeneralFailure,
-    /// The far end refused to open the channel by policy (SOCKS5 `02`).
-    NotAllowed,
     /// No route is up (SOCKS5 `03`).
     NetworkUnreachable,
     /// The channel open ran out of time (SOCKS5 `04`).
@@ -137,7 +135,6 @@ impl Outcome {
         match self {
             Outcome::Granted => 0x00,
             Outcome::GeneralFailure => 0x01,
-            Outcome::NotAllowed => 0x02,
             Outcome::NetworkUnreachable => 0x03,
             Outcome::HostUnreachable => 0x04,
             Outcome::ConnectionRefused => 0x05,
