@@ -35,6 +35,23 @@ fn guide_files(root: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Each guide file: its path, its name as a message shows it (relative to the repository), its
+/// text.
+fn guide(root: &Path) -> Vec<(PathBuf, String, String)> {
+    guide_files(root)
+        .into_iter()
+        .map(|file| {
+            let name = file
+                .strip_prefix(root)
+                .unwrap_or(&file)
+                .display()
+                .to_string();
+            let text = read(&file);
+            (file, name, text)
+        })
+        .collect()
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
@@ -293,13 +310,7 @@ fn every_relative_link_in_the_readme_and_the_guide_resolves() {
     let root = root();
     let mut problems = Vec::new();
     let mut links = 0;
-    for file in guide_files(&root) {
-        let name = file
-            .strip_prefix(&root)
-            .unwrap_or(&file)
-            .display()
-            .to_string();
-        let text = read(&file);
+    for (file, name, text) in guide(&root) {
         links += lines(&text)
             .iter()
             .filter(|l| l.block.is_none())
@@ -320,13 +331,8 @@ fn every_tunnelkit_command_in_the_readme_and_the_guide_parses() {
     let root = root();
     let mut problems = Vec::new();
     let mut total = 0;
-    for file in guide_files(&root) {
-        let name = file
-            .strip_prefix(&root)
-            .unwrap_or(&file)
-            .display()
-            .to_string();
-        let (p, n) = check_commands(&name, &read(&file));
+    for (_, name, text) in guide(&root) {
+        let (p, n) = check_commands(&name, &text);
         problems.extend(p);
         total += n;
     }
