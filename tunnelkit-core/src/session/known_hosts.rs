@@ -10,8 +10,8 @@
 //!   (HMAC-SHA1 keyed by the salt over the name). Names match case-insensitively: like ssh, the
 //!   looked-up name is lowercased, and so is every name written.
 //! - The name is `host` on port 22 and `[host]:port` otherwise; a `HostKeyAlias` replaces both.
-//! - Files are read as regular files of at most [`KNOWN_HOSTS_MAX`] bytes
-//!   ([`crate::files`]): a FIFO, `/dev/zero` or a directory is an error naming the file.
+//! - Files are read as regular files of at most `KNOWN_HOSTS_MAX` bytes (16 MiB; the
+//!   crate's `files` module): a FIFO, `/dev/zero` or a directory is an error naming the file.
 //! - Learned keys are appended (hashed with `HashKnownHosts`) to the first user file, created
 //!   with mode 0600 in a 0700 directory when missing.
 

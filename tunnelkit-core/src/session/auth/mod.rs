@@ -4,10 +4,10 @@
 //! person second; with `BatchMode` nobody is asked. Secrets are never logged.
 //!
 //! A key file that cannot be read (missing, not a regular file, larger than
-//! [`KEY_FILE_MAX`](crate::files::KEY_FILE_MAX)) or parsed is logged as ssh does (`Load key
+//! `KEY_FILE_MAX`, 1 MiB) or parsed is logged as ssh does (`Load key
 //! "PATH": invalid format`) and skipped, and so is a key the server or russh cannot use: the
 //! next key, then password and keyboard-interactive are tried. Key files are read on tokio's
-//! blocking pool and never waited on (see [`crate::files`]).
+//! blocking pool and never waited on (see the crate's `files` module).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
