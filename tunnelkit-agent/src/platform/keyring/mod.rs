@@ -53,7 +53,7 @@ pub(crate) mod no_kernel {
     use tunnelkit_core::SecretStoreError;
 
     fn missing() -> SecretStoreError {
-        super::elsewhere(Backend::Keyutils)
+        super::elsewhere(super::Backend::Keyutils)
     }
     pub fn set(_name: &str, _secret: &str) -> Result<(), SecretStoreError> {
         Err(missing())
