@@ -34,11 +34,13 @@ mod russh_window;
 mod russh_rekey_allowance;
 
 mod agent;
+pub mod bench;
 pub mod chart;
 mod dbus;
 mod delay;
 pub mod desktop;
 mod forwarding;
+pub mod kernel_path;
 mod keys;
 pub mod netns;
 mod pam;

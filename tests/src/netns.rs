@@ -16,7 +16,7 @@ use std::time::Duration;
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn ip_tool() -> PathBuf {
+pub(crate) fn ip_tool() -> PathBuf {
     ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
         .iter()
         .map(PathBuf::from)
@@ -277,6 +277,17 @@ pub struct NetnsSshd {
 impl NetnsSshd {
     /// Starts it in `ns`, letting in `authorized_keys` as the user running the tests.
     pub fn start(ns: &Netns, authorized_keys: &[String]) -> NetnsSshd {
+        Self::start_in(&ns.name, ns.ns_ip, authorized_keys, &[])
+    }
+
+    /// Starts it in the namespace named `ns`, listening on `ip` (which this process must reach),
+    /// with `extra_config` lines added to its configuration.
+    pub fn start_in(
+        ns: &str,
+        ip: Ipv4Addr,
+        authorized_keys: &[String],
+        extra_config: &[String],
+    ) -> NetnsSshd {
         use std::os::unix::process::CommandExt;
         let sshd = crate::find_tool("sshd");
         let _ = std::fs::create_dir_all("/run/sshd");
@@ -286,7 +297,7 @@ impl NetnsSshd {
         std::fs::write(d.join("authorized_keys"), authorized_keys.join("\n") + "\n")
             .expect("authorized_keys");
         let config = [
-            format!("ListenAddress {}:22", ns.ns_ip),
+            format!("ListenAddress {ip}:22"),
             format!("HostKey {}", host.private.display()),
             format!("AuthorizedKeysFile {}", d.join("authorized_keys").display()),
             "PidFile none".into(),
@@ -300,10 +311,14 @@ impl NetnsSshd {
             "MaxStartups 1000".into(),
             "LogLevel DEBUG1".into(),
         ];
+        let config: Vec<String> = config
+            .into_iter()
+            .chain(extra_config.iter().cloned())
+            .collect();
         std::fs::write(d.join("sshd_config"), config.join("\n") + "\n").expect("sshd_config");
         let log = std::fs::File::create(d.join("sshd.log")).expect("sshd log");
         let child = Command::new(ip_tool())
-            .args(["netns", "exec", &ns.name])
+            .args(["netns", "exec", ns])
             .arg(&sshd)
             .args(["-D", "-e", "-f"])
             .arg(d.join("sshd_config"))
@@ -313,7 +328,7 @@ impl NetnsSshd {
             .process_group(0)
             .spawn()
             .expect("start sshd in the namespace");
-        let addr = std::net::SocketAddr::new(IpAddr::V4(ns.ns_ip), 22);
+        let addr = std::net::SocketAddr::new(IpAddr::V4(ip), 22);
         let key = host
             .public_line
             .split_whitespace()
@@ -323,7 +338,7 @@ impl NetnsSshd {
         let me = NetnsSshd {
             dir,
             child,
-            known_hosts_line: format!("{} {key}", ns.ns_ip),
+            known_hosts_line: format!("{ip} {key}"),
             addr,
         };
         crate::wait_until(

@@ -1,5 +1,5 @@
 //! The two clients under test, started side by side against the same sshd: tunnelkit and
-//! `ssh -N -L`, directly or through the delay line, with or without a jump host.
+//! `ssh -N -L`, with or without a jump host.
 
 use super::*;
 
@@ -13,18 +13,7 @@ pub(crate) struct Env {
     pub(crate) dir: TestDir,
     pub(crate) bastion: Sshd,
     pub(crate) gw: Sshd,
-    /// The bastion 100 ms away.
-    pub(crate) wan: DelayLine,
     pub(crate) user: String,
-}
-
-/// Where the client reaches the bastion.
-#[derive(Clone, Copy, PartialEq)]
-pub(crate) enum Link {
-    /// Directly, on loopback.
-    Lan,
-    /// Through the delay line.
-    Wan,
 }
 
 pub(crate) struct Tunnel {
@@ -49,22 +38,7 @@ pub(crate) fn free_port() -> u16 {
 impl Env {
     /// Starts the client with one forward to `target`, through the gateway when `jump`.
     pub(crate) fn open(&self, who: Client, target: SocketAddr, cipher: &str, jump: bool) -> Tunnel {
-        self.open_via(who, target, cipher, jump, Link::Lan)
-    }
-
-    /// [`Env::open`], reaching the bastion over `path`.
-    pub(crate) fn open_via(
-        &self,
-        who: Client,
-        target: SocketAddr,
-        cipher: &str,
-        jump: bool,
-        link: Link,
-    ) -> Tunnel {
-        let port = match link {
-            Link::Lan => self.bastion.port(),
-            Link::Wan => self.wan.port(),
-        };
+        let port = self.bastion.port();
         // Both clients read the same ssh_config, so jump hosts get the same key and known_hosts.
         let common = |c: &mut Command| {
             c.arg("-N")
@@ -90,19 +64,8 @@ impl Env {
                     c.stderr(std::fs::File::create(&log).expect("create the tunnelkit log"));
                 }
                 c.args(["-q", "-L"]).arg(format!("0:{target}"));
-                c.arg(format!("{}@127.0.0.1", self.user))
-                    .stdout(Stdio::piped());
-                let mut child = c.spawn().expect("start tunnelkit");
-                let out = child.stdout.take().expect("stdout");
-                let mut line = String::new();
-                BufReader::new(out)
-                    .read_line(&mut line)
-                    .expect("tunnelkit's forward line");
-                let local = line
-                    .strip_prefix("Forwarding ")
-                    .and_then(|r| r.split(" -> ").next())
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or_else(|| panic!("unexpected output {line:?}"));
+                c.arg(format!("{}@127.0.0.1", self.user));
+                let (child, local) = tunnelkit_tests::bench::start_forwarding(c);
                 Tunnel { child, local }
             }
             Client::OpenSsh => {

@@ -3,15 +3,14 @@
 //! and the ratio tunnelkit/OpenSSH.
 //!
 //! Throughput is measured both ways (iperf3: upload, client to target; iperf3 -R: download,
-//! target to client), on loopback (LAN) and across a delay line that makes loopback a 100 ms
-//! round trip (WAN: [`DelayLine`] between the client and sshd, 50 ms each way, unbounded
-//! buffering), where the SSH channel windows decide the rate.
+//! target to client), on loopback (LAN). Long fat paths have their own benchmark, `wan`, on a
+//! path made in the kernel (tests/src/bin/wan).
 //!
 //! ```text
 //! apt-get install openssh-server iperf3
 //! cargo build --release -p tunnelkit-cli
 //! cargo run --release -p tunnelkit-tests --bin compare [-- ROUNDS]   # default 3 rounds
-//! cargo run --release -p tunnelkit-tests --bin compare -- --only wan 1
+//! cargo run --release -p tunnelkit-tests --bin compare -- --only lan 1
 //! cargo run --release -p tunnelkit-tests --bin compare -- --chart-only bench-results.json
 //! ```
 //! Prints a table and writes `bench-results.json` (`--json PATH`) and a chart of it,
@@ -21,7 +20,7 @@
 //! With `TUNNELKIT_LOG` set (a tracing filter, e.g. `russh=debug`), each tunnelkit run keeps its
 //! log in `$TMPDIR/compare-tunnelkit-PORT.log`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -34,32 +33,22 @@ use tunnelkit_tests::chart;
 mod clients;
 mod measure;
 
-use clients::{first_echo, free_port, Client, Env, Link};
+use clients::{first_echo, free_port, Client, Env};
 use measure::{first_echo_iperf, iperf, latencies, many, median, proc_stat, Way};
 use tunnelkit_tests::{
-    find_tool, wait_until, DelayLine, EchoServer, KeyPair, SpeakFirstServer, Sshd, SshdOptions,
-    TestDir,
+    find_tool, wait_until, EchoServer, KeyPair, SpeakFirstServer, Sshd, SshdOptions, TestDir,
 };
 
 const DEADLINE: Duration = Duration::from_secs(60);
 const CIPHERS: [&str; 2] = ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"];
-/// Each way across the delay line: a 100 ms round trip.
-const WAN_ONE_WAY: Duration = Duration::from_millis(50);
-/// The delay line closes every connection it relays after this long (the whole benchmark's
-/// bound; a run of 3 rounds takes about 6 minutes).
-const WAN_LIFETIME: Duration = Duration::from_secs(3600);
 /// iperf3 seconds measured, after seconds omitted (ramp-up), on loopback.
 const LAN_SECS: (u32, u32) = (4, 1);
-/// The same across the delay line: windows and TCP need a few round trips to grow.
-const WAN_SECS: (u32, u32) = (6, 2);
 
 /// Which groups of measures to run.
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum Group {
     /// Throughput on loopback, both ways, both ciphers, 1 and 8 streams.
     Lan,
-    /// Throughput across the 100 ms delay line, both ways.
-    Wan,
     /// New connections, 1,000 concurrent connections (memory, CPU), cold start.
     Conn,
 }
@@ -129,16 +118,13 @@ fn main() {
     let bastion = Sshd::start(sshd_opts());
     let gw = Sshd::start(sshd_opts());
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let wan = rt.block_on(DelayLine::start(bastion.addr(), WAN_ONE_WAY, WAN_LIFETIME));
     let known_hosts = dir.path().join("known_hosts");
     std::fs::write(
         &known_hosts,
         format!(
-            "{}\n{}\n[127.0.0.1]:{} {}\n",
+            "{}\n{}\n",
             bastion.known_hosts_line(),
-            gw.known_hosts_line(),
-            wan.port(),
-            bastion.host_key_line()
+            gw.known_hosts_line()
         ),
     )
     .unwrap();
@@ -157,7 +143,6 @@ fn main() {
         dir,
         bastion,
         gw,
-        wan,
         user,
     };
     let run = |g: Group| opts.only.is_empty() || opts.only.contains(&g);
@@ -213,18 +198,6 @@ fn main() {
                     );
                 }
             }
-            if run(Group::Wan) {
-                let t = env.open_via(who, iperf_addr, CIPHERS[0], false, Link::Wan);
-                first_echo_iperf(t.local);
-                for (way, name) in [(Way::Up, "upload"), (Way::Down, "download")] {
-                    push(
-                        &format!("WAN 100 ms RTT {name}, 1 stream, aes128 (Gbit/s)"),
-                        "Gbit/s",
-                        who,
-                        iperf(t.local, 1, way, WAN_SECS),
-                    );
-                }
-            }
             if !run(Group::Conn) {
                 continue;
             }
@@ -276,7 +249,7 @@ fn main() {
     let _ = iperf_server.wait();
 
     println!(
-        "\ntunnelkit vs OpenSSH ssh -N -L, same sshd on loopback (WAN: through a 100 ms delay line), \
+        "\ntunnelkit vs OpenSSH ssh -N -L, same sshd on loopback, \
          medians of {rounds} alternating rounds"
     );
     println!("machine: {} cores, {}", num_cpus(), kernel());

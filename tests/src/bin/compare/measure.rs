@@ -2,6 +2,7 @@
 //! connections, CPU time of a process.
 
 use super::*;
+pub(crate) use tunnelkit_tests::bench::{median, proc_stat};
 
 /// Which way iperf3's data flows through the tunnel.
 #[derive(Clone, Copy, PartialEq)]
@@ -104,37 +105,6 @@ pub(crate) fn many(local: SocketAddr, n: usize) -> (usize, f64) {
         .filter(|ok| *ok)
         .count();
     (ok, t.elapsed().as_secs_f64())
-}
-
-pub(crate) fn proc_stat(pid: u32) -> (f64, f64) {
-    // (peak RSS MiB, CPU seconds)
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(") ")
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    let cpu = (ticks(11) + ticks(12)) / 100.0;
-    (hwm, cpu)
-}
-
-pub(crate) fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Waits until something listens on the local port, without connecting through it (iperf3's
