@@ -11,24 +11,31 @@
 //!   first byte beyond the old limit is at least one round trip (plus the
 //!   peer's reaction time). The session keeps the smallest sample.
 //! - Once per round trip, the bytes the reader consumed during it are the
-//!   bandwidth-delay product the channel actually used. When twice that exceeds
-//!   the window, the window grows to it, up to [`WindowLimits::max`]. A reader
-//!   that is slower than the path consumes less per round trip, so its window
-//!   stops growing; a stalled reader consumes nothing, so it costs at most the
-//!   window it has.
+//!   bandwidth-delay product the channel actually used. When four times that
+//!   exceeds the window, the window grows to it, up to [`WindowLimits::max`]:
+//!   what arrives in a round trip was granted one round trip earlier, so a
+//!   window-limited channel's consumption lags its window by one round trip,
+//!   and four times it lets the window double per round trip, as TCP's slow
+//!   start does. A reader that is slower than the path consumes less per
+//!   round trip, so its window stops growing; one that takes less than an
+//!   eighth of its window in a round trip (slower, stalled, or idle) shrinks
+//!   it to four times what it took, never below the initial window.
 //! - Growth beyond the initial window comes out of the session's budget
-//!   ([`WindowLimits::budget`]) and goes back to it when the channel is
-//!   dropped, so a thousand channels cannot each claim the maximum.
+//!   ([`WindowLimits::budget`]) and goes back to it when the channel shrinks
+//!   or is dropped, so a thousand channels cannot each claim the maximum.
 //!
 //! Growth is granted only together with consumed bytes: the window is still
 //! returned only as the reader consumes (see `flow.rs`); the extra is added to
-//! that adjustment. Windows never shrink while their channel lives.
+//! that adjustment. Shrinking takes nothing back: consumed bytes pay off the
+//! difference before any is returned, and only then does the budget go back.
 //!
 //! What the peer may have outstanding is also capped, once the window has
 //! grown: a returned byte is granted again only while the peer's outstanding
-//! allowance stays within what arrived in the last round trip plus one initial
-//! window; [`ReceiveWindow::consumed`] holds the rest back until data arrives
-//! again (nothing granted is taken back, so a grown window is used up first).
+//! allowance stays within twice what arrived in the last round trip (at
+//! least that plus one initial window); [`ReceiveWindow::consumed`] holds the
+//! rest back until data arrives again (nothing granted is taken back, so a
+//! grown window is used up first). So the allowance doubles per round trip
+//! while the path keeps up, and follows the rate when the peer slows down.
 //! The reason is OpenSSH's sshd: it reads a channel's source whenever the
 //! window allows and keeps what it cannot send yet in a buffer that it grows
 //! 32 KiB at a time, copying the whole buffer each time (`sshbuf_allocate`,
@@ -36,9 +43,7 @@
 //! sshd's output stalls for a moment; the copying takes its CPU, it sends less,
 //! more window goes unused, and a 1 Gbit/s channel falls to a few Mbit/s for
 //! seconds (measured: vendor/README.md). With the cap the unused allowance
-//! follows what the channel carries, with one initial window (OpenSSH's own
-//! 2 MiB) to spare; a window-limited channel still grows, by up to one initial
-//! window per round trip.
+//! follows what the channel carries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -88,6 +93,7 @@ impl WindowPool {
             period: None,
             arrivals: Arrivals::default(),
             owed: 0,
+            debt: 0,
             grown: self.grown.clone(),
         }
     }
@@ -154,6 +160,9 @@ pub(crate) struct ReceiveWindow {
     /// Consumed bytes not yet returned because of the cap on what the peer
     /// may have outstanding.
     owed: u64,
+    /// Bytes by which the window shrank that are still granted: consumed
+    /// bytes pay it off before any is returned.
+    debt: u64,
     grown: Arc<AtomicU64>,
 }
 
@@ -236,10 +245,18 @@ impl ReceiveWindow {
     /// outstanding allows (the module's documentation).
     pub(crate) fn consumed(&mut self, amount: u32, now: Instant, pool: &mut WindowPool) -> u32 {
         let growth = self.grow(amount, now, pool);
-        let due = self
+        let mut due = self
             .owed
             .saturating_add(u64::from(amount))
             .saturating_add(u64::from(growth));
+        // A window that shrank is paid off first; only then does its part
+        // of the budget go back to the session.
+        let paid = due.min(self.debt);
+        self.debt -= paid;
+        due -= paid;
+        if paid > 0 {
+            release(&self.grown, paid);
+        }
         let outstanding = self.limit.saturating_sub(self.received);
         let allowed = self.cap(now, pool).saturating_sub(outstanding);
         let adjust = u32::try_from(due.min(allowed)).unwrap_or(u32::MAX);
@@ -257,8 +274,9 @@ impl ReceiveWindow {
     }
 
     /// The most the peer may have outstanding (granted beyond what arrived)
-    /// after an adjustment: what arrived in the last round trip plus one
-    /// initial window, and never less than the initial window (or the
+    /// after an adjustment: twice what arrived in the last round trip, at
+    /// least that plus one initial window, and never less than the initial
+    /// window (or the
     /// adjustment threshold, for windows above 64 MiB). No cap before a
     /// round trip is known, or while the window has not grown (it is then the
     /// initial window at most).
@@ -275,9 +293,9 @@ impl ReceiveWindow {
         // `threshold`): the peer must always be able to send enough to wake
         // the session.
         let floor = initial.max(u64::from(self.size / 32));
-        self.arrivals
-            .last_round_trip()
-            .saturating_add(initial)
+        let last = self.arrivals.last_round_trip();
+        last.saturating_mul(2)
+            .max(last.saturating_add(initial))
             .max(floor)
     }
 
@@ -304,7 +322,12 @@ impl ReceiveWindow {
             start: now,
             consumed: 0,
         };
-        let target = u32::try_from(per_rtt.saturating_mul(2))
+        // Four times what was consumed: what arrives in a round trip was
+        // granted a round trip earlier, so a window-limited channel's
+        // consumption lags its window by one round trip; with four times
+        // it, the window doubles per round trip while the path keeps up
+        // (what the peer may really have outstanding is `cap`'s).
+        let target = u32::try_from(per_rtt.saturating_mul(4))
             .unwrap_or(u32::MAX)
             .min(pool.limits.max);
         log::debug!(
@@ -315,23 +338,45 @@ impl ReceiveWindow {
             self.owed
         );
         if target <= self.size {
+            self.shrink(per_rtt);
             return 0;
         }
         let got = pool.reserve(target - self.size);
         self.size += got;
         got
     }
+
+    /// A reader that took less than an eighth of a grown window in a round
+    /// trip (slower than the path, stalled, or nothing to read) shrinks it to
+    /// four times what it took, never below the initial window; the rest of
+    /// the budget it held goes back to the session as consumed bytes pay it
+    /// off (nothing granted is taken back). It grows again, doubling per
+    /// round trip, when its reader keeps up.
+    fn shrink(&mut self, per_rtt: u128) {
+        let keep = u32::try_from(per_rtt.saturating_mul(4))
+            .unwrap_or(u32::MAX)
+            .max(self.initial);
+        if keep.saturating_mul(2) > self.size {
+            return;
+        }
+        log::debug!("receive window {} shrinks to {keep}", self.size);
+        self.debt += u64::from(self.size - keep);
+        self.size = keep;
+    }
 }
 
 impl Drop for ReceiveWindow {
     fn drop(&mut self) {
-        let extra = u64::from(self.size.saturating_sub(self.initial));
-        let _ = self
-            .grown
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |g| {
-                Some(g.saturating_sub(extra))
-            });
+        let extra = u64::from(self.size.saturating_sub(self.initial)) + self.debt;
+        release(&self.grown, extra);
     }
+}
+
+/// Gives `bytes` of growth back to the session's budget.
+fn release(grown: &AtomicU64, bytes: u64) {
+    let _ = grown.fetch_update(Ordering::AcqRel, Ordering::Acquire, |g| {
+        Some(g.saturating_sub(bytes))
+    });
 }
 
 /// Consumed bytes worth an adjustment for a window of `size`: OpenSSH's three
@@ -425,14 +470,23 @@ mod tests {
         let mut w = pool.channel();
         let t0 = Instant::now();
         pool.sample(RTT);
-        // What the peer may have outstanding grows by one initial window per
-        // round trip beyond what it sent in the last: 2, 4, 6, ... MiB.
+        // What the peer may have outstanding at most doubles per round trip
+        // (or grows by one initial window, from a small start), as TCP's
+        // slow start: 2, 4, 8, 16, ... MiB.
         let mut last = window_limited(&mut w, &mut pool, t0, 1);
+        let mut full = None;
         for i in 1..40 {
             let now = window_limited(&mut w, &mut pool, t0 + RTT * i, 1);
-            assert!(now <= last + u64::from(2 * MIB), "{now} after {last}");
+            assert!(
+                now <= (2 * last).max(last + u64::from(2 * MIB)),
+                "{now} after {last}"
+            );
             last = now;
+            if now == u64::from(64 * MIB) && full.is_none() {
+                full = Some(i);
+            }
         }
+        assert!(full.is_some_and(|i| i <= 8), "64 MiB per round trip after {full:?}");
         assert_eq!(w.size(), 64 * MIB);
         assert_eq!(last, u64::from(64 * MIB));
         assert_eq!(pool.grown(), u64::from(62 * MIB));
@@ -457,7 +511,7 @@ mod tests {
     }
 
     #[test]
-    fn a_peer_that_slows_down_may_send_what_it_sent_plus_one_initial_window() {
+    fn a_peer_that_slows_down_may_have_twice_what_it_sent_outstanding() {
         let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
         pool.sample(RTT);
         let mut w = pool.channel();
@@ -465,25 +519,49 @@ mod tests {
         window_limited(&mut w, &mut pool, t0, 40);
         assert_eq!(w.size(), 64 * MIB);
         // The peer now sends 8 MiB per round trip. What it was granted stays
-        // granted, but what it uses is not granted again beyond what arrived
-        // in a round trip plus 2 MiB: once it has used the rest, it may have
-        // 10 MiB outstanding, not the 64 MiB window.
+        // granted, but what it uses is not granted again beyond twice what
+        // arrived in a round trip: once it has used the rest, it may have 16
+        // MiB outstanding, not the 64 MiB window, and the window has shrunk
+        // to four times what it carries.
         round_trips(&mut w, &mut pool, t0 + RTT * 40, 12, u64::from(8 * MIB));
-        assert!(w.limit - w.received <= u64::from(10 * MIB), "{}", w.limit - w.received);
-        assert!(w.owed > 0);
-        // A trickle: once the rest is used up, the peer is still never held
-        // below one initial window, so it can always send enough to be
-        // answered.
+        assert!(w.limit - w.received <= u64::from(16 * MIB), "{}", w.limit - w.received);
+        assert_eq!(w.size(), 32 * MIB);
+        // A trickle: the window shrinks to the initial one, and the peer is
+        // never held below it, so it can always send enough to be answered.
         round_trips(&mut w, &mut pool, t0 + RTT * 52, 1000, 64 * 1024);
+        assert_eq!(w.size(), 2 * MIB);
         let outstanding = w.limit - w.received;
         assert!(
-            (u64::from(2 * MIB)..=u64::from(2 * MIB) + 64 * 1024).contains(&outstanding),
+            (u64::from(2 * MIB) - 64 * 1024..=u64::from(2 * MIB)).contains(&outstanding),
             "{outstanding}"
         );
         // Nothing was lost: at full speed again the window comes back whole.
         window_limited(&mut w, &mut pool, t0 + RTT * 1052, 40);
         assert_eq!(w.limit - w.received, u64::from(64 * MIB));
-        assert_eq!(w.owed, 0);
+        assert_eq!((w.owed, w.debt), (0, 0));
+    }
+
+    #[test]
+    fn a_window_whose_reader_slows_shrinks_and_gives_its_budget_back() {
+        let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
+        pool.sample(RTT);
+        let mut w = pool.channel();
+        let t0 = Instant::now();
+        window_limited(&mut w, &mut pool, t0, 40);
+        assert_eq!(w.size(), 64 * MIB);
+        // The reader now takes 1 MiB per round trip: the window shrinks to 4
+        // MiB, and once consumption has paid off what is still granted, the
+        // session has its budget back but that.
+        round_trips(&mut w, &mut pool, t0 + RTT * 40, 100, u64::from(MIB));
+        assert_eq!(w.size(), 4 * MIB);
+        assert_eq!(w.debt, 0);
+        assert_eq!(pool.grown(), u64::from(2 * MIB));
+        assert!(w.limit - w.received <= u64::from(4 * MIB), "{}", w.limit - w.received);
+        // At full speed again it grows back, doubling per round trip.
+        window_limited(&mut w, &mut pool, t0 + RTT * 140, 10);
+        assert_eq!(w.size(), 64 * MIB);
+        drop(w);
+        assert_eq!(pool.grown(), 0);
     }
 
     #[test]
