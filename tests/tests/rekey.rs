@@ -7,7 +7,8 @@
 //! the server's KEXINIT, russh accepted at most 2 x the initial window (4 MiB) of channel data,
 //! however large the windows it had granted: on a long fat path more than that is legitimately
 //! in flight, and the session ended with "Pending buffer limit reached" at the first rekey
-//! (1 GiB by default; `RekeyLimit` here makes them come every 128 MiB).
+//! (the cipher's amount by default, as ssh: 1 GiB for chacha20-poly1305, 64 GiB for AES;
+//! `RekeyLimit` here makes them come every 128 MiB).
 //!
 //! `TUNNELKIT_REKEY_BYTES` sets the download's size (default 1.5 GiB; the figure is
 //! 4 GiB: `TUNNELKIT_REKEY_BYTES=4294967296`), `TUNNELKIT_REKEY_LIMIT` the `RekeyLimit`

@@ -66,8 +66,8 @@ pub struct BastionConfig {
     pub keyboard_interactive: Vec<(String, Vec<KbdPrompt>)>,
     /// Allowed `direct-tcpip` targets `(host, port)`, compared as sent; `None` allows any.
     pub allow_targets: Option<Vec<(String, u16)>>,
-    /// When the bastion renews a session's keys, as ssh_config's `RekeyLimit` (default: russh's
-    /// 1 GiB, no time limit). Small values make it start rekeys, for tests.
+    /// When the bastion renews a session's keys, as ssh_config's `RekeyLimit` (default: the
+    /// cipher's amount among russh's default ciphers, 1 GiB; no time limit). Small values make it start rekeys, for tests.
     pub rekey_limit: crate::RekeyLimit,
 }
 
@@ -172,7 +172,9 @@ impl Bastion {
             // A frozen client must stay connected for as long as the test wants.
             inactivity_timeout: None,
             nodelay: true,
-            limits: config.rekey_limit.russh_limits(),
+            limits: config
+                .rekey_limit
+                .russh_limits(&russh::Preferred::default().cipher),
             ..Default::default()
         });
         let shared = Arc::new(Shared {

@@ -11,9 +11,22 @@ use std::time::Duration;
 const MIN_DATA: u64 = 16;
 /// The longest time `convtime` accepts, in seconds (C's `INT_MAX`).
 const MAX_SECONDS: u64 = i32::MAX as u64;
-/// russh's bound on the data limit (`russh::Limits::new` refuses more: nonce reuse), which is
-/// also its default: "the cipher's amount", in ssh_config(5)'s words.
-const RUSSH_DATA_MAX: u64 = 1 << 30;
+/// "The cipher's amount" (ssh_config(5)) for a cipher with blocks shorter than 16 bytes (OpenSSH
+/// counts chacha20-poly1305 as 8): 1 GiB, RFC 4344's advice for them, and russh's default.
+const SMALL_BLOCK_AMOUNT: u64 = 1 << 30;
+/// The same for a 16-byte block (AES, any mode): 2^32 blocks, 64 GiB (OpenSSH's `ssh_set_newkeys`:
+/// `1 << (block_size * 2)` blocks).
+const AES_AMOUNT: u64 = 1 << 36;
+
+/// The cipher's amount of `cipher`: what OpenSSH encrypts under one key when no `RekeyLimit`
+/// lowers it.
+fn cipher_amount(cipher: &str) -> u64 {
+    if cipher.starts_with("aes") {
+        AES_AMOUNT
+    } else {
+        SMALL_BLOCK_AMOUNT
+    }
+}
 
 /// Why a `RekeyLimit` value was refused, in OpenSSH's words where it has some.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,10 +114,19 @@ impl RekeyLimitLine {
 }
 
 impl RekeyLimit {
-    /// As russh's limits (client or server): the data part in each direction, held to russh's
-    /// 1 GiB as ssh holds it to the cipher's amount; without a time part, no time limit.
-    pub(crate) fn russh_limits(&self) -> russh::Limits {
-        let data = self.data.unwrap_or(RUSSH_DATA_MAX).min(RUSSH_DATA_MAX);
+    /// As russh's limits (client or server) for a session that offers `ciphers` (in order; the
+    /// peer picks one of them): the data part in each direction, held to the cipher's amount as
+    /// ssh holds it. The cipher is not known before the key exchange, so this is the smallest
+    /// amount among those offered: never later than ssh would rekey (1 GiB when
+    /// chacha20-poly1305 is offered, 64 GiB when only AES is). Without a time part, no time
+    /// limit.
+    pub(crate) fn russh_limits(&self, ciphers: &[russh::cipher::Name]) -> russh::Limits {
+        let amount = ciphers
+            .iter()
+            .map(|c| cipher_amount(c.as_ref()))
+            .min()
+            .unwrap_or(SMALL_BLOCK_AMOUNT);
+        let data = self.data.unwrap_or(amount).min(amount);
         let data = usize::try_from(data).unwrap_or(usize::MAX);
         russh::Limits {
             rekey_write_limit: data,
@@ -305,8 +327,10 @@ mod tests {
 
     #[test]
     fn maps_onto_russh_limits() {
-        let l = |v: &str| RekeyLimit::parse(v).unwrap().russh_limits();
-        // `default none`: russh's 1 GiB each way, no time-based rekey.
+        use russh::cipher::{AES_128_CTR, AES_128_GCM, AES_256_GCM, CHACHA20_POLY1305};
+        let both = [CHACHA20_POLY1305, AES_128_GCM];
+        let l = |v: &str| RekeyLimit::parse(v).unwrap().russh_limits(&both);
+        // `default none` with chacha20-poly1305 offered: 1 GiB each way, no time-based rekey.
         let d = l("default none");
         assert_eq!(
             (d.rekey_read_limit, d.rekey_write_limit),
@@ -319,8 +343,18 @@ mod tests {
             (128 << 20, 128 << 20)
         );
         assert_eq!(s.rekey_time_limit, Duration::from_secs(1800));
-        // Above russh's bound: held to it, as ssh holds it to the cipher's amount.
+        // Above the cipher's amount: held to it, as ssh holds it.
         assert_eq!(l("5G").rekey_read_limit, 1 << 30);
+        // Only AES offered: ssh's 2^32 16-byte blocks (64 GiB), or less when asked.
+        let aes = [AES_128_GCM, AES_256_GCM, AES_128_CTR];
+        let a = |v: &str| RekeyLimit::parse(v).unwrap().russh_limits(&aes);
+        assert_eq!(a("default none").rekey_read_limit as u64, 1 << 36);
+        assert_eq!(a("default none").rekey_write_limit as u64, 1 << 36);
+        assert_eq!(a("5G").rekey_write_limit as u64, 5 << 30);
+        assert_eq!(a("100T").rekey_write_limit as u64, 1 << 36);
+        // Nothing known: 1 GiB.
+        let n = RekeyLimit::parse("default").unwrap().russh_limits(&[]);
+        assert_eq!(n.rekey_read_limit, 1 << 30);
     }
 
     #[test]

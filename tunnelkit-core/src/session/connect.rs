@@ -333,12 +333,13 @@ async fn client_config(hop: &Hop) -> crate::Result<client::Config> {
         // ssh's order with `Compression yes`; the server picks the first it supports.
         preferred.compression = Cow::Borrowed(COMPRESSION_YES);
     }
+    let limits = hop.options.rekey_limit.russh_limits(&preferred.cipher);
     Ok(client::Config {
         preferred,
         nodelay: true,
         window_size_max: hop.options.receive_windows.max,
         window_budget: hop.options.receive_windows.budget,
-        limits: hop.options.rekey_limit.russh_limits(),
+        limits,
         // Liveness is the supervisor's job (it probes with its own deadline and reports why).
         keepalive_interval: None,
         inactivity_timeout: None,
