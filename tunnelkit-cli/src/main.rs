@@ -92,7 +92,16 @@ fn finish(opts: Opts, tunnel: bool) -> std::process::ExitCode {
     // SIGHUP stops a tunnel (the terminal went away, as for ssh) unless it was ignored at start
     // (nohup); the agent handles SIGHUP itself (re-read profiles), the other commands are short.
     let hangup = tunnel && !hangup_ignored_at_start();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // A tunnel runs on one thread, as ssh does: its data path is a few tasks that hand every
+    // burst to each other, and on one thread that costs no wake-up of another (docs/performance.md,
+    // "CPU per byte"). Blocking work (terminal prompts, file reads, key decryption) runs on the
+    // blocking pool. The agent and the other commands keep a thread per core.
+    let mut runtime = if tunnel {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match runtime.enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tunnelkit: cannot start the runtime: {e}");

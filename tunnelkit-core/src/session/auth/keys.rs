@@ -47,7 +47,7 @@ impl Attempt<'_> {
         }
         let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
         if let Some(stored) = self.stored(&SecretKey::Passphrase(abs.clone())) {
-            match key.decrypt(stored.expose_secret().as_bytes()) {
+            match decrypt(&key, stored).await {
                 Ok(k) => return Ok(Some(k)),
                 Err(_) => tracing::warn!("the stored passphrase for {} is wrong", path.display()),
             }
@@ -59,7 +59,7 @@ impl Attempt<'_> {
                     .push(format!("passphrase for key {}", path.display()));
                 return Ok(None);
             };
-            match key.decrypt(pass.expose_secret().as_bytes()) {
+            match decrypt(&key, pass).await {
                 Ok(k) => return Ok(Some(k)),
                 Err(_) => tracing::warn!("bad passphrase for {}", path.display()),
             }
@@ -165,4 +165,17 @@ pub(super) async fn read_cert(file: &Path) -> Option<Certificate> {
             None
         }
     }
+}
+
+/// Decrypts `key` with `passphrase` on the blocking pool: its key derivation (bcrypt, hundreds of
+/// milliseconds by design) would otherwise hold up every other task of the runtime, which for
+/// the command-line tunnel is one thread that also carries the forwards' data.
+async fn decrypt(
+    key: &PrivateKey,
+    passphrase: secrecy::SecretString,
+) -> Result<PrivateKey, russh::keys::ssh_key::Error> {
+    let key = key.clone();
+    tokio::task::spawn_blocking(move || key.decrypt(passphrase.expose_secret().as_bytes()))
+        .await
+        .unwrap_or(Err(russh::keys::ssh_key::Error::Crypto))
 }
