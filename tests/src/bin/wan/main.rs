@@ -14,7 +14,9 @@
 //! (printed). Then, at 100 ms: 8
 //! parallel downloads through one tunnel (fairness: the slowest stream over the fastest; the
 //! client's peak RSS), and a 1.2 GB download through tunnelkit whose SHA-256 must match.
-//! Prints a table and writes `wan-results.json` (`--json PATH`). Needs root.
+//! Prints a table and writes `wan-results.json` (`--json PATH`). With `TUNNELKIT_LOG` set (a
+//! tracing filter, e.g. `russh=debug` for the windows' growth), tunnelkit's log of the last run
+//! through it is kept in `$TMPDIR/wan-tunnelkit-PORT.log`. Needs root.
 
 mod download;
 mod run;

@@ -112,6 +112,11 @@ impl Clients {
                     .arg(&dest)
                     .stdin(Stdio::null())
                     .stderr(Stdio::null());
+                // With TUNNELKIT_LOG set (a tracing filter, e.g. `russh=debug`), its log is kept.
+                if std::env::var_os("TUNNELKIT_LOG").is_some() {
+                    let log = std::env::temp_dir().join(format!("wan-tunnelkit-{port}.log"));
+                    c.stderr(std::fs::File::create(&log).expect("create the tunnelkit log"));
+                }
                 let (child, local) = start_forwarding(c);
                 Tunnel { child, local }
             }
@@ -299,7 +304,7 @@ impl Report {
                         let min = m.streams.iter().copied().fold(f64::INFINITY, f64::min);
                         let max = m.streams.iter().copied().fold(0.0, f64::max);
                         println!(
-                            "{path}, {who:?}: streams {:.0} Mbit/s (slowest/fastest {:.2}), peak RSS {:.1} MiB",
+                            "{path}, {who:?}: streams {} Mbit/s (slowest/fastest {:.2}), peak RSS {:.1} MiB",
                             m.streams.iter().map(|s| format!("{s:.0}")).collect::<Vec<_>>().join(" "),
                             min / max,
                             m.peak_rss_mib
