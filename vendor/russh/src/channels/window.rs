@@ -29,13 +29,16 @@
 //! that adjustment. Shrinking takes nothing back: consumed bytes pay off the
 //! difference before any is returned, and only then does the budget go back.
 //!
-//! What the peer may have outstanding is also capped, once the window has
-//! grown: a returned byte is granted again only while the peer's outstanding
-//! allowance stays within twice what arrived in the last round trip (at
-//! least that plus one initial window); [`ReceiveWindow::consumed`] holds the
-//! rest back until data arrives again (nothing granted is taken back, so a
-//! grown window is used up first). So the allowance doubles per round trip
-//! while the path keeps up, and follows the rate when the peer slows down.
+//! What is granted beyond what the reader consumed (in flight, queued here,
+//! or not used by the peer yet) is also capped, once the window has grown: a
+//! returned byte is granted again only while that stays within twice what
+//! arrived in the last round trip (at least that plus one initial window);
+//! [`ReceiveWindow::consumed`] holds the rest back until more is consumed or
+//! arrives (nothing granted is taken back, so a grown window is used up
+//! first). So the allowance doubles per round trip while the path and the
+//! reader keep up, follows the rate when the peer slows down, and what waits
+//! here for a slow reader stays within about one round trip of what it
+//! takes.
 //! The reason is OpenSSH's sshd: it reads a channel's source whenever the
 //! window allows and keeps what it cannot send yet in a buffer that it grows
 //! 32 KiB at a time, copying the whole buffer each time (`sshbuf_allocate`,
@@ -88,6 +91,7 @@ impl WindowPool {
             size: self.limits.initial,
             initial: self.limits.initial,
             received: 0,
+            taken: 0,
             limit: u64::from(self.limits.initial),
             probe: None,
             period: None,
@@ -150,6 +154,8 @@ pub(crate) struct ReceiveWindow {
     initial: u32,
     /// Bytes received on the channel.
     received: u64,
+    /// Bytes the reader consumed.
+    taken: u64,
     /// The offset the peer may send up to: `received` plus what is left of
     /// the window.
     limit: u64,
@@ -257,8 +263,10 @@ impl ReceiveWindow {
         if paid > 0 {
             release(&self.grown, paid);
         }
-        let outstanding = self.limit.saturating_sub(self.received);
-        let allowed = self.cap(now, pool).saturating_sub(outstanding);
+        self.taken = self.taken.saturating_add(u64::from(amount));
+        // Granted and not yet consumed: in flight, queued here, or not used yet.
+        let held = self.limit.saturating_sub(self.taken);
+        let allowed = self.cap(now, pool).saturating_sub(held);
         let adjust = u32::try_from(due.min(allowed)).unwrap_or(u32::MAX);
         self.owed = due - u64::from(adjust);
         if adjust > 0 {
@@ -273,10 +281,10 @@ impl ReceiveWindow {
         adjust
     }
 
-    /// The most the peer may have outstanding (granted beyond what arrived)
-    /// after an adjustment: twice what arrived in the last round trip, at
-    /// least that plus one initial window, and never less than the initial
-    /// window (or the
+    /// The most that may be granted beyond what the reader consumed (in
+    /// flight, queued here, or not used by the peer yet) after an adjustment:
+    /// twice what arrived in the last round trip, at least that plus one
+    /// initial window, and never less than the initial window (or the
     /// adjustment threshold, for windows above 64 MiB). No cap before a
     /// round trip is known, or while the window has not grown (it is then the
     /// initial window at most).
@@ -562,6 +570,40 @@ mod tests {
         assert_eq!(w.size(), 64 * MIB);
         drop(w);
         assert_eq!(pool.grown(), 0);
+    }
+
+    #[test]
+    fn what_waits_for_a_slow_reader_stays_within_a_round_trip_of_what_it_takes() {
+        let mut pool = WindowPool::new(limits(128 * u64::from(MIB)));
+        pool.sample(RTT);
+        let mut w = pool.channel();
+        let t0 = Instant::now();
+        window_limited(&mut w, &mut pool, t0, 40);
+        assert_eq!(w.size(), 64 * MIB);
+        // The path could carry 64 MiB per round trip, the reader takes 4 MiB:
+        // each round trip the peer sends all it may, the reader takes 4 MiB.
+        let mut most = 0;
+        for i in 40..140 {
+            let t = t0 + RTT * i;
+            let arrived = (w.limit - w.received).min(u64::from(64 * MIB));
+            let mut left = arrived;
+            while left > 0 {
+                let n = left.min(256 * 1024) as u32;
+                w.received(n, t, &mut pool);
+                left -= u64::from(n);
+            }
+            for k in 0..16 {
+                let n = (w.received - w.taken).min(256 * 1024) as u32;
+                w.consumed(n, t + Duration::from_millis(5 * k), &mut pool);
+            }
+            if i >= 60 {
+                most = most.max(w.received - w.taken);
+            }
+        }
+        // Queued here: at most twice what arrives per round trip (4 MiB) plus
+        // one initial window, not the 64 MiB window.
+        assert!(most <= u64::from(10 * MIB), "{most}");
+        assert!(w.size() <= 16 * MIB, "{}", w.size());
     }
 
     #[test]
