@@ -1,8 +1,9 @@
 //! Guards the seams between our crates and their users (issue 25, "typed errors end to end"):
-//! the sources of tunnelkit-core, tunnelkit-cli and tunnelkit-agent (test code left out) must
-//! have no public function or trait method whose signature holds a `Result<_, String>`, and no
-//! decision taken on an error's text (`e.0.starts_with("no forwards")`, `err.to_string()
-//! .contains(..)`). A failure names each offending `file:line`.
+//! the sources of tunnelkit-core, tunnelkit-cli, tunnelkit-agent and tunnelkit-desktop (test
+//! code left out) must have no public function or trait method whose signature holds a
+//! `Result<_, String>`, and no decision taken on an error's text
+//! (`e.0.starts_with("no forwards")`, `err.to_string().contains(..)`). A failure names each
+//! offending `file:line`.
 //!
 //! The scan is plain text, on purpose simple: a `pub fn` / `pub async fn` (not `pub(crate)`,
 //! `pub(super)`) or any `fn` inside a `pub trait` block is read up to its body or `;`, and every
@@ -18,6 +19,7 @@ const CRATES: &[&str] = &[
     "tunnelkit-core/src",
     "tunnelkit-cli/src",
     "tunnelkit-agent/src",
+    "tunnelkit-agent/desktop/src",
 ];
 /// A signature is read over at most this many lines.
 const MAX_SIGNATURE_LINES: usize = 40;

@@ -7,12 +7,12 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 use tunnelkit_core::Event;
 
-use crate::status::LogLine;
+use crate::status::{unix_ms, LogLine};
 
 /// Events kept per profile for `tunnelkit logs`.
 pub const LOG_LINES: usize = 200;
@@ -84,13 +84,6 @@ pub struct ProfileEvent {
     pub time: SystemTime,
     /// What.
     pub event: AgentEvent,
-}
-
-/// Milliseconds since the Unix epoch (0 for a clock before 1970).
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Where a profile's events go: its log ring and the agent-wide broadcast.

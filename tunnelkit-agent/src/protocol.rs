@@ -20,6 +20,7 @@ mod strict;
 pub use limits::{MAX_AGENT_LINE, MAX_CLIENT_LINE};
 
 pub use crate::drill::{DrillForwardJson, DrillJson};
+pub use crate::status::unix_ms;
 pub use crate::status::{
     ForwardJson, LogLine, ProfileJson, ProfileState, ReloadSummary, RemoteForwardJson, RouteJson,
 };

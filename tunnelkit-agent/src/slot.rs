@@ -12,12 +12,13 @@ use tunnelkit_core::status::delay_text;
 use tunnelkit_core::{RemoteForwardState, RemoteForwardStatus, RouteState};
 
 use crate::diff::Loaded;
-use crate::events::{unix_ms, ProfileLog};
+use crate::events::ProfileLog;
 use crate::launcher::RunningTunnel;
 use crate::profile::Profile;
 use crate::relay::Relay;
 use crate::requests::{Reply, UpStarted};
 use crate::scan::Unusable;
+use crate::status::unix_ms;
 use crate::status::{ForwardJson, ProfileJson, ProfileState, RemoteForwardJson, RouteJson};
 
 /// A client waiting in `up` for the profile to start: (answers prompts, where the answer goes).

@@ -225,6 +225,14 @@ pub fn mark_shared(profiles: &mut [ProfileJson], sessions: &[Option<u64>]) {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 for a clock before 1970): the time unit of the
+/// protocol (`LogLine::unix_ms`).
+pub fn unix_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 /// One line of `tunnelkit logs`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogLine {

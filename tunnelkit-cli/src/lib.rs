@@ -65,8 +65,13 @@ pub fn log_filter(verbose: u8, quiet: bool, tunnel: bool) -> &'static str {
     match (quiet, verbose, tunnel) {
         (true, _, _) => "error",
         (false, 0, true) => "warn,tunnelkit_core=info,tunnelkit_cli=info",
-        (false, 0, false) => "warn,tunnelkit_core=info,tunnelkit_agent=info,tunnelkit_cli=info",
-        (false, 1, _) => "info,tunnelkit_core=debug,tunnelkit_agent=debug,tunnelkit_cli=debug",
+        (false, 0, false) => {
+            "warn,tunnelkit_core=info,tunnelkit_agent=info,tunnelkit_desktop=info,tunnelkit_cli=info"
+        }
+        (false, 1, _) => {
+            "info,tunnelkit_core=debug,tunnelkit_agent=debug,tunnelkit_desktop=debug,\
+             tunnelkit_cli=debug"
+        }
         (false, 2, _) => "debug",
         _ => "trace",
     }

@@ -62,9 +62,9 @@ fn main() -> std::process::ExitCode {
         .with_target(false);
     // Under systemd (stderr is the journal): priorities as `<N>` prefixes, no timestamps.
     let journal = std::env::var("JOURNAL_STREAM").ok();
-    if tunnelkit_agent::journal::stderr_is_journal(journal.as_deref()) {
+    if tunnelkit_desktop::journal::stderr_is_journal(journal.as_deref()) {
         logs.with_ansi(false)
-            .event_format(tunnelkit_agent::journal::JournalFormat)
+            .event_format(tunnelkit_desktop::journal::JournalFormat)
             .init();
     } else {
         logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tunnelkit_core::Event;
 
 use super::render::EventStats;
-use crate::events::{unix_ms, AgentEvent, ProfileEvent};
+use crate::events::{AgentEvent, ProfileEvent};
+use crate::status::unix_ms;
 
 /// The table a scrape reads: per profile, and how many events were missed.
 #[derive(Debug, Clone, Default)]

@@ -7,7 +7,9 @@
 //! Nothing here can hold up the agent: one task follows the agent's events and turns the few
 //! that matter into [`Notification`]s ([`message`], a pure function), put on a queue of
 //! [`QUEUE`] with `try_send` (dropped, and counted in the log, when full); a second task sends
-//! them, each connect and call bounded by [`CONNECT_DEADLINE`] and [`CALL_DEADLINE`].
+//! them, each connect and call bounded by
+//! [`CONNECT_DEADLINE`](tunnelkit_desktop::notify::CONNECT_DEADLINE) and
+//! [`CALL_DEADLINE`](tunnelkit_desktop::notify::CALL_DEADLINE).
 
 pub mod message;
 
@@ -15,10 +17,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use message::{Notification, Urgency, APP_NAME, CALL_DEADLINE, CONNECT_DEADLINE};
+pub use tunnelkit_desktop::notify::{Desktop, Notification, NotifyError, Urgency};
 
 use crate::events::ProfileEvent;
-pub use crate::platform::desktop::Desktop;
 use crate::registry::RegistryHandle;
 use message::{notification_for, Said};
 
@@ -93,7 +94,8 @@ async fn send_all(mut desktop: Desktop, mut queue: mpsc::Receiver<Notification>)
 }
 
 /// Warns once per run of failures; the rest go to debug.
-fn warn(failing: &mut bool, e: &str) {
+fn warn(failing: &mut bool, e: &NotifyError) {
+    let e = tunnelkit_core::error::Chain(e);
     if *failing {
         tracing::debug!("desktop notification not sent: {e}");
     } else {

@@ -4,13 +4,8 @@
 //!
 //! - [`control`]: the control channel (a Unix socket in a private directory, the peer's uid
 //!   checked; on Windows a named pipe for the user alone, the peer's user checked).
-//! - [`keyring`]: where secrets are kept (the Secret Service or the kernel keyring on Linux,
-//!   the login Keychain on macOS, the Credential Manager on Windows).
-//! - [`desktop`]: desktop notifications (the freedesktop service on D-Bus; macOS's
-//!   notification centre through `osascript`; Windows toasts).
-//! - `files`: file identities (the journal's stream).
+//!
+//! What the plain command uses too (the keyring, desktop notifications, the journal's stream)
+//! is in `tunnelkit-desktop`'s own platform layer.
 
 pub mod control;
-pub mod desktop;
-pub(crate) mod files;
-pub mod keyring;

@@ -8,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 use tunnelkit_agent::client::{request, ClientError};
 use tunnelkit_agent::paths::{profiles_dir, socket_path};
 use tunnelkit_agent::protocol::{Request, Response, RouteJson};
-use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_agent::server::{run_with, AgentConfig};
+use tunnelkit_desktop::secrets::Keyring;
 
 use crate::exit::Exit;
 use crate::opts::{AgentArgs, NameArgs, SocketArgs};
@@ -116,7 +116,7 @@ pub(crate) fn finish(r: Result<Response, String>, show: impl FnOnce(Response)) -
 
 /// Seconds since the Unix epoch now.
 pub(crate) fn now_secs() -> u64 {
-    tunnelkit_agent::events::unix_ms(std::time::SystemTime::now()) / 1000
+    tunnelkit_agent::protocol::unix_ms(std::time::SystemTime::now()) / 1000
 }
 
 /// One route under its profile in the status table: `route dr  standby  READY  42 ms, 12s ago`.

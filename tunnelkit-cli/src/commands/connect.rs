@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
-use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_core::prompt::SecretString;
 use tunnelkit_core::{
     bind_forward, Event, Forward, ForwardKind, NoPrompt, NoSecrets, Prompter, SecretKey,
     SecretStore, SecretStoreError, Services, Tunnel,
 };
+use tunnelkit_desktop::secrets::Keyring;
 
 use crate::background;
 use crate::exit::Exit;

@@ -5,10 +5,10 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use tunnelkit_agent::secrets::Keyring;
 use tunnelkit_core::error::Chain;
 use tunnelkit_core::prompt::SecretString;
 use tunnelkit_core::{spec, SecretKey};
+use tunnelkit_desktop::secrets::Keyring;
 
 use crate::exit::Exit;
 use crate::opts::SecretArgs;

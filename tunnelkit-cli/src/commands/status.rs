@@ -58,7 +58,7 @@ async fn watch(args: &StatusArgs, cancel: &CancellationToken) -> Exit {
         if cancel.is_cancelled() {
             return Exit::Success;
         }
-        let now = tunnelkit_agent::events::unix_ms(std::time::SystemTime::now());
+        let now = tunnelkit_agent::protocol::unix_ms(std::time::SystemTime::now());
         let mut frame = String::new();
         if tty {
             frame.push_str("\x1b[H\x1b[2J"); // cursor home, clear the screen

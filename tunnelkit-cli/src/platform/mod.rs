@@ -22,8 +22,10 @@ use windows as imp;
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "demo")]
+pub(crate) use imp::private_file;
 pub use imp::{detach, hangup_ignored_at_start, terminal_width, BACKGROUND_UNSUPPORTED};
-pub(crate) use imp::{private_file, reload_requests, stop_request, terminate};
+pub(crate) use imp::{reload_requests, stop_request, terminate};
 
 /// `name` as a program in `dir`: on Windows also with the suffixes of `%PATHEXT%` (`.exe`,
 /// `.com`, ...); an executable file.

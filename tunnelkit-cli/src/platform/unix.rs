@@ -103,6 +103,7 @@ pub fn terminal_width() -> Option<usize> {
 }
 
 /// Makes `options` create a file for its owner alone (0600).
+#[cfg(feature = "demo")]
 pub(crate) fn private_file(options: &mut std::fs::OpenOptions) {
     std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
 }

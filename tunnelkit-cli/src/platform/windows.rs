@@ -61,6 +61,7 @@ pub fn terminal_width() -> Option<usize> {
 }
 
 /// Files in the user's profile are the user's (as Win32-OpenSSH relies on); nothing to add.
+#[cfg(feature = "demo")]
 pub(crate) fn private_file(_options: &mut std::fs::OpenOptions) {}
 
 pub(super) fn program_names(name: &str) -> Vec<String> {

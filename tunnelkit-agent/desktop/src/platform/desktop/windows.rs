@@ -4,7 +4,10 @@
 
 use tauri_winrt_notification::{Duration, Toast};
 
+use super::NotifyError;
 use crate::notify::message::{Notification, Urgency, APP_NAME, CALL_DEADLINE};
+
+const TOAST: &str = "the toast service";
 
 pub(super) const PLACE: &str = "Windows toast notifications";
 
@@ -16,7 +19,7 @@ impl Desktop {
         Some(Desktop)
     }
 
-    pub(super) async fn show(&mut self, n: &Notification) -> Result<(), String> {
+    pub(super) async fn show(&mut self, n: &Notification) -> Result<(), NotifyError> {
         let (summary, body, urgency) = (n.summary.clone(), n.body.clone(), n.urgency);
         // The WinRT call blocks: on a blocking thread, bounded like every other call.
         let shown = tokio::task::spawn_blocking(move || {
@@ -29,14 +32,14 @@ impl Desktop {
                 .text1(&body)
                 .duration(duration)
                 .show()
-                .map_err(|e| format!("toast: {e}"))
+                .map_err(|e| NotifyError::failed(TOAST, e))
         });
         match tokio::time::timeout(CALL_DEADLINE, shown).await {
-            Err(_) => Err(format!(
-                "the toast was not shown within {}s",
-                CALL_DEADLINE.as_secs()
-            )),
-            Ok(Err(e)) => Err(format!("toast: {e}")),
+            Err(_) => Err(NotifyError::Timeout {
+                service: TOAST,
+                after: CALL_DEADLINE,
+            }),
+            Ok(Err(e)) => Err(NotifyError::failed(TOAST, e)),
             Ok(Ok(r)) => r,
         }
     }

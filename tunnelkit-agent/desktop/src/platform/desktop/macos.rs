@@ -1,7 +1,10 @@
 //! Notifications on macOS: `osascript -e 'display notification ...'`, the notification centre
 //! of the logged-in user (shown as coming from Script Editor).
 
-use crate::notify::message::{Notification, CALL_DEADLINE};
+use super::NotifyError;
+use crate::notify::message::{applescript, Notification, CALL_DEADLINE};
+
+const OSASCRIPT: &str = "osascript";
 
 pub(super) const PLACE: &str = "the notification centre (osascript)";
 
@@ -13,24 +16,24 @@ impl Desktop {
         Some(Desktop)
     }
 
-    pub(super) async fn show(&mut self, n: &Notification) -> Result<(), String> {
+    pub(super) async fn show(&mut self, n: &Notification) -> Result<(), NotifyError> {
         let mut child = tokio::process::Command::new("/usr/bin/osascript")
             .arg("-e")
-            .arg(crate::notify::message::applescript(n))
+            .arg(applescript(n))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("osascript: {e}"))?;
+            .map_err(|e| NotifyError::failed(OSASCRIPT, e))?;
         match tokio::time::timeout(CALL_DEADLINE, child.wait()).await {
-            Err(_) => Err(format!(
-                "osascript did not finish within {}s",
-                CALL_DEADLINE.as_secs()
-            )),
-            Ok(Err(e)) => Err(format!("osascript: {e}")),
+            Err(_) => Err(NotifyError::Timeout {
+                service: OSASCRIPT,
+                after: CALL_DEADLINE,
+            }),
+            Ok(Err(e)) => Err(NotifyError::failed(OSASCRIPT, e)),
             Ok(Ok(s)) if s.success() => Ok(()),
-            Ok(Ok(s)) => Err(format!("osascript: {s}")),
+            Ok(Ok(s)) => Err(NotifyError::failed(OSASCRIPT, format!("it ended with {s}"))),
         }
     }
 }

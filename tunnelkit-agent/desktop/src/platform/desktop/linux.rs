@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use zbus::zvariant::Value;
 
+use super::NotifyError;
 use crate::notify::message::{
     escape_markup, Notification, APP_NAME, CALL_DEADLINE, CONNECT_DEADLINE,
 };
@@ -40,16 +41,16 @@ impl Desktop {
         })
     }
 
-    pub(super) async fn show(&mut self, n: &Notification) -> Result<(), String> {
-        if self.conn.is_none() {
-            self.conn = Some(connect(&self.address).await?);
-        }
-        let Some(c) = &self.conn else {
-            return Err("no session bus".into());
+    pub(super) async fn show(&mut self, n: &Notification) -> Result<(), NotifyError> {
+        // A connection is a handle on a shared one: cloning it is cheap.
+        let c = match &self.conn {
+            Some(c) => c.clone(),
+            None => connect(&self.address).await?,
         };
         let replaces = self.ids.get(&n.profile).copied().unwrap_or(0);
-        match notify(c, n, replaces).await {
+        match notify(&c, n, replaces).await {
             Ok(id) => {
+                self.conn = Some(c);
                 self.ids.insert(n.profile.clone(), id);
                 Ok(())
             }
@@ -61,7 +62,9 @@ impl Desktop {
     }
 }
 
-async fn connect(address: &str) -> Result<zbus::Connection, String> {
+const BUS: &str = "the session bus";
+
+async fn connect(address: &str) -> Result<zbus::Connection, NotifyError> {
     let build = async {
         zbus::connection::Builder::address(address)?
             .method_timeout(CALL_DEADLINE)
@@ -69,16 +72,16 @@ async fn connect(address: &str) -> Result<zbus::Connection, String> {
             .await
     };
     match tokio::time::timeout(CONNECT_DEADLINE, build).await {
-        Err(_) => Err(format!(
-            "no answer from the session bus within {}s",
-            CONNECT_DEADLINE.as_secs()
-        )),
-        Ok(Err(e)) => Err(format!("session bus: {e}")),
+        Err(_) => Err(NotifyError::Timeout {
+            service: BUS,
+            after: CONNECT_DEADLINE,
+        }),
+        Ok(Err(e)) => Err(NotifyError::failed(BUS, e)),
         Ok(Ok(c)) => Ok(c),
     }
 }
 
-async fn notify(c: &zbus::Connection, n: &Notification, replaces: u32) -> Result<u32, String> {
+async fn notify(c: &zbus::Connection, n: &Notification, replaces: u32) -> Result<u32, NotifyError> {
     let mut hints: HashMap<&str, Value<'_>> = HashMap::new();
     hints.insert("urgency", Value::U8(n.urgency as u8));
     let body = (
@@ -94,15 +97,15 @@ async fn notify(c: &zbus::Connection, n: &Notification, replaces: u32) -> Result
     let call = c.call_method(Some(DEST), PATH, Some(DEST), "Notify", &body);
     let reply = match tokio::time::timeout(CALL_DEADLINE, call).await {
         Err(_) => {
-            return Err(format!(
-                "no answer from {DEST} within {}s",
-                CALL_DEADLINE.as_secs()
-            ))
+            return Err(NotifyError::Timeout {
+                service: DEST,
+                after: CALL_DEADLINE,
+            })
         }
-        Ok(r) => r.map_err(|e| format!("{DEST}: {e}"))?,
+        Ok(r) => r.map_err(|e| NotifyError::failed(DEST, e))?,
     };
     reply
         .body()
         .deserialize::<u32>()
-        .map_err(|e| format!("{DEST}: unexpected reply: {e}"))
+        .map_err(|e| NotifyError::failed(DEST, e))
 }

@@ -35,7 +35,43 @@ impl Desktop {
 
     /// Shows `n`, replacing the profile's previous notification where the OS can; each step
     /// bounded in time ([`crate::notify::message::CALL_DEADLINE`]).
-    pub(crate) async fn show(&mut self, n: &Notification) -> Result<(), String> {
+    pub async fn show(&mut self, n: &Notification) -> Result<(), NotifyError> {
         self.0.show(n).await
+    }
+}
+
+/// Why a notification was not shown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotifyError {
+    /// The notification service did not answer in time.
+    #[error("no answer from {service} within {}s", after.as_secs())]
+    Timeout {
+        /// Whom we waited for (`the session bus`, `osascript`, ...).
+        service: &'static str,
+        /// How long.
+        after: std::time::Duration,
+    },
+    /// The notification service failed or refused.
+    #[error("{service} failed")]
+    Failed {
+        /// Which service.
+        service: &'static str,
+        /// Its error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl NotifyError {
+    /// A [`NotifyError::Failed`] of `service`.
+    pub(crate) fn failed(
+        service: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> NotifyError {
+        NotifyError::Failed {
+            service,
+            source: source.into(),
+        }
     }
 }
