@@ -182,12 +182,25 @@ fn main() {
                 first_echo_iperf(t.local);
                 let short = cipher.split('-').next().unwrap_or(cipher);
                 for (way, name) in [(Way::Up, "upload"), (Way::Down, "download")] {
+                    let cpu0 = proc_stat(t.child.id()).1;
+                    let gbits = iperf(t.local, 1, way, LAN_SECS);
+                    let cpu1 = proc_stat(t.child.id()).1;
                     push(
                         &format!("LAN {name}, 1 stream, {short} (Gbit/s)"),
                         "Gbit/s",
                         who,
-                        iperf(t.local, 1, way, LAN_SECS),
+                        gbits,
                     );
+                    // The client's CPU over the whole run (the omitted second too), per GB.
+                    let gb = gbits * f64::from(LAN_SECS.0 + LAN_SECS.1) / 8.0;
+                    if cipher == CIPHERS[0] && gb > 0.0 {
+                        push(
+                            &format!("LAN {name}, aes128, client CPU (s/GB)"),
+                            "s/GB",
+                            who,
+                            (cpu1 - cpu0) / gb,
+                        );
+                    }
                 }
                 if cipher == CIPHERS[0] {
                     push(
