@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tunnelkit_core::serve::{Pending, Stalled, CONTROL_PENDING};
 use tunnelkit_core::{DrillOptions, SecretStore};
 
+use crate::accept::next_connection;
 use crate::drill::DrillJson;
 use crate::launcher::CoreLauncher;
 use crate::platform::control::{Listener, Peer, ReadHalf, Stream, WriteHalf};
@@ -25,8 +26,6 @@ use crate::protocol::{
 use crate::registry::{RegistryConfig, RegistryHandle, POLL_INTERVAL, STOP_DEADLINE};
 use crate::trust::TrustError;
 
-/// A pause after a failed `accept` (descriptors exhausted) before the next.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Clients still being served get this long once the agent stops.
 const CLIENTS_DRAIN: Duration = Duration::from_secs(1);
 
@@ -131,16 +130,9 @@ pub async fn run_with(
     );
     let clients = tokio_util::task::TaskTracker::new();
     loop {
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => break,
-            a = listener.accept() => match a {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!("control socket accept: {e}");
-                    tokio::time::sleep(ACCEPT_PAUSE).await;
-                    continue;
-                }
-            },
+        let Some(stream) = next_connection(&cancel, "control socket", || listener.accept()).await
+        else {
+            break;
         };
         let (registry, cancel, pending) = (registry.clone(), cancel.clone(), pending.clone());
         clients.spawn(async move {

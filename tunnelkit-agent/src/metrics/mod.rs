@@ -29,14 +29,13 @@ use tokio_util::sync::CancellationToken;
 use tunnelkit_core::serve::Pending;
 pub use tunnelkit_core::serve::METRICS_PENDING;
 
+use crate::accept::next_connection;
 use crate::registry::RegistryHandle;
 use learn::{follow, Shared};
 use render::{render, Snapshot};
 
 /// A scrape waits this long for the registry's status, then gets 503.
 pub const STATUS_DEADLINE: Duration = Duration::from_secs(2);
-/// A pause after a failed `accept` before the next.
-const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
 /// Why metrics cannot be served where asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,16 +87,9 @@ async fn serve(
     let pending = Pending::new(METRICS_PENDING, "metrics");
     let scrapes = tokio_util::task::TaskTracker::new();
     loop {
-        let stream = tokio::select! {
-            _ = cancel.cancelled() => break,
-            a = listener.accept() => match a {
-                Ok((s, _)) => s,
-                Err(e) => {
-                    tracing::warn!("metrics accept: {e}");
-                    tokio::time::sleep(ACCEPT_PAUSE).await;
-                    continue;
-                }
-            },
+        let Some((stream, _)) = next_connection(&cancel, "metrics", || listener.accept()).await
+        else {
+            break;
         };
         let ticket = pending.enter();
         let (registry, table, cancel) = (registry.clone(), table.clone(), cancel.clone());
